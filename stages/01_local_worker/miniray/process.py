@@ -16,6 +16,7 @@ Linux only: it relies on ``prctl`` and pidfds.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -119,8 +120,11 @@ def reset_signal_handlers() -> None:
     The parent may have installed handlers (a server's SIGTERM handler, a test
     runner's SIGALRM) that make no sense in a worker.
     """
-    python_defaults = {signal.SIGINT: signal.default_int_handler}
-    python_defaults |= {signal.SIGPIPE: signal.SIG_IGN, signal.SIGXFSZ: signal.SIG_IGN}
+    python_defaults: dict[int, Callable[..., object] | signal.Handlers] = {
+        signal.SIGINT: signal.default_int_handler,
+        signal.SIGPIPE: signal.SIG_IGN,  # Python ignores these two at start-up
+        signal.SIGXFSZ: signal.SIG_IGN,
+    }
     for sig in signal.valid_signals():
         if sig in (signal.SIGKILL, signal.SIGSTOP):
             continue
@@ -151,15 +155,11 @@ def _safe_str(e: BaseException) -> str:
 
 def _send_quietly(handle: Channel, kind: int, info: dict[str, object]) -> None:
     """Send a report frame; if the parent is gone there is no one to tell."""
-    try:
+    with contextlib.suppress(OSError, MiniRayError):
         handle.send_frame(kind, json.dumps(info).encode(), timeout=10.0)
-    except (OSError, MiniRayError):
-        pass
 
 
 def _flush_stdio() -> None:
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # closed or replaced
             stream.flush()
-        except (OSError, ValueError, AttributeError):  # closed or replaced streams
-            pass
