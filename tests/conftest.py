@@ -1,0 +1,166 @@
+"""Pytest setup for MiniRay: which ``miniray`` package is under test, and which tests apply.
+
+* ``--stage SPEC`` tests one stage: "1", "01", "01_local_worker", "stages/01_local_worker", or
+  a learner's workspace directory (any directory with a ``stage.toml``).  Its folder goes first
+  on ``sys.path`` and on ``PYTHONPATH`` (for subprocesses), so ``import miniray`` finds its
+  package.  Without ``--stage``, the top-level ``miniray/`` is tested with the capabilities of
+  the final stage.
+* ``@pytest.mark.needs("tcp")``: a test that needs a capability the stage lacks is deselected
+  (reported as deselected, not skipped).  With ``--stage``, ``tests/meta/`` is deselected too:
+  those tests check the repository, and run in the plain run.
+* ``@pytest.mark.ex01_3``: the tests of exercise 1.3.  One marker is registered per exercise
+  of every stage, so ``--strict-markers`` catches typos.
+* Fixtures ``stage`` (a `tools.stages.Stage`) and ``stage_path`` describe the target.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTS_DIR = ROOT / "tests"
+META_DIR = TESTS_DIR / "meta"
+
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))  # for `tools`; appended so it never shadows the stage's miniray
+
+from tools.stages import Stage, StageError, find_stage, list_stages  # noqa: E402
+
+TARGET_KEY = pytest.StashKey[Stage]()
+UNKNOWN_KEY = pytest.StashKey[set[str]]()  # capabilities named by `needs` that no stage has
+EXERCISE_MARKER_RE = re.compile(r"\bex\d{2}_\d+\b")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--stage",
+        default=None,
+        metavar="SPEC",
+        help="test this stage (1, 01_local_worker, stages/01_local_worker or a workspace "
+        "directory) instead of the top-level miniray package",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        stages = list_stages(ROOT)
+        spec = config.getoption("stage")
+        target = find_stage(spec, ROOT) if spec else top_level_target(stages)
+    except StageError as error:
+        raise pytest.UsageError(str(error)) from None
+    put_first_on_path(target.path)
+    check_miniray_resolves_to(target.path)
+    config.stash[TARGET_KEY] = target
+    for exercise in {e.marker: e for s in [*stages, target] for e in s.exercises}.values():
+        config.addinivalue_line(
+            "markers", f"{exercise.marker}: tests of exercise {exercise.id}, {exercise.title}"
+        )
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    target = config.stash[TARGET_KEY]
+    capabilities = ", ".join(sorted(target.capabilities)) or "none"
+    return (
+        f"miniray under test: {target.path / 'miniray'} "
+        f"(stage {target.number}: {target.title}; capabilities: {capabilities})"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    target = config.stash[TARGET_KEY]
+    config.stash[UNKNOWN_KEY] = set()
+    known = {c for s in list_stages(ROOT) for c in s.capabilities} | target.capabilities
+    stage_run = config.getoption("stage") is not None
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        needed = needed_capabilities(item)
+        config.stash[UNKNOWN_KEY].update(needed - known)
+        is_meta = item.path.is_relative_to(META_DIR)
+        (drop if (stage_run and is_meta) or not needed <= target.capabilities else keep).append(
+            item
+        )
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
+) -> None:
+    unknown = config.stash.get(UNKNOWN_KEY, set())
+    if unknown:
+        terminalreporter.write_line(
+            f"warning: tests need capabilities that no stage provides: {sorted(unknown)} "
+            "(a typo in @pytest.mark.needs, or a stage.toml not written yet)",
+            yellow=True,
+        )
+    markexpr = config.getoption("markexpr") or ""
+    markers = EXERCISE_MARKER_RE.findall(markexpr)
+    if markers and exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        target = config.stash[TARGET_KEY]
+        terminalreporter.write_line(
+            f"error: no test marked {' or '.join(markers)} runs against {target.name}: "
+            "an exercise without tests checks nothing",
+            red=True,
+        )
+
+
+@pytest.fixture(scope="session")
+def stage(pytestconfig: pytest.Config) -> Stage:
+    """The stage under test (for the top-level package: the final stage, path = repo root)."""
+    return pytestconfig.stash[TARGET_KEY]
+
+
+@pytest.fixture(scope="session")
+def stage_path(stage: Stage) -> Path:
+    """The folder whose ``miniray/`` is under test."""
+    return stage.path
+
+
+def top_level_target(stages: list[Stage]) -> Stage:
+    """The top-level ``miniray/`` package, described by the final stage's metadata."""
+    if not stages:
+        return Stage(0, "miniray", ROOT, "the miniray library", frozenset())
+    final = stages[-1]
+    return dataclasses.replace(
+        final, name="miniray", path=ROOT, title=f"the miniray library (= {final.name})", inherit=()
+    )
+
+
+def put_first_on_path(folder: Path) -> None:
+    """Make ``import miniray`` find ``folder/miniray``, here and in subprocesses."""
+    sys.path.insert(0, str(folder))
+    extra = [str(folder), str(TESTS_DIR)]  # tests/ too, so subprocesses import `workfns`
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join([*extra, *([old] if old else [])])
+
+
+def check_miniray_resolves_to(folder: Path) -> None:
+    """Fail early if ``import miniray`` would load some other copy (say, an installed one)."""
+    if "miniray" in sys.modules:
+        loaded = sys.modules["miniray"].__file__ or "?"
+        raise pytest.UsageError(f"miniray was imported before the stage was chosen: {loaded}")
+    spec = importlib.util.find_spec("miniray")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    if str(folder / "miniray") not in locations:
+        raise pytest.UsageError(
+            f"import miniray would not load {folder / 'miniray'} (found: {locations or 'none'})"
+        )
+
+
+def needed_capabilities(item: pytest.Item) -> set[str]:
+    """The union of the capabilities named by the item's ``needs`` markers."""
+    needed: set[str] = set()
+    for marker in item.iter_markers("needs"):
+        if not marker.args or not all(isinstance(a, str) for a in marker.args):
+            raise pytest.UsageError(f"{item.nodeid}: use @pytest.mark.needs('cap', ...)")
+        needed.update(marker.args)
+    return needed
