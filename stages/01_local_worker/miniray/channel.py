@@ -141,12 +141,7 @@ class Channel:
         if kind == ERROR:  # stays at the head: a failed worker keeps saying why
             raise _remote_error(payload)
         if kind == EXIT:
-            code = _decode_exit(payload)
-            raise WorkerDied(
-                f"worker pid {self.peer_pid} {describe_returncode(code)}; no more messages",
-                pid=self.peer_pid,
-                returncode=code,
-            )
+            raise _worker_died(self.peer_pid, _decode_exit(payload))
         self._frames.popleft()
         raise ProtocolError(f"unknown frame kind {kind}")
 
@@ -162,12 +157,18 @@ class Channel:
             return True
         return True
 
-    def pending_error(self) -> RemoteError | None:
-        """The error the peer reported, if one is among the frames received so far."""
+    def final_error(self) -> Exception | None:
+        """If the end of the stream has arrived, the error ``recv`` will raise there.
+
+        That is the peer's error or exit report, or why the stream ended; ``None``
+        while more messages may come. Messages buffered before it are not touched.
+        """
         for kind, payload in self._frames:
             if kind == ERROR:
                 return _remote_error(payload)
-        return None
+            if kind == EXIT:
+                return _worker_died(self.peer_pid, _decode_exit(payload))
+        return None if self._end is None else self._end.error()
 
     def drain(self) -> None:
         """Read everything that has already arrived into the buffer, without waiting."""
@@ -309,6 +310,11 @@ def _remote_error(payload: bytes) -> RemoteError:
         )
     except (KeyError, TypeError, ValueError) as e:
         raise ProtocolError(f"malformed error frame: {e!r}") from None
+
+
+def _worker_died(pid: int, code: int) -> WorkerDied:
+    message = f"worker pid {pid} {describe_returncode(code)}; no more messages"
+    return WorkerDied(message, pid=pid, returncode=code)
 
 
 def _decode_exit(payload: bytes) -> int:

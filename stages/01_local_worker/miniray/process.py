@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from .channel import ERROR, EXIT, Channel
-from .errors import MiniRayError
+from .errors import ChannelClosed, MiniRayError
 
 _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)  # loaded here, once, not in every child
@@ -75,16 +75,20 @@ def run_work_fn(work_fn: Callable[[Channel], object], handle: Channel) -> int:
     """Run ``work_fn(handle)`` and report how it ended; return the exit code.
 
     An exception becomes an ERROR frame (type, message, traceback, pid, host) and exit
-    code 1; ``sys.exit(n)`` becomes code ``n``. Either way the parent then gets an EXIT
+    code 1; ``sys.exit(n)`` becomes code ``n``; the channel closing under a ``recv``
+    (the parent is done with us) is a normal end, code 0. Either way the parent then gets an EXIT
     frame, after everything the work function sent, and after its prints are flushed.
     """
     code = 0
     try:
         work_fn(handle)
+    except ChannelClosed:
+        pass  # the parent closed the channel: the usual way to tell a worker to stop
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except BaseException as e:
         code = 1
+        traceback.print_exc()  # on the worker's stderr too, in case no one is listening
         _send_quietly(handle, ERROR, _describe_exception(e))
     _flush_stdio()
     _send_quietly(handle, EXIT, {"code": code})

@@ -18,15 +18,24 @@ import socket
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from .channel import DEFAULT_MAX_FRAME, Channel, wait_readable
-from .errors import ChannelClosed, WorkerDied, describe_returncode
+from .errors import ChannelClosed, RemoteError, WorkerDied, describe_returncode
 from .process import fork_child, run_work_fn
 
 WorkFn = Callable[[Channel], object]
 _EXIT_GRACE = 1.0  # seconds to wait for a child whose channel closed to finish exiting
 _live_workers: weakref.WeakSet[Worker] = weakref.WeakSet()  # closed in every new child
+
+
+class HasChannel(Protocol):
+    """Anything ``wait_any`` can wait on: an object talking through a Channel."""
+
+    _channel: Channel
+
+
+AnyWorker = TypeVar("AnyWorker", bound=HasChannel)
 
 
 # --8<-- [start:worker_init]
@@ -120,8 +129,8 @@ class Worker:
         assert self.returncode is not None
         if not self._channel.closed:
             self._channel.drain()
-            error = self._channel.pending_error()
-            if error is not None:
+            error = self._channel.final_error()
+            if isinstance(error, RemoteError):
                 raise error
         return self.returncode
 
@@ -219,7 +228,7 @@ def spawn_workers(
     return workers
 
 
-def wait_any(workers: Iterable[Worker], timeout: float | None = None) -> list[Worker]:
+def wait_any(workers: Iterable[AnyWorker], timeout: float | None = None) -> list[AnyWorker]:
     """Wait until at least one worker has a message (or has ended); return those that do.
 
     A worker whose message is already buffered counts at once. ``recv(timeout=0)`` on a

@@ -1,0 +1,34 @@
+"""The seam between the tests and the code under test.
+
+Tests reach ``miniray`` only through the public API or through these few functions,
+so a learner's own implementation of a stage is tested unchanged as long as it keeps
+the public API and these hooks working (compare CS336's adapters).
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from typing import Any
+
+import miniray
+
+HEADER = struct.Struct("!QB")  # length, kind: the stage 1 wire format
+MESSAGE_KIND = 0
+
+
+def channel_pair(max_frame: int = 1 << 20) -> tuple[miniray.Channel, socket.socket]:
+    """A Channel and the raw socket at its other end, for feeding it bytes."""
+    ours, theirs = socket.socketpair()
+    return miniray.Channel(ours, max_frame=max_frame), theirs
+
+
+def frame(payload: bytes, kind: int = MESSAGE_KIND, length: int | None = None) -> bytes:
+    """Encode one frame by hand; ``length`` may lie about the payload size."""
+    return HEADER.pack(len(payload) if length is None else length, kind) + payload
+
+
+def raw_socket(handle: Any) -> socket.socket:
+    """The socket under a worker's handle, to write bytes that break the protocol."""
+    sock: socket.socket = handle._sock
+    return sock

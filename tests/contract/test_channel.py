@@ -1,0 +1,132 @@
+"""The wire format, tested on a bare Channel with a raw socket at the other end.
+
+Runs against every stage: the framing never changes, only what rides on it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import adapters
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from miniray import ChannelClosed, ProtocolError, RemoteError
+
+pytestmark = pytest.mark.needs("local")
+
+
+@pytest.mark.ex01_1
+def test_a_frame_split_across_writes_is_reassembled() -> None:
+    channel, peer = adapters.channel_pair()
+    data = adapters.frame(json.dumps({"x": [1, 2, 3]}).encode())
+    peer.sendall(data[:3])
+    with pytest.raises(TimeoutError):
+        channel.recv(timeout=0.05)
+    peer.sendall(data[3:11])
+    with pytest.raises(TimeoutError):
+        channel.recv(timeout=0.05)
+    peer.sendall(data[11:])
+    assert channel.recv(timeout=1) == {"x": [1, 2, 3]}
+
+
+@pytest.mark.ex01_1
+def test_two_frames_in_one_write_are_two_messages() -> None:
+    channel, peer = adapters.channel_pair()
+    peer.sendall(adapters.frame(b'"a"') + adapters.frame(b'"b"'))
+    assert channel.recv(timeout=1) == "a"
+    assert channel.recv(timeout=1) == "b"
+
+
+@pytest.mark.ex01_1
+@pytest.mark.parametrize("length", [2**63, 2**64 - 1, (1 << 20) + 1])
+def test_an_oversize_length_is_a_protocol_error_not_an_allocation(length: int) -> None:
+    channel, peer = adapters.channel_pair(max_frame=1 << 20)
+    peer.sendall(adapters.frame(b"", length=length))
+    with pytest.raises(ProtocolError, match="max_frame"):
+        channel.recv(timeout=1)
+    with pytest.raises(ProtocolError):  # the stream cannot be trusted again: stay broken
+        channel.recv(timeout=1)
+
+
+def test_garbled_json_is_a_protocol_error_and_the_next_frame_still_arrives() -> None:
+    channel, peer = adapters.channel_pair()
+    peer.sendall(adapters.frame(b"\xff{not json") + adapters.frame(b"42"))
+    with pytest.raises(ProtocolError, match="garbled"):
+        channel.recv(timeout=1)
+    assert channel.recv(timeout=1) == 42
+
+
+def test_eof_mid_frame_is_a_protocol_error_and_clean_eof_is_channel_closed() -> None:
+    channel, peer = adapters.channel_pair()
+    peer.sendall(adapters.frame(b'"whole"') + adapters.frame(b'"cut"')[:-2])
+    peer.close()
+    assert channel.recv(timeout=1) == "whole"
+    with pytest.raises(ProtocolError, match="mid-frame"):
+        channel.recv(timeout=1)
+    clean, peer2 = adapters.channel_pair()
+    peer2.close()
+    with pytest.raises(ChannelClosed):
+        clean.recv(timeout=1)
+
+
+@pytest.mark.ex01_2
+def test_recv_timeout_sees_a_message_that_is_already_buffered() -> None:
+    channel, peer = adapters.channel_pair()
+    peer.sendall(adapters.frame(b"1") + adapters.frame(b"2"))
+    assert channel.recv(timeout=1) == 1  # the read pulled both frames into the buffer
+    started = time.monotonic()
+    assert channel.recv(timeout=5) == 2  # so the socket is empty, but 2 is here already
+    assert time.monotonic() - started < 1
+
+
+@pytest.mark.ex01_2
+def test_a_timeout_loses_nothing_and_the_channel_stays_usable() -> None:
+    channel, peer = adapters.channel_pair()
+    with pytest.raises(TimeoutError):
+        channel.recv(timeout=0.05)
+    data = adapters.frame(b'"late"')
+    peer.sendall(data[:5])
+    with pytest.raises(TimeoutError):
+        channel.recv(timeout=0.05)
+    threading.Timer(0.1, peer.sendall, [data[5:]]).start()
+    assert channel.recv(timeout=5) == "late"
+
+
+@pytest.mark.ex01_2
+def test_recv_with_zero_timeout_returns_what_is_there() -> None:
+    channel, peer = adapters.channel_pair()
+    peer.sendall(adapters.frame(b"7"))
+    time.sleep(0.05)
+    assert channel.recv(timeout=0) == 7
+    with pytest.raises(TimeoutError):
+        channel.recv(timeout=0)
+
+
+def test_send_rejects_oversize_and_unserialisable_messages_without_sending() -> None:
+    channel, peer = adapters.channel_pair(max_frame=100)
+    with pytest.raises(ProtocolError, match="not sent"):
+        channel.send("x" * 200)
+    with pytest.raises(TypeError, match="JSON"):
+        channel.send({"a": object()})
+    channel.send("ok")
+    assert peer.recv(100) == adapters.frame(b'"ok"')
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.binary(max_size=64), max_size=8))
+def test_hostile_bytes_never_hang_or_crash_the_reader(chunks: list[bytes]) -> None:
+    channel, peer = adapters.channel_pair(max_frame=1 << 16)
+    peer.sendall(b"".join(chunks))
+    peer.close()
+    for _ in range(len(b"".join(chunks)) + 2):  # each frame is at least one byte
+        try:
+            channel.recv(timeout=1)
+        except (ProtocolError, ChannelClosed, RemoteError):
+            return
+        except TimeoutError:
+            pytest.fail("a closed peer must end the stream, not time out")
+    pytest.fail("the reader never reached the end of the stream")

@@ -1,0 +1,177 @@
+"""The Worker contract: what every kind of worker promises, whatever carries its bytes.
+
+Each test runs once per transport the stage has (see ``conftest.connect``): a forked
+``Worker`` from stage 1 on, a ``RemoteWorker`` over TCP from stage 2 on.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+import pytest
+from testutil import process_exists
+
+from miniray import ProtocolError, RemoteError, WorkerDied, wait_any
+
+Connect = Any
+
+
+def test_messages_round_trip_in_order(connect: Connect) -> None:
+    worker = connect("echo")
+    messages = [None, True, 3, 2.5, "ü", [1, [2]], {"a": {"b": None}}]
+    for msg in messages:
+        worker.send(msg)
+    assert [worker.recv(timeout=5) for _ in messages] == messages
+
+
+def test_a_tuple_arrives_as_a_list(connect: Connect) -> None:
+    worker = connect("echo")
+    worker.send({"t": (1, 2)})
+    assert worker.recv(timeout=5) == {"t": [1, 2]}
+
+
+def test_a_large_message_round_trips(connect: Connect) -> None:
+    worker = connect("echo")
+    big = "x" * (8 * 1024 * 1024)
+    worker.send(big)
+    assert worker.recv(timeout=30) == big
+
+
+def test_an_oversize_send_is_refused_and_the_worker_stays_usable(connect: Connect) -> None:
+    worker = connect("echo", max_frame=1000)
+    with pytest.raises(ProtocolError):
+        worker.send("y" * 2000)
+    worker.send("small")
+    assert worker.recv(timeout=5) == "small"
+
+
+@pytest.mark.ex01_2
+def test_recv_timeout_raises_and_keeps_the_worker_usable(connect: Connect) -> None:
+    worker = connect("echo")
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        worker.recv(timeout=0.2)
+    assert 0.15 < time.monotonic() - started < 2
+    worker.send("after")
+    assert worker.recv(timeout=5) == "after"
+
+
+@pytest.mark.ex01_2
+def test_recv_timeout_sees_buffered_messages(connect: Connect) -> None:
+    worker = connect("send_burst")
+    worker.send(50)
+    time.sleep(0.2)  # all 50 land in one read, so 49 sit in our buffer after the first
+    assert [worker.recv(timeout=0.5)["i"] for _ in range(50)] == list(range(50))
+
+
+@pytest.mark.ex01_3
+def test_an_exception_travels_with_type_message_traceback_and_pid(connect: Connect) -> None:
+    worker = connect("fail")
+    assert worker.recv(timeout=5) == "about to fail"
+    worker.send("bad input 17")
+    with pytest.raises(RemoteError) as caught:
+        worker.recv(timeout=5)
+    error = caught.value
+    assert error.remote_type == "ValueError"
+    assert error.remote_message == "bad input 17"
+    assert "raise ValueError(handle.recv())" in error.remote_traceback
+    assert error.pid == worker.pid
+    assert error.host
+    with pytest.raises(RemoteError):  # a failed worker keeps saying why
+        worker.recv(timeout=5)
+
+
+@pytest.mark.ex01_3
+def test_wait_raises_the_remote_error_too(connect: Connect) -> None:
+    worker = connect("fail")
+    worker.send("from wait")
+    with pytest.raises(RemoteError, match="from wait"):
+        worker.wait(timeout=10)
+
+
+@pytest.mark.ex01_3
+@pytest.mark.parametrize("hard", [False, True], ids=["sys.exit", "os._exit"])
+def test_an_exit_is_reported_after_every_message(connect: Connect, hard: bool) -> None:
+    worker = connect("exit_with")
+    worker.send({"code": 3, "hard": hard})
+    assert worker.recv(timeout=5) == "bye"
+    with pytest.raises(WorkerDied) as caught:
+        worker.recv(timeout=5)
+    assert caught.value.pid == worker.pid
+    if not hard or caught.value.returncode is not None:
+        assert caught.value.returncode == 3
+
+
+def test_kill_9_is_detected_promptly(connect: Connect) -> None:
+    worker = connect("sleep_forever")
+    pid = worker.recv(timeout=5)["pid"]
+    os.kill(pid, signal.SIGKILL)
+    started = time.monotonic()
+    with pytest.raises(WorkerDied) as caught:
+        worker.recv(timeout=10)
+    assert time.monotonic() - started < 2
+    assert caught.value.returncode in (None, -signal.SIGKILL)
+    with pytest.raises(WorkerDied):  # and it stays dead
+        worker.send("anyone?")
+
+
+@pytest.mark.ex01_5
+def test_is_alive_does_not_steal_the_exit_code_from_wait(connect: Connect) -> None:
+    worker = connect("exit_with")
+    assert worker.is_alive()
+    worker.send({"code": 7, "hard": False})
+    deadline = time.monotonic() + 5
+    while worker.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not worker.is_alive()
+    assert worker.wait(timeout=5) == 7
+    assert worker.wait(timeout=5) == 7
+
+
+def test_wait_times_out_on_a_running_worker(connect: Connect) -> None:
+    worker = connect("sleep_forever")
+    with pytest.raises(TimeoutError):
+        worker.wait(timeout=0.1)
+    assert worker.is_alive()
+
+
+def test_close_stops_a_worker_that_ignores_its_channel(connect: Connect) -> None:
+    worker = connect("sleep_forever")
+    pid = worker.recv(timeout=5)["pid"]
+    started = time.monotonic()
+    worker.close(timeout=0.2)
+    assert time.monotonic() - started < 5
+    assert not process_exists(pid)
+
+
+@pytest.mark.ex01_6
+def test_wait_any_returns_the_worker_with_a_message(connect: Connect) -> None:
+    quiet, talker = connect("echo"), connect("echo")
+    talker.send("hi")
+    assert wait_any([quiet, talker], timeout=5) == [talker]
+    assert talker.recv(timeout=0) == "hi"
+    with pytest.raises(TimeoutError):
+        wait_any([quiet, talker], timeout=0.1)
+
+
+@pytest.mark.ex01_6
+def test_wait_any_sees_buffered_messages(connect: Connect) -> None:
+    worker = connect("send_burst")
+    worker.send(2)
+    assert worker.recv(timeout=5) == {"i": 0}
+    time.sleep(0.1)  # the second message may already be in the buffer, not the socket
+    assert wait_any([worker], timeout=1) == [worker]
+    assert worker.recv(timeout=0) == {"i": 1}
+
+
+@pytest.mark.ex01_6
+def test_wait_any_reports_a_dead_worker(connect: Connect) -> None:
+    worker = connect("sleep_forever")
+    pid = worker.recv(timeout=5)["pid"]
+    os.kill(pid, signal.SIGKILL)
+    assert wait_any([worker], timeout=5) == [worker]
+    with pytest.raises(WorkerDied):
+        worker.recv(timeout=0)

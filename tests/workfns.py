@@ -1,0 +1,76 @@
+"""Work functions the tests run in workers.
+
+They live in their own importable file because a TCP WorkerServer (stage 2 on) must
+find them by name (``tests/workfns.py:echo``); a local Worker just takes the function.
+Each takes the worker's handle, as every work function does.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+
+def echo(handle: Any) -> None:
+    """Send every message straight back."""
+    while True:
+        handle.send(handle.recv())
+
+
+def echo_n(handle: Any) -> None:
+    """Echo ``n`` messages (the first message is ``n``), then return."""
+    for _ in range(handle.recv()):
+        handle.send(handle.recv())
+
+
+def fail(handle: Any) -> None:
+    """Send one message, then raise ValueError with the message we were sent."""
+    handle.send("about to fail")
+    raise ValueError(handle.recv())
+
+
+def exit_with(handle: Any) -> None:
+    """Receive ``{"code": n, "hard": bool}``; exit with n (``os._exit`` if hard)."""
+    msg = handle.recv()
+    handle.send("bye")
+    if msg["hard"]:
+        os._exit(msg["code"])
+    sys.exit(msg["code"])
+
+
+def sleep_forever(handle: Any) -> None:
+    """Say who we are, then sleep (until killed)."""
+    handle.send({"pid": os.getpid()})
+    while True:
+        time.sleep(60)
+
+
+def report_env(handle: Any) -> None:
+    """Send back the environment variables asked for."""
+    names = handle.recv()
+    handle.send({name: os.environ.get(name) for name in names})
+
+
+def report_signals(handle: Any) -> None:
+    """Describe the signal dispositions this worker started with."""
+    handle.send(
+        {
+            "SIGTERM_default": signal.getsignal(signal.SIGTERM) == signal.SIG_DFL,
+            "SIGUSR1_default": signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL,
+            "SIGINT_python": signal.getsignal(signal.SIGINT) is signal.default_int_handler,
+        }
+    )
+
+
+def print_unflushed(handle: Any) -> None:
+    """Print without a newline or flush, then return at once."""
+    print("printed-but-never-flushed", end="")
+
+
+def send_burst(handle: Any) -> None:
+    """Send ``n`` numbered messages (the first message is ``n``), then return."""
+    for i in range(handle.recv()):
+        handle.send({"i": i})
