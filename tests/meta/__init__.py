@@ -1,0 +1,1 @@
+"""Tests of the repository itself: stage bookkeeping and exercises (not of a stage)."""
