@@ -1,0 +1,66 @@
+# MiniRay: the commands a newcomer needs, and the maintenance ones.
+#
+#   make demo                  run examples/demo.py (creates .venv and installs MiniRay first)
+#   make test                  lint, type-check and test everything (python -m tools.run_tests)
+#   make test STAGE=1          only the tests of stage 1
+#   make sync                  regenerate inherited files, CHANGES.diff and miniray/
+#   make workspace STAGE=1     copy stage 1 to workspace/ with its exercises stubbed (FORCE=1
+#                              replaces an existing workspace)
+#   make exercise EX=1.3       run exercise 1.3's tests against your workspace
+#   make check-exercises       check that every exercise's tests catch a stubbed solution
+#   make docs | serve-docs     build the site (strict) | serve it on http://127.0.0.1:8000
+#
+# The virtual environment is .venv (override with VENV=...); installs happen once, and again
+# when pyproject.toml changes (stamp files in .venv).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP_RUN := $(VENV)/.stamp-run
+STAMP_DEV := $(VENV)/.stamp-dev
+export NO_MKDOCS_2_WARNING := 1
+
+.DEFAULT_GOAL := help
+.PHONY: help demo test sync workspace exercise check-exercises docs serve-docs
+
+help:
+	@sed -n '3,12s/^# \{0,1\}//p' Makefile
+
+demo: $(STAMP_RUN)
+	$(PY) examples/demo.py
+
+test: $(STAMP_DEV)
+	$(PY) -m tools.run_tests $(if $(STAGE),--stage $(STAGE))
+
+sync: | $(PY)
+	$(PY) -m tools.stages sync
+
+workspace: $(STAMP_DEV)
+	@test -n "$(STAGE)" || { echo "usage: make workspace STAGE=1"; exit 2; }
+	$(PY) -m tools.exercises workspace $(STAGE) $(if $(FORCE),--force)
+
+exercise: $(STAMP_DEV)
+	@test -n "$(EX)" || { echo "usage: make exercise EX=1.3"; exit 2; }
+	$(PY) -m tools.exercises test $(EX)
+
+check-exercises: $(STAMP_DEV)
+	$(PY) -m tools.exercises check
+
+docs: $(STAMP_DEV)
+	$(PY) -m mkdocs build --strict
+
+serve-docs: $(STAMP_DEV)
+	$(PY) -m mkdocs serve
+
+$(PY):
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
+	  echo "MiniRay needs Python 3.11 or newer; try: make PYTHON=python3.11 ..."; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP_RUN): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(STAMP_DEV): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@ $(STAMP_RUN)
