@@ -31,3 +31,69 @@ def run_parent(body: str) -> subprocess.Popen[str]:
         text=True,
         env={**os.environ, "PYTHONPATH": pythonpath},
     )
+
+
+WORKFNS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "workfns.py")
+READY_PREFIX = "MINIRAY_READY "
+
+
+class ServerProcess:
+    """A real ``python -m miniray.worker_server`` in a subprocess, for tests.
+
+    Serves ``tests/workfns.py:<work_fn>`` on a free loopback port; the secret comes
+    from ``env`` (set ``MINIRAY_SECRET_FILE`` or ``MINIRAY_SECRET`` there).
+    """
+
+    def __init__(self, work_fn: str, *args: str, env: dict[str, str], timeout: float = 20) -> None:
+        command = [sys.executable, "-m", "miniray.worker_server", "--port", "0"]
+        command += ["--work-fn", f"{WORKFNS}:{work_fn}", *args]
+        self.proc = subprocess.Popen(  # cwd: `-m` puts it first on sys.path, and the repo
+            command,  # root has its own miniray/, which must not shadow the stage under test
+            cwd=os.path.dirname(WORKFNS),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        self.port = self._read_ready_line(timeout)["port"]
+
+    def stop(self, timeout: float = 10) -> int:
+        """SIGTERM the server and return its exit code (it must stop its workers)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            for stream in (self.proc.stdout, self.proc.stderr):
+                if stream:
+                    stream.close()
+
+    def stderr(self) -> str:
+        """Everything the (stopped) server logged."""
+        assert self.proc.poll() is not None, "stop() the server first"
+        assert self.proc.stderr is not None
+        return self.proc.stderr.read()
+
+    def _read_ready_line(self, timeout: float) -> dict[str, int]:
+        import json
+        import select
+
+        assert self.proc.stdout is not None
+        if not select.select([self.proc.stdout], [], [], timeout)[0]:
+            self.proc.kill()
+            raise TimeoutError("the server printed no ready line")
+        line = self.proc.stdout.readline()
+        if not line.startswith(READY_PREFIX):
+            self.proc.kill()
+            raise RuntimeError(f"no ready line; got {line!r}; stderr: {self.proc.stderr.read()}")  # type: ignore[union-attr]
+        ready: dict[str, int] = json.loads(line[len(READY_PREFIX) :])
+        return ready
+
+
+def secret_env(directory: str, secret: str = "test-secret-0123456789abcdef") -> dict[str, str]:
+    """An environment whose MiniRay secret is a fresh 0600 file in ``directory``."""
+    path = os.path.join(directory, "secret")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret)
+    return {**os.environ, "MINIRAY_SECRET_FILE": path}

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import workfns
+from testutil import ServerProcess, secret_env
 
 Connect = Callable[..., Any]
 
@@ -41,6 +42,35 @@ def connect(request: pytest.FixtureRequest) -> Iterator[Connect]:
     yield local if request.param == "local" else tcp
     for worker in made:
         worker.close(timeout=2.0)
+
+
+class WorkerServers:
+    """One WorkerServer per work function, started on first use, stopped at the end."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.servers: dict[str, ServerProcess] = {}
+
+    def connect(self, name: str, **options: Any) -> Any:
+        import miniray
+
+        if name not in self.servers:
+            self.servers[name] = ServerProcess(
+                name, "--workers", "16", "--exit-grace", "0.5", env=self.env
+            )
+        secret_file = self.env["MINIRAY_SECRET_FILE"]
+        with open(secret_file) as f:
+            secret = f.read()
+        return miniray.RemoteWorker("127.0.0.1", self.servers[name].port, secret=secret, **options)
+
+
+@pytest.fixture(scope="session")
+def worker_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerServers]:
+    """The session's WorkerServers; each must stop cleanly (exit 0) on SIGTERM."""
+    servers = WorkerServers(secret_env(str(tmp_path_factory.mktemp("secret"))))
+    yield servers
+    codes = {name: server.stop() for name, server in servers.servers.items()}
+    assert all(code == 0 for code in codes.values()), codes
 
 
 @pytest.fixture

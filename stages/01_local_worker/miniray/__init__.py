@@ -1,5 +1,7 @@
 """MiniRay, stage 1: run a function in a forked worker and talk to it in JSON messages.
 
+A first taste::
+
     from miniray import Worker
 
     def work_fn(handle):

@@ -187,6 +187,11 @@ class Channel:
         return fds
 
     @property
+    def ended(self) -> bool:
+        """True once the incoming stream has ended (the peer hung up, or it broke)."""
+        return self._end is not None
+
+    @property
     def closed(self) -> bool:
         """True once :meth:`close` was called here."""
         return self._sock.fileno() < 0

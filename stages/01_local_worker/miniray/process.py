@@ -41,8 +41,11 @@ class Closable(Protocol):
 
 
 # --8<-- [start:fork_child]
-def fork_child(body: Callable[[], int], *, close_in_child: Iterable[Closable] = ()) -> int:
+def fork_child(body: Callable[[], int], *, close_in_child: Iterable[Closable | int] = ()) -> int:
     """Fork a process that runs ``body()`` and exits with the code it returns.
+
+    ``close_in_child`` lists what the child must not keep: the parent's and siblings'
+    sockets (objects with ``close()``) and raw descriptors (ints).
 
     Returns the child's pid (in the parent). In the child this never returns: whatever
     happens, it ends in ``os._exit``, so the child cannot fall back into the parent's
@@ -58,7 +61,7 @@ def fork_child(body: Callable[[], int], *, close_in_child: Iterable[Closable] = 
         die_with_parent(parent_pid)
         reset_signal_handlers()
         for thing in close_in_child:
-            thing.close()
+            os.close(thing) if isinstance(thing, int) else thing.close()
         code = body()
     except BaseException:
         traceback.print_exc()
