@@ -69,7 +69,7 @@ def pytest_report_header(config: pytest.Config) -> str:
     capabilities = ", ".join(sorted(target.capabilities)) or "none"
     return (
         f"miniray under test: {target.path / 'miniray'} "
-        f"(stage {target.number}: {target.title}; capabilities: {capabilities})"
+        f"({target.name}: {target.title}; capabilities: {capabilities})"
     )
 
 
