@@ -247,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sync: {len(written)} file(s) written")
     found = problems(root)
     for problem in found:
-        print(f"problem: {problem}", file=sys.stderr)
+        print(f"problem: {problem}")
     if found:
         print(f"{len(found)} problem(s); `python -m tools.stages sync` fixes generated files")
         return 1
