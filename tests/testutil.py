@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 
@@ -47,11 +48,12 @@ class ServerProcess:
     def __init__(self, work_fn: str, *args: str, env: dict[str, str], timeout: float = 20) -> None:
         command = [sys.executable, "-m", "miniray.worker_server", "--port", "0"]
         command += ["--work-fn", f"{WORKFNS}:{work_fn}", *args]
+        self._log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (a file, not a pipe: a full pipe blocks)
         self.proc = subprocess.Popen(  # cwd: `-m` puts it first on sys.path, and the repo
             command,  # root has its own miniray/, which must not shadow the stage under test
             cwd=os.path.dirname(WORKFNS),
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self._log,
             text=True,
             env=env,
         )
@@ -64,15 +66,14 @@ class ServerProcess:
         try:
             return self.proc.wait(timeout)
         finally:
-            for stream in (self.proc.stdout, self.proc.stderr):
-                if stream:
-                    stream.close()
+            if self.proc.stdout:
+                self.proc.stdout.close()
 
     def stderr(self) -> str:
         """Everything the (stopped) server logged."""
         assert self.proc.poll() is not None, "stop() the server first"
-        assert self.proc.stderr is not None
-        return self.proc.stderr.read()
+        self._log.seek(0)
+        return self._log.read()
 
     def _read_ready_line(self, timeout: float) -> dict[str, int]:
         import json
@@ -85,7 +86,8 @@ class ServerProcess:
         line = self.proc.stdout.readline()
         if not line.startswith(READY_PREFIX):
             self.proc.kill()
-            raise RuntimeError(f"no ready line; got {line!r}; stderr: {self.proc.stderr.read()}")  # type: ignore[union-attr]
+            self.proc.wait()
+            raise RuntimeError(f"no ready line; got {line!r}; stderr: {self.stderr()}")
         ready: dict[str, int] = json.loads(line[len(READY_PREFIX) :])
         return ready
 

@@ -85,6 +85,7 @@ def test_an_exception_travels_with_type_message_traceback_and_pid(connect: Conne
 
 
 @pytest.mark.ex01_3
+@pytest.mark.ex02_4
 def test_wait_raises_the_remote_error_too(connect: Connect) -> None:
     worker = connect("fail")
     worker.send("from wait")
@@ -119,6 +120,7 @@ def test_kill_9_is_detected_promptly(connect: Connect) -> None:
 
 
 @pytest.mark.ex01_5
+@pytest.mark.ex02_4
 def test_is_alive_does_not_steal_the_exit_code_from_wait(connect: Connect) -> None:
     worker = connect("exit_with")
     assert worker.is_alive()
@@ -131,6 +133,7 @@ def test_is_alive_does_not_steal_the_exit_code_from_wait(connect: Connect) -> No
     assert worker.wait(timeout=5) == 7
 
 
+@pytest.mark.ex02_4
 def test_wait_times_out_on_a_running_worker(connect: Connect) -> None:
     worker = connect("sleep_forever")
     with pytest.raises(TimeoutError):

@@ -1,0 +1,319 @@
+"""The WorkerServer and its handshake: start-up, capacity, security, hostile clients, signals.
+
+Every test runs a real ``python -m miniray.worker_server`` subprocess on loopback.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import adapters
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from testutil import WORKFNS, ServerProcess, process_exists, secret_env
+
+pytestmark = pytest.mark.needs("tcp")
+SECRET = "test-secret-0123456789abcdef"
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return secret_env(str(tmp_path), SECRET)
+
+
+@pytest.fixture
+def echo_server(env: dict[str, str]) -> Iterator[ServerProcess]:
+    server = ServerProcess("echo", "--workers", "64", "--handshake-timeout", "1", env=env)
+    yield server
+    assert server.stop() == 0
+
+
+def connect(server: ServerProcess, secret: str = SECRET, **options: object) -> object:
+    from miniray import RemoteWorker
+
+    return RemoteWorker("127.0.0.1", server.port, secret=secret, **options)  # type: ignore[arg-type]
+
+
+def assert_serves(server: ServerProcess) -> None:
+    """A legitimate client still gets a working worker."""
+    with connect(server) as worker:  # type: ignore[attr-defined]
+        worker.send({"still": "serving"})
+        assert worker.recv(timeout=10) == {"still": "serving"}
+
+
+@pytest.mark.ex02_3
+@pytest.mark.ex02_5
+def test_the_seed_quick_start_works_verbatim(tmp_path: Path) -> None:
+    """The seed's two-terminal example, as written (port 10000, my_module.work_fn)."""
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", 10000)) == 0:
+            pytest.skip("port 10000 is in use by another program; the seed example needs it")
+    (tmp_path / "my_module.py").write_text(
+        "def work_fn(handle):\n"
+        "    while True:\n"
+        "        msg = handle.recv()\n"
+        "        handle.send({'cmd': msg['cmd'], 'data': msg['data']})\n"
+    )
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")}  # a fresh per-user secret
+    command = "python -m miniray.worker_server --port 10000 --workers 4 --work-fn my_module.work_fn"
+    terminal_1 = subprocess.Popen(
+        [sys.executable, *command.split()[1:]],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert terminal_1.stdout is not None
+        assert terminal_1.stdout.readline().startswith("MINIRAY_READY")
+        terminal_2 = (
+            "from miniray import RemoteWorker\n"
+            'worker = RemoteWorker("localhost", 10000)\n'
+            'worker.send({"cmd": "echo", "data": "hello"})\n'
+            "print(worker.recv())\n"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", terminal_2],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert out.stdout == "{'cmd': 'echo', 'data': 'hello'}\n", out.stderr
+        assert (tmp_path / "config" / "miniray" / "secret").stat().st_mode & 0o777 == 0o600
+    finally:
+        terminal_1.terminate()
+        assert terminal_1.wait(timeout=10) == 0
+
+
+@pytest.mark.ex02_5
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("nosuchmodule.work_fn", "cannot import 'nosuchmodule'"),
+        (f"{WORKFNS}:no_such_function", "has no function 'no_such_function'"),
+        ("/no/such/file.py:work_fn", "no such file"),
+        ("justaname", "expected module.function"),
+    ],
+)
+def test_a_bad_work_fn_fails_at_start_with_a_clear_message(
+    env: dict[str, str], spec: str, message: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "miniray.worker_server", "--port", "0", "--work-fn", spec],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=os.path.dirname(WORKFNS),
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "MINIRAY_READY" not in result.stdout
+
+
+@pytest.mark.ex02_3
+def test_a_connection_beyond_workers_is_told_server_full(env: dict[str, str]) -> None:
+    from miniray import ServerFull
+
+    server = ServerProcess("echo", "--workers", "1", env=env)
+    try:
+        first = connect(server)
+        started = time.monotonic()
+        with pytest.raises(ServerFull):
+            connect(server)
+        assert time.monotonic() - started < 5
+        first.close()  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 10  # the slot frees once the server reaps the worker
+        while True:
+            try:
+                assert_serves(server)
+                break
+            except ServerFull:
+                assert time.monotonic() < deadline, "the slot never came back"
+                time.sleep(0.05)
+    finally:
+        assert server.stop() == 0
+
+
+@pytest.mark.ex02_1
+def test_a_wrong_secret_is_refused_and_logged_and_the_server_goes_on(
+    echo_server: ServerProcess,
+) -> None:
+    from miniray import AuthenticationError
+
+    with pytest.raises(AuthenticationError, match="rejected our secret"):
+        connect(echo_server, secret="not-the-secret-at-all-000")
+    assert_serves(echo_server)
+    assert echo_server.stop() == 0
+    assert "refused 127.0.0.1" in echo_server.stderr()
+
+
+def test_refused_connection_says_is_the_server_running() -> None:
+    from miniray import RemoteWorker, ServerUnreachable
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound but not listening: refused
+        with pytest.raises(ServerUnreachable, match="is the WorkerServer running"):
+            RemoteWorker("127.0.0.1", port, secret=SECRET, connect_timeout=2)
+
+
+@pytest.mark.ex02_2
+def test_a_peer_that_is_not_a_miniray_server_is_a_protocol_error() -> None:
+    from miniray import ProtocolError, RemoteWorker
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        import threading
+
+        def speak_http() -> None:
+            conn, _ = listener.accept()
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n" + b"x" * 64)
+            time.sleep(0.5)
+            conn.close()
+
+        threading.Thread(target=speak_http, daemon=True).start()
+        with pytest.raises(ProtocolError, match="not a MiniRay server"):
+            RemoteWorker("127.0.0.1", port, secret=SECRET, connect_timeout=2)
+
+
+def test_a_silent_server_times_out_instead_of_hanging() -> None:
+    from miniray import RemoteWorker
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            RemoteWorker("127.0.0.1", listener.getsockname()[1], secret=SECRET, connect_timeout=0.5)
+        assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        b"",  # connect, send nothing, hang up
+        os.urandom(64),  # random bytes of exactly the answer's size
+        os.urandom(10_000),  # more random bytes than the handshake reads
+        adapters.frame(b"", length=2**63),  # a frame header where the answer belongs
+        b"\x00" * 63,  # one byte short, then hang up mid-handshake
+    ],
+    ids=["nothing", "random-64", "random-10k", "length-2^63", "truncated"],
+)
+def test_hostile_bytes_before_authentication_break_nothing(
+    echo_server: ServerProcess, attack: bytes
+) -> None:
+    with socket.create_connection(("127.0.0.1", echo_server.port), timeout=5) as sock:
+        greeting = sock.recv(41)
+        assert greeting.startswith(b"MINIRAY")
+        sock.sendall(attack)
+    assert_serves(echo_server)
+
+
+def test_a_client_that_sends_nothing_is_dropped_after_the_handshake_timeout(
+    echo_server: ServerProcess,
+) -> None:
+    with socket.create_connection(("127.0.0.1", echo_server.port), timeout=5) as sock:
+        sock.recv(41)
+        started = time.monotonic()
+        assert sock.recv(100) == b""  # the server hangs up on us (handshake timeout: 1 s)
+        assert 0.5 < time.monotonic() - started < 5
+    assert_serves(echo_server)
+
+
+@pytest.mark.ex02_1
+def test_a_thousand_hostile_inputs_then_a_legitimate_client(echo_server: ServerProcess) -> None:
+    @settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.binary(max_size=200))
+    def attack(data: bytes) -> None:
+        with socket.create_connection(("127.0.0.1", echo_server.port), timeout=5) as sock:
+            sock.recv(41)
+            sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)  # hang up mid-handshake: the server must not wait
+            sock.settimeout(5)
+            try:
+                while sock.recv(4096):  # read the verdict (if any) until the server hangs up
+                    pass
+            except ConnectionResetError:
+                pass
+
+    attack()
+    for _ in range(3):
+        assert_serves(echo_server)
+
+
+def test_a_garbled_frame_after_authentication_ends_only_that_worker(
+    echo_server: ServerProcess,
+) -> None:
+    from miniray import RemoteError
+
+    worker = connect(echo_server)
+    adapters.raw_socket(worker._channel).sendall(adapters.frame(b"", length=2**63))  # type: ignore[attr-defined]
+    with pytest.raises(RemoteError) as caught:
+        worker.recv(timeout=10)  # type: ignore[attr-defined]
+    assert caught.value.remote_type == "ProtocolError"
+    assert_serves(echo_server)
+
+
+@pytest.mark.ex02_3
+def test_sigterm_stops_every_worker_and_the_server(env: dict[str, str]) -> None:
+    from miniray import WorkerDied
+
+    server = ServerProcess("sleep_forever", "--workers", "4", env=env)
+    workers = [connect(server) for _ in range(3)]
+    pids = [w.recv(timeout=10)["pid"] for w in workers]  # type: ignore[attr-defined]
+    assert all(process_exists(pid) for pid in pids)
+    assert server.stop() == 0
+    assert not any(process_exists(pid) for pid in pids)
+    for worker in workers:
+        with pytest.raises(WorkerDied):
+            worker.recv(timeout=5)  # type: ignore[attr-defined]
+
+
+def test_sigint_stops_the_server_too(env: dict[str, str]) -> None:
+    server = ServerProcess("sleep_forever", env=env)
+    worker = connect(server)
+    pid = worker.recv(timeout=10)["pid"]  # type: ignore[attr-defined]
+    server.proc.send_signal(signal.SIGINT)
+    assert server.proc.wait(timeout=10) == 0
+    assert not process_exists(pid)
+    server.stop()
+
+
+def test_a_killed_server_takes_its_workers_with_it(env: dict[str, str]) -> None:
+    from miniray import WorkerDied
+
+    server = ServerProcess("sleep_forever", env=env)
+    worker = connect(server)
+    pid = worker.recv(timeout=10)["pid"]  # type: ignore[attr-defined]
+    server.proc.kill()
+    started = time.monotonic()
+    with pytest.raises(WorkerDied):  # a ConnectionError, promptly: never a hang
+        worker.recv(timeout=10)  # type: ignore[attr-defined]
+    assert time.monotonic() - started < 5
+    server.stop()
+    deadline = time.monotonic() + 5
+    while process_exists(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not process_exists(pid)
+
+
+def test_a_signal_to_one_worker_leaves_its_siblings_alone(echo_server: ServerProcess) -> None:
+    from miniray import WorkerDied
+
+    doomed, sibling = connect(echo_server), connect(echo_server)
+    os.kill(doomed.pid, signal.SIGTERM)  # type: ignore[attr-defined]
+    with pytest.raises(WorkerDied):
+        doomed.recv(timeout=10)  # type: ignore[attr-defined]
+    sibling.send("fine")  # type: ignore[attr-defined]
+    assert sibling.recv(timeout=10) == "fine"  # type: ignore[attr-defined]
+    sibling.close()  # type: ignore[attr-defined]
