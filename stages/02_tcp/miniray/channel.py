@@ -39,7 +39,10 @@ HEADER = struct.Struct("!QB")  # payload length (8 bytes, big-endian), frame kin
 MESSAGE, ERROR, EXIT = 0, 1, 2  # frame kinds
 DEFAULT_MAX_FRAME = 64 * 1024 * 1024  # bytes; pass max_frame= to change it
 # --8<-- [end:format]
-_RECV_SIZE = 256 * 1024
+_RECV_SIZE = 64 * 1024  # bigger reads cost an mmap per call in malloc
+_ENCODER = json.JSONEncoder(separators=(",", ":"))  # made once: json.dumps(...) with options
+_DECODER = json.JSONDecoder()  # builds a new encoder on every call
+_WATCH_INTERVAL = 0.1  # seconds between looks at a watched process during a blocking read
 _SMALL_FRAME = 64 * 1024  # below this, header and payload go out in one send
 
 
@@ -75,6 +78,10 @@ class Channel:
         self._watch_fd = watch_fd
         if watch_fd is not None:
             self._poller.register(watch_fd, select.POLLIN)
+            # A grandchild may hold the peer's end open after the peer died, so a blocking
+            # read could wait forever: make it return every _WATCH_INTERVAL to check.
+            interval = struct.pack("ll", 0, int(_WATCH_INTERVAL * 1_000_000))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, interval)
 
     # --8<-- [start:send]
     def send(self, msg: Any, timeout: float | None = None) -> None:
@@ -88,7 +95,7 @@ class Channel:
                 may have gone out, the channel refuses further sends.
         """
         try:
-            payload = json.dumps(msg, separators=(",", ":")).encode()
+            payload = _ENCODER.encode(msg).encode()
         except (TypeError, ValueError) as e:
             raise TypeError(f"message is not JSON-serialisable: {e}") from e
         self.send_frame(MESSAGE, payload, timeout)
@@ -105,7 +112,8 @@ class Channel:
             )
         header = HEADER.pack(len(payload), kind)
         try:
-            self._sock.settimeout(timeout)
+            if timeout is not None:  # (settimeout costs two system calls: not on every send)
+                self._sock.settimeout(timeout)
             if len(payload) < _SMALL_FRAME:
                 self._sock.sendall(header + payload)
             else:  # two sends, to avoid copying a big payload just to prepend 9 bytes
@@ -216,21 +224,31 @@ class Channel:
                 raise ChannelClosed("the channel is closed")
             if self._end is not None:
                 raise self._end.error()
+            if deadline is None:  # no deadline: a blocking read, no poll() per message
+                self._read_some()
+                continue
             timeout_ms = None if deadline is None else _ms_until(deadline)
-            ready = dict(self._poller.poll(timeout_ms))
+            ready = [fd for fd, _ in self._poller.poll(timeout_ms)]
             if not ready:
                 raise TimeoutError("no message arrived in time")
             if self._sock.fileno() in ready:
                 self._read_some()
-            else:  # only the watched process ended, and it left nothing unread
-                self._end = _StreamEnd("the peer process exited", fatal=False)
+            else:
+                self._check_watched_process()
 
     # --8<-- [end:next_frame]
 
     def _read_some(self) -> None:
-        """Read what the socket has (it is readable) and cut complete frames off it."""
+        """Read what the socket has and cut complete frames off it; blocks if it has nothing.
+
+        With a watched process, the socket's receive timeout (SO_RCVTIMEO) ends a
+        blocking read every ``_WATCH_INTERVAL`` s so we can look at that process.
+        """
         try:
             data = self._sock.recv(_RECV_SIZE)
+        except BlockingIOError:  # the receive timeout expired: nothing arrived meanwhile
+            self._check_watched_process()
+            return
         except ConnectionResetError:
             data = b""
         if not data:
@@ -267,6 +285,12 @@ class Channel:
 
     # --8<-- [end:take_frame]
 
+    def _check_watched_process(self) -> None:
+        """End the stream if the watched process has exited (after reading all it sent)."""
+        assert self._watch_fd is not None
+        if wait_readable([self._watch_fd], 0) and not self._socket_readable_now():
+            self._end = _StreamEnd("the peer process exited", fatal=False)
+
     def _socket_readable_now(self) -> bool:
         return any(fd == self._sock.fileno() for fd, _ in self._poller.poll(0))
 
@@ -298,7 +322,7 @@ def wait_readable(fds: list[int], timeout: float | None) -> list[int]:
 
 def _decode(payload: bytes) -> Any:
     try:
-        return json.loads(payload)
+        return _DECODER.decode(payload.decode())  # json.loads(bytes) first sniffs the encoding
     except (ValueError, RecursionError) as e:  # bad UTF-8 and bad JSON are both ValueErrors
         raise ProtocolError(f"garbled message: {e}") from None
 

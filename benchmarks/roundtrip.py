@@ -1,0 +1,226 @@
+"""Small-message round trips per second: MiniRay next to the raw sockets it is built on.
+
+    python benchmarks/roundtrip.py [--seconds 1.0] [--repeats 5]
+
+Every row is measured in this one process, one after another, and reported as the
+median of ``--repeats`` runs. Ratios compare each MiniRay row with the baseline above
+it, so the numbers mean something on any machine:
+
+* ``Worker`` (fork + socketpair + JSON frames) vs a raw length-prefixed socketpair
+  ping-pong and vs ``multiprocessing.Pipe`` (pickle);
+* ``RemoteWorker`` (TCP + JSON frames, after the handshake) vs a raw length-prefixed
+  TCP loopback ping-pong.
+
+The message is ``{"cmd": "step", "i": <int>}``; the raw rows send its JSON bytes
+pre-encoded, so they pay for no serialisation at all.
+
+On a 2-core machine the numbers depend on where the scheduler puts the two processes
+of a pair. ``--one-core`` pins everything to one CPU: then a round trip costs exactly
+the CPU work of both sides, and the ratios show MiniRay's per-message overhead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the top-level miniray package (= the final stage)
+
+import miniray  # noqa: E402
+
+HEADER = struct.Struct("!Q")
+MESSAGE = {"cmd": "step", "i": 12345}
+RAW = b'{"cmd":"step","i":12345}'
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=1.0, help="length of one run")
+    parser.add_argument("--repeats", type=int, default=5, help="runs per row (median)")
+    parser.add_argument(
+        "--one-core",
+        action="store_true",
+        help="pin every process to one CPU: measures CPU cost per message, not wake-up latency",
+    )
+    args = parser.parse_args()
+    if args.one_core:
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # children inherit it
+    pingers = {
+        "raw socketpair, length-prefixed bytes": raw_socketpair_pingpong(),
+        "multiprocessing.Pipe (fork, pickle)": multiprocessing_pipe_pingpong(),
+        "miniray.Worker": miniray_worker_pingpong(),
+    }
+    if hasattr(miniray, "RemoteWorker"):  # stage 2 on
+        pingers["raw TCP loopback, length-prefixed bytes"] = raw_tcp_pingpong()
+        pingers["miniray.RemoteWorker"] = miniray_remote_pingpong()
+    rates = median_rates(pingers, args.seconds, args.repeats)
+
+    ratios = {
+        "miniray.Worker": [
+            ("raw socketpair", "raw socketpair, length-prefixed bytes"),
+            ("Pipe", "multiprocessing.Pipe (fork, pickle)"),
+        ],
+        "miniray.RemoteWorker": [("raw TCP", "raw TCP loopback, length-prefixed bytes")],
+    }
+    print(f"{'transport':42} {'round trips/s':>14}  ratio")
+    for name, rate in rates.items():
+        ratio = ", ".join(
+            f"{rate / rates[base]:.2f}x {label}" for label, base in ratios.get(name, [])
+        )
+        print(f"{name:42} {rate:14,.0f}  {ratio}")
+
+
+def median_rates(pingers: dict[str, Pinger], seconds: float, repeats: int) -> dict[str, float]:
+    """Round trips per second of each pinger: the median of ``repeats`` timed runs.
+
+    Runs are interleaved (A, B, C, A, B, C, ...) so that a burst of load from elsewhere
+    on the machine hits every row alike, and the first round is a dropped warm-up.
+    """
+    samples: dict[str, list[float]] = {name: [] for name in pingers}
+    try:
+        for _ in range(repeats + 1):
+            for name, ping in pingers.items():
+                count, started = 0, time.perf_counter()
+                while (elapsed := time.perf_counter() - started) < seconds:
+                    for _ in range(200):
+                        ping()
+                    count += 200
+                samples[name].append(count / elapsed)
+    finally:  # newest first: a peer forked later holds copies of the older peers' sockets
+        for ping in reversed(pingers.values()):
+            ping.close()
+    return {name: statistics.median(rates[1:]) for name, rates in samples.items()}
+
+
+class Pinger:
+    """A callable that does one round trip, with a ``close`` to stop its echo peer."""
+
+    def __init__(self, ping: Callable[[], None], close: Callable[[], None]) -> None:
+        self._ping, self.close = ping, close
+
+    def __call__(self) -> None:
+        self._ping()
+
+
+def raw_socketpair_pingpong() -> Pinger:
+    ours, theirs = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:
+        ours.close()
+        _raw_echo(theirs)
+        os._exit(0)
+    theirs.close()
+    return Pinger(lambda: _raw_roundtrip(ours), lambda: _stop_raw(ours, pid))
+
+
+def raw_tcp_pingpong() -> Pinger:
+    listener = socket.create_server(("127.0.0.1", 0))
+    pid = os.fork()
+    if pid == 0:
+        conn, _ = listener.accept()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        _raw_echo(conn)
+        os._exit(0)
+    sock = socket.create_connection(listener.getsockname())
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    listener.close()
+    return Pinger(lambda: _raw_roundtrip(sock), lambda: _stop_raw(sock, pid))
+
+
+def multiprocessing_pipe_pingpong() -> Pinger:
+    ours, theirs = multiprocessing.Pipe()
+    process = multiprocessing.get_context("fork").Process(target=_pipe_echo, args=(theirs,))
+    process.start()
+
+    def ping() -> None:
+        ours.send(MESSAGE)
+        ours.recv()
+
+    def close() -> None:
+        ours.send(None)
+        process.join()
+
+    return Pinger(ping, close)
+
+
+def miniray_worker_pingpong() -> Pinger:
+    worker = miniray.Worker(_miniray_echo)
+
+    def ping() -> None:
+        worker.send(MESSAGE)
+        worker.recv()
+
+    return Pinger(ping, worker.close)
+
+
+def miniray_remote_pingpong() -> Pinger:
+    secret = "benchmark-secret-0123456789"
+    command = [sys.executable, "-m", "miniray.worker_server", "--port", "0", "--workers", "1"]
+    command += ["--work-fn", f"{__file__}:_miniray_echo"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MINIRAY_SECRET": secret}
+    server = subprocess.Popen(
+        command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    assert server.stdout is not None
+    port = int(server.stdout.readline().split('"port": ')[1].split(",")[0])
+    worker = miniray.RemoteWorker("127.0.0.1", port, secret=secret)
+
+    def ping() -> None:
+        worker.send(MESSAGE)
+        worker.recv()
+
+    def close() -> None:
+        worker.close()
+        server.terminate()
+        server.wait()
+
+    return Pinger(ping, close)
+
+
+def _miniray_echo(handle: miniray.Channel) -> None:
+    while True:
+        handle.send(handle.recv())
+
+
+def _pipe_echo(conn: multiprocessing.connection.Connection) -> None:
+    while (msg := conn.recv()) is not None:
+        conn.send(msg)
+
+
+def _raw_roundtrip(sock: socket.socket) -> None:
+    sock.sendall(HEADER.pack(len(RAW)) + RAW)
+    _recv_frame(sock)
+
+
+def _raw_echo(sock: socket.socket) -> None:
+    while (payload := _recv_frame(sock)) is not None:
+        sock.sendall(HEADER.pack(len(payload)) + payload)
+
+
+def _recv_frame(sock: socket.socket) -> bytes | None:
+    """One read of up to 64 KiB takes a whole small frame: the fastest honest raw reader."""
+    data = sock.recv(65536)
+    while data and (
+        len(data) < HEADER.size or len(data) < HEADER.size + HEADER.unpack_from(data)[0]
+    ):
+        data += sock.recv(65536)
+    return data[HEADER.size :] if data else None
+
+
+def _stop_raw(sock: socket.socket, pid: int) -> None:
+    sock.close()
+    os.waitpid(pid, 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""MiniRay, stage 2: workers on this machine (``Worker``) or on a server (``RemoteWorker``).
+
+Both have the same API: ``send``, ``recv(timeout)``, ``wait(timeout)``, ``is_alive``,
+``close``, and a context manager.
+
+    # terminal 1
+    python -m miniray.worker_server --port 10000 --workers 4 --work-fn my_module.work_fn
+
+    # terminal 2
+    from miniray import RemoteWorker
+    worker = RemoteWorker("localhost", 10000)
+    worker.send({"cmd": "echo", "data": "hello"})
+    print(worker.recv())
+"""
+
+from .channel import Channel
+from .errors import (
+    AuthenticationError,
+    ChannelClosed,
+    MiniRayError,
+    ProtocolError,
+    RemoteError,
+    ServerFull,
+    ServerUnreachable,
+    WorkerDied,
+    WorkFnNotFound,
+)
+from .remote_worker import RemoteWorker
+from .server import WorkerServer
+from .worker import Worker, spawn_workers, wait_any
+
+__all__ = [
+    "AuthenticationError",
+    "Channel",
+    "ChannelClosed",
+    "MiniRayError",
+    "ProtocolError",
+    "RemoteError",
+    "RemoteWorker",
+    "ServerFull",
+    "ServerUnreachable",
+    "WorkFnNotFound",
+    "Worker",
+    "WorkerDied",
+    "WorkerServer",
+    "spawn_workers",
+    "wait_any",
+]
