@@ -1,14 +1,7 @@
-"""A Channel: JSON messages in length-prefixed frames over a stream socket.
+"""A Channel: one end of a socket that carries frames (see ``wire.py``).
 
 Both ends of a worker hold a Channel: the parent's ``worker.send``/``worker.recv`` use
-one, and the child's ``handle`` *is* one. The wire format is tiny:
-
-    +----------------------+--------+------------------+
-    | length: 8 bytes (BE) | kind: 1 | payload: length  |
-    +----------------------+--------+------------------+
-
-``kind`` says what the payload is: a user MESSAGE (JSON), the ERROR a work function
-raised (JSON), or the EXIT code of a worker that is about to end (JSON).
+one, and the child's ``handle`` *is* one.
 
 Three rules keep the stream honest:
 
@@ -23,7 +16,6 @@ Three rules keep the stream honest:
 
 from __future__ import annotations
 
-import json
 import math
 import select
 import socket
@@ -32,16 +24,20 @@ import time
 from collections import deque
 from typing import Any
 
-from .errors import ChannelClosed, ProtocolError, RemoteError, WorkerDied, describe_returncode
+from .errors import ChannelClosed, ProtocolError
+from .wire import (
+    DEFAULT_MAX_FRAME,
+    ERROR,
+    EXIT,
+    HEADER,
+    MESSAGE,
+    decode_error,
+    decode_exit,
+    decode_message,
+    encode_message,
+)
 
-# --8<-- [start:format]
-HEADER = struct.Struct("!QB")  # payload length (8 bytes, big-endian), frame kind (1 byte)
-MESSAGE, ERROR, EXIT = 0, 1, 2  # frame kinds
-DEFAULT_MAX_FRAME = 64 * 1024 * 1024  # bytes; pass max_frame= to change it
-# --8<-- [end:format]
 _RECV_SIZE = 64 * 1024  # bigger reads cost an mmap per call in malloc
-_ENCODER = json.JSONEncoder(separators=(",", ":"))  # made once: json.dumps(...) with options
-_DECODER = json.JSONDecoder()  # builds a new encoder on every call
 _WATCH_INTERVAL = 0.1  # seconds between looks at a watched process during a blocking read
 _SMALL_FRAME = 64 * 1024  # below this, header and payload go out in one send
 
@@ -94,11 +90,7 @@ class Channel:
             TimeoutError: The peer did not take the bytes in time; since part of a frame
                 may have gone out, the channel refuses further sends.
         """
-        try:
-            payload = _ENCODER.encode(msg).encode()
-        except (TypeError, ValueError) as e:
-            raise TypeError(f"message is not JSON-serialisable: {e}") from e
-        self.send_frame(MESSAGE, payload, timeout)
+        self.send_frame(MESSAGE, encode_message(msg), timeout)
 
     def send_frame(self, kind: int, payload: bytes, timeout: float | None = None) -> None:
         """Send one frame of the given kind; see :meth:`send` for the errors."""
@@ -145,11 +137,11 @@ class Channel:
         kind, payload = self._next_frame(deadline)
         if kind == MESSAGE:
             self._frames.popleft()
-            return _decode(payload)
+            return decode_message(payload)
         if kind == ERROR:  # stays at the head: a failed worker keeps saying why
-            raise _remote_error(payload)
+            raise decode_error(payload)
         if kind == EXIT:
-            raise _worker_died(self.peer_pid, _decode_exit(payload))
+            raise decode_exit(payload, self.peer_pid)
         self._frames.popleft()
         raise ProtocolError(f"unknown frame kind {kind}")
 
@@ -173,9 +165,9 @@ class Channel:
         """
         for kind, payload in self._frames:
             if kind == ERROR:
-                return _remote_error(payload)
+                return decode_error(payload)
             if kind == EXIT:
-                return _worker_died(self.peer_pid, _decode_exit(payload))
+                return decode_exit(payload, self.peer_pid)
         return None if self._end is None else self._end.error()
 
     def drain(self) -> None:
@@ -227,8 +219,7 @@ class Channel:
             if deadline is None:  # no deadline: a blocking read, no poll() per message
                 self._read_some()
                 continue
-            timeout_ms = None if deadline is None else _ms_until(deadline)
-            ready = [fd for fd, _ in self._poller.poll(timeout_ms)]
+            ready = [fd for fd, _ in self._poller.poll(_ms_until(deadline))]
             if not ready:
                 raise TimeoutError("no message arrived in time")
             if self._sock.fileno() in ready:
@@ -318,40 +309,6 @@ def wait_readable(fds: list[int], timeout: float | None) -> list[int]:
         poller.register(fd, select.POLLIN)
     timeout_ms = None if timeout is None else max(0, math.ceil(timeout * 1000))
     return [fd for fd, _ in poller.poll(timeout_ms)]
-
-
-def _decode(payload: bytes) -> Any:
-    try:
-        return _DECODER.decode(payload.decode())  # json.loads(bytes) first sniffs the encoding
-    except (ValueError, RecursionError) as e:  # bad UTF-8 and bad JSON are both ValueErrors
-        raise ProtocolError(f"garbled message: {e}") from None
-
-
-def _remote_error(payload: bytes) -> RemoteError:
-    info = _decode(payload)
-    try:
-        return RemoteError(
-            str(info["type"]),
-            str(info["message"]),
-            str(info["traceback"]),
-            pid=int(info["pid"]),
-            host=str(info["host"]),
-        )
-    except (KeyError, TypeError, ValueError) as e:
-        raise ProtocolError(f"malformed error frame: {e!r}") from None
-
-
-def _worker_died(pid: int, code: int) -> WorkerDied:
-    message = f"worker pid {pid} {describe_returncode(code)}; no more messages"
-    return WorkerDied(message, pid=pid, returncode=code)
-
-
-def _decode_exit(payload: bytes) -> int:
-    info = _decode(payload)
-    if not isinstance(info, dict) or not isinstance(info.get("code"), int):
-        raise ProtocolError("malformed exit frame")
-    code: int = info["code"]
-    return code
 
 
 def _ms_until(deadline: float) -> int:

@@ -21,9 +21,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .channel import DEFAULT_MAX_FRAME
 from .errors import MiniRayError, WorkFnNotFound
 from .server import WorkerServer
+from .wire import DEFAULT_MAX_FRAME
 from .worker import WorkFn
 
 READY_PREFIX = "MINIRAY_READY "  # then JSON: {"host": ..., "port": ..., "pid": ...}

@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
 import os
 import signal
-import socket
 import sys
 import traceback
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from .channel import ERROR, EXIT, Channel
+from .channel import Channel
 from .errors import ChannelClosed, MiniRayError
+from .wire import ERROR, EXIT, encode_error, encode_exit
 
 _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)  # loaded here, once, not in every child
@@ -92,9 +91,9 @@ def run_work_fn(work_fn: Callable[[Channel], object], handle: Channel) -> int:
     except BaseException as e:
         code = 1
         traceback.print_exc()  # on the worker's stderr too, in case no one is listening
-        _send_quietly(handle, ERROR, _describe_exception(e))
+        _send_quietly(handle, ERROR, encode_error(e))
     _flush_stdio()
-    _send_quietly(handle, EXIT, {"code": code})
+    _send_quietly(handle, EXIT, encode_exit(code))
     return code
 
 
@@ -143,27 +142,10 @@ def reset_signal_handlers() -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
-def _describe_exception(e: BaseException) -> dict[str, object]:
-    return {
-        "type": type(e).__qualname__,
-        "message": _safe_str(e),
-        "traceback": "".join(traceback.format_exception(e)),
-        "pid": os.getpid(),
-        "host": socket.gethostname(),
-    }
-
-
-def _safe_str(e: BaseException) -> str:
-    try:
-        return str(e)
-    except Exception:  # an exception whose __str__ fails must still be reported
-        return f"<{type(e).__qualname__}: str() failed>"
-
-
-def _send_quietly(handle: Channel, kind: int, info: dict[str, object]) -> None:
+def _send_quietly(handle: Channel, kind: int, payload: bytes) -> None:
     """Send a report frame; if the parent is gone there is no one to tell."""
     with contextlib.suppress(OSError, MiniRayError):
-        handle.send_frame(kind, json.dumps(info).encode(), timeout=10.0)
+        handle.send_frame(kind, payload, timeout=10.0)
 
 
 def _flush_stdio() -> None:

@@ -30,9 +30,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .auth import load_secret, refuse_full, server_handshake
-from .channel import DEFAULT_MAX_FRAME, Channel, wait_readable
+from .channel import Channel, wait_readable
 from .errors import MiniRayError
 from .process import fork_child, run_work_fn
+from .wire import DEFAULT_MAX_FRAME
 from .worker import WorkFn
 
 log = logging.getLogger("miniray.worker_server")

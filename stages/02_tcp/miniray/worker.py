@@ -20,9 +20,10 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, TypeVar
 
-from .channel import DEFAULT_MAX_FRAME, Channel, wait_readable
+from .channel import Channel, wait_readable
 from .errors import ChannelClosed, RemoteError, WorkerDied, describe_returncode
 from .process import fork_child, run_work_fn
+from .wire import DEFAULT_MAX_FRAME
 
 WorkFn = Callable[[Channel], object]
 _EXIT_GRACE = 1.0  # seconds to wait for a child whose channel closed to finish exiting
