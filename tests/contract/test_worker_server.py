@@ -5,6 +5,7 @@ Every test runs a real ``python -m miniray.worker_server`` subprocess on loopbac
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -317,3 +318,33 @@ def test_a_signal_to_one_worker_leaves_its_siblings_alone(echo_server: ServerPro
     sibling.send("fine")  # type: ignore[attr-defined]
     assert sibling.recv(timeout=10) == "fine"  # type: ignore[attr-defined]
     sibling.close()  # type: ignore[attr-defined]
+
+
+def test_the_console_script_serves(env: dict[str, str], stage_path: Path) -> None:
+    import shutil
+
+    from miniray import RemoteWorker
+
+    script = shutil.which("miniray-worker-server", path=os.path.dirname(sys.executable))
+    if stage_path != Path(__file__).resolve().parents[2]:
+        pytest.skip("the console script runs the installed package: tested in the plain run")
+    if script is None:
+        pytest.skip(
+            f"miniray-worker-server is not installed beside {sys.executable} (pip install .)"
+        )
+    server = subprocess.Popen(
+        [script, "--port", "0", "--work-fn", f"{WORKFNS}:echo"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        port = json.loads(server.stdout.readline().removeprefix("MINIRAY_READY "))["port"]
+        with RemoteWorker("127.0.0.1", port, secret=SECRET) as worker:
+            worker.send("via the console script")
+            assert worker.recv(timeout=10) == "via the console script"
+    finally:
+        server.terminate()
+        assert server.wait(timeout=10) == 0

@@ -71,8 +71,13 @@ class Worker:
             os.environ.update(env or {})
             return run_work_fn(work_fn, handle)
 
-        self.pid = fork_child(child_body, close_in_child=[parent_end])
-        child_end.close()
+        try:
+            self.pid = fork_child(child_body, close_in_child=[parent_end])
+        except BaseException:  # e.g. fork() failed: out of processes or memory
+            parent_end.close()
+            raise
+        finally:
+            child_end.close()
         self.returncode: int | None = None
         self._pidfd = os.pidfd_open(self.pid)
         self._channel = Channel(
