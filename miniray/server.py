@@ -33,6 +33,7 @@ from .auth import load_secret, refuse_full, server_handshake
 from .channel import Channel, wait_readable
 from .errors import MiniRayError
 from .process import fork_child, run_work_fn
+from .tcp import tune
 from .wire import DEFAULT_MAX_FRAME
 from .worker import WorkFn
 
@@ -147,7 +148,7 @@ class WorkerServer:
             conn.close()
             return
         conn.setblocking(True)
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        tune(conn)
         inherited: list[Any] = [self._listener, *self._wake]
         inherited += [c.conn for c in self._children.values()]
         inherited += [c.pidfd for c in self._children.values()]

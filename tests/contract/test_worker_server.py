@@ -348,3 +348,17 @@ def test_the_console_script_serves(env: dict[str, str], stage_path: Path) -> Non
     finally:
         server.terminate()
         assert server.wait(timeout=10) == 0
+
+
+def test_connections_have_keepalives_so_a_vanished_host_is_noticed(
+    echo_server: ServerProcess,
+) -> None:
+    worker = connect(echo_server)
+    sock = adapters.raw_socket(worker._channel)  # type: ignore[attr-defined]
+    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+    idle = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE)
+    probes = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT)
+    interval = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL)
+    assert idle + probes * interval <= 60  # gives up on a silent peer within a minute
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    worker.close()  # type: ignore[attr-defined]

@@ -240,7 +240,7 @@ class Channel:
         except BlockingIOError:  # the receive timeout expired: nothing arrived meanwhile
             self._check_watched_process()
             return
-        except ConnectionResetError:
+        except (ConnectionResetError, TimeoutError):  # TimeoutError: TCP keepalives gave up
             data = b""
         if not data:
             if self._buffer:

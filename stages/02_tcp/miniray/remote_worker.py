@@ -20,7 +20,8 @@ from typing import Any
 
 from .auth import client_handshake, load_secret
 from .channel import Channel, wait_readable
-from .errors import ChannelClosed, ProtocolError, RemoteError, ServerUnreachable, WorkerDied
+from .errors import ChannelClosed, ProtocolError, RemoteError, WorkerDied
+from .tcp import connect
 from .wire import DEFAULT_MAX_FRAME
 
 
@@ -54,9 +55,8 @@ class RemoteWorker:
         self.returncode: int | None = None
         key = load_secret(secret)
         deadline = time.monotonic() + connect_timeout
-        self._sock = _connect(host, port, connect_timeout)
+        self._sock = connect(host, port, connect_timeout)
         try:
-            _tune(self._sock)
             client_handshake(self._sock, key, _until(deadline))
             self._sock.settimeout(None)
             self._channel = Channel(self._sock, max_frame=max_frame)
@@ -158,33 +158,6 @@ class RemoteWorker:
             pid=self.pid,
             returncode=None,
         )
-
-
-def _connect(host: str, port: int, timeout: float) -> socket.socket:
-    try:
-        return socket.create_connection((host, port), timeout=timeout)
-    except ConnectionRefusedError:
-        raise ServerUnreachable(
-            f"connection to {host}:{port} refused: is the WorkerServer running on that port?"
-        ) from None
-    except TimeoutError:
-        raise ServerUnreachable(f"no answer from {host}:{port} within {timeout} s") from None
-    except OSError as e:
-        raise ServerUnreachable(f"cannot connect to {host}:{port}: {e}") from None
-
-
-def _tune(sock: socket.socket) -> None:
-    """No Nagle delay on small messages; keepalives, so a vanished host is noticed.
-
-    Without keepalives a ``recv()`` with no timeout would wait forever on a server
-    that lost power: no FIN or RST ever arrives. With these, the kernel gives up on
-    the connection after about 20 s of silence and ``recv`` raises WorkerDied.
-    """
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 10)  # seconds of silence
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 2)  # between probes
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 5)  # unanswered probes
 
 
 def _until(deadline: float) -> float:
