@@ -1,5 +1,5 @@
-"""Exercises: turn a stage into a learner's workspace with functions to write, and check that
-every exercise is a real one.
+"""Exercises: run an exercise's tests against a learner's workspace, and check that every
+exercise is a real one; with the command line for both and for making workspaces.
 
 An exercise (``[[exercises]]`` in ``stage.toml``) names a target function or method, such as
 ``miniray/process.py:run_work_fn``.  Its tests carry the marker ``ex01_3`` (for id "1.3").
@@ -13,38 +13,45 @@ An exercise (``[[exercises]]`` in ``stage.toml``) names a target function or met
         for each exercise: the solution passes its tests, and a workspace with only that
         exercise stubbed fails them
 
-Stubbing splices text (the body's line range comes from `ast`); everything else in the file,
-comments included, stays byte for byte.
+Stubbing lives in `tools.stubs` and workspaces in `tools.workspaces`; their public functions
+are importable from here too.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
-import json
 import os
-import re
-import shutil
 import subprocess
 import sys
 import tempfile
-import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.stages import (
-    DIFF_NAME,
-    REPO_ROOT,
-    STAGE_TOML,
-    Exercise,
-    Stage,
-    StageError,
-    find_stage,
-    list_stages,
+from tools.stages import REPO_ROOT, STAGE_TOML, Exercise, Stage, StageError, find_stage, list_stages
+from tools.stubs import ExerciseError, stub_source
+from tools.workspaces import (
+    default_workspace,
+    exercise_message,
+    make_workspace,
+    render_stub,
+    selected_exercises,
+    shown_path,
 )
 
-WORKSPACE_DIR = "workspace"
+__all__ = [
+    "CheckResult",
+    "ExerciseError",
+    "check_exercise",
+    "check_exercises",
+    "exercise_message",
+    "main",
+    "make_workspace",
+    "render_stub",
+    "run_exercise_tests",
+    "stub_source",
+]
+
 DEFAULT_TIMEOUT = 300.0
 RC_WORDS = {
     0: "passed",
@@ -54,12 +61,6 @@ RC_WORDS = {
     4: "usage error",
     5: "no tests",
 }
-
-FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
-
-
-class ExerciseError(Exception):
-    """An exercise cannot be stubbed, found or run."""
 
 
 @dataclass(frozen=True)
@@ -88,106 +89,6 @@ class CheckResult:
         if self.stubbed_rc != 1:
             return "the stubbed run broke instead of failing tests"
         return "ok"
-
-
-def stub_source(text: str, qualname: str, message: str) -> str:
-    """``text`` with the body of function ``qualname`` replaced by
-    ``raise NotImplementedError(message)``.
-
-    ``qualname`` is "name", "Class.method" or deeper ("Outer.Inner.method", "func.inner").
-    The signature, decorators and docstring stay, and so does every other byte of the file.
-    Comment lines inside the body go with it (they would give the answer away).
-    """
-    tree = _parse(text)
-    func = find_definition(tree, qualname)
-    lines = _split_lines(text)
-    starts = _line_starts(lines)
-    statement = f"raise NotImplementedError({json.dumps(message, ensure_ascii=False)})"
-    doc = func.body[0] if _is_docstring(func.body[0]) else None
-    rest = func.body[1:] if doc is not None else func.body
-    if rest:
-        result = _replace_statements(text, lines, starts, func, doc, rest, statement)
-    else:
-        assert doc is not None  # a body cannot be empty
-        result = _append_after_docstring(text, lines, starts, doc, statement)
-    try:
-        ast.parse(result)
-    except SyntaxError as error:  # pragma: no cover - would be a bug here
-        raise ExerciseError(f"stubbing {qualname} produced invalid Python: {error}") from None
-    return result
-
-
-def render_stub(stage: Stage | str, exercise_id: str) -> str:
-    """The stubbed function as a learner sees it (decorators, signature, docstring, raise),
-    dedented; for showing an exercise on a documentation page."""
-    stage = find_stage(stage) if isinstance(stage, str) else stage
-    exercise = stage.exercise(exercise_id)
-    text = _read_target(stage, exercise)
-    stubbed = stub_source(text, exercise.qualname, exercise_message(exercise))
-    func = find_definition(_parse(stubbed), exercise.qualname)
-    first = min([func.lineno, *(d.lineno for d in func.decorator_list)])
-    end = func.end_lineno or func.lineno
-    return textwrap.dedent("".join(_split_lines(stubbed)[first - 1 : end]))
-
-
-def exercise_message(exercise: Exercise) -> str:
-    """The NotImplementedError message of a stubbed exercise."""
-    return f"Exercise {exercise.id}: {exercise.title}"
-
-
-def find_definition(tree: ast.Module, qualname: str) -> FunctionNode:
-    """The function or method ``qualname`` names, looking through class and function bodies.
-
-    Of several definitions with the same name, all but the last must be ``@overload``s.
-    """
-    scope: list[ast.stmt] = tree.body
-    node: ast.stmt | None = None
-    parts = qualname.split(".")
-    for depth, part in enumerate(parts):
-        where = ".".join(parts[: depth + 1])
-        matches = [
-            n
-            for n in scope
-            if isinstance(n, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
-            and n.name == part
-        ]
-        if not matches:
-            raise ExerciseError(f"no definition of {where}")
-        if any(not _is_overload(n) for n in matches[:-1]):
-            raise ExerciseError(f"{where} is defined {len(matches)} times; which one is meant?")
-        node = matches[-1]
-        scope = node.body
-    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-        raise ExerciseError(f"{qualname} is a class, not a function")
-    return node
-
-
-def make_workspace(
-    stage: Stage,
-    dest: Path | None = None,
-    only: Sequence[str] | None = None,
-    *,
-    force: bool = False,
-    root: Path = REPO_ROOT,
-) -> Path:
-    """Copy ``stage`` to ``dest`` (default ``workspace/NN_name``) with exercises stubbed.
-
-    ``only`` limits the stubbing to those exercise ids.  An existing workspace is replaced
-    only with ``force``, and only if it looks like one (it has a ``stage.toml``).
-    """
-    dest = (dest or root / WORKSPACE_DIR / stage.name).resolve()
-    exercises = [stage.exercise(i) for i in only] if only is not None else list(stage.exercises)
-    stubbed = _stubbed_files(stage, exercises)  # fails before anything is written
-    if dest.exists():
-        _remove_old_workspace(dest, force=force, root=root)
-    shutil.copytree(
-        stage.path,
-        dest,
-        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*", DIFF_NAME),
-    )
-    for rel, text in stubbed.items():
-        (dest / rel).write_bytes(text.encode("utf-8"))
-    return dest
 
 
 def run_exercise_tests(
@@ -251,11 +152,9 @@ def check_exercises(
     ids: Sequence[str] = (), *, timeout: float = DEFAULT_TIMEOUT, root: Path = REPO_ROOT
 ) -> list[CheckResult]:
     """`check_exercise` for the given exercise ids, or for every exercise of every stage."""
-    if ids:
-        pairs = [_find_exercise(i, root) for i in ids]
-    else:
-        pairs = [(s, e) for s in list_stages(root) for e in s.exercises]
-    return [check_exercise(s, e, timeout=timeout, root=root) for s, e in pairs]
+    return [
+        check_exercise(s, e, timeout=timeout, root=root) for s, e in _exercises_to_check(ids, root)
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -298,8 +197,8 @@ def _parser() -> argparse.ArgumentParser:
 def _cmd_workspace(args: argparse.Namespace) -> int:
     stage = find_stage(args.stage)
     dest = make_workspace(stage, args.dest, args.only, force=args.force)
-    exercises = [stage.exercise(i) for i in args.only] if args.only else stage.exercises
-    print(f"workspace: {_shown(dest)}")
+    exercises = selected_exercises(stage, args.only)
+    print(f"workspace: {shown_path(dest)}")
     for exercise in exercises:
         print(f"  {exercise.id}  {exercise.target}: {exercise.title}")
         print(f"       hint: {exercise.hint}")
@@ -310,10 +209,10 @@ def _cmd_workspace(args: argparse.Namespace) -> int:
 
 def _cmd_test(args: argparse.Namespace) -> int:
     stage, exercise = _find_exercise(args.id, REPO_ROOT)
-    workspace = args.workspace or REPO_ROOT / WORKSPACE_DIR / stage.name
+    workspace = args.workspace or default_workspace(stage)
     if not (workspace / STAGE_TOML).is_file():
         raise ExerciseError(
-            f"no workspace at {_shown(workspace)}; create it with "
+            f"no workspace at {shown_path(workspace)}; create it with "
             f"`python -m tools.exercises workspace {stage.number}`"
         )
     print(f"exercise {exercise.id}: {exercise.title}\n  hint: {exercise.hint}", flush=True)
@@ -324,12 +223,7 @@ def _cmd_test(args: argparse.Namespace) -> int:
 def _cmd_check(args: argparse.Namespace) -> int:
     results: list[CheckResult] = []
     print(f"{'exercise':<9}{'target':<48}{'solution':<12}{'stubbed':<12}verdict", flush=True)
-    pairs = (
-        [_find_exercise(i, REPO_ROOT) for i in args.ids]
-        if args.ids
-        else [(s, e) for s in list_stages() for e in s.exercises]
-    )
-    for stage, exercise in pairs:
+    for stage, exercise in _exercises_to_check(args.ids, REPO_ROOT):
         result = check_exercise(stage, exercise, timeout=args.timeout)
         results.append(result)
         print(
@@ -356,155 +250,11 @@ def _find_exercise(exercise_id: str, root: Path) -> tuple[Stage, Exercise]:
     raise ExerciseError(f"no exercise {exercise_id!r} in any stage.toml")
 
 
-def _stubbed_files(stage: Stage, exercises: Sequence[Exercise]) -> dict[str, str]:
-    texts: dict[str, str] = {}
-    for exercise in exercises:
-        text = texts.get(exercise.file) or _read_target(stage, exercise)
-        try:
-            texts[exercise.file] = stub_source(text, exercise.qualname, exercise_message(exercise))
-        except ExerciseError as error:
-            raise ExerciseError(f"exercise {exercise.id} ({exercise.target}): {error}") from None
-    return texts
-
-
-def _read_target(stage: Stage, exercise: Exercise) -> str:
-    path = stage.path / exercise.file
-    if not path.is_file():
-        raise ExerciseError(f"exercise {exercise.id}: {path} does not exist")
-    return path.read_bytes().decode("utf-8")
-
-
-def _remove_old_workspace(dest: Path, *, force: bool, root: Path) -> None:
-    if not force:
-        raise ExerciseError(f"{_shown(dest)} exists; add --force to replace it")
-    stages = {s.path for s in list_stages(root)}
-    if not (dest / STAGE_TOML).is_file() or dest in stages or dest == root.resolve():
-        raise ExerciseError(f"{_shown(dest)} does not look like a workspace; not replacing it")
-    shutil.rmtree(dest)
-
-
-def _replace_statements(
-    text: str,
-    lines: list[str],
-    starts: list[int],
-    func: FunctionNode,
-    doc: ast.stmt | None,
-    rest: list[ast.stmt],
-    statement: str,
-) -> str:
-    first, last = rest[0], rest[-1]
-    first_line = min([first.lineno, *(d.lineno for d in _decorators(first))])
-    start = _offset(lines, starts, first.lineno, first.col_offset)
-    line_start = starts[first_line - 1]
-    if _decorators(first) or not text[line_start:start].strip():  # the body is a block
-        indent = re.match(r"[ \t]*", lines[first_line - 1])
-        assert indent is not None
-        header_end = (doc.end_lineno if doc is not None else func.lineno) or func.lineno
-        top = _extend_up(lines, first_line, header_end)
-        bottom = _extend_down(lines, last.end_lineno or last.lineno, func.col_offset)
-        ending = _ending(lines[bottom - 1]) or ""
-        return (
-            text[: starts[top - 1]] + indent.group() + statement + ending + text[starts[bottom] :]
-        )
-    # the body shares a line with the header (def f(): return 1) or the docstring
-    end = _offset(lines, starts, last.end_lineno or last.lineno, last.end_col_offset or 0)
-    return text[:start] + statement + text[end:]
-
-
-def _append_after_docstring(
-    text: str, lines: list[str], starts: list[int], doc: ast.stmt, statement: str
-) -> str:
-    doc_start = _offset(lines, starts, doc.lineno, doc.col_offset)
-    end_line = doc.end_lineno or doc.lineno
-    if text[starts[doc.lineno - 1] : doc_start].strip():  # def f(): "doc"
-        end = _offset(lines, starts, end_line, doc.end_col_offset or 0)
-        return text[:end] + "; " + statement + text[end:]
-    indent = text[starts[doc.lineno - 1] : doc_start]
-    ending = _ending(lines[end_line - 1])
-    if ending is None:  # the docstring ends the file
-        return text + "\n" + indent + statement + "\n"
-    return text[: starts[end_line]] + indent + statement + ending + text[starts[end_line] :]
-
-
-def _extend_up(lines: list[str], first_line: int, header_end: int) -> int:
-    """Widen the removed range upwards over comment lines, but keep blank lines."""
-    top = first_line
-    while top - 1 > header_end and _is_blank_or_comment(lines[top - 2]):
-        top -= 1
-    while top < first_line and not lines[top - 1].strip():
-        top += 1
-    return top
-
-
-def _extend_down(lines: list[str], last_line: int, def_col: int) -> int:
-    """Widen the removed range downwards over comments indented deeper than the ``def``."""
-    bottom = last_line
-    while bottom < len(lines) and _is_blank_or_comment(lines[bottom]):
-        line = lines[bottom]
-        if line.strip() and len(line) - len(line.lstrip()) <= def_col:
-            break
-        bottom += 1
-    while bottom > last_line and not lines[bottom - 1].strip():
-        bottom -= 1
-    return bottom
-
-
-def _is_blank_or_comment(line: str) -> bool:
-    stripped = line.strip()
-    return not stripped or stripped.startswith("#")
-
-
-def _decorators(node: ast.stmt) -> list[ast.expr]:
-    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-        return node.decorator_list
-    return []
-
-
-def _is_overload(node: ast.stmt) -> bool:
-    return any(
-        (isinstance(d, ast.Name) and d.id == "overload")
-        or (isinstance(d, ast.Attribute) and d.attr == "overload")
-        for d in _decorators(node)
-    )
-
-
-def _is_docstring(node: ast.stmt) -> bool:
-    return (
-        isinstance(node, ast.Expr)
-        and isinstance(node.value, ast.Constant)
-        and isinstance(node.value.value, str)
-    )
-
-
-def _parse(text: str) -> ast.Module:
-    try:
-        return ast.parse(text)
-    except SyntaxError as error:
-        raise ExerciseError(f"cannot parse the target file: {error}") from None
-
-
-def _split_lines(text: str) -> list[str]:
-    """Lines with their endings, split where `ast` counts lines ("\\n"; "\\r\\n" ends in it)."""
-    return [line for line in re.split(r"(?<=\n)", text) if line]
-
-
-def _line_starts(lines: list[str]) -> list[int]:
-    starts = [0]
-    for line in lines:
-        starts.append(starts[-1] + len(line))
-    return starts
-
-
-def _offset(lines: list[str], starts: list[int], lineno: int, col_bytes: int) -> int:
-    """The text offset of an `ast` position (its column counts UTF-8 bytes)."""
-    line = lines[lineno - 1]
-    return starts[lineno - 1] + len(line.encode("utf-8")[:col_bytes].decode("utf-8"))
-
-
-def _ending(line: str) -> str | None:
-    if line.endswith("\r\n"):
-        return "\r\n"
-    return "\n" if line.endswith("\n") else None
+def _exercises_to_check(ids: Sequence[str], root: Path) -> list[tuple[Stage, Exercise]]:
+    """The exercises with these ids, or every exercise of every stage if none are given."""
+    if ids:
+        return [_find_exercise(i, root) for i in ids]
+    return [(s, e) for s in list_stages(root) for e in s.exercises]
 
 
 def _rc_word(rc: int | None) -> str:
@@ -512,16 +262,10 @@ def _rc_word(rc: int | None) -> str:
 
 
 def _text(data: str | bytes | None) -> str:
+    # TimeoutExpired carries bytes even when the run was started with text=True
     if isinstance(data, bytes):
         return data.decode("utf-8", "replace")
     return data or ""
-
-
-def _shown(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 if __name__ == "__main__":

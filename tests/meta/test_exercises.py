@@ -1,205 +1,21 @@
-"""Checks of the exercise tooling (`tools.exercises`) and of every exercise of every stage.
+"""Checks of workspaces and exercise runs (`tools.exercises`), and of every exercise of every
+stage.
 
-`stub_source` is tested on small sources; then, for each exercise in the stage.toml files, the
-solution must pass the exercise's tests and a workspace with only that exercise stubbed must
-fail them (one pair of pytest subprocesses per exercise).
+Workspaces and the rendered stub are tested on a tiny stage; then, for each exercise in the
+stage.toml files, the solution must pass the exercise's tests and a workspace with only that
+exercise stubbed must fail them (one pair of pytest subprocesses per exercise).  Stubbing
+itself is tested in ``test_stubs.py``.
 """
 
 from __future__ import annotations
 
 import ast
-import re
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from tools.exercises import (
-    ExerciseError,
-    check_exercise,
-    make_workspace,
-    render_stub,
-    stub_source,
-)
+from tools.exercises import ExerciseError, check_exercise, make_workspace, render_stub
 from tools.stages import Exercise, Stage, find_stage, list_stages
-
-MESSAGE = "Exercise 9.9: do it"
-RAISE = 'raise NotImplementedError("Exercise 9.9: do it")'
-
-
-def stub(source: str, qualname: str) -> str:
-    return stub_source(textwrap.dedent(source), qualname, MESSAGE)
-
-
-def call(source: str, name: str, *args: object) -> object:
-    namespace: dict[str, object] = {}
-    exec(compile(source, "<stub>", "exec"), namespace)
-    target: object = namespace
-    for part in name.split("."):
-        target = target[part] if isinstance(target, dict) else getattr(target, part)
-    assert callable(target)
-    return target(*args)
-
-
-def test_a_function_keeps_signature_decorators_docstring_and_surroundings() -> None:
-    source = '''\
-        import functools
-
-        # --8<-- [start:f]
-        @functools.lru_cache  # keep me
-        def f(x: int,
-              y: int = 2) -> int:  # and me
-            """Add.
-
-            Really.
-            """
-            # how: just add
-            z = x + y
-
-            return z  # done
-        # --8<-- [end:f]
-
-
-        def g() -> int:
-            return 3
-        '''
-    expected = '''\
-        import functools
-
-        # --8<-- [start:f]
-        @functools.lru_cache  # keep me
-        def f(x: int,
-              y: int = 2) -> int:  # and me
-            """Add.
-
-            Really.
-            """
-            raise NotImplementedError("Exercise 9.9: do it")
-        # --8<-- [end:f]
-
-
-        def g() -> int:
-            return 3
-        '''
-    result = stub(source, "f")
-    assert result == textwrap.dedent(expected)
-    with pytest.raises(NotImplementedError, match=re.escape(MESSAGE)):
-        call(result, "f", 1)
-
-
-def test_a_method() -> None:
-    source = """\
-        class Worker:
-            x = 1
-
-            def is_alive(self) -> bool:
-                return True
-
-            # --8<-- [end:is_alive]
-            def other(self) -> int:
-                return 2
-        """
-    result = stub(source, "Worker.is_alive")
-    assert result == textwrap.dedent(source).replace("return True", RAISE)
-    assert call(result, "Worker.other", None) == 2
-
-
-def test_a_function_with_only_a_docstring() -> None:
-    result = stub('def f():\n    """Only a docstring."""\n\nX = 1\n', "f")
-    assert result == f'def f():\n    """Only a docstring."""\n    {RAISE}\n\nX = 1\n'
-
-
-def test_a_docstring_only_function_at_the_end_of_a_file_without_newline() -> None:
-    result = stub('def f():\n    """Doc."""', "f")
-    assert result == f'def f():\n    """Doc."""\n    {RAISE}\n'
-
-
-def test_a_body_on_the_def_line() -> None:
-    assert stub("def f(x): return x  # same line\n", "f") == f"def f(x): {RAISE}  # same line\n"
-    assert stub('def f(): "doc"\n', "f") == f'def f(): "doc"; {RAISE}\n'
-
-
-def test_non_ascii_before_the_body_on_the_def_line() -> None:
-    assert stub('def f(s="é"): return s\n', "f") == f'def f(s="é"): {RAISE}\n'
-
-
-def test_nested_indentation() -> None:
-    source = """\
-        class Outer:
-            class Inner:
-                async def run(self) -> None:
-                    if True:
-                        pass
-                    # trailing body comment
-                    # another one
-
-                # Outer-level comment stays
-            def f(self) -> None:
-                def inner() -> int:
-                    return 1
-                return None
-        """
-    result = stub(source, "Outer.Inner.run")
-    assert "pass" not in result and "trailing body comment" not in result
-    assert f"        async def run(self) -> None:\n            {RAISE}\n\n" in result
-    assert "# Outer-level comment stays" in result
-    nested = stub(source, "Outer.f.inner")
-    assert f"        def inner() -> int:\n            {RAISE}\n        return None\n" in nested
-
-
-def test_a_body_that_starts_with_a_decorated_function() -> None:
-    source = """\
-        def f():
-            @staticmethod
-            def g():
-                return 1
-            return g
-        """
-    assert stub(source, "f") == f"def f():\n    {RAISE}\n"
-
-
-def test_windows_line_endings_survive() -> None:
-    result = stub_source("def f():\r\n    return 1\r\n\r\nX = 2\r\n", "f", MESSAGE)
-    assert result == f"def f():\r\n    {RAISE}\r\n\r\nX = 2\r\n"
-
-
-def test_the_implementation_of_an_overloaded_function_is_stubbed() -> None:
-    source = """\
-        from typing import overload
-
-        @overload
-        def f(x: int) -> int: ...
-        @overload
-        def f(x: str) -> str: ...
-        def f(x):
-            return x
-        """
-    result = stub(source, "f")
-    assert result == textwrap.dedent(source).replace("return x", RAISE)
-
-
-@pytest.mark.parametrize(
-    ("qualname", "error"),
-    [
-        ("nope", "no definition of nope"),
-        ("C.nope", "no definition of C.nope"),
-        ("C", "is a class, not a function"),
-        ("twice", "defined 2 times"),
-    ],
-)
-def test_bad_targets_are_clear_errors(qualname: str, error: str) -> None:
-    source = "class C:\n    pass\n\ndef twice(): pass\ndef twice(): pass\n"
-    with pytest.raises(ExerciseError, match=error):
-        stub_source(source, qualname, MESSAGE)
-
-
-def test_the_message_is_a_valid_literal_whatever_it_holds() -> None:
-    message = 'Exercise 1.1: "quotes", \\ and ünïcode'
-    result = stub_source("def f():\n    return 1\n", "f", message)
-    with pytest.raises(NotImplementedError) as raised:
-        call(result, "f")
-    assert str(raised.value) == message
-
 
 # --- workspaces and rendering, on a small stage ------------------------------------------------
 
@@ -247,8 +63,11 @@ def tiny(tmp_path: Path) -> Stage:
 
 
 def test_render_stub_shows_the_dedented_stub(tiny: Stage) -> None:
-    expected = f'def size(self, items: list[int]) -> int:\n    """How many."""\n    {RAISE}\n'
-    assert render_stub(tiny, "1.1") == expected.replace("9.9: do it", "1.1: Measure the thing")
+    expected = (
+        'def size(self, items: list[int]) -> int:\n    """How many."""\n'
+        '    raise NotImplementedError("Exercise 1.1: Measure the thing")\n'
+    )
+    assert render_stub(tiny, "1.1") == expected
 
 
 def test_a_workspace_stubs_every_exercise_and_leaves_out_the_answers(
