@@ -6,5 +6,8 @@ Run them from the repository root as modules:
     python -m tools.exercises workspace|test|check ...
     python -m tools.run_tests [--stage N]
 
+`tools.stages` (the model in `stage_model`, generated files in `sync`, diffs in `diffs`) and
+`tools.exercises` (stubbing in `stubs`, workspaces in `workspaces`) are the modules to import
+from.  `tools.doc_blocks` runs the documentation's Python for ``tests/meta/test_docs.py``.
 They use only the standard library.
 """
