@@ -243,7 +243,7 @@ def test_stage_pages_have_their_code_and_exercises(site: Path) -> None:
 
 
 BROKEN_SITES = {
-    "good include": ('```python\n--8<-- "{stage}/miniray/channel.py:format"\n```\n', None),
+    "good include": ('```python\n--8<-- "{stage}/miniray/wire.py:format"\n```\n', None),
     "missing section": (
         '```python\n--8<-- "{stage}/miniray/channel.py:no_such_section"\n```\n',
         "could not be located",
