@@ -14,9 +14,17 @@ it, so the numbers mean something on any machine:
 The message is ``{"cmd": "step", "i": <int>}``; the raw rows send its JSON bytes
 pre-encoded, so they pay for no serialisation at all.
 
-On a 2-core machine the numbers depend on where the scheduler puts the two processes
-of a pair. ``--one-core`` pins everything to one CPU: then a round trip costs exactly
-the CPU work of both sides, and the ratios show MiniRay's per-message overhead.
+Where the scheduler puts the two processes of a pair changes a round trip's cost more
+than anything MiniRay does (on this 2-core machine, by up to 2x, from run to run). So
+every pair is pinned: this process to the first CPU, the peer to the last one (a
+cross-core round trip, as between a trainer and its workers). ``--one-core`` pins both
+to the first CPU: then a round trip is just the CPU work of both sides, and the ratios
+show MiniRay's per-message overhead (JSON both ways, which the raw rows skip).
+
+Read the cross-core rows with care: on this (virtual) machine a round trip across cores
+got *faster* when each side did more work per message; a bare socket ping-pong idles
+its CPUs in the slowest way. That, not cleverness, is why MiniRay can beat the raw
+rows there. The one-core rows are the fair comparison of work done.
 """
 
 from __future__ import annotations
@@ -50,11 +58,12 @@ def main() -> None:
     parser.add_argument(
         "--one-core",
         action="store_true",
-        help="pin every process to one CPU: measures CPU cost per message, not wake-up latency",
+        help="pin both ends of every pair to one CPU: measures the CPU cost per message",
     )
     args = parser.parse_args()
-    if args.one_core:
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # children inherit it
+    cpus = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpus[0]})
+    peer_cpu = cpus[0] if args.one_core else cpus[-1]
     pingers = {
         "raw socketpair, length-prefixed bytes": raw_socketpair_pingpong(),
         "multiprocessing.Pipe (fork, pickle)": multiprocessing_pipe_pingpong(),
@@ -63,6 +72,8 @@ def main() -> None:
     if hasattr(miniray, "RemoteWorker"):  # stage 2 on
         pingers["raw TCP loopback, length-prefixed bytes"] = raw_tcp_pingpong()
         pingers["miniray.RemoteWorker"] = miniray_remote_pingpong()
+    for ping in pingers.values():
+        os.sched_setaffinity(ping.peer_pid, {peer_cpu})
     rates = median_rates(pingers, args.seconds, args.repeats)
 
     ratios = {
@@ -105,8 +116,8 @@ def median_rates(pingers: dict[str, Pinger], seconds: float, repeats: int) -> di
 class Pinger:
     """A callable that does one round trip, with a ``close`` to stop its echo peer."""
 
-    def __init__(self, ping: Callable[[], None], close: Callable[[], None]) -> None:
-        self._ping, self.close = ping, close
+    def __init__(self, ping: Callable[[], None], close: Callable[[], None], peer_pid: int) -> None:
+        self._ping, self.close, self.peer_pid = ping, close, peer_pid
 
     def __call__(self) -> None:
         self._ping()
@@ -120,7 +131,7 @@ def raw_socketpair_pingpong() -> Pinger:
         _raw_echo(theirs)
         os._exit(0)
     theirs.close()
-    return Pinger(lambda: _raw_roundtrip(ours), lambda: _stop_raw(ours, pid))
+    return Pinger(lambda: _raw_roundtrip(ours), lambda: _stop_raw(ours, pid), pid)
 
 
 def raw_tcp_pingpong() -> Pinger:
@@ -134,7 +145,7 @@ def raw_tcp_pingpong() -> Pinger:
     sock = socket.create_connection(listener.getsockname())
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     listener.close()
-    return Pinger(lambda: _raw_roundtrip(sock), lambda: _stop_raw(sock, pid))
+    return Pinger(lambda: _raw_roundtrip(sock), lambda: _stop_raw(sock, pid), pid)
 
 
 def multiprocessing_pipe_pingpong() -> Pinger:
@@ -150,7 +161,8 @@ def multiprocessing_pipe_pingpong() -> Pinger:
         ours.send(None)
         process.join()
 
-    return Pinger(ping, close)
+    assert process.pid is not None
+    return Pinger(ping, close, process.pid)
 
 
 def miniray_worker_pingpong() -> Pinger:
@@ -160,7 +172,7 @@ def miniray_worker_pingpong() -> Pinger:
         worker.send(MESSAGE)
         worker.recv()
 
-    return Pinger(ping, worker.close)
+    return Pinger(ping, worker.close, worker.pid)
 
 
 def miniray_remote_pingpong() -> Pinger:
@@ -184,7 +196,7 @@ def miniray_remote_pingpong() -> Pinger:
         server.terminate()
         server.wait()
 
-    return Pinger(ping, close)
+    return Pinger(ping, close, worker.pid)  # the worker the server forked for us
 
 
 def _miniray_echo(handle: miniray.Channel) -> None:
