@@ -26,6 +26,7 @@ import select
 import signal
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,7 +90,7 @@ class WorkerServer:
         self.host, self.port = self._listener.getsockname()[:2]
         self._children: dict[int, _Child] = {}
         self._poller = select.poll()
-        self._handlers: dict[int, Any] = {}  # fd -> callable(poll events)
+        self._handlers: dict[int, Callable[[int], object]] = {}  # fd -> handler(poll events)
         self._watch(self._listener.fileno(), select.POLLIN, self._accept)
         self._stopping = False
         self._wake: tuple[socket.socket, ...] = ()  # the signal wake-up pair, while serving
@@ -105,16 +106,19 @@ class WorkerServer:
         previous = {sig: signal.signal(sig, self._on_stop_signal) for sig in _STOP_SIGNALS}
         try:
             while not self._stopping:
+                # The listener was registered first, so its events come first: accept()
+                # runs before a reap in the same batch can free a descriptor number.
                 for fd, events in self._poller.poll(self._ms_to_next_kill()):
                     handler = self._handlers.get(fd)  # an earlier handler may have dropped it
                     if handler is not None:
                         handler(events)
                 self._escalate_kills()
+            log.info("stopping: %d workers", len(self._children))
         finally:
             self.stop_workers()
             signal.set_wakeup_fd(previous_fd)
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            for sig, old_handler in previous.items():
+                signal.signal(sig, old_handler)
             wake_read.close()
             wake_write.close()
             self._listener.close()
@@ -209,15 +213,12 @@ class WorkerServer:
         times = [c.kill_at for c in self._children.values() if c.kill_at is not None]
         return None if not times else max(0, int((min(times) - time.monotonic()) * 1000) + 1)
 
-    def _watch(self, fd: int, events: int, handler: Any) -> None:
+    def _watch(self, fd: int, events: int, handler: Callable[[int], object]) -> None:
         self._poller.register(fd, events)
         self._handlers[fd] = handler
 
-    def _on_stop_signal(self, signum: int, _frame: object) -> None:
-        log.info(
-            "received %s: stopping %d workers", signal.Signals(signum).name, len(self._children)
-        )
-        self._stopping = True
+    def _on_stop_signal(self, _signum: int, _frame: object) -> None:
+        self._stopping = True  # only this: a handler that logged could interrupt a log call
 
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
