@@ -20,7 +20,7 @@ from typing import Any
 
 from .auth import client_handshake, load_secret
 from .channel import Channel, wait_readable
-from .errors import ChannelClosed, ProtocolError, RemoteError, WorkerDied
+from .errors import ChannelClosed, MiniRayError, ProtocolError, RemoteError, WorkerDied
 from .tcp import connect
 from .wire import DEFAULT_MAX_FRAME
 
@@ -129,7 +129,7 @@ class RemoteWorker:
         try:
             self._sock.shutdown(socket.SHUT_WR)  # the worker's recv sees end-of-file
             self.wait(timeout)
-        except (OSError, RemoteError, WorkerDied):
+        except (OSError, MiniRayError):
             pass  # ended badly or not in time: either way, we are done with it
         self._channel.close()
 
