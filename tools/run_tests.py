@@ -9,8 +9,9 @@ packages must not meet in one mypy run); ``python -m tools.stages check``; ``pyt
 --stage NN`` for each stage; plain ``pytest tests`` (the repository checks and the top-level
 package); ``mkdocs build --strict`` when there is a ``mkdocs.yml``.
 
-A failing step stops nothing.  The exit status is 1 if any step failed, and the last line
-printed is ``N passed, M failed`` (counting steps), which CI reads.
+A failing step stops nothing.  The exit status is 1 if any step failed.  The summary ends
+with two lines: ``steps: N passed, M failed``, and, last, ``tests: N passed, M failed,
+K skipped``, added up from every pytest step's JUnit report (the line CI reads).
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 import time
+import xml.etree.ElementTree as ElementTree
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +38,21 @@ class Step:
     command: list[str]
     cwd: Path = REPO_ROOT
     env: dict[str, str] = field(default_factory=dict)
+    junit: Path | None = None  # where a pytest step writes its report
+
+
+@dataclass(frozen=True)
+class Tally:
+    """What one or more pytest runs reported."""
+
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+    def __add__(self, other: Tally) -> Tally:
+        return Tally(
+            self.passed + other.passed, self.failed + other.failed, self.skipped + other.skipped
+        )
 
 
 @dataclass(frozen=True)
@@ -44,6 +62,7 @@ class Outcome:
     name: str
     returncode: int
     seconds: float
+    tests: Tally | None = None  # None: not a pytest step
 
     @property
     def passed(self) -> bool:
@@ -68,7 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_stage_tests(options.stage, extra)
     if extra:
         parser.error("arguments after -- need --stage")
-    outcomes = [run_step(step) for step in plan_steps()]
+    with tempfile.TemporaryDirectory(prefix="miniray-junit-") as reports:
+        outcomes = [run_step(step) for step in plan_steps(junit_dir=Path(reports))]
     print(summary(outcomes))
     return 0 if all(o.passed for o in outcomes) else 1
 
@@ -79,8 +99,8 @@ def run_stage_tests(spec: str, pytest_args: Sequence[str] = ()) -> int:
     return run_step(step).returncode
 
 
-def plan_steps(root: Path = REPO_ROOT) -> list[Step]:
-    """Every step of the full run, in order."""
+def plan_steps(root: Path = REPO_ROOT, junit_dir: Path | None = None) -> list[Step]:
+    """Every step of the full run, in order; pytest steps report into ``junit_dir``."""
     try:
         stages = list_stages(root)
     except StageError as error:
@@ -93,8 +113,12 @@ def plan_steps(root: Path = REPO_ROOT) -> list[Step]:
     ]
     steps += [_mypy_stage(stage, root) for stage in stages]
     steps.append(Step("stages check", [python, "-m", "tools.stages", "check"], root))
-    steps += [Step(f"pytest stage {s.name}", [*_pytest(), "--stage", s.name], root) for s in stages]
-    steps.append(Step("pytest miniray + meta", _pytest(), root))
+    pytest_runs = {f"pytest stage {s.name}": ["--stage", s.name] for s in stages}
+    pytest_runs["pytest miniray + meta"] = []
+    for index, (name, args) in enumerate(pytest_runs.items()):
+        junit = None if junit_dir is None else junit_dir / f"{index}.xml"
+        report = [] if junit is None else [f"--junitxml={junit}"]
+        steps.append(Step(name, [*_pytest(), *args, *report], root, junit=junit))
     if (root / "mkdocs.yml").is_file():
         steps.append(
             Step(
@@ -119,13 +143,27 @@ def run_step(step: Step) -> Outcome:
     except OSError as error:
         print(f"error: cannot run {step.command[0]}: {error}", file=sys.stderr)
         returncode = 127
-    outcome = Outcome(step.name, returncode, time.monotonic() - started)
+    tests = None if step.junit is None else read_junit(step.junit)
+    outcome = Outcome(step.name, returncode, time.monotonic() - started, tests)
     print(f"<== {step.name}: {'passed' if outcome.passed else 'FAILED'}", flush=True)
     return outcome
 
 
+def read_junit(report: Path) -> Tally:
+    """The counts in a pytest JUnit XML report; a missing report counts as one failure."""
+    try:
+        suite = ElementTree.parse(report).getroot()
+    except (OSError, ElementTree.ParseError):
+        return Tally(failed=1)  # pytest died before writing it: not a pass
+    if suite.tag == "testsuites":
+        suite = suite[0]
+    total, skipped = int(suite.get("tests", 0)), int(suite.get("skipped", 0))
+    failed = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+    return Tally(total - failed - skipped, failed, skipped)
+
+
 def summary(outcomes: Sequence[Outcome]) -> str:
-    """A table of steps; its last line is exactly ``N passed, M failed``."""
+    """A table of steps, then ``steps: ...`` and last ``tests: N passed, M failed, K skipped``."""
     statuses = ["passed" if o.passed else f"FAILED ({o.returncode})" for o in outcomes]
     width = max([len("step"), *(len(o.name) for o in outcomes)])
     status_width = max([len("status"), *map(len, statuses)])
@@ -133,7 +171,9 @@ def summary(outcomes: Sequence[Outcome]) -> str:
     for o, status in zip(outcomes, statuses, strict=True):
         rows.append(f"{o.name:<{width}}  {status:<{status_width}}  {o.seconds:7.1f}")
     failed = sum(not o.passed for o in outcomes)
-    rows.append(f"{len(outcomes) - failed} passed, {failed} failed")
+    rows.append(f"steps: {len(outcomes) - failed} passed, {failed} failed")
+    tests = sum((o.tests for o in outcomes if o.tests is not None), Tally())
+    rows.append(f"tests: {tests.passed} passed, {tests.failed} failed, {tests.skipped} skipped")
     return "\n" + "\n".join(rows)
 
 
