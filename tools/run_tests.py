@@ -48,10 +48,14 @@ class Tally:
     passed: int = 0
     failed: int = 0
     skipped: int = 0
+    failures: tuple[str, ...] = ()  # ids of the failed tests, to name them in the summary
 
     def __add__(self, other: Tally) -> Tally:
         return Tally(
-            self.passed + other.passed, self.failed + other.failed, self.skipped + other.skipped
+            self.passed + other.passed,
+            self.failed + other.failed,
+            self.skipped + other.skipped,
+            self.failures + other.failures,
         )
 
 
@@ -159,7 +163,12 @@ def read_junit(report: Path) -> Tally:
         suite = suite[0]
     total, skipped = int(suite.get("tests", 0)), int(suite.get("skipped", 0))
     failed = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
-    return Tally(total - failed - skipped, failed, skipped)
+    failures = tuple(
+        f"{case.get('classname')}::{case.get('name')}"
+        for case in suite.iter("testcase")
+        if case.find("failure") is not None or case.find("error") is not None
+    )
+    return Tally(total - failed - skipped, failed, skipped, failures)
 
 
 def summary(outcomes: Sequence[Outcome]) -> str:
@@ -173,6 +182,7 @@ def summary(outcomes: Sequence[Outcome]) -> str:
     failed = sum(not o.passed for o in outcomes)
     rows.append(f"steps: {len(outcomes) - failed} passed, {failed} failed")
     tests = sum((o.tests for o in outcomes if o.tests is not None), Tally())
+    rows += [f"failed test: {test_id}" for test_id in tests.failures]
     rows.append(f"tests: {tests.passed} passed, {tests.failed} failed, {tests.skipped} skipped")
     return "\n" + "\n".join(rows)
 
