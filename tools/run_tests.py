@@ -179,10 +179,10 @@ def summary(outcomes: Sequence[Outcome]) -> str:
     rows = [f"{'step':<{width}}  {'status':<{status_width}}  seconds"]
     for o, status in zip(outcomes, statuses, strict=True):
         rows.append(f"{o.name:<{width}}  {status:<{status_width}}  {o.seconds:7.1f}")
-    failed = sum(not o.passed for o in outcomes)
-    rows.append(f"steps: {len(outcomes) - failed} passed, {failed} failed")
     tests = sum((o.tests for o in outcomes if o.tests is not None), Tally())
     rows += [f"failed test: {test_id}" for test_id in tests.failures]
+    failed = sum(not o.passed for o in outcomes)
+    rows.append(f"steps: {len(outcomes) - failed} passed, {failed} failed")
     rows.append(f"tests: {tests.passed} passed, {tests.failed} failed, {tests.skipped} skipped")
     return "\n" + "\n".join(rows)
 
