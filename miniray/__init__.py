@@ -1,6 +1,7 @@
-"""MiniRay, stage 2: workers on this machine (``Worker``) or on a server (``RemoteWorker``).
+"""MiniRay, stage 3: workers on this machine (``Worker``), on a server (``RemoteWorker``),
+or on many machines started over SSH (``Cluster``, whose workers are ``ClusterWorker``s).
 
-Both have the same API: ``send``, ``recv(timeout)``, ``wait(timeout)``, ``is_alive``,
+All have the same API: ``send``, ``recv(timeout)``, ``wait(timeout)``, ``is_alive``,
 ``close``, and a context manager.
 
     # terminal 1
@@ -11,9 +12,15 @@ Both have the same API: ``send``, ``recv(timeout)``, ``wait(timeout)``, ``is_ali
     worker = RemoteWorker("localhost", 10000)
     worker.send({"cmd": "echo", "data": "hello"})
     print(worker.recv())
+
+    # many machines, one WorkerServer each, started over SSH
+    from miniray import Cluster, NodeConfig
+    with Cluster([NodeConfig("node1", num_workers=4)]) as cluster:
+        workers = cluster.start(work_fn="my_module.work_fn")
 """
 
 from .channel import Channel
+from .cluster import Cluster, ClusterError, ClusterWorker, LogLine, NodeConfig
 from .errors import (
     AuthenticationError,
     ChannelClosed,
@@ -32,8 +39,13 @@ from .worker import Worker, spawn_workers, wait_any
 __all__ = [
     "AuthenticationError",
     "Channel",
+    "Cluster",
+    "ClusterError",
+    "ClusterWorker",
     "ChannelClosed",
+    "LogLine",
     "MiniRayError",
+    "NodeConfig",
     "ProtocolError",
     "RemoteError",
     "RemoteWorker",
