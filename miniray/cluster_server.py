@@ -60,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"{parser.prog}: error: no secret on stdin\n")
     host = bind_address(args.host)
     relay = LogRelay(sys.stdout.fileno())
+    # The lease holds from now on: a coordinator gone before we serve ends us too.
+    lease = threading.Thread(
+        target=follow_lease, args=(0, relay.interrupt_workers, _stop_this_server), daemon=True
+    )
+    lease.start()
     try:
         work_fn = load_work_fn(args.work_fn)
         server = WorkerServer(
@@ -80,10 +85,6 @@ def main(argv: list[str] | None = None) -> int:
     ready = {"host": server.host, "port": server.port, "pid": os.getpid()}
     print(READY_PREFIX + json.dumps(ready), flush=True)
     relay.start()
-    lease = threading.Thread(
-        target=follow_lease, args=(0, relay.interrupt_workers, _stop_this_server), daemon=True
-    )
-    lease.start()
     server.serve_forever()
     relay.finish(timeout=2.0)
     return 0

@@ -61,3 +61,13 @@ def stubborn(handle: Any) -> None:
         pass
     while True:
         time.sleep(60)
+
+
+def unbothered(handle: Any) -> None:
+    """Say ready, then sleep; a KeyboardInterrupt is printed and ignored."""
+    handle.send("ready")
+    while True:
+        try:
+            time.sleep(60)
+        except KeyboardInterrupt:
+            print(f"rank {os.environ['RANK']} ignored KeyboardInterrupt", flush=True)
