@@ -40,6 +40,15 @@ LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MAX_LINE = 1 << 16  # a ready line longer than this is not one
 _STDERR_LINES = 40  # of a node's stderr, kept for error messages
+_SSH_FAILED = 255  # ssh's exit code for its own errors (the remote command's code otherwise)
+_HINTS = [  # what ssh said -> what to check
+    ("Permission denied", "the node refused our key (see identity_file, or run ssh-copy-id)"),
+    ("Connection refused", "nothing listens for ssh there (is sshd running? the ssh port?)"),
+    ("timed out", "the host did not answer (is it up? a firewall?)"),
+    ("No route to host", "the host is not reachable from here"),
+    ("Could not resolve", "unknown host name (a typo? an alias missing from ~/.ssh/config?)"),
+    ("Host key verification failed", "unknown or changed host key: ssh to it once by hand"),
+]
 
 
 class ClusterError(MiniRayError):
@@ -160,6 +169,7 @@ class NodeProcess:
     ) -> None:
         self.label = label
         self._on_stderr = on_stderr
+        self.via_ssh = not argv[:2] == ["/bin/sh", "-c"]
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_LINES)
         self._forwarding = False
         self._lock = threading.Lock()
@@ -194,6 +204,8 @@ class NodeProcess:
         except EOFError:
             code = self.proc.wait(timeout=5)
             problem = f"the server did not start (exit code {code})"
+            if code == _SSH_FAILED and self.via_ssh:
+                problem = f"ssh failed (exit code {code}){self._hint()}"
         except ProtocolError as e:
             problem = str(e)
         raise ClusterError(self.describe(problem))
@@ -204,6 +216,14 @@ class NodeProcess:
         with self._lock:
             said = "\n".join("    " + line for line in self._stderr_tail)
         return f"node {self.label}: {problem}" + (f"; its stderr:\n{said}" if said else "")
+
+    def _hint(self) -> str:
+        with self._lock:
+            said = "\n".join(self._stderr_tail)
+        for clue, hint in _HINTS:
+            if clue in said:
+                return f": {hint}"
+        return ""
 
     def forward_stderr(self) -> None:
         """From now on, pass each stderr line (server warnings) to ``on_stderr``."""
