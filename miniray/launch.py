@@ -169,7 +169,7 @@ class NodeProcess:
     ) -> None:
         self.label = label
         self._on_stderr = on_stderr
-        self.via_ssh = not argv[:2] == ["/bin/sh", "-c"]
+        self.via_ssh = argv[:2] != ["/bin/sh", "-c"]
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_LINES)
         self._forwarding = False
         self._lock = threading.Lock()

@@ -66,7 +66,7 @@ def log_to_stream(stream: IO[str] | None = None) -> LogSink:
     return write
 
 
-class log_to_files:  # noqa: N801 (used like a function: log=log_to_files("logs"))
+class log_to_files:
     """A sink that appends each rank's lines to ``directory/rank-N.log`` (servers' lines:
     ``directory/node-HOST.log``). ``close()`` closes the files (``Cluster.stop`` does)."""
 
@@ -137,7 +137,7 @@ class LogRelay:
         os.close(write_end)
         for stream in (sys.stdout, sys.stderr):  # a pipe now: flush each line as it is printed
             with contextlib.suppress(AttributeError, ValueError):
-                stream.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
+                stream.reconfigure(line_buffering=True)  # type: ignore[union-attr]
 
     def interrupt_workers(self) -> None:
         """SIGINT every worker whose output is still open (a KeyboardInterrupt in work_fn)."""
@@ -180,7 +180,7 @@ class LogRelay:
         except OSError:
             chunk = b""
         pending += chunk
-        lines = pending.split(b"\n")
+        lines = [bytes(line) for line in pending.split(b"\n")]
         rest = lines.pop()  # what follows the last newline: not a line yet
         if (rest and not chunk) or len(rest) >= MAX_LINE:  # the end, or too long to wait for
             lines.append(rest)
@@ -197,7 +197,9 @@ class LogRelay:
     def _emit(self, rank: int, lines: list[bytes]) -> None:
         """Write the lines as records, all in one write (the only writer of out_fd)."""
         prefix = LOG_PREFIX + str(rank).encode() + b" "
-        pieces = [line[i : i + MAX_LINE] for line in lines for i in range(0, len(line) or 1, MAX_LINE)]
+        pieces = [
+            line[i : i + MAX_LINE] for line in lines for i in range(0, len(line) or 1, MAX_LINE)
+        ]
         records = memoryview(b"".join(prefix + piece + b"\n" for piece in pieces))
         try:
             while records:

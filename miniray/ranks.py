@@ -90,4 +90,3 @@ def assign_ranks(nodes: Sequence[tuple[str, int]]) -> list[list[RankInfo]]:
 
 
 # --8<-- [end:assign_ranks]
-

@@ -3,6 +3,7 @@ the nodes' PYTHONPATH), as ``Cluster.start(work_fn="cluster_workfns.NAME")`` nee
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
@@ -19,8 +20,15 @@ def whoami(handle: Any) -> None:
         env = {name: os.environ.get(name) for name in [*RANK_VARIABLES, "MINIRAY_HOST"]}
         sockname = handle._sock.getsockname()
         address = sockname[0] if isinstance(sockname, tuple) else "socketpair"
-        handle.send({"msg": msg, "env": env, "hostname": socket.gethostname(),
-                     "address": address, "pid": os.getpid()})
+        handle.send(
+            {
+                "msg": msg,
+                "env": env,
+                "hostname": socket.gethostname(),
+                "address": address,
+                "pid": os.getpid(),
+            }
+        )
 
 
 def chatty(handle: Any) -> None:
@@ -55,10 +63,8 @@ def sleeper(handle: Any) -> None:
 def stubborn(handle: Any) -> None:
     """Ignore end-of-file: keep sleeping after the coordinator says goodbye."""
     handle.send("ready")
-    try:
+    with contextlib.suppress(Exception):
         handle.recv()
-    except Exception:
-        pass
     while True:
         time.sleep(60)
 

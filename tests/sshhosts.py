@@ -135,7 +135,21 @@ class SshHosts:
             namespace, veth, address = f"{tag}h{i}", f"{tag}v{i}", f"{subnet}.{i}"
             _run(["ip", "netns", "add", namespace])
             self._namespaces.append(namespace)
-            _run(["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", namespace])
+            _run(
+                [
+                    "ip",
+                    "link",
+                    "add",
+                    veth,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    "eth0",
+                    "netns",
+                    namespace,
+                ]
+            )
             self._links.append(veth)
             _run(["ip", "link", "set", veth, "master", bridge, "up"])
             inside = ["ip", "netns", "exec", namespace, "ip"]

@@ -39,8 +39,11 @@ def ssh_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshHosts]:
     try:
         port = free_port()
         hosts.start_sshd("loopback", ["127.0.0.1", "127.0.0.2", "127.0.0.3"], port)
-        for alias, address in [("sshnode", "127.0.0.1"), ("node1", "127.0.0.2"),
-                               ("node2", "127.0.0.3")]:
+        for alias, address in [
+            ("sshnode", "127.0.0.1"),
+            ("node1", "127.0.0.2"),
+            ("node2", "127.0.0.3"),
+        ]:
             hosts.add_alias(alias, address, port)
         hosts.add_alias("wrongkey", "127.0.0.1", port, key=False)
         hosts.add_alias("deadhost", "127.0.0.1", free_port())

@@ -28,7 +28,9 @@ def expected_env(node_sizes: list[tuple[str, int]]) -> list[dict[str, str]]:
     for group, (host, count) in enumerate(node_sizes):
         for local in range(count):
             values = [rank, local, world, count, group]
-            envs.append({**dict(zip(RANK_VARIABLES, map(str, values))), "MINIRAY_HOST": host})
+            envs.append(
+                {**dict(zip(RANK_VARIABLES, map(str, values), strict=True)), "MINIRAY_HOST": host}
+            )
             rank += 1
     return envs
 
@@ -134,6 +136,7 @@ def test_stop_kills_workers_that_ignore_end_of_file_and_says_so(
 
 def test_wait_any_takes_local_workers_and_cluster_workers(node: Any, tag: str) -> None:
     import cluster_workfns
+
     from miniray import Cluster, Worker, wait_any
 
     with Cluster([node("localhost", 2)], log=lambda line: None) as cluster:
@@ -262,3 +265,17 @@ def test_three_namespace_hosts_each_run_their_own_workers(
     for namespace, _ in ns_hosts:  # nothing but the sshd is left on any host
         assert use_ssh_config.namespace_pids(namespace) <= use_ssh_config.sshd_pids()
 
+
+def test_the_cluster_demo_runs(stage_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    demo = Path(__file__).resolve().parents[2] / "examples" / "cluster_demo.py"
+    env = {**os.environ, "PYTHONPATH": str(stage_path)}
+    result = subprocess.run([sys.executable, str(demo)], cwd="/", env=env,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "rank 0 on localhost: {'echo': 'hello rank 0'}"
+    assert lines[8] == "cluster stopped: 8 workers, exit codes [0]"

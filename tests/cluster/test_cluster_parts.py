@@ -3,6 +3,7 @@ the ready line with a deadline, the lease, and rank assignment."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import subprocess
@@ -27,7 +28,9 @@ def test_the_command_line_survives_a_shell_unchanged(tmp_path: os.PathLike[str])
     hostile = ["a b", "it's", '"q"', "$HOME", "`id`", "x;y", "&&", "*", "\\", "", "new\nline"]
     folder = os.path.join(str(tmp_path), "dir with 'quotes' and $dollar")
     os.mkdir(folder)
-    script = "import os, sys, json; print(json.dumps([os.getcwd(), os.environ['V1'], sys.argv[1:]]))"
+    script = (
+        "import os, sys, json; print(json.dumps([os.getcwd(), os.environ['V1'], sys.argv[1:]]))"
+    )
     env = {"V1": "value with spaces; $(echo no) 'and' quotes"}
     command = remote_command(sys.executable, ["-c", script, *hostile], cwd=folder, env=env)
     out = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, check=True)
@@ -62,10 +65,8 @@ def pipe() -> Iterator[tuple[int, int]]:
     read_end, write_end = os.pipe()
     yield read_end, write_end
     for fd in (read_end, write_end):
-        try:
+        with contextlib.suppress(OSError):
             os.close(fd)
-        except OSError:
-            pass
 
 
 def write_later(fd: int, pieces: list[bytes], delay: float = 0.05) -> threading.Thread:
@@ -96,7 +97,7 @@ def test_the_ready_line_is_found_after_chatter_and_in_pieces(pipe: tuple[int, in
 def test_no_ready_line_in_time_is_a_timeout_not_a_hang(pipe: tuple[int, int]) -> None:
     from miniray.launch import read_ready_line
 
-    os.write(pipe[1], b"MINIRAY_READY {\"host\": \"h\", ")  # half a line, then silence
+    os.write(pipe[1], b'MINIRAY_READY {"host": "h", ')  # half a line, then silence
     started = time.monotonic()
     with pytest.raises(TimeoutError):
         read_ready_line(pipe[0], timeout=0.3)
@@ -210,8 +211,13 @@ def test_a_worker_refuses_a_first_message_that_is_no_rank() -> None:
     from miniray import ProtocolError
     from miniray.ranks import RankInfo
 
-    for bad in [{"cmd": "train"}, {"miniray_rank": {"rank": 5}}, None,
-                {"miniray_rank": {"rank": 3, "local_rank": 0, "world_size": 2,
-                                  "local_world_size": 1, "group_rank": 0, "host": "h"}}]:  # fmt: skip
+    out_of_range = {"rank": 3, "local_rank": 0, "world_size": 2, "local_world_size": 1}
+    out_of_range |= {"group_rank": 0, "host": "h"}
+    for bad in [
+        {"cmd": "train"},
+        {"miniray_rank": {"rank": 5}},
+        None,
+        {"miniray_rank": out_of_range},
+    ]:
         with pytest.raises(ProtocolError):
             RankInfo.from_message(bad)

@@ -80,7 +80,7 @@ def test_a_server_not_ready_in_time_is_stopped(node: Any, tag: str) -> None:
     from miniray import Cluster, ClusterError
 
     cluster = Cluster([node("localhost", 1)], log=lambda line: None, start_timeout=0.5)
-    with pytest.raises(ClusterError, match="did not report ready within 0.5 s"):
+    with pytest.raises(ClusterError, match=r"did not report ready within 0\.5 s"):
         cluster.start(work_fn="cluster_slow_import.work_fn")
     assert wait_for_no_processes(tag, LEASE_END) == []
 

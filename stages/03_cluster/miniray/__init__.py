@@ -39,10 +39,10 @@ from .worker import Worker, spawn_workers, wait_any
 __all__ = [
     "AuthenticationError",
     "Channel",
+    "ChannelClosed",
     "Cluster",
     "ClusterError",
     "ClusterWorker",
-    "ChannelClosed",
     "LogLine",
     "MiniRayError",
     "NodeConfig",

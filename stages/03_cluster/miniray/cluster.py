@@ -222,8 +222,13 @@ class Cluster:
     def _on_ctrl_c(self, _signum: int, _frame: FrameType | None) -> None:
         self._interrupts += 1
         if self._interrupts == 1 and self._state == "started":
-            self._sink(LogLine("coordinator", None, "Ctrl-C: interrupting the workers "
-                               "(press Ctrl-C again to stop the cluster)"))
+            self._sink(
+                LogLine(
+                    "coordinator",
+                    None,
+                    "Ctrl-C: interrupting the workers (press Ctrl-C again to stop the cluster)",
+                )
+            )
             self.interrupt()
             return
         for node in list(self._running):
