@@ -1,5 +1,7 @@
-"""MiniRay, stage 3: workers on this machine (``Worker``), on a server (``RemoteWorker``),
-or on many machines started over SSH (``Cluster``, whose workers are ``ClusterWorker``s).
+"""MiniRay, stage 4: workers on this machine (``Worker``), on a server (``RemoteWorker``),
+or on many machines started over SSH (``Cluster``, whose workers are ``ClusterWorker``s);
+with functions registered where they run (``Registry``, ``submit``, ``call_remote``),
+a marshal codec (``codec="marshal"``), and buffers beside the message (bytes, arrays).
 
 All have the same API: ``send``, ``recv(timeout)``, ``wait(timeout)``, ``is_alive``,
 ``close``, and a context manager.
@@ -19,7 +21,9 @@ All have the same API: ``send``, ``recv(timeout)``, ``wait(timeout)``, ``is_aliv
         workers = cluster.start(work_fn="my_module.work_fn")
 """
 
+from .calls import CallsActive, UnknownFunction
 from .channel import Channel
+from .codec import CodecRefused
 from .cluster import Cluster, ClusterError, ClusterWorker, LogLine, NodeConfig
 from .errors import (
     AuthenticationError,
@@ -32,29 +36,35 @@ from .errors import (
     WorkerDied,
     WorkFnNotFound,
 )
+from .registry import Registry, serve
 from .remote_worker import RemoteWorker
 from .server import WorkerServer
 from .worker import Worker, spawn_workers, wait_any
 
 __all__ = [
     "AuthenticationError",
+    "CallsActive",
     "Channel",
     "ChannelClosed",
     "Cluster",
     "ClusterError",
     "ClusterWorker",
+    "CodecRefused",
     "LogLine",
     "MiniRayError",
     "NodeConfig",
     "ProtocolError",
+    "Registry",
     "RemoteError",
     "RemoteWorker",
     "ServerFull",
     "ServerUnreachable",
+    "UnknownFunction",
     "WorkFnNotFound",
     "Worker",
     "WorkerDied",
     "WorkerServer",
+    "serve",
     "spawn_workers",
     "wait_any",
 ]

@@ -1,5 +1,10 @@
 """A Channel: one end of a socket that carries frames (see ``wire.py``).
 
+New in this stage: a channel encodes its messages with a codec (``self.codec``; JSON by
+default, or marshal, see ``codec.py``) that also carries buffers out of band
+(``buffers.py``); ``send_frame`` accepts a payload in parts, so a big buffer is sent
+from where it lies instead of being copied behind the header first.
+
 Both ends of a worker hold a Channel: the parent's ``worker.send``/``worker.recv`` use
 one, and the child's ``handle`` *is* one.
 
@@ -24,6 +29,7 @@ import time
 from collections import deque
 from typing import Any
 
+from .buffers import MessageCodec
 from .errors import ChannelClosed, ProtocolError
 from .wire import (
     DEFAULT_MAX_FRAME,
@@ -33,8 +39,6 @@ from .wire import (
     MESSAGE,
     decode_error,
     decode_exit,
-    decode_message,
-    encode_message,
 )
 
 _RECV_SIZE = 64 * 1024  # bigger reads cost an mmap per call in malloc
@@ -52,6 +56,7 @@ class Channel:
             has exited (a pidfd); a wait then ends instead of hanging on a socket that a
             grandchild may still hold open.
         peer_pid: The peer's process id, used in error messages.
+        codec: How messages become bytes (default: JSON, buffers inline).
     """
 
     def __init__(
@@ -61,8 +66,10 @@ class Channel:
         max_frame: int = DEFAULT_MAX_FRAME,
         watch_fd: int | None = None,
         peer_pid: int = 0,
+        codec: MessageCodec | None = None,
     ) -> None:
         self.max_frame = max_frame
+        self.codec = MessageCodec() if codec is None else codec
         self.peer_pid = peer_pid
         self._sock = sock
         self._buffer = bytearray()
@@ -81,36 +88,40 @@ class Channel:
 
     # --8<-- [start:send]
     def send(self, msg: Any, timeout: float | None = None) -> None:
-        """Send one JSON-serialisable message.
+        """Send one message: plain data, and buffers (bytes, arrays, tensors) anywhere in it.
 
         Raises:
-            TypeError: ``msg`` is not JSON-serialisable (nothing was sent).
+            TypeError: The codec cannot carry ``msg`` (nothing was sent).
             ProtocolError: The encoded message exceeds ``max_frame`` (nothing was sent).
             ChannelClosed: The peer is gone.
             TimeoutError: The peer did not take the bytes in time; since part of a frame
                 may have gone out, the channel refuses further sends.
         """
-        self.send_frame(MESSAGE, encode_message(msg), timeout)
+        self.send_frame(MESSAGE, self.codec.encode(msg), timeout)
 
-    def send_frame(self, kind: int, payload: bytes, timeout: float | None = None) -> None:
+    def send_frame(
+        self, kind: int, payload: bytes | list[bytes | memoryview], timeout: float | None = None
+    ) -> None:
         """Send one frame of the given kind; see :meth:`send` for the errors."""
+        parts = (payload,) if isinstance(payload, bytes) else payload
+        size = len(payload) if isinstance(payload, bytes) else sum(map(len, payload))
         if self._sock.fileno() < 0:
             raise ChannelClosed("the channel is closed")
         if self._send_broken:
             raise ProtocolError("an earlier send timed out mid-frame; the channel is unusable")
-        if len(payload) > self.max_frame:
+        if size > self.max_frame:
             raise ProtocolError(
-                f"message of {len(payload)} bytes exceeds max_frame={self.max_frame}; not sent"
+                f"message of {size} bytes exceeds max_frame={self.max_frame}; not sent"
             )
-        header = HEADER.pack(len(payload), kind)
+        header = HEADER.pack(size, kind)
         try:
             if timeout is not None:  # (settimeout costs two system calls: not on every send)
                 self._sock.settimeout(timeout)
-            if len(payload) < _SMALL_FRAME:
-                self._sock.sendall(header + payload)
-            else:  # two sends, to avoid copying a big payload just to prepend 9 bytes
-                self._sock.sendall(header)
-                self._sock.sendall(payload)
+            if size < _SMALL_FRAME:
+                self._sock.sendall(b"".join((header, *parts)))
+            else:  # several sends, to avoid copying a big payload just to prepend 9 bytes
+                for part in [header, *parts]:
+                    self._sock.sendall(part)
         except TimeoutError:
             self._send_broken = True
             raise TimeoutError(f"send did not complete within {timeout} s") from None
@@ -137,7 +148,7 @@ class Channel:
         kind, payload = self._next_frame(deadline)
         if kind == MESSAGE:
             self._frames.popleft()
-            return decode_message(payload)
+            return self.codec.decode(payload)
         if kind == ERROR:  # stays at the head: a failed worker keeps saying why
             raise decode_error(payload)
         if kind == EXIT:
@@ -201,6 +212,12 @@ class Channel:
         if not self.closed:
             self._poller = select.poll()
             self._sock.close()
+            self.codec.close()
+
+    def shutdown(self, how: int = socket.SHUT_WR) -> None:
+        """Send end-of-file to the peer (SHUT_WR), or end a blocked read here (SHUT_RD)."""
+        if not self.closed:
+            self._sock.shutdown(how)
 
     # --8<-- [start:next_frame]
     def _next_frame(self, deadline: float | None) -> tuple[int, bytes]:

@@ -10,6 +10,10 @@ them. What differs is how we learn that the worker ended: a local Worker watches
 child's pidfd, a RemoteWorker only sees its TCP connection. So the server's worker
 sends an EXIT frame with its exit code, and a connection that closes without one
 means the process was killed (or the server went away).
+
+New in this stage: ``codec="marshal"``, proposed to the server once the handshake has
+proved both ends know the secret (a server may refuse it: `CodecRefused`); buffers in
+messages travel as raw bytes in the frame; ``submit``/``call_remote`` (``calls.py``).
 """
 
 from __future__ import annotations
@@ -19,13 +23,16 @@ import time
 from typing import Any
 
 from .auth import client_handshake, load_secret
+from .buffers import MessageCodec
+from .calls import Calls
 from .channel import Channel, wait_readable
+from .codec import CodecRefused, get_codec
 from .errors import ChannelClosed, MiniRayError, ProtocolError, RemoteError, WorkerDied
 from .tcp import connect
 from .wire import DEFAULT_MAX_FRAME
 
 
-class RemoteWorker:
+class RemoteWorker(Calls):
     """A connection to one worker process forked for us by a WorkerServer.
 
     Args:
@@ -34,11 +41,13 @@ class RemoteWorker:
         secret: The shared secret; by default looked up as described in ``miniray.auth``.
         connect_timeout: Seconds allowed for connecting, the handshake and the hello.
         max_frame: Largest message, in encoded bytes, either side may send.
+        codec: ``"json"`` (the default) or ``"marshal"``; the server must accept it.
 
     Raises:
         ServerUnreachable: Nothing accepted the connection in time (is the server running?).
         ServerFull: The server already runs ``--workers`` workers.
         AuthenticationError: The secrets differ.
+        CodecRefused: The server does not speak ``codec``.
     """
 
     # --8<-- [start:remote_init]
@@ -50,7 +59,9 @@ class RemoteWorker:
         secret: str | bytes | None = None,
         connect_timeout: float = 10.0,
         max_frame: int = DEFAULT_MAX_FRAME,
+        codec: str = "json",
     ) -> None:
+        message_codec = get_codec(codec)
         self.host, self.port = host, port
         self.returncode: int | None = None
         key = load_secret(secret)
@@ -60,9 +71,15 @@ class RemoteWorker:
             client_handshake(self._sock, key, _until(deadline))
             self._sock.settimeout(None)
             self._channel = Channel(self._sock, max_frame=max_frame)
+            self._channel.send({"codec": message_codec.name})  # JSON until both agree
             hello = self._channel.recv(timeout=_until(deadline))  # who is our worker?
+            if isinstance(hello, dict) and "refused" in hello:
+                raise CodecRefused(f"{host}:{port} refused codec {codec!r}: {hello['refused']}")
             if not (isinstance(hello, dict) and isinstance(hello.get("pid"), int)):
                 raise ProtocolError(f"expected the worker's hello, got {hello!r:.100}")
+            if hello.get("codec") != message_codec.name:
+                raise ProtocolError(f"the server answered codec {hello.get('codec')!r}")
+            self._channel.codec = MessageCodec(message_codec)
             self.pid: int = hello["pid"]
             self.remote_host = str(hello.get("host"))
         except BaseException:
@@ -83,8 +100,10 @@ class RemoteWorker:
         except ChannelClosed as e:
             raise self._lost() from e
 
-    def recv(self, timeout: float | None = None) -> Any:
-        """Return the worker's next message; same errors as ``Worker.recv``."""
+    def recv(self, timeout: float | None = None, *, copy: bool = True) -> Any:
+        """Return the worker's next message; same errors and ``copy`` as ``Worker.recv``."""
+        self._refuse_if_calling()
+        self._channel.codec.copy = copy
         try:
             return self._channel.recv(timeout)
         except WorkerDied:
@@ -126,6 +145,7 @@ class RemoteWorker:
         """
         if self._channel.closed:
             return
+        self._stop_calls(timeout)
         try:
             self._sock.shutdown(socket.SHUT_WR)  # the worker's recv sees end-of-file
             self.wait(timeout)

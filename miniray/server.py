@@ -15,6 +15,9 @@ One process, one loop, no threads. The loop polls:
 The server process never reads a byte a client sends: the handshake and all parsing
 happen in the forked child, so a hostile client can break nothing but its own child.
 The command line around it is ``worker_server.py``.
+
+New in this stage: after the handshake the client names its codec; the child answers
+with its hello if the server allows that codec (``codecs=``), or refuses and ends.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .auth import load_secret, refuse_full, server_handshake
+from .buffers import MessageCodec
 from .channel import Channel, wait_readable
+from .codec import CODECS
 from .errors import MiniRayError
 from .process import fork_child, run_work_fn
 from .tcp import tune
@@ -65,6 +70,7 @@ class WorkerServer:
         handshake_timeout: Seconds a new client has to authenticate.
         exit_grace: Seconds a worker may outlive its client before SIGTERM.
         max_frame: Largest message, in encoded bytes.
+        codecs: The codecs clients may choose (``("json",)``: a JSON-only server).
     """
 
     def __init__(
@@ -78,7 +84,12 @@ class WorkerServer:
         handshake_timeout: float = 10.0,
         exit_grace: float = 5.0,
         max_frame: int = DEFAULT_MAX_FRAME,
+        codecs: tuple[str, ...] = tuple(CODECS),
     ) -> None:
+        unknown = sorted(set(codecs) - set(CODECS))
+        if unknown or not codecs:
+            raise ValueError(f"codecs must be some of {list(CODECS)}, not {list(codecs)}")
+        self._codecs = codecs
         self._work_fn = work_fn
         self._secret = load_secret(secret)
         self._max_workers = max_workers
@@ -175,7 +186,18 @@ class WorkerServer:
             return 2
         conn.settimeout(None)
         handle = Channel(conn, max_frame=self._max_frame)
-        handle.send({"pid": os.getpid(), "host": socket.gethostname()})
+        try:  # only an authenticated client gets here: its bytes may reach a decoder now
+            proposal = handle.recv(timeout=self._handshake_timeout)
+        except (MiniRayError, OSError) as e:
+            log.warning("no codec from %s: %s", client, e)
+            return 2
+        codec = proposal.get("codec") if isinstance(proposal, dict) else None
+        if codec not in self._codecs:
+            handle.send({"refused": f"this server speaks {list(self._codecs)}, not {codec!r}"})
+            log.warning("refused %s: codec %r", client, codec)
+            return 2
+        handle.send({"pid": os.getpid(), "host": socket.gethostname(), "codec": codec})
+        handle.codec = MessageCodec(CODECS[codec])
         return run_work_fn(self._work_fn, handle)
 
     # --8<-- [end:serve_client]

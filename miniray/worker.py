@@ -1,5 +1,9 @@
 """Worker: run a function in a forked child and talk to it over a socketpair.
 
+New in this stage: ``codec="marshal"``; buffers (bytes, arrays) in messages, through a
+shared-memory region per direction (``region.py``), and ``recv(copy=False)`` for
+read-only views of them; ``submit``/``call_remote`` (``calls.py``).
+
     worker = Worker(work_fn)          # forks; the child runs work_fn(handle)
     worker.send({"cmd": "square", "x": 3})
     worker.recv(timeout=5)            # -> whatever the child sent back
@@ -20,9 +24,13 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, TypeVar
 
+from .buffers import MessageCodec
+from .calls import Calls
 from .channel import Channel, wait_readable
+from .codec import get_codec
 from .errors import ChannelClosed, RemoteError, WorkerDied, describe_returncode
 from .process import fork_child, run_work_fn
+from .region import Region
 from .wire import DEFAULT_MAX_FRAME
 
 WorkFn = Callable[[Channel], object]
@@ -40,7 +48,7 @@ AnyWorker = TypeVar("AnyWorker", bound=HasChannel)
 
 
 # --8<-- [start:worker_init]
-class Worker:
+class Worker(Calls):
     """A forked child process running ``work_fn(handle)``, with a message channel to it.
 
     Args:
@@ -48,7 +56,9 @@ class Worker:
             same ``send``/``recv`` as this object.
         env: Environment variables to set in the child before ``work_fn`` runs
             (e.g. ``{"CUDA_VISIBLE_DEVICES": "1"}``).
-        max_frame: Largest message, in encoded bytes, either side may send.
+        max_frame: Largest message, in encoded bytes, either side may send (and the
+            largest total of the buffers in one message).
+        codec: ``"json"`` (the default) or ``"marshal"`` (keeps tuples, sets, int keys).
 
     Messages are JSON values: dicts, lists, strings, numbers, booleans, None
     (tuples arrive as lists). A child never outlives its parent process, nor the parent
@@ -61,9 +71,18 @@ class Worker:
         *,
         env: Mapping[str, str] | None = None,
         max_frame: int = DEFAULT_MAX_FRAME,
+        codec: str = "json",
     ) -> None:
+        message_codec = get_codec(codec)
+        to_child = Region.create("miniray-to-child", max_frame)  # inherited by the fork
+        to_parent = Region.create("miniray-to-parent", max_frame)
         parent_end, child_end = socket.socketpair()
-        handle = Channel(child_end, max_frame=max_frame, peer_pid=os.getpid())
+        handle = Channel(
+            child_end,
+            max_frame=max_frame,
+            peer_pid=os.getpid(),
+            codec=MessageCodec(message_codec, outgoing=to_parent, incoming=to_child),
+        )
 
         def child_body() -> int:
             for sibling in list(_live_workers):
@@ -75,13 +94,19 @@ class Worker:
             self.pid = fork_child(child_body, close_in_child=[parent_end])
         except BaseException:  # e.g. fork() failed: out of processes or memory
             parent_end.close()
+            to_child.close()
+            to_parent.close()
             raise
         finally:
             child_end.close()
         self.returncode: int | None = None
         self._pidfd = os.pidfd_open(self.pid)
         self._channel = Channel(
-            parent_end, max_frame=max_frame, watch_fd=self._pidfd, peer_pid=self.pid
+            parent_end,
+            max_frame=max_frame,
+            watch_fd=self._pidfd,
+            peer_pid=self.pid,
+            codec=MessageCodec(message_codec, outgoing=to_child, incoming=to_parent),
         )
         # A Worker dropped without close() still must not leave its child running.
         self._finalizer = weakref.finalize(self, _kill_and_reap, os.getpid(), self.pid)
@@ -97,14 +122,20 @@ class Worker:
         except ChannelClosed as e:
             raise self._closed_error() from e
 
-    def recv(self, timeout: float | None = None) -> Any:
+    def recv(self, timeout: float | None = None, *, copy: bool = True) -> Any:
         """Return the child's next message, waiting at most ``timeout`` seconds.
+
+        With ``copy=False``, buffers arrive as read-only views of the shared region
+        (numpy arrays as read-only arrays), valid until the next message is received.
 
         Raises:
             TimeoutError: Nothing arrived in time; nothing is lost.
             RemoteError: ``work_fn`` raised (after every message sent before it).
             WorkerDied: The child ended (after every message it sent).
+            CallsActive: ``submit`` was used: replies belong to it.
         """
+        self._refuse_if_calling()
+        self._channel.codec.copy = copy
         try:
             return self._channel.recv(timeout)
         except WorkerDied:
@@ -146,6 +177,7 @@ class Worker:
         The child sees end-of-file on its ``recv``; one that does not exit in time gets
         SIGTERM, then SIGKILL a second later. Either way it is reaped: no zombie.
         """
+        self._stop_calls(timeout)
         self._channel.close()
         try:
             self._reap(timeout)

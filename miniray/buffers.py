@@ -1,0 +1,315 @@
+"""Buffers out of band: bytes, arrays and tensors travel beside the message, not inside it.
+
+New in this stage. ``send`` accepts messages that contain ``bytes``, ``bytearray``,
+``memoryview`` (or any object with the buffer protocol) and, when they are installed,
+``numpy.ndarray`` and CPU ``torch.Tensor``. The codec (JSON or marshal) encodes a
+*skeleton*: the message with each buffer replaced by a placeholder
+``{"__buffer__": i, "type": ..., "dtype": ..., "shape": [...]}``. The buffers' raw bytes go
+
+* over TCP: in the same frame, right after the skeleton (never base64, never lists);
+* between a local ``Worker`` and its child: in the direction's shared `Region`, when it
+  is free; the frame then carries only the skeleton and the lengths.
+
+A message without buffers is encoded exactly as before. A buffer message's payload starts
+with a zero byte, which begins neither a JSON text nor a marshal value:
+
+    0x00 | where: 1 | count: 4 | seq: 8 | skeleton length: 4 | count x length: 8 | skeleton | data
+
+Received values are the sent types (bytes as bytes, arrays with their dtype and shape), as
+private copies; with ``copy=False`` they are read-only views instead (see `region`).
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from .codec import JSON, Codec
+from .errors import ProtocolError
+from .region import Region, aligned
+
+PLACEHOLDER = "__buffer__"
+_HEAD = struct.Struct("!BBIQI")  # marker 0, where, count, seq, skeleton length
+_LENGTH = struct.Struct("!Q")
+_INLINE, _IN_REGION = 0, 1
+_REGION_MIN = 64 * 1024  # smaller buffers are cheaper through the socket than through memory
+
+
+class _HasBuffer(Exception):
+    """Raised by the JSON encoder's hook: this message needs the buffer path."""
+
+
+# --8<-- [start:message_codec]
+class MessageCodec:
+    """A codec (JSON or marshal) plus out-of-band buffers, for one end of one channel.
+
+    Args:
+        codec: Encodes the message, or its skeleton when it holds buffers.
+        outgoing: The region this end writes buffers into (local Workers only).
+        incoming: The region the peer writes buffers into (local Workers only).
+    """
+
+    def __init__(
+        self, codec: Codec = JSON, *, outgoing: Region | None = None, incoming: Region | None = None
+    ) -> None:
+        self.codec = codec
+        self.name = codec.name
+        self.copy = True  # False: the next decode hands out read-only views, not copies
+        self._outgoing = outgoing
+        self._incoming = incoming
+        self._views: list[memoryview] = []  # handed out by the last decode, released later
+        self._views_seq = 0  # region message those views belong to (0: none)
+
+    def encode(self, msg: Any) -> list[bytes | memoryview]:
+        """The payload, in parts (the big parts are the caller's own buffers, not copies)."""
+        if self.codec is JSON:
+            try:
+                return [_JSON_PROBE.encode(msg).encode()]
+            except _HasBuffer:
+                pass
+        elif not _holds_buffer(msg):
+            return [self.codec.encode(msg)]
+        buffers: list[memoryview] = []
+        skeleton = self.codec.encode(_extract(msg, buffers))
+        return self._pack(skeleton, buffers)
+
+    def decode(self, payload: bytes | bytearray) -> Any:
+        """The message a payload carries; ProtocolError for anything malformed."""
+        if self._views or self._views_seq:
+            self.release_views()
+        if not payload or payload[0] != 0:
+            return self.codec.decode(payload)
+        return self._unpack(memoryview(payload))
+
+    # --8<-- [end:message_codec]
+
+    def release_views(self) -> None:
+        """Release the views the last decode handed out; free the region once none is held."""
+        held = []
+        for view in self._views:
+            try:
+                view.release()
+            except BufferError:  # something (a numpy array) still uses it
+                held.append(view)
+        self._views = held
+        if not held and self._views_seq and self._incoming is not None:
+            self._incoming.release(self._views_seq)
+            self._views_seq = 0
+
+    def close(self) -> None:
+        """Close the regions (a mapping still used by a view lives on until that view dies)."""
+        for region in (self._outgoing, self._incoming):
+            if region is not None:
+                region.close()
+
+    def _pack(self, skeleton: bytes, buffers: list[memoryview]) -> list[bytes | memoryview]:
+        lengths = [b.nbytes for b in buffers]
+        total = sum(aligned(n) for n in lengths)
+        region = self._outgoing
+        if region is not None and total >= _REGION_MIN and region.is_free():
+            if total > region.max_size:
+                raise ProtocolError(
+                    f"buffers of {total} bytes exceed max_frame={region.max_size}; not sent"
+                )
+            data = region.claim(total)
+            offset = 0
+            for buffer, n in zip(buffers, lengths, strict=True):
+                data[offset : offset + n] = buffer
+                offset += aligned(n)
+            data.release()
+            head = _HEAD.pack(0, _IN_REGION, len(buffers), region.sent, len(skeleton))
+            return [head + b"".join(_LENGTH.pack(n) for n in lengths) + skeleton]
+        head = _HEAD.pack(0, _INLINE, len(buffers), 0, len(skeleton))
+        return [head + b"".join(_LENGTH.pack(n) for n in lengths) + skeleton, *buffers]
+
+    def _unpack(self, payload: memoryview) -> Any:
+        try:
+            _, where, count, seq, skeleton_size = _HEAD.unpack_from(payload)
+        except struct.error:
+            raise ProtocolError("buffer message shorter than its header") from None
+        start = _HEAD.size + count * _LENGTH.size
+        if where not in (_INLINE, _IN_REGION) or start + skeleton_size > len(payload):
+            raise ProtocolError("malformed buffer message header")
+        lengths = [_LENGTH.unpack_from(payload, _HEAD.size + 8 * i)[0] for i in range(count)]
+        skeleton = bytes(payload[start : start + skeleton_size])
+        if where == _INLINE:
+            data, step = payload[start + skeleton_size :], (lambda n: n)
+        elif self._incoming is None:
+            raise ProtocolError("peer sent a shared-memory message on a channel without a region")
+        else:
+            data, step = self._incoming.read(sum(aligned(n) for n in lengths)), aligned
+        if sum(step(n) for n in lengths) > len(data):
+            raise ProtocolError("buffer message announces more bytes than it carries")
+        views, offset = [], 0
+        for n in lengths:
+            views.append(data[offset : offset + n].toreadonly())
+            offset += step(n)
+        msg = _restore(self.codec.decode(skeleton), views, copy=self.copy)
+        if where == _IN_REGION:
+            if self.copy:  # everything was copied out: the sender may reuse the region now
+                self._incoming.release(seq)  # type: ignore[union-attr]
+            else:
+                self._views, self._views_seq = [*views, data], seq
+        return msg
+
+
+def _extract(value: Any, buffers: list[memoryview]) -> Any:
+    """The skeleton of ``value``: each buffer replaced by a placeholder, appended to ``buffers``."""
+    if isinstance(value, dict):
+        if PLACEHOLDER in value:
+            raise TypeError(f"a dict key {PLACEHOLDER!r} is reserved in messages with buffers")
+        return {k: _extract(v, buffers) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        items = [_extract(v, buffers) for v in value]
+        return items if isinstance(value, list) else tuple(items)
+    if isinstance(value, str | int | float | bool | set | frozenset) or value is None:
+        return value
+    placeholder, view = _describe(value)
+    placeholder[PLACEHOLDER] = len(buffers)
+    buffers.append(view)
+    return placeholder
+
+
+def _describe(value: Any) -> tuple[dict[str, Any], memoryview]:
+    """The placeholder (without its index) and the bytes of one buffer-like value."""
+    numpy, torch = sys.modules.get("numpy"), sys.modules.get("torch")
+    if numpy is not None and isinstance(value, numpy.ndarray):
+        if value.dtype.hasobject:
+            raise TypeError("numpy arrays of Python objects cannot be sent (dtype=object)")
+        array = numpy.ascontiguousarray(value)
+        return {"type": "ndarray", "dtype": array.dtype.str, "shape": list(array.shape)}, (
+            memoryview(array.reshape(-1).view(numpy.uint8))
+        )
+    if torch is not None and isinstance(value, torch.Tensor):
+        if value.device.type != "cpu":
+            raise TypeError(f"only CPU tensors can be sent, not {value.device} (call .cpu())")
+        flat = value.detach().contiguous().reshape(-1).view(torch.uint8)
+        dtype = str(value.dtype).removeprefix("torch.")
+        return {"type": "tensor", "dtype": dtype, "shape": list(value.shape)}, memoryview(
+            flat.numpy()
+        )
+    kind = {bytes: "bytes", bytearray: "bytearray"}.get(type(value), "memoryview")
+    try:
+        view = memoryview(value)
+    except TypeError:
+        raise TypeError(f"cannot send a {type(value).__qualname__}: not plain data") from None
+    if not view.c_contiguous:
+        raise TypeError("cannot send a non-contiguous buffer; copy it first")
+    return {"type": kind}, view.cast("B") if view.ndim != 1 or view.format != "B" else view
+
+
+def _restore(skeleton: Any, views: list[memoryview], *, copy: bool) -> Any:
+    """Put the buffers back where their placeholders are."""
+    if isinstance(skeleton, dict):
+        if PLACEHOLDER in skeleton:
+            return _rebuild(skeleton, views, copy)
+        return {k: _restore(v, views, copy=copy) for k, v in skeleton.items()}
+    if isinstance(skeleton, list | tuple):
+        items = [_restore(v, views, copy=copy) for v in skeleton]
+        return items if isinstance(skeleton, list) else tuple(items)
+    return skeleton
+
+
+def _rebuild(placeholder: dict[str, Any], views: list[memoryview], copy: bool) -> Any:
+    index, kind = placeholder.get(PLACEHOLDER), placeholder.get("type")
+    if not isinstance(index, int) or not 0 <= index < len(views) or kind not in _REBUILDERS:
+        raise ProtocolError(f"malformed buffer placeholder {placeholder!r:.100}")
+    try:
+        return _REBUILDERS[kind](views[index], placeholder, copy)
+    except (ValueError, TypeError, RuntimeError, KeyError) as e:  # bad dtype, shape mismatch
+        raise ProtocolError(f"cannot rebuild a {kind} from the buffer: {e}") from None
+
+
+def _as_bytes(view: memoryview, _info: dict[str, Any], copy: bool) -> Any:
+    return bytes(view) if copy else view
+
+
+def _as_bytearray(view: memoryview, _info: dict[str, Any], copy: bool) -> Any:
+    return bytearray(view) if copy else view
+
+
+def _as_memoryview(view: memoryview, _info: dict[str, Any], copy: bool) -> Any:
+    return memoryview(bytearray(view)) if copy else view
+
+
+def _as_ndarray(view: memoryview, info: dict[str, Any], copy: bool) -> Any:
+    numpy = _import("numpy")
+    source = bytearray(view) if copy else view  # a private, writable copy by default
+    return numpy.frombuffer(source, dtype=numpy.dtype(info["dtype"])).reshape(info["shape"])
+
+
+def _as_tensor(view: memoryview, info: dict[str, Any], copy: bool) -> Any:
+    torch = _import("torch")
+    dtype = getattr(torch, str(info["dtype"]))
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"{info['dtype']!r} is not a torch dtype")
+    source = bytearray(view)  # torch has no read-only tensors: even copy=False gets a copy
+    return torch.frombuffer(source, dtype=torch.uint8).view(dtype).reshape(info["shape"])
+
+
+_REBUILDERS: dict[str, Callable[[memoryview, dict[str, Any], bool], Any]] = {
+    "bytes": _as_bytes,
+    "bytearray": _as_bytearray,
+    "memoryview": _as_memoryview,
+    "ndarray": _as_ndarray,
+    "tensor": _as_tensor,
+}
+
+
+def _import(name: str) -> Any:
+    try:
+        return __import__(name)
+    except ImportError:
+        raise ProtocolError(
+            f"the peer sent a {name} value, but {name} is not installed here"
+        ) from None
+
+
+def _holds_buffer(value: Any) -> bool:
+    """Whether a message holds anything that must travel out of band (marshal's check)."""
+    if isinstance(value, dict):
+        return any(_holds_buffer(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_holds_buffer(v) for v in value)
+    return not isinstance(value, str | int | float | set | frozenset) and value is not None
+
+
+class _ProbeEncoder:
+    """JSON's fast encoder, whose hook says "this message holds a buffer" instead of failing."""
+
+    def __init__(self) -> None:
+        import json
+
+        self._encoder = json.JSONEncoder(separators=(",", ":"), default=self._default)
+
+    def encode(self, msg: Any) -> str:
+        try:
+            return self._encoder.encode(msg)
+        except _HasBuffer:
+            raise
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"message is not JSON-serialisable: {e}") from e
+
+    @staticmethod
+    def _default(value: Any) -> Any:
+        if _is_buffer_like(value):
+            raise _HasBuffer
+        raise TypeError(f"Object of type {type(value).__qualname__} is not JSON serializable")
+
+
+def _is_buffer_like(value: Any) -> bool:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return True
+    module = type(value).__module__.partition(".")[0]
+    if module in ("numpy", "torch"):
+        return True
+    try:
+        memoryview(value).release()
+    except TypeError:
+        return False
+    return True
+
+
+_JSON_PROBE = _ProbeEncoder()

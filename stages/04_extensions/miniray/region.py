@@ -1,0 +1,145 @@
+"""A shared-memory region (a memfd) that carries one direction's buffers between two processes.
+
+New in this stage. A local ``Worker`` makes two, one per direction, *before* it forks: the
+child inherits the descriptors, so each region is handed over exactly once, by ``fork``
+itself (a process that was not forked from us would get it once with ``socket.send_fds``;
+a process on another host cannot get it at all: memory is not shared across machines).
+
+Layout: a 64-byte header, then the buffers of one message, each at a 64-byte aligned
+offset. The header holds one number, ``released``: the sequence number of the last
+message whose bytes the reader has let go of.
+
+# --8<-- [start:overwrite_rule]
+**Who may write which bytes when.** Only the sender writes the data part, and only the
+receiver writes ``released``. The sender numbers its region messages 1, 2, 3...; it may
+overwrite the region only when ``released`` equals the number of the last message it put
+there, that is, when the receiver has finished with every earlier one. Otherwise it does
+not wait (the receiver may be waiting for *it*): it sends the buffers inline, through the
+socket. The receiver sets ``released`` as soon as it has copied a message's buffers out,
+or, for zero-copy views, once every view of them has been released: ``recv`` releases
+the views it handed out at the next ``recv``, and an object that still holds one (a
+numpy array made from it) keeps the region claimed until it is garbage.
+# --8<-- [end:overwrite_rule]
+
+The file is sealed against shrinking (``F_SEAL_SHRINK``) when it is made: neither side
+can ever make it smaller, so a mapping the reader made can never point past the end of
+the file (touching such a page would kill the reader with SIGBUS). It may grow: the
+sender grows it up to ``max_size`` when a message needs more room.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import mmap
+import os
+import struct
+
+from .errors import ProtocolError
+
+HEADER_SIZE = 64
+ALIGN = 64  # each buffer starts at a multiple of this (numpy and SIMD like aligned data)
+_RELEASED = struct.Struct("=Q")  # native order: both ends are on this machine
+
+
+def aligned(n: int) -> int:
+    """``n`` rounded up to a multiple of ``ALIGN``."""
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+class Region:
+    """One memfd, mapped lazily; the sender's and the receiver's end look alike.
+
+    Args:
+        fd: The memfd (see `create`).
+        max_size: The data part never grows beyond this many bytes.
+    """
+
+    def __init__(self, fd: int, max_size: int) -> None:
+        self.fd = fd
+        self.max_size = max_size
+        self.sent = 0  # sender: the number of the last message put in the region
+        self._map: mmap.mmap | None = None
+
+    @classmethod
+    def create(cls, name: str, max_size: int) -> Region:
+        """A new, empty memfd, sealed against shrinking (and against removing that seal)."""
+        fd = os.memfd_create(name, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        try:
+            os.ftruncate(fd, HEADER_SIZE)
+            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_SEAL)
+        except BaseException:
+            os.close(fd)
+            raise
+        return cls(fd, max_size)
+
+    # --8<-- [start:sender]
+    def is_free(self) -> bool:
+        """Sender: True when the receiver has released every message put here."""
+        return self._header_value() == self.sent
+
+    def claim(self, size: int) -> memoryview:
+        """Sender: a writable view of ``size`` data bytes, growing the file if needed.
+
+        Call only when `is_free`; the caller then fills the view and sends ``self.sent``.
+        """
+        if size > self.max_size:
+            raise ValueError(f"{size} bytes of buffers exceed the region's {self.max_size}")
+        mapping = self._mapping(HEADER_SIZE + size, grow=True)
+        self.sent += 1
+        return memoryview(mapping)[HEADER_SIZE : HEADER_SIZE + size]
+
+    # --8<-- [end:sender]
+
+    # --8<-- [start:receiver]
+    def read(self, size: int) -> memoryview:
+        """Receiver: a view of the first ``size`` data bytes, which the sender announced.
+
+        Raises:
+            ProtocolError: The file is smaller than that (the peer lied): never map it.
+        """
+        return memoryview(self._mapping(HEADER_SIZE + size, grow=False))[
+            HEADER_SIZE : HEADER_SIZE + size
+        ]
+
+    def release(self, seq: int) -> None:
+        """Receiver: tell the sender that message ``seq`` (and all before it) is done with."""
+        mapping = self._mapping(HEADER_SIZE, grow=False)
+        _RELEASED.pack_into(mapping, 0, seq)
+
+    # --8<-- [end:receiver]
+
+    def close(self) -> None:
+        """Unmap (unless a view still uses the mapping) and close the descriptor."""
+        self._drop_mapping()
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def _header_value(self) -> int:
+        (value,) = _RELEASED.unpack_from(self._mapping(HEADER_SIZE, grow=False), 0)
+        return int(value)
+
+    def _mapping(self, size: int, *, grow: bool) -> mmap.mmap:
+        """A shared mapping of at least ``size`` bytes, made or remade as the file grows."""
+        if self._map is not None and len(self._map) >= size:
+            return self._map
+        if self.fd < 0:
+            raise ProtocolError("the shared-memory region is closed")
+        file_size = os.fstat(self.fd).st_size
+        if file_size < size:
+            if not grow:
+                raise ProtocolError(
+                    f"peer announced {size} bytes in a shared region of {file_size} bytes"
+                )
+            os.ftruncate(self.fd, size)  # grow only: the seal forbids shrinking
+            file_size = size
+        self._drop_mapping()
+        self._map = mmap.mmap(self.fd, file_size, mmap.MAP_SHARED)
+        return self._map
+
+    def _drop_mapping(self) -> None:
+        if self._map is not None:
+            with contextlib.suppress(BufferError):  # a view still uses it: it goes with the view
+                self._map.close()
+            self._map = None
