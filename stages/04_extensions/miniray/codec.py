@@ -122,44 +122,58 @@ def check_plain_marshal(payload: bytes | bytearray) -> None:
 
 _FLAG_REF = 0x80  # set on a type code when later parts of the stream may refer back to it
 _FIXED = {ord("N"): 0, ord("F"): 0, ord("T"): 0, ord("i"): 4, ord("g"): 8, ord("r"): 4}
-_SIZED_32 = frozenset(b"stua")  # 4-byte length, then that many bytes
+_SIZED_32 = frozenset(b"stuaA")  # 4-byte length, then that many bytes
 _SIZED_8 = frozenset(b"zZ")  # 1-byte length (short ASCII strings)
 _TUPLE_32, _TUPLE_8, _DICT = ord("("), ord(")"), ord("{")
 _COLLECTIONS_32 = frozenset(b"[<>")  # list, set, frozenset: 4-byte count
-_LONG, _NULL = ord("l"), ord("0")
+_LONG, _NULL, _REF, _FLOAT = ord("l"), ord("0"), ord("r"), ord("g")
 _INT32 = struct.Struct("<i")
 _FLOAT_RUN = re.compile(rb"(?:g.{8})+", re.DOTALL)  # the common case: many floats in a row
-_INTERNED_A = ord("A")
 
 
 def _scan(data: memoryview) -> None:
-    """Walk the marshal stream's type codes, with an explicit stack (no recursion)."""
+    """Walk the marshal stream's type codes, with an explicit stack (no recursion).
+
+    Each open container is ``[items left (-1: a dict, until its end code), its ref index]``.
+    ``refs`` follows marshal's table of objects that later bytes may refer back to: a
+    reference to a container that is still open would make a cycle, which is refused.
+    """
     end = len(data)
     pos = 0
-    stack: list[int] = [1]  # items still expected by each open container; -1: a dict
+    refs: list[bool] = []  # per back-reference index: True while that container is open
+    stack: list[list[int]] = [[1, -1]]
     while stack:
-        if stack[-1] == 0:
-            stack.pop()
+        top = stack[-1]
+        if top[0] == 0:
+            _close(stack.pop(), refs)
             continue
         if pos >= end:
             raise ProtocolError("marshal data ends in the middle of a value")
-        code = data[pos] & ~_FLAG_REF
+        flagged, code = data[pos] & _FLAG_REF, data[pos] & ~_FLAG_REF
         pos += 1
-        if stack[-1] > 0:
-            stack[-1] -= 1
+        if top[0] > 0:
+            top[0] -= 1
         elif code == _NULL:  # a dict's end
-            stack.pop()
+            _close(stack.pop(), refs)
             continue
+        ref_index = -1
+        if flagged:
+            ref_index = len(refs)
+            refs.append(False)
         if code in _FIXED:
+            if code == _REF:
+                index = _INT32.unpack_from(data, pos)[0] if pos + 4 <= end else -1
+                if 0 <= index < len(refs) and refs[index]:
+                    raise ProtocolError("marshal data refers to a container inside itself")
             pos += _FIXED[code]
-            if code == ord("g") and stack[-1] > 0:  # skip a run of floats in C, not in Python
+            if code == _FLOAT and top[0] > 0:  # skip a run of floats in C, not in Python
                 run = _FLOAT_RUN.match(data, pos)
                 if run:
-                    count = min((run.end() - pos) // 9, stack[-1])
+                    count = min((run.end() - pos) // 9, top[0])
                     pos += 9 * count
-                    stack[-1] -= count
-        elif code in _SIZED_32 or code == _INTERNED_A:
-            pos += 4 + _length(data, pos, end)
+                    top[0] -= count
+        elif code in _SIZED_32:
+            pos += 4 + _count(data, pos, end, item_size=1)
         elif code in _SIZED_8:
             pos += 1 + (data[pos] if pos < end else 0)
         elif code == _LONG:
@@ -167,13 +181,15 @@ def _scan(data: memoryview) -> None:
         elif code in (_TUPLE_32, _TUPLE_8, _DICT) or code in _COLLECTIONS_32:
             if len(stack) > MAX_DEPTH:
                 raise ProtocolError(f"marshal data nested deeper than {MAX_DEPTH}")
+            if ref_index >= 0:
+                refs[ref_index] = True
             if code == _DICT:
-                stack.append(-1)
+                stack.append([-1, ref_index])
             elif code == _TUPLE_8:
-                stack.append(data[pos] if pos < end else 0)
+                stack.append([data[pos] if pos < end else 0, ref_index])
                 pos += 1
             else:
-                stack.append(_count(data, pos, end, item_size=1))
+                stack.append([_count(data, pos, end, item_size=1), ref_index])
                 pos += 4
         else:
             raise ProtocolError(f"marshal type code {chr(code)!r} is not plain data; refused")
@@ -183,8 +199,9 @@ def _scan(data: memoryview) -> None:
         raise ProtocolError(f"{end - pos} bytes after the marshalled value")
 
 
-def _length(data: memoryview, pos: int, end: int) -> int:
-    return _count(data, pos, end, item_size=1)
+def _close(container: list[int], refs: list[bool]) -> None:
+    if container[1] >= 0:
+        refs[container[1]] = False
 
 
 def _count(data: memoryview, pos: int, end: int, *, item_size: int, signed: bool = False) -> int:

@@ -1,0 +1,169 @@
+"""The function registry: call_remote, submit and futures, on local and remote workers."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from typing import Any
+
+import ext_workfns
+import pytest
+
+pytestmark = pytest.mark.needs("registry")
+
+
+@pytest.mark.ex04_1
+@pytest.mark.ex04_2
+def test_call_remote_returns_the_value(ext_connect: Any) -> None:
+    worker = ext_connect(ext_workfns.registry)
+    assert worker.call_remote("add", 2, 3) == 5
+    assert worker.call_remote("add", "a", b="b") == "ab"
+    assert worker.call_remote("sqrt", 16) == 4.0  # registered by import path
+
+
+@pytest.mark.ex04_1
+@pytest.mark.ex04_2
+def test_the_function_runs_in_the_worker(ext_connect: Any) -> None:
+    import os
+
+    worker = ext_connect(ext_workfns.registry)
+    assert worker.call_remote("pid") == worker.pid != os.getpid()
+
+
+@pytest.mark.ex04_1
+@pytest.mark.ex04_2
+def test_a_remote_exception_is_a_remote_error_and_the_worker_goes_on(ext_connect: Any) -> None:
+    import miniray
+
+    worker = ext_connect(ext_workfns.registry)
+    with pytest.raises(miniray.RemoteError) as info:
+        worker.call_remote("fail", "no such key")
+    assert info.value.remote_type == "KeyError"
+    assert "no such key" in info.value.remote_message
+    assert "in fail" in info.value.remote_traceback  # the worker's own traceback
+    assert worker.call_remote("add", 1, 1) == 2
+
+
+@pytest.mark.ex04_1
+def test_an_unknown_name_lists_what_is_registered(ext_connect: Any) -> None:
+    import miniray
+
+    worker = ext_connect(ext_workfns.registry)
+    with pytest.raises(miniray.UnknownFunction) as info:
+        worker.call_remote("train_step", [1, 2])
+    assert isinstance(info.value, miniray.RemoteError)
+    assert "'train_step'" in str(info.value)
+    assert "'add'" in str(info.value) and "'echo'" in str(info.value)
+
+
+@pytest.mark.ex04_1
+def test_a_result_the_codec_cannot_carry_is_an_error_not_the_end(ext_connect: Any) -> None:
+    import miniray
+
+    worker = ext_connect(ext_workfns.registry)
+    with pytest.raises(miniray.RemoteError, match="cannot be sent"):
+        worker.call_remote("unsendable")
+    assert worker.call_remote("echo", [1]) == [1]
+
+
+@pytest.mark.ex04_2
+def test_many_calls_in_flight_each_get_their_own_result(ext_connect: Any) -> None:
+    worker = ext_connect(ext_workfns.registry)
+    futures = {i: worker.submit("add", i, b=1000) for i in range(200)}
+    for i, future in futures.items():
+        assert future.result(timeout=10) == i + 1000
+
+
+@pytest.mark.ex04_2
+def test_submit_returns_before_the_call_ends(ext_connect: Any) -> None:
+    worker = ext_connect(ext_workfns.registry)
+    slow = worker.submit("nap", 0.3)
+    fast = worker.submit("add", 1, 2)  # queued behind the nap: calls run in order
+    assert not slow.done()  # no timing claim: it cannot be done before the nap ends
+    assert fast.result(timeout=10) == 3 and slow.result(timeout=10) == 0.3
+
+
+@pytest.mark.ex04_2
+def test_wait_and_as_completed_across_local_and_remote_workers(servers: Any) -> None:
+    import miniray
+
+    local = miniray.Worker(ext_workfns.registry)
+    remote = servers.connect(ext_workfns.registry)
+    try:
+        futures = [w.submit("add", i, 1) for i in range(10) for w in (local, remote)]
+        done, not_done = concurrent.futures.wait(futures, timeout=10)
+        assert not not_done
+        results = sorted(f.result() for f in concurrent.futures.as_completed(futures))
+        assert results == sorted([i + 1 for i in range(10)] * 2)
+    finally:
+        local.close(timeout=2)
+        remote.close(timeout=2)
+
+
+@pytest.mark.ex04_2
+def test_a_worker_that_dies_fails_every_pending_future(ext_connect: Any) -> None:
+    import miniray
+
+    worker = ext_connect(ext_workfns.registry)
+    assert worker.call_remote("add", 1, 1) == 2
+    pending = [worker.submit("die", 3), *(worker.submit("add", i, 1) for i in range(5))]
+    for future in pending:
+        with pytest.raises(miniray.WorkerDied):
+            future.result(timeout=10)
+    with pytest.raises(miniray.WorkerDied):
+        worker.submit("add", 1, 1)
+
+
+def test_recv_is_refused_while_calls_own_the_channel(ext_connect: Any) -> None:
+    import miniray
+
+    worker = ext_connect(ext_workfns.registry)
+    worker.call_remote("add", 1, 1)
+    with pytest.raises(miniray.CallsActive):
+        worker.recv(timeout=0.1)
+
+
+def test_arguments_that_cannot_be_sent_raise_at_submit(ext_connect: Any) -> None:
+    worker = ext_connect(ext_workfns.registry)
+    with pytest.raises(TypeError):
+        worker.submit("echo", object())
+    assert worker.call_remote("echo", "still fine") == "still fine"
+
+
+def test_close_with_calls_in_flight_fails_them_and_leaves_no_process() -> None:
+    import miniray
+    from testutil import process_exists
+
+    worker = miniray.Worker(ext_workfns.registry)
+    future = worker.submit("nap", 30)
+    worker.close(timeout=0.5)
+    with pytest.raises(miniray.WorkerDied):
+        future.result(timeout=5)
+    assert not process_exists(worker.pid)
+
+
+def test_registry_names_are_unique_and_paths_must_resolve() -> None:
+    import miniray
+
+    registry = miniray.Registry()
+    registry.register(len)
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register(len)
+    with pytest.raises(ValueError, match="no function"):
+        registry.register_path("math:no_such_function")
+    assert registry.names() == ["len"]
+
+
+@pytest.mark.needs("cluster")
+def test_cluster_workers_take_calls_and_futures_span_the_cluster() -> None:
+    import os
+
+    import miniray
+
+    spec = f"{os.path.dirname(ext_workfns.__file__)}/ext_workfns.py:registry"
+    with miniray.Cluster([miniray.NodeConfig("localhost", 2)], log=lambda line: None) as cluster:
+        workers = cluster.start(work_fn=spec)
+        futures = [w.submit("add", w.rank, 10) for w in workers for _ in range(3)]
+        done, _ = concurrent.futures.wait(futures, timeout=20)
+        assert sorted(f.result() for f in done) == [10, 10, 10, 11, 11, 11]
+        pids = {w.call_remote("pid") for w in workers}
+        assert pids == {w.pid for w in workers}
