@@ -21,6 +21,7 @@ private copies; with ``copy=False`` they are read-only views instead (see `regio
 
 from __future__ import annotations
 
+import mmap
 import struct
 import sys
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from typing import Any
 
 from .codec import JSON, Codec
 from .errors import ProtocolError
-from .region import Region, aligned
+from .region import HEADER_SIZE, Region, aligned
 
 PLACEHOLDER = "__buffer__"
 _HEAD = struct.Struct("!BBIQI")  # marker 0, where, count, seq, skeleton length
@@ -59,8 +60,8 @@ class MessageCodec:
         self.copy = True  # False: the next decode hands out read-only views, not copies
         self._outgoing = outgoing
         self._incoming = incoming
-        self._views: list[memoryview] = []  # handed out by the last decode, released later
-        self._views_seq = 0  # region message those views belong to (0: none)
+        self._pinned: mmap.mmap | None = None  # the mapping zero-copy views were made from
+        self._pinned_seq = 0  # the region message it holds
 
     def encode(self, msg: Any) -> list[bytes | memoryview]:
         """The payload, in parts (the big parts are the caller's own buffers, not copies)."""
@@ -77,7 +78,7 @@ class MessageCodec:
 
     def decode(self, payload: bytes | bytearray) -> Any:
         """The message a payload carries; ProtocolError for anything malformed."""
-        if self._views or self._views_seq:
+        if self._pinned is not None:
             self.release_views()
         if not payload or payload[0] != 0:
             return self.codec.decode(payload)
@@ -85,18 +86,19 @@ class MessageCodec:
 
     # --8<-- [end:message_codec]
 
+    # --8<-- [start:release_views]
     def release_views(self) -> None:
-        """Release the views the last decode handed out; free the region once none is held."""
-        held = []
-        for view in self._views:
-            try:
-                view.release()
-            except BufferError:  # something (a numpy array) still uses it
-                held.append(view)
-        self._views = held
-        if not held and self._views_seq and self._incoming is not None:
-            self._incoming.release(self._views_seq)
-            self._views_seq = 0
+        """Free the region for the sender once no zero-copy view of the last message is left."""
+        if self._pinned is None or self._incoming is None:
+            return
+        try:
+            self._pinned.close()  # fails while any view (or array made from one) is alive
+        except BufferError:
+            return  # still in use: the sender keeps sending inline meanwhile
+        self._incoming.release(self._pinned_seq)
+        self._pinned = None
+
+    # --8<-- [end:release_views]
 
     def close(self) -> None:
         """Close the regions (a mapping still used by a view lives on until that view dies)."""
@@ -139,19 +141,23 @@ class MessageCodec:
         elif self._incoming is None:
             raise ProtocolError("peer sent a shared-memory message on a channel without a region")
         else:
-            data, step = self._incoming.read(sum(aligned(n) for n in lengths)), aligned
+            size = sum(aligned(n) for n in lengths)
+            if self.copy:
+                data, step = self._incoming.read(size), aligned
+            else:
+                self._pinned = self._incoming.map_for_views(size)
+                self._pinned_seq = seq
+                data, step = memoryview(self._pinned)[HEADER_SIZE:], aligned
         if sum(step(n) for n in lengths) > len(data):
             raise ProtocolError("buffer message announces more bytes than it carries")
         views, offset = [], 0
         for n in lengths:
             views.append(data[offset : offset + n].toreadonly())
             offset += step(n)
+        del data  # only the views (and what is made from them) may keep a mapping alive
         msg = _restore(self.codec.decode(skeleton), views, copy=self.copy)
-        if where == _IN_REGION:
-            if self.copy:  # everything was copied out: the sender may reuse the region now
-                self._incoming.release(seq)  # type: ignore[union-attr]
-            else:
-                self._views, self._views_seq = [*views, data], seq
+        if where == _IN_REGION and self.copy:  # all copied out: the sender may reuse the region
+            self._incoming.release(seq)  # type: ignore[union-attr]
         return msg
 
 
@@ -236,8 +242,11 @@ def _as_memoryview(view: memoryview, _info: dict[str, Any], copy: bool) -> Any:
 
 def _as_ndarray(view: memoryview, info: dict[str, Any], copy: bool) -> Any:
     numpy = _import("numpy")
+    dtype = numpy.dtype(str(info["dtype"]))
+    if dtype.hasobject:
+        raise TypeError("a peer may not send arrays of Python objects")
     source = bytearray(view) if copy else view  # a private, writable copy by default
-    return numpy.frombuffer(source, dtype=numpy.dtype(info["dtype"])).reshape(info["shape"])
+    return numpy.frombuffer(source, dtype=dtype).reshape(_shape(info["shape"]))
 
 
 def _as_tensor(view: memoryview, info: dict[str, Any], copy: bool) -> Any:
@@ -246,7 +255,13 @@ def _as_tensor(view: memoryview, info: dict[str, Any], copy: bool) -> Any:
     if not isinstance(dtype, torch.dtype):
         raise TypeError(f"{info['dtype']!r} is not a torch dtype")
     source = bytearray(view)  # torch has no read-only tensors: even copy=False gets a copy
-    return torch.frombuffer(source, dtype=torch.uint8).view(dtype).reshape(info["shape"])
+    return torch.frombuffer(source, dtype=torch.uint8).view(dtype).reshape(_shape(info["shape"]))
+
+
+def _shape(shape: Any) -> list[int]:
+    if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
+        raise TypeError(f"bad shape {shape!r:.100}")
+    return shape
 
 
 _REBUILDERS: dict[str, Callable[[memoryview, dict[str, Any], bool], Any]] = {

@@ -15,10 +15,12 @@ receiver writes ``released``. The sender numbers its region messages 1, 2, 3...;
 overwrite the region only when ``released`` equals the number of the last message it put
 there, that is, when the receiver has finished with every earlier one. Otherwise it does
 not wait (the receiver may be waiting for *it*): it sends the buffers inline, through the
-socket. The receiver sets ``released`` as soon as it has copied a message's buffers out,
-or, for zero-copy views, once every view of them has been released: ``recv`` releases
-the views it handed out at the next ``recv``, and an object that still holds one (a
-numpy array made from it) keeps the region claimed until it is garbage.
+socket. The receiver sets ``released`` as soon as it has copied a message's buffers out; for
+zero-copy views, once nothing refers to them any more. The views of one message come from
+a read-only mapping of their own, and each ``recv`` tries to close the last message's
+mapping: that fails while any view of it is alive (a memoryview, a slice of one, a numpy
+array made from one), and then the region stays claimed. So a view never changes under
+you, for as long as you hold it; later messages simply take the slower path meanwhile.
 # --8<-- [end:overwrite_rule]
 
 The file is sealed against shrinking (``F_SEAL_SHRINK``) when it is made: neither side
@@ -101,6 +103,18 @@ class Region:
         return memoryview(self._mapping(HEADER_SIZE + size, grow=False))[
             HEADER_SIZE : HEADER_SIZE + size
         ]
+
+    def map_for_views(self, size: int) -> mmap.mmap:
+        """Receiver: a private read-only mapping of the first ``size`` data bytes.
+
+        Views of one message come from their own mapping, so that whether any of them is
+        still alive has a plain answer: ``close()`` on that mapping fails while one is.
+        """
+        file_size = os.fstat(self.fd).st_size
+        if file_size < HEADER_SIZE + size:
+            raise ProtocolError(f"peer announced {size} bytes in a region of {file_size} bytes")
+        flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)  # fault the pages in at once
+        return mmap.mmap(self.fd, HEADER_SIZE + size, flags, mmap.PROT_READ)
 
     def release(self, seq: int) -> None:
         """Receiver: tell the sender that message ``seq`` (and all before it) is done with."""
