@@ -23,8 +23,8 @@ All have the same API: ``send``, ``recv(timeout)``, ``wait(timeout)``, ``is_aliv
 
 from .calls import CallsActive, UnknownFunction
 from .channel import Channel
-from .codec import CodecRefused
 from .cluster import Cluster, ClusterError, ClusterWorker, LogLine, NodeConfig
+from .codec import CodecRefused
 from .errors import (
     AuthenticationError,
     ChannelClosed,

@@ -136,18 +136,19 @@ class MessageCodec:
             raise ProtocolError("malformed buffer message header")
         lengths = [_LENGTH.unpack_from(payload, _HEAD.size + 8 * i)[0] for i in range(count)]
         skeleton = bytes(payload[start : start + skeleton_size])
+        step: Callable[[int], int] = aligned
         if where == _INLINE:
-            data, step = payload[start + skeleton_size :], (lambda n: n)
+            data, step = payload[start + skeleton_size :], _unaligned
         elif self._incoming is None:
             raise ProtocolError("peer sent a shared-memory message on a channel without a region")
         else:
             size = sum(aligned(n) for n in lengths)
             if self.copy:
-                data, step = self._incoming.read(size), aligned
+                data = self._incoming.read(size)
             else:
                 self._pinned = self._incoming.map_for_views(size)
                 self._pinned_seq = seq
-                data, step = memoryview(self._pinned)[HEADER_SIZE:], aligned
+                data = memoryview(self._pinned)[HEADER_SIZE:]
         if sum(step(n) for n in lengths) > len(data):
             raise ProtocolError("buffer message announces more bytes than it carries")
         views, offset = [], 0
@@ -159,6 +160,10 @@ class MessageCodec:
         if where == _IN_REGION and self.copy:  # all copied out: the sender may reuse the region
             self._incoming.release(seq)  # type: ignore[union-attr]
         return msg
+
+
+def _unaligned(n: int) -> int:
+    return n
 
 
 def _extract(value: Any, buffers: list[memoryview]) -> Any:
@@ -196,7 +201,8 @@ def _describe(value: Any) -> tuple[dict[str, Any], memoryview]:
         return {"type": "tensor", "dtype": dtype, "shape": list(value.shape)}, memoryview(
             flat.numpy()
         )
-    kind = {bytes: "bytes", bytearray: "bytearray"}.get(type(value), "memoryview")
+    kinds: dict[type, str] = {bytes: "bytes", bytearray: "bytearray"}
+    kind = kinds.get(type(value), "memoryview")
     try:
         view = memoryview(value)
     except TypeError:

@@ -50,7 +50,10 @@ def test_numpy_arrays_keep_dtype_and_shape(ext_connect: Any, size: int) -> None:
 def test_torch_tensors_keep_dtype_and_shape(ext_connect: Any) -> None:
     torch = pytest.importorskip("torch", reason="torch is optional; the tensor path needs it")
     worker = ext_connect(ext_workfns.echo_fn)
-    tensors = [torch.arange(6, dtype=torch.bfloat16).reshape(2, 3), torch.ones(3, dtype=torch.int64)]
+    tensors = [
+        torch.arange(6, dtype=torch.bfloat16).reshape(2, 3),
+        torch.ones(3, dtype=torch.int64),
+    ]
     worker.send(tensors)
     for sent, back in zip(tensors, worker.recv(timeout=10), strict=True):
         assert back.dtype == sent.dtype and back.shape == sent.shape and torch.equal(back, sent)
@@ -61,7 +64,7 @@ def test_a_zero_copy_view_is_read_only_and_never_changes_while_held() -> None:
     import miniray
 
     with miniray.Worker(ext_workfns.echo_fn) as worker:
-        to_child, to_parent = _regions(worker)
+        _, to_parent = _regions(worker)
         worker.send({"data": b"a" * BIG})
         view = worker.recv(timeout=10, copy=False)["data"]
         assert isinstance(view, memoryview) and view.readonly and view == b"a" * BIG
@@ -103,7 +106,7 @@ def test_the_region_is_used_and_reused_between_local_processes() -> None:
     import miniray
 
     with miniray.Worker(ext_workfns.echo_fn) as worker:
-        to_child, to_parent = _regions(worker)
+        to_child, _ = _regions(worker)
         for round_number in range(1, 4):
             worker.send({"data": os.urandom(BIG)})
             worker.recv(timeout=10)
@@ -164,8 +167,9 @@ def _buffer_message(where: int, lengths: list[int], skeleton: bytes, data: bytes
     ],
 )
 def test_malformed_buffer_messages_are_protocol_errors(payload: bytes) -> None:
-    import miniray
     from adapters import frame
+
+    import miniray
 
     ours, theirs = socket.socketpair()
     channel = miniray.Channel(ours)

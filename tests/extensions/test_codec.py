@@ -66,8 +66,9 @@ def test_a_code_object_is_refused_on_decode() -> None:
 
 
 def test_a_code_object_is_refused_at_send_and_from_the_wire() -> None:
-    import miniray
     from adapters import frame
+
+    import miniray
     from miniray.buffers import MessageCodec
     from miniray.codec import MARSHAL
 
@@ -173,7 +174,6 @@ def test_an_unknown_codec_is_a_clear_error() -> None:
 
 def test_an_unauthenticated_peer_never_reaches_the_decoder(tmp_path: Any) -> None:
     """A spy in the decoder (inherited by the forked server) marks every payload it sees."""
-    import miniray
     from miniray.codec import MarshalCodec
     from miniray.wire import HEADER
 

@@ -90,7 +90,7 @@ def test_wait_and_as_completed_across_local_and_remote_workers(servers: Any) -> 
     remote = servers.connect(ext_workfns.registry)
     try:
         futures = [w.submit("add", i, 1) for i in range(10) for w in (local, remote)]
-        done, not_done = concurrent.futures.wait(futures, timeout=10)
+        _, not_done = concurrent.futures.wait(futures, timeout=10)
         assert not not_done
         results = sorted(f.result() for f in concurrent.futures.as_completed(futures))
         assert results == sorted([i + 1 for i in range(10)] * 2)
@@ -130,8 +130,9 @@ def test_arguments_that_cannot_be_sent_raise_at_submit(ext_connect: Any) -> None
 
 
 def test_close_with_calls_in_flight_fails_them_and_leaves_no_process() -> None:
-    import miniray
     from testutil import process_exists
+
+    import miniray
 
     worker = miniray.Worker(ext_workfns.registry)
     future = worker.submit("nap", 30)

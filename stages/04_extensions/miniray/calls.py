@@ -74,7 +74,9 @@ class Calls:
             with state.table_lock:
                 state.pending.pop(call_id, None)
             if isinstance(e, ChannelClosed) and not isinstance(e, WorkerDied):
-                raise WorkerDied(f"worker pid {self.pid} is gone: {e}", pid=self.pid, returncode=None) from e
+                raise WorkerDied(
+                    f"worker pid {self.pid} is gone: {e}", pid=self.pid, returncode=None
+                ) from e
             raise
         return future
 
@@ -126,26 +128,34 @@ class _CallState:
         self.ended: WorkerDied | None = None
         self._worker = worker
         self.reader = threading.Thread(
-            target=self._read_replies, name=f"miniray-calls-{worker.pid}", daemon=True
+            target=self._run, name=f"miniray-calls-{worker.pid}", daemon=True
         )
         self.reader.start()
 
+    def _run(self) -> None:
+        """The reader thread: replies until the worker's end; then fail what still waits."""
+        try:
+            self._read_replies()
+            cause: Exception = ProtocolError("the reply reader stopped")
+        except Exception as e:  # the worker ended, broke the protocol, or a bug: never hang
+            cause = e
+        self._fail_all(cause)
+
     # --8<-- [start:read_replies]
     def _read_replies(self) -> None:
+        """Give each reply to its call's future, until ``recv`` raises (the worker's end)."""
         channel = self._worker._channel
-        try:
-            while True:
-                reply = channel.recv()
-                with self.table_lock:
-                    future = self.pending.pop(_reply_id(reply), None)
-                if future is None:
-                    raise ProtocolError(f"a reply to no pending call: {reply!r:.100}")
-                if "error" in reply:
-                    future.set_exception(self._remote_error(reply["error"]))
-                else:
-                    future.set_result(reply.get("value"))
-        except Exception as e:  # the worker ended (or broke the protocol): fail what waits
-            self._fail_all(e)
+        while True:
+            reply = channel.recv()
+            reply_id = _reply_id(reply)
+            with self.table_lock:
+                future = None if reply_id is None else self.pending.pop(reply_id, None)
+            if future is None:
+                raise ProtocolError(f"a reply to no pending call: {reply!r:.100}")
+            if "error" in reply:
+                future.set_exception(self._remote_error(reply["error"]))
+            else:
+                future.set_result(reply.get("value"))
 
     # --8<-- [end:read_replies]
 
@@ -156,7 +166,9 @@ class _CallState:
         elif isinstance(cause, ChannelClosed | RemoteError | ProtocolError | OSError):
             ended = WorkerDied(f"worker pid {pid} ended: {cause}", pid=pid, returncode=None)
         else:
-            ended = WorkerDied(f"worker pid {pid}: calls failed: {cause!r}", pid=pid, returncode=None)
+            ended = WorkerDied(
+                f"worker pid {pid}: calls failed: {cause!r}", pid=pid, returncode=None
+            )
         ended.__cause__ = cause
         with self.table_lock:
             self.ended = ended

@@ -208,7 +208,7 @@ def _count(data: memoryview, pos: int, end: int, *, item_size: int, signed: bool
     """A 4-byte count at ``pos``, checked against the bytes that are left."""
     if pos + 4 > end:
         raise ProtocolError("marshal data ends in the middle of a count")
-    (count,) = _INT32.unpack_from(data, pos)
+    count: int = _INT32.unpack_from(data, pos)[0]
     if count < 0 and not signed:
         raise ProtocolError(f"negative count {count} in marshal data")
     if abs(count) * item_size > end - pos - 4:

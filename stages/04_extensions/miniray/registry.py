@@ -50,7 +50,9 @@ class Registry:
         self._functions: dict[str, Callable[..., Any]] = {}
 
     @overload
-    def register(self, fn: Callable[..., Any], *, name: str | None = None) -> Callable[..., Any]: ...
+    def register(
+        self, fn: Callable[..., Any], *, name: str | None = None
+    ) -> Callable[..., Any]: ...
 
     @overload
     def register(
@@ -143,4 +145,3 @@ def _describe(e: BaseException) -> dict[str, str]:
 
 def _error_info(kind: str, message: str, trace: str) -> dict[str, str]:
     return {"type": kind, "message": message, "traceback": trace}
-
