@@ -151,12 +151,16 @@ class MessageCodec:
                 data = memoryview(self._pinned)[HEADER_SIZE:]
         if sum(step(n) for n in lengths) > len(data):
             raise ProtocolError("buffer message announces more bytes than it carries")
+        # A big TCP frame arrives in a bytearray of its own: arrays may keep its bytes.
+        owned = where == _INLINE and isinstance(payload.obj, bytearray)
+        mode = "view" if not self.copy else "owned" if owned else "copy"
         views, offset = [], 0
         for n in lengths:
-            views.append(data[offset : offset + n].toreadonly())
+            view = data[offset : offset + n]
+            views.append(view if owned else view.toreadonly())
             offset += step(n)
         del data  # only the views (and what is made from them) may keep a mapping alive
-        msg = _restore(self.codec.decode(skeleton), views, copy=self.copy)
+        msg = _restore(self.codec.decode(skeleton), views, mode)
         if where == _IN_REGION and self.copy:  # all copied out: the sender may reuse the region
             self._incoming.release(seq)  # type: ignore[union-attr]
         return msg
@@ -212,55 +216,60 @@ def _describe(value: Any) -> tuple[dict[str, Any], memoryview]:
     return {"type": kind}, view.cast("B") if view.ndim != 1 or view.format != "B" else view
 
 
-def _restore(skeleton: Any, views: list[memoryview], *, copy: bool) -> Any:
+def _restore(skeleton: Any, views: list[memoryview], mode: str) -> Any:
     """Put the buffers back where their placeholders are."""
     if isinstance(skeleton, dict):
         if PLACEHOLDER in skeleton:
-            return _rebuild(skeleton, views, copy)
-        return {k: _restore(v, views, copy=copy) for k, v in skeleton.items()}
+            return _rebuild(skeleton, views, mode)
+        return {k: _restore(v, views, mode) for k, v in skeleton.items()}
     if isinstance(skeleton, list | tuple):
-        items = [_restore(v, views, copy=copy) for v in skeleton]
+        items = [_restore(v, views, mode) for v in skeleton]
         return items if isinstance(skeleton, list) else tuple(items)
     return skeleton
 
 
-def _rebuild(placeholder: dict[str, Any], views: list[memoryview], copy: bool) -> Any:
+def _rebuild(placeholder: dict[str, Any], views: list[memoryview], mode: str) -> Any:
+    """One value from its placeholder and its bytes.
+
+    ``mode``: "copy" (the value gets bytes of its own), "view" (read-only, zero-copy), or
+    "owned" (the bytes are a private buffer already: arrays keep them, bytes still copy).
+    """
     index, kind = placeholder.get(PLACEHOLDER), placeholder.get("type")
     if not isinstance(index, int) or not 0 <= index < len(views) or kind not in _REBUILDERS:
         raise ProtocolError(f"malformed buffer placeholder {placeholder!r:.100}")
     try:
-        return _REBUILDERS[kind](views[index], placeholder, copy)
+        return _REBUILDERS[kind](views[index], placeholder, mode)
     except (ValueError, TypeError, RuntimeError, KeyError) as e:  # bad dtype, shape mismatch
         raise ProtocolError(f"cannot rebuild a {kind} from the buffer: {e}") from None
 
 
-def _as_bytes(view: memoryview, _info: dict[str, Any], copy: bool) -> Any:
-    return bytes(view) if copy else view
+def _as_bytes(view: memoryview, _info: dict[str, Any], mode: str) -> Any:
+    return view if mode == "view" else bytes(view)
 
 
-def _as_bytearray(view: memoryview, _info: dict[str, Any], copy: bool) -> Any:
-    return bytearray(view) if copy else view
+def _as_bytearray(view: memoryview, _info: dict[str, Any], mode: str) -> Any:
+    return view if mode == "view" else bytearray(view)
 
 
-def _as_memoryview(view: memoryview, _info: dict[str, Any], copy: bool) -> Any:
-    return memoryview(bytearray(view)) if copy else view
+def _as_memoryview(view: memoryview, _info: dict[str, Any], mode: str) -> Any:
+    return memoryview(bytearray(view)) if mode == "copy" else view
 
 
-def _as_ndarray(view: memoryview, info: dict[str, Any], copy: bool) -> Any:
+def _as_ndarray(view: memoryview, info: dict[str, Any], mode: str) -> Any:
     numpy = _import("numpy")
     dtype = numpy.dtype(str(info["dtype"]))
     if dtype.hasobject:
         raise TypeError("a peer may not send arrays of Python objects")
-    source = bytearray(view) if copy else view  # a private, writable copy by default
+    source = bytearray(view) if mode == "copy" else view
     return numpy.frombuffer(source, dtype=dtype).reshape(_shape(info["shape"]))
 
 
-def _as_tensor(view: memoryview, info: dict[str, Any], copy: bool) -> Any:
+def _as_tensor(view: memoryview, info: dict[str, Any], mode: str) -> Any:
     torch = _import("torch")
     dtype = getattr(torch, str(info["dtype"]))
     if not isinstance(dtype, torch.dtype):
         raise TypeError(f"{info['dtype']!r} is not a torch dtype")
-    source = bytearray(view)  # torch has no read-only tensors: even copy=False gets a copy
+    source = view if mode == "owned" else bytearray(view)  # torch has no read-only tensors
     return torch.frombuffer(source, dtype=torch.uint8).view(dtype).reshape(_shape(info["shape"]))
 
 
@@ -270,7 +279,7 @@ def _shape(shape: Any) -> list[int]:
     return shape
 
 
-_REBUILDERS: dict[str, Callable[[memoryview, dict[str, Any], bool], Any]] = {
+_REBUILDERS: dict[str, Callable[[memoryview, dict[str, Any], str], Any]] = {
     "bytes": _as_bytes,
     "bytearray": _as_bytearray,
     "memoryview": _as_memoryview,

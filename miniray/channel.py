@@ -44,6 +44,7 @@ from .wire import (
 _RECV_SIZE = 64 * 1024  # bigger reads cost an mmap per call in malloc
 _WATCH_INTERVAL = 0.1  # seconds between looks at a watched process during a blocking read
 _SMALL_FRAME = 64 * 1024  # below this, header and payload go out in one send
+_BIG_FRAME = 1024 * 1024  # from this size on, a payload is read straight into its own buffer
 
 
 class Channel:
@@ -73,7 +74,8 @@ class Channel:
         self.peer_pid = peer_pid
         self._sock = sock
         self._buffer = bytearray()
-        self._frames: deque[tuple[int, bytes]] = deque()  # complete, not yet delivered
+        self._frames: deque[tuple[int, bytes | bytearray]] = deque()  # not yet delivered
+        self._big: _BigFrame | None = None  # a big frame being read, if any
         self._end: _StreamEnd | None = None  # why no more frames will arrive, once known
         self._send_broken = False
         self._poller = select.poll()
@@ -150,9 +152,9 @@ class Channel:
             self._frames.popleft()
             return self.codec.decode(payload)
         if kind == ERROR:  # stays at the head: a failed worker keeps saying why
-            raise decode_error(payload)
+            raise decode_error(bytes(payload))
         if kind == EXIT:
-            raise decode_exit(payload, self.peer_pid)
+            raise decode_exit(bytes(payload), self.peer_pid)
         self._frames.popleft()
         raise ProtocolError(f"unknown frame kind {kind}")
 
@@ -176,9 +178,9 @@ class Channel:
         """
         for kind, payload in self._frames:
             if kind == ERROR:
-                return decode_error(payload)
+                return decode_error(bytes(payload))
             if kind == EXIT:
-                return decode_exit(payload, self.peer_pid)
+                return decode_exit(bytes(payload), self.peer_pid)
         return None if self._end is None else self._end.error()
 
     def drain(self) -> None:
@@ -220,7 +222,7 @@ class Channel:
             self._sock.shutdown(how)
 
     # --8<-- [start:next_frame]
-    def _next_frame(self, deadline: float | None) -> tuple[int, bytes]:
+    def _next_frame(self, deadline: float | None) -> tuple[int, bytes | bytearray]:
         """Return (without removing) the first complete frame, waiting until ``deadline``.
 
         The buffer is checked before the socket: a frame that has already arrived must
@@ -252,6 +254,9 @@ class Channel:
         With a watched process, the socket's receive timeout (SO_RCVTIMEO) ends a
         blocking read every ``_WATCH_INTERVAL`` s so we can look at that process.
         """
+        if self._big is not None:
+            self._read_big_frame(self._big)
+            return
         try:
             data = self._sock.recv(_RECV_SIZE)
         except BlockingIOError:  # the receive timeout expired: nothing arrived meanwhile
@@ -269,8 +274,45 @@ class Channel:
         try:
             while (frame := self._take_frame()) is not None:
                 self._frames.append(frame)
+            self._start_big_frame()
         except ProtocolError as e:
             self._end = _StreamEnd(str(e), fatal=True)
+
+    # --8<-- [start:big_frame]
+    def _start_big_frame(self) -> None:
+        """If a big frame has begun, read the rest of it straight into a buffer of its own.
+
+        Without this, each 64 KiB read would be appended to the receive buffer, and the
+        payload copied out of it again: two more copies of every byte of a large array.
+        """
+        if len(self._buffer) < HEADER.size:
+            return
+        length, kind = HEADER.unpack_from(self._buffer)  # (its length was checked already)
+        if length < _BIG_FRAME or kind != MESSAGE:  # (reports stay small, and bytes)
+            return
+        payload = bytearray(length)
+        have = len(self._buffer) - HEADER.size
+        payload[:have] = self._buffer[HEADER.size :]
+        self._buffer.clear()
+        self._big = _BigFrame(kind, payload, have)
+
+    def _read_big_frame(self, big: _BigFrame) -> None:
+        try:
+            count = self._sock.recv_into(memoryview(big.payload)[big.filled :])
+        except BlockingIOError:  # the receive timeout expired: nothing arrived meanwhile
+            self._check_watched_process()
+            return
+        except (ConnectionResetError, TimeoutError):
+            count = 0
+        if count == 0:
+            self._end = _StreamEnd("the peer closed the channel mid-frame", fatal=True)
+            return
+        big.filled += count
+        if big.filled == len(big.payload):
+            self._frames.append((big.kind, big.payload))
+            self._big = None
+
+    # --8<-- [end:big_frame]
 
     # --8<-- [start:take_frame]
     def _take_frame(self) -> tuple[int, bytes] | None:
@@ -301,6 +343,13 @@ class Channel:
 
     def _socket_readable_now(self) -> bool:
         return any(fd == self._sock.fileno() for fd, _ in self._poller.poll(0))
+
+
+class _BigFrame:
+    """A big frame's payload, being read into its own buffer."""
+
+    def __init__(self, kind: int, payload: bytearray, filled: int) -> None:
+        self.kind, self.payload, self.filled = kind, payload, filled
 
 
 class _StreamEnd:

@@ -185,3 +185,41 @@ def _regions(worker: Any) -> tuple[Any, Any]:
     """The worker's two shared regions (to the child, to the parent): white-box, on purpose."""
     codec = worker._channel.codec
     return codec._outgoing, codec._incoming
+
+
+def test_big_frames_are_read_whole_and_the_stream_goes_on() -> None:
+    import threading
+
+    import miniray
+    from adapters import frame
+
+    ours, theirs = socket.socketpair()
+    channel = miniray.Channel(ours, max_frame=8 << 20)
+    big = b"[" + b"1," * (3 << 20) + b"1]"  # a 6 MiB message, then a small one
+    writer = threading.Thread(target=theirs.sendall, args=(frame(big) + frame(b'"after"'),))
+    writer.start()
+    assert len(channel.recv(timeout=10)) == (3 << 20) + 1
+    assert channel.recv(timeout=10) == "after"
+    writer.join()
+
+    def cut_short() -> None:
+        theirs.sendall(frame(b"x" * (2 << 20))[: 1 << 20])  # a big frame, half of it
+        theirs.close()
+
+    writer = threading.Thread(target=cut_short)
+    writer.start()
+    with pytest.raises(miniray.ProtocolError, match="mid-frame"):
+        channel.recv(timeout=10)
+    writer.join()
+    channel.close()
+
+
+def test_a_big_array_over_tcp_arrives_whole_and_writable(servers: Any) -> None:
+    numpy = pytest.importorskip("numpy", reason="numpy is optional; the array path needs it")
+    worker = servers.connect(ext_workfns.echo_fn, max_frame=16 << 20)
+    array = numpy.arange(1 << 20, dtype=numpy.float64)  # 8 MiB: the big-frame path
+    worker.send({"a": array, "b": b"tail"})
+    got = worker.recv(timeout=20)
+    assert numpy.array_equal(got["a"], array) and got["b"] == b"tail"
+    got["a"][0] = -1.0  # a private copy: writable
+    worker.close(timeout=2)

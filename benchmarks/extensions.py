@@ -1,0 +1,176 @@
+"""The extensions measured: calls with futures, the marshal codec, and buffers out of band.
+
+    python benchmarks/extensions.py [--repeats 5] [--size-mib 64] [--only calls,codec,buffers]
+    taskset -c 0 python benchmarks/extensions.py      # everything on one core
+
+Every row is measured in this run, next to its baseline, and reported as the median of
+``--repeats`` runs with the spread (lowest-highest) beside it; the ratio column compares
+rows of the same run. Ray rows appear when ``ray`` (and numpy) can be imported
+(``pip install ray==2.60.0 numpy``); they are peers, never a dependency.
+
+* calls: ``call_remote`` one at a time vs ``submit`` pipelined, for a local Worker and a
+  RemoteWorker, and a Ray actor's calls, one ``ray.get`` each (sync) or all at once (async);
+* codec: encode+decode of a small dict and of 1 MB of floats, JSON vs marshal; small
+  round trips of a Worker with each codec vs ``multiprocessing.Pipe`` (pickle); this
+  stage's Worker vs stage 3's (the same message, no buffers: "no slower than before");
+* buffers: a ``--size-mib`` byte buffer handed to a local Worker (received as a copy, or as
+  a view) vs ``memcpy`` of the same bytes; the old way (base64 inside JSON); a numpy
+  array echoed there and back vs a Ray actor's numpy echo; a RemoteWorker vs raw TCP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+if "--package" in sys.argv:  # internal: measure another stage's package, in a fresh process
+    sys.path.insert(0, sys.argv[sys.argv.index("--package") + 1])
+else:
+    sys.path.insert(0, str(ROOT))  # the top-level miniray package (= the final stage)
+
+from extension_peers import (  # noqa: E402
+    Row,
+    base64_handoff,
+    codec_timers,
+    memcpy_rate,
+    miniray_echo,
+    miniray_handoff,
+    pipe_roundtrip,
+    ray_peers,
+    raw_tcp_handoff,
+    remote_handoff,
+    worker_calls,
+    worker_roundtrip,
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=5, help="runs per row (median)")
+    parser.add_argument("--size-mib", type=int, default=64, help="bulk size, in MiB")
+    parser.add_argument("--calls", type=int, default=2000, help="calls per run")
+    parser.add_argument("--only", default="calls,codec,buffers", help="sections to run")
+    parser.add_argument("--no-ray", action="store_true", help="leave out the Ray rows")
+    parser.add_argument("--package", help=argparse.SUPPRESS)  # internal: one round-trip rate
+    args = parser.parse_args()
+    if args.package:
+        print(worker_roundtrip("json", seconds=0.5)())
+        return
+    ray = None if args.no_ray else ray_peers()
+    cpus = sorted(os.sched_getaffinity(0))
+    print(f"# {time.strftime('%Y-%m-%d %H:%M')}, CPUs allowed: {cpus}, repeats: {args.repeats}")
+    sections = args.only.split(",")
+    try:
+        if "calls" in sections:
+            table("calls", calls_rows(args.calls, ray), args.repeats, "calls/s")
+        if "codec" in sections:
+            table("codec", codec_rows(), args.repeats, "per second")
+        if "buffers" in sections:
+            table("buffers", buffer_rows(args.size_mib << 20, ray), args.repeats, "MB/s")
+    finally:
+        if ray is not None:
+            ray.shutdown()
+
+
+def calls_rows(count: int, ray: object) -> list[Row]:
+    rows = [
+        Row("Worker call_remote, one at a time", worker_calls("local", count, pipelined=False)),
+        Row("Worker submit, pipelined", worker_calls("local", count, pipelined=True),
+            ["Worker call_remote, one at a time", "Ray actor, async"]),
+        Row("RemoteWorker call_remote, one at a time", worker_calls("tcp", count, False)),
+        Row("RemoteWorker submit, pipelined", worker_calls("tcp", count, pipelined=True),
+            ["RemoteWorker call_remote, one at a time", "Ray actor, async"]),
+    ]
+    if ray is not None:
+        rows += [Row("Ray actor, sync", ray.calls(count, pipelined=False)),  # type: ignore[attr-defined]
+                 Row("Ray actor, async", ray.calls(count, pipelined=True))]  # type: ignore[attr-defined]
+    return rows
+
+
+def codec_rows() -> list[Row]:
+    rows = []
+    for what in ("small dict", "1 MB of floats"):
+        for codec in ("json", "marshal"):
+            base = [f"json encode+decode, {what}"] if codec == "marshal" else []
+            rows.append(Row(f"{codec} encode+decode, {what}", codec_timers(codec, what), base))
+    previous = str(ROOT / "stages" / "03_cluster")
+    rows += [
+        Row("multiprocessing.Pipe round trip", pipe_roundtrip()),
+        Row("Worker round trip, json", worker_roundtrip("json"),
+            ["multiprocessing.Pipe round trip"]),
+        Row("Worker round trip, marshal", worker_roundtrip("marshal"),
+            ["multiprocessing.Pipe round trip", "Worker round trip, json"]),
+        Row("stage 3 Worker round trip (subprocess)", other_package_roundtrip(previous)),
+        Row("this Worker round trip (subprocess)", other_package_roundtrip(str(ROOT)),
+            ["stage 3 Worker round trip (subprocess)"]),
+        Row("RemoteWorker round trip, json", worker_roundtrip("json", transport="tcp")),
+        Row("RemoteWorker round trip, marshal", worker_roundtrip("marshal", transport="tcp"),
+            ["RemoteWorker round trip, json"]),
+    ]
+    return rows
+
+
+def buffer_rows(size: int, ray: object) -> list[Row]:
+    rows = [
+        Row("memcpy", memcpy_rate(size)),
+        Row("Worker hand-off, received as a copy", miniray_handoff(size, copy=True), ["memcpy"]),
+        Row("Worker hand-off, received as a view", miniray_handoff(size, copy=False), ["memcpy"]),
+        Row("Worker hand-off, base64 in JSON (before)", base64_handoff(size), ["memcpy"]),
+        Row("Worker numpy echo, copies", miniray_echo(size, copy=True)),
+        Row("Worker numpy echo, views", miniray_echo(size, copy=False)),
+        Row("raw TCP loopback bulk", raw_tcp_handoff(size)),
+        Row("RemoteWorker hand-off", remote_handoff(size), ["raw TCP loopback bulk"]),
+    ]
+    if ray is not None:
+        rows.insert(6, Row("Ray actor numpy echo", ray.echo(size)))  # type: ignore[attr-defined]
+        for row in rows[4:6]:
+            row.baselines.append("Ray actor numpy echo")
+    return rows
+
+
+def other_package_roundtrip(package: str) -> Callable[[], float]:
+    """A Worker's small round trips/s, measured in a fresh process with another package."""
+
+    def run() -> float:
+        command = [sys.executable, __file__, "--package", package]
+        return float(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+
+    return run
+
+
+def table(title: str, rows: list[Row], repeats: int, unit: str) -> None:
+    """Run every row ``repeats`` times (interleaved, after one warm-up) and print the table."""
+    samples: dict[str, list[float]] = {row.name: [] for row in rows}
+    try:
+        for round_number in range(repeats + 1):
+            for row in rows:
+                value = row.measure()
+                if round_number:
+                    samples[row.name].append(value)
+    finally:
+        for row in reversed(rows):
+            row.close()
+    medians = {name: statistics.median(values) for name, values in samples.items()}
+    print(f"\n## {title}\n")
+    print(f"| {'row':44} | {unit:>12} | {'spread':>17} | ratio |")
+    print(f"|{'-' * 46}|{'-' * 14}|{'-' * 19}|-------|")
+    for row in rows:
+        low, high = min(samples[row.name]), max(samples[row.name])
+        ratio = ", ".join(
+            f"{medians[row.name] / medians[b]:.2f}x {b}" for b in row.baselines if b in medians
+        )
+        print(
+            f"| {row.name:44} | {medians[row.name]:12,.0f} | {low:8,.0f}-{high:<8,.0f} | {ratio} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
