@@ -298,12 +298,24 @@ def _import(name: str) -> Any:
 
 
 def _holds_buffer(value: Any) -> bool:
-    """Whether a message holds anything that must travel out of band (marshal's check)."""
-    if isinstance(value, dict):
-        return any(_holds_buffer(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return any(_holds_buffer(v) for v in value)
-    return not isinstance(value, str | int | float | set | frozenset) and value is not None
+    """Whether a message holds anything that must travel out of band (marshal's check).
+
+    Exact types, as marshal sees them; a container's item types are collected in C
+    (``set(map(type, ...))``), so a list of a million floats costs one pass, not a loop.
+    """
+    kind = type(value)
+    if kind is dict:
+        items = value.values()
+    elif kind is list or kind is tuple:
+        items = value
+    else:
+        return kind not in _PLAIN
+    if set(map(type, items)) <= _PLAIN:
+        return False
+    return any(_holds_buffer(item) for item in items if type(item) not in _PLAIN)
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None), set, frozenset})  # sets keep their bytes
 
 
 class _ProbeEncoder:
