@@ -224,6 +224,20 @@ def memcpy_rate(size: int) -> Measure:
     return Measure(run)
 
 
+def fresh_copy_rate(size: int) -> Measure:
+    """What any receiver that returns a new object pays: allocate, then copy."""
+    source = os.urandom(size)
+
+    def run() -> float:
+        started = time.perf_counter()
+        copy = bytes(memoryview(source))
+        elapsed = time.perf_counter() - started
+        del copy
+        return size / elapsed / 1e6
+
+    return Measure(run)
+
+
 def pipe_roundtrip() -> Measure:
     ours, theirs = multiprocessing.Pipe()
     process = multiprocessing.get_context("fork").Process(target=_pipe_echo, args=(theirs,))

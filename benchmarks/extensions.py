@@ -6,7 +6,9 @@
 Every row is measured in this run, next to its baseline, and reported as the median of
 ``--repeats`` runs with the spread (lowest-highest) beside it; the ratio column compares
 rows of the same run. Ray rows appear when ``ray`` (and numpy) can be imported
-(``pip install ray==2.60.0 numpy``); they are peers, never a dependency.
+(``pip install ray==2.60.0 numpy``); they are peers, never a dependency. Ray runs only
+while its own rows are measured, after the MiniRay rows of the table: its daemons use
+CPU even when idle, which on a small machine would slow every other row.
 
 * calls: ``call_remote`` one at a time vs ``submit`` pipelined, for a local Worker and a
   RemoteWorker, and a Ray actor's calls, one ``ray.get`` each (sync) or all at once (async);
@@ -28,6 +30,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -40,12 +43,13 @@ from extension_peers import (  # noqa: E402
     Row,
     base64_handoff,
     codec_timers,
+    fresh_copy_rate,
     memcpy_rate,
     miniray_echo,
     miniray_handoff,
     pipe_roundtrip,
-    ray_peers,
     raw_tcp_handoff,
+    ray_peers,
     remote_handoff,
     worker_calls,
     worker_roundtrip,
@@ -64,35 +68,47 @@ def main() -> None:
     if args.package:
         print(worker_roundtrip("json", seconds=0.5)())
         return
-    ray = None if args.no_ray else ray_peers()
+    ray = None if args.no_ray else ray_peers
     cpus = sorted(os.sched_getaffinity(0))
     print(f"# {time.strftime('%Y-%m-%d %H:%M')}, CPUs allowed: {cpus}, repeats: {args.repeats}")
     sections = args.only.split(",")
-    try:
-        if "calls" in sections:
-            table("calls", calls_rows(args.calls, ray), args.repeats, "calls/s")
-        if "codec" in sections:
-            table("codec", codec_rows(), args.repeats, "per second")
-        if "buffers" in sections:
-            table("buffers", buffer_rows(args.size_mib << 20, ray), args.repeats, "MB/s")
-    finally:
-        if ray is not None:
-            ray.shutdown()
+    if "calls" in sections:
+        table(
+            "calls", calls_rows(args.calls), args.repeats, "calls/s", ray and ray_calls(args.calls)
+        )
+    if "codec" in sections:
+        table("codec", codec_rows(), args.repeats, "per second")
+    if "buffers" in sections:
+        size = args.size_mib << 20
+        table("buffers", buffer_rows(size), args.repeats, "MB/s", ray and ray_echo(size))
 
 
-def calls_rows(count: int, ray: object) -> list[Row]:
-    rows = [
+def calls_rows(count: int) -> list[Row]:
+    return [
         Row("Worker call_remote, one at a time", worker_calls("local", count, pipelined=False)),
-        Row("Worker submit, pipelined", worker_calls("local", count, pipelined=True),
-            ["Worker call_remote, one at a time", "Ray actor, async"]),
+        Row(
+            "Worker submit, pipelined",
+            worker_calls("local", count, pipelined=True),
+            ["Worker call_remote, one at a time", "Ray actor, sync", "Ray actor, async"],
+        ),
         Row("RemoteWorker call_remote, one at a time", worker_calls("tcp", count, False)),
-        Row("RemoteWorker submit, pipelined", worker_calls("tcp", count, pipelined=True),
-            ["RemoteWorker call_remote, one at a time", "Ray actor, async"]),
+        Row(
+            "RemoteWorker submit, pipelined",
+            worker_calls("tcp", count, pipelined=True),
+            ["RemoteWorker call_remote, one at a time", "Ray actor, async"],
+        ),
     ]
-    if ray is not None:
-        rows += [Row("Ray actor, sync", ray.calls(count, pipelined=False)),  # type: ignore[attr-defined]
-                 Row("Ray actor, async", ray.calls(count, pipelined=True))]  # type: ignore[attr-defined]
-    return rows
+
+
+def ray_calls(count: int) -> Callable[[Any], list[Row]]:
+    return lambda ray: [
+        Row("Ray actor, sync", ray.calls(count, pipelined=False)),
+        Row("Ray actor, async", ray.calls(count, pipelined=True)),
+    ]
+
+
+def ray_echo(size: int) -> Callable[[Any], list[Row]]:
+    return lambda ray: [Row("Ray actor numpy echo", ray.echo(size))]
 
 
 def codec_rows() -> list[Row]:
@@ -104,36 +120,55 @@ def codec_rows() -> list[Row]:
     previous = str(ROOT / "stages" / "03_cluster")
     rows += [
         Row("multiprocessing.Pipe round trip", pipe_roundtrip()),
-        Row("Worker round trip, json", worker_roundtrip("json"),
-            ["multiprocessing.Pipe round trip"]),
-        Row("Worker round trip, marshal", worker_roundtrip("marshal"),
-            ["multiprocessing.Pipe round trip", "Worker round trip, json"]),
+        Row(
+            "Worker round trip, json", worker_roundtrip("json"), ["multiprocessing.Pipe round trip"]
+        ),
+        Row(
+            "Worker round trip, marshal",
+            worker_roundtrip("marshal"),
+            ["multiprocessing.Pipe round trip", "Worker round trip, json"],
+        ),
         Row("stage 3 Worker round trip (subprocess)", other_package_roundtrip(previous)),
-        Row("this Worker round trip (subprocess)", other_package_roundtrip(str(ROOT)),
-            ["stage 3 Worker round trip (subprocess)"]),
+        Row(
+            "this Worker round trip (subprocess)",
+            other_package_roundtrip(str(ROOT)),
+            ["stage 3 Worker round trip (subprocess)"],
+        ),
         Row("RemoteWorker round trip, json", worker_roundtrip("json", transport="tcp")),
-        Row("RemoteWorker round trip, marshal", worker_roundtrip("marshal", transport="tcp"),
-            ["RemoteWorker round trip, json"]),
+        Row(
+            "RemoteWorker round trip, marshal",
+            worker_roundtrip("marshal", transport="tcp"),
+            ["RemoteWorker round trip, json"],
+        ),
     ]
     return rows
 
 
-def buffer_rows(size: int, ray: object) -> list[Row]:
-    rows = [
-        Row("memcpy", memcpy_rate(size)),
-        Row("Worker hand-off, received as a copy", miniray_handoff(size, copy=True), ["memcpy"]),
-        Row("Worker hand-off, received as a view", miniray_handoff(size, copy=False), ["memcpy"]),
-        Row("Worker hand-off, base64 in JSON (before)", base64_handoff(size), ["memcpy"]),
-        Row("Worker numpy echo, copies", miniray_echo(size, copy=True)),
-        Row("Worker numpy echo, views", miniray_echo(size, copy=False)),
+def buffer_rows(size: int) -> list[Row]:
+    echo_baselines = ["Worker numpy echo, copies", "Ray actor numpy echo"]
+    return [
+        Row("memcpy into warm memory", memcpy_rate(size)),
+        Row("copy into fresh memory (bytes(buffer))", fresh_copy_rate(size)),
+        Row(
+            "Worker hand-off, received as a copy",
+            miniray_handoff(size, copy=True),
+            ["memcpy into warm memory", "copy into fresh memory (bytes(buffer))"],
+        ),
+        Row(
+            "Worker hand-off, received as a view",
+            miniray_handoff(size, copy=False),
+            ["memcpy into warm memory"],
+        ),
+        Row(
+            "Worker hand-off, base64 in JSON (before)",
+            base64_handoff(size),
+            ["Worker hand-off, received as a copy"],
+        ),
+        Row("Worker numpy echo, copies", miniray_echo(size, copy=True), ["Ray actor numpy echo"]),
+        Row("Worker numpy echo, views", miniray_echo(size, copy=False), echo_baselines),
         Row("raw TCP loopback bulk", raw_tcp_handoff(size)),
         Row("RemoteWorker hand-off", remote_handoff(size), ["raw TCP loopback bulk"]),
     ]
-    if ray is not None:
-        rows.insert(6, Row("Ray actor numpy echo", ray.echo(size)))  # type: ignore[attr-defined]
-        for row in rows[4:6]:
-            row.baselines.append("Ray actor numpy echo")
-    return rows
 
 
 def other_package_roundtrip(package: str) -> Callable[[], float]:
@@ -146,18 +181,24 @@ def other_package_roundtrip(package: str) -> Callable[[], float]:
     return run
 
 
-def table(title: str, rows: list[Row], repeats: int, unit: str) -> None:
-    """Run every row ``repeats`` times (interleaved, after one warm-up) and print the table."""
-    samples: dict[str, list[float]] = {row.name: [] for row in rows}
-    try:
-        for round_number in range(repeats + 1):
-            for row in rows:
-                value = row.measure()
-                if round_number:
-                    samples[row.name].append(value)
-    finally:
-        for row in reversed(rows):
-            row.close()
+def table(
+    title: str,
+    rows: list[Row],
+    repeats: int,
+    unit: str,
+    peer_rows: Callable[[Any], list[Row]] | None = None,
+) -> None:
+    """Measure the rows (then, with Ray up, the peer rows) and print one table."""
+    samples = measure(rows, repeats)
+    if peer_rows is not None:
+        peers = ray_peers()
+        if peers is not None:
+            try:
+                extra = peer_rows(peers)
+                samples |= measure(extra, repeats)
+                rows = rows + extra
+            finally:
+                peers.shutdown()
     medians = {name: statistics.median(values) for name, values in samples.items()}
     print(f"\n## {title}\n")
     print(f"| {'row':44} | {unit:>12} | {'spread':>17} | ratio |")
@@ -170,6 +211,23 @@ def table(title: str, rows: list[Row], repeats: int, unit: str) -> None:
         print(
             f"| {row.name:44} | {medians[row.name]:12,.0f} | {low:8,.0f}-{high:<8,.0f} | {ratio} |"
         )
+    sys.stdout.flush()
+
+
+def measure(rows: list[Row], repeats: int) -> dict[str, list[float]]:
+    """Every row's rate, ``repeats`` times, interleaved (a burst of load hits all rows
+    alike), after one dropped warm-up round."""
+    samples: dict[str, list[float]] = {row.name: [] for row in rows}
+    try:
+        for round_number in range(repeats + 1):
+            for row in rows:
+                value = row.measure()
+                if round_number:
+                    samples[row.name].append(value)
+    finally:
+        for row in reversed(rows):
+            row.close()
+    return samples
 
 
 if __name__ == "__main__":

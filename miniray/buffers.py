@@ -65,6 +65,8 @@ class MessageCodec:
 
     def encode(self, msg: Any) -> list[bytes | memoryview]:
         """The payload, in parts (the big parts are the caller's own buffers, not copies)."""
+        if self._pinned is not None:  # views dropped since the last recv: give the region back
+            self.release_views()
         if self.codec is JSON:
             try:
                 return [_JSON_PROBE.encode(msg).encode()]

@@ -147,6 +147,7 @@ class Channel:
             ProtocolError: A frame broke the wire format.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        self.codec.release_views()  # before waiting: the peer may want its region back
         kind, payload = self._next_frame(deadline)
         if kind == MESSAGE:
             self._frames.popleft()

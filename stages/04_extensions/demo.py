@@ -1,52 +1,69 @@
-"""Stage 3 demo: a Cluster of two nodes, with ranks, streamed logs and a clean stop.
+"""Stage 4 demo: functions called by name with futures, the marshal codec, and buffers.
 
-Run it from anywhere: ``python stages/03_cluster/demo.py``. Both nodes are this machine
-(``localhost`` and ``127.0.0.1`` run their server as a local subprocess, no SSH needed);
-name a host from your ``~/.ssh/config`` instead and the same code runs there over SSH.
-Each worker's prints come back prefixed with ``[host rN]``.
+    python stages/04_extensions/demo.py
 """
 
+from __future__ import annotations
+
+import concurrent.futures
 import os
-import socket
+import sys
 
-from miniray import Channel, Cluster, ClusterError, NodeConfig
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # this stage's miniray
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+from miniray import Channel, Registry, RemoteError, UnknownFunction, Worker  # noqa: E402
+
+registry = Registry()
 
 
-def work_fn(handle: Channel) -> None:
-    """Say hello (a log line), then answer each request with our rank and x squared."""
-    print(f"hello from rank {os.environ['RANK']} of {os.environ['WORLD_SIZE']}")
+@registry.register
+def train_step(batch: list[float]) -> dict[str, float]:
+    return {"loss": sum(x * x for x in batch) / len(batch), "pid": os.getpid()}
+
+
+@registry.register
+def fails() -> None:
+    raise ValueError("a bad batch")
+
+
+def echo(handle: Channel) -> None:
     while True:
-        msg = handle.recv()
-        handle.send({"rank": int(os.environ["RANK"]), "result": msg["x"] ** 2})
+        handle.send(handle.recv())
 
 
 def main() -> None:
-    # The nodes import this file's work_fn; PYTHONPATH lets them import this stage's miniray.
-    env = {"PYTHONPATH": HERE}
-    nodes = [
-        NodeConfig("localhost", num_workers=2, env=env),
-        NodeConfig("127.0.0.1", num_workers=2, env=env),
-    ]
-    with Cluster(nodes, log=print) as cluster:
-        workers = cluster.start(work_fn=f"{__file__}:work_fn")
-        for worker in workers:
-            worker.send({"x": worker.rank + 2})
-        for worker in workers:
-            print(
-                f"rank {worker.rank} on {worker.host} (local rank {worker.local_rank}):",
-                worker.recv(timeout=10),
-            )
+    print("C. a registry in the worker, called by name")
+    workers = [Worker(registry) for _ in range(2)]
+    print("  call_remote:", workers[0].call_remote("train_step", [1.0, 2.0, 3.0]))
+    futures = [w.submit("train_step", [float(i)] * 4) for i in range(8) for w in workers]
+    done = concurrent.futures.as_completed(futures, timeout=10)
+    print("  16 pipelined calls on 2 workers:", sorted(f.result()["loss"] for f in done)[:4], "...")
+    try:
+        workers[1].call_remote("fails")
+    except RemoteError as e:
+        print(f"  a remote error: {e.remote_type}: {e.remote_message}")
+    try:
+        workers[1].call_remote("train")
+    except UnknownFunction as e:
+        print(f"  an unknown name: {e.remote_message}")
     for worker in workers:
-        print(f"rank {worker.rank}: exit code {worker.returncode}")
+        worker.close()
 
-    with socket.create_server(("127.0.0.1", 0)) as taken:  # a node whose port is busy
-        busy = NodeConfig("localhost", num_workers=1, base_port=taken.getsockname()[1], env=env)
-        try:
-            Cluster([busy]).start(work_fn=f"{__file__}:work_fn")
-        except ClusterError as e:
-            print("ClusterError:", e)
+    print("B. marshal keeps the types JSON loses")
+    for codec in ("json", "marshal"):
+        with Worker(echo, codec=codec) as worker:
+            worker.send({"shape": (2, 3), 7: "int key", "nan": float("nan")})
+            print(f"  {codec:7}", worker.recv(timeout=5))
+
+    print("A. buffers beside the message, through shared memory")
+    with Worker(echo, max_frame=64 << 20) as worker:
+        data = os.urandom(8 << 20)
+        worker.send({"name": "weights", "data": data})
+        back = worker.recv(timeout=10)
+        print("  8 MiB of bytes back as", type(back["data"]).__name__, back["data"] == data)
+        worker.send({"data": data})
+        view = worker.recv(timeout=10, copy=False)["data"]
+        print("  as a zero-copy view:", type(view).__name__, "read-only:", view.readonly)
 
 
 if __name__ == "__main__":
