@@ -40,6 +40,7 @@ else:
     sys.path.insert(0, str(ROOT))  # the top-level miniray package (= the final stage)
 
 from extension_peers import (  # noqa: E402
+    RUN_SECONDS,
     Row,
     base64_handoff,
     codec_timers,
@@ -61,12 +62,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="runs per row (median)")
     parser.add_argument("--size-mib", type=int, default=64, help="bulk size, in MiB")
     parser.add_argument("--calls", type=int, default=2000, help="calls per run")
+    parser.add_argument("--seconds", type=float, default=0.3, help="length of a rate run")
     parser.add_argument("--only", default="calls,codec,buffers", help="sections to run")
     parser.add_argument("--no-ray", action="store_true", help="leave out the Ray rows")
     parser.add_argument("--package", help=argparse.SUPPRESS)  # internal: one round-trip rate
     args = parser.parse_args()
+    RUN_SECONDS[0] = args.seconds
     if args.package:
-        print(worker_roundtrip("json", seconds=0.5)())
+        print(worker_roundtrip("json")())
         return
     ray = None if args.no_ray else ray_peers
     cpus = sorted(os.sched_getaffinity(0))
@@ -167,7 +170,16 @@ def buffer_rows(size: int) -> list[Row]:
         Row("Worker numpy echo, copies", miniray_echo(size, copy=True), ["Ray actor numpy echo"]),
         Row("Worker numpy echo, views", miniray_echo(size, copy=False), echo_baselines),
         Row("raw TCP loopback bulk", raw_tcp_handoff(size)),
-        Row("RemoteWorker hand-off", remote_handoff(size), ["raw TCP loopback bulk"]),
+        Row(
+            "RemoteWorker hand-off, received as a copy",
+            remote_handoff(size, copy=True),
+            ["raw TCP loopback bulk"],
+        ),
+        Row(
+            "RemoteWorker hand-off, received as a view",
+            remote_handoff(size, copy=False),
+            ["raw TCP loopback bulk"],
+        ),
     ]
 
 
@@ -175,7 +187,7 @@ def other_package_roundtrip(package: str) -> Callable[[], float]:
     """A Worker's small round trips/s, measured in a fresh process with another package."""
 
     def run() -> float:
-        command = [sys.executable, __file__, "--package", package]
+        command = [sys.executable, __file__, "--package", package, "--seconds", str(RUN_SECONDS[0])]
         return float(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
 
     return run

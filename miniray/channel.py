@@ -25,6 +25,7 @@ import math
 import select
 import socket
 import struct
+import sys
 import time
 from collections import deque
 from typing import Any
@@ -76,6 +77,7 @@ class Channel:
         self._buffer = bytearray()
         self._frames: deque[tuple[int, bytes | bytearray]] = deque()  # not yet delivered
         self._big: _BigFrame | None = None  # a big frame being read, if any
+        self._spare = bytearray()  # the last big frame's buffer, reused once nothing uses it
         self._end: _StreamEnd | None = None  # why no more frames will arrive, once known
         self._send_broken = False
         self._poller = select.poll()
@@ -291,7 +293,11 @@ class Channel:
         length, kind = HEADER.unpack_from(self._buffer)  # (its length was checked already)
         if length < _BIG_FRAME or kind != MESSAGE:  # (reports stay small, and bytes)
             return
-        payload = bytearray(length)
+        # Fresh memory costs a page fault per 4 KiB on first touch, more than the copy:
+        # reuse the last big frame's buffer if nothing (a message, an array) refers to it.
+        spare_is_free = sys.getrefcount(self._spare) == 2  # ours, and the call's argument
+        payload = self._spare if spare_is_free and len(self._spare) == length else bytearray(length)
+        self._spare = payload
         have = len(self._buffer) - HEADER.size
         payload[:have] = self._buffer[HEADER.size :]
         self._buffer.clear()

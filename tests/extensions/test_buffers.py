@@ -223,3 +223,30 @@ def test_a_big_array_over_tcp_arrives_whole_and_writable(servers: Any) -> None:
     assert numpy.array_equal(got["a"], array) and got["b"] == b"tail"
     got["a"][0] = -1.0  # a private copy: writable
     worker.close(timeout=2)
+
+
+@pytest.mark.parametrize("copy", [True, False])
+def test_a_big_frame_buffer_is_reused_only_when_nothing_refers_to_it(copy: bool) -> None:
+    import threading
+
+    import miniray
+
+    ours, theirs = socket.socketpair()
+    receiver, sender = miniray.Channel(ours, max_frame=8 << 20), miniray.Channel(theirs)
+    size = 2 << 20  # above the big-frame size: read into a buffer of its own
+
+    def send(fill: int) -> None:
+        sender.send({"data": memoryview(bytes([fill]) * size)})  # a memoryview may alias
+
+    receiver.codec.copy = copy
+    threads = [threading.Thread(target=send, args=(n,)) for n in (1, 2, 3)]
+    threads[0].start()
+    first = receiver.recv(timeout=10)["data"]
+    threads[0].join()
+    for thread in threads[1:]:
+        thread.start()
+        assert len(receiver.recv(timeout=10)["data"]) == size  # dropped at once: reusable
+        thread.join()
+    assert bytes(first[:4]) == b"\x01" * 4 and bytes(first[-4:]) == b"\x01" * 4
+    receiver.close()
+    sender.close()

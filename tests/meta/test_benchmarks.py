@@ -51,3 +51,16 @@ def test_the_cluster_start_benchmark_prints_its_table() -> None:
         "Cluster localhost x 8 workers",
     }
     assert "x, +" in rows["Cluster 2 hosts x 4 workers over SSH"]
+
+
+def test_the_extensions_benchmark_prints_its_tables() -> None:
+    command = [sys.executable, "benchmarks/extensions.py", "--repeats", "1", "--size-mib", "2"]
+    command += ["--calls", "50", "--seconds", "0.02", "--no-ray"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    rows = {line.split("|")[1].strip(): line for line in result.stdout.splitlines() if "|" in line}
+    assert "x Worker call_remote, one at a time" in rows["Worker submit, pipelined"]
+    assert "x multiprocessing.Pipe round trip" in rows["Worker round trip, marshal"]
+    assert "x stage 3 Worker round trip" in rows["this Worker round trip (subprocess)"]
+    assert "x memcpy into warm memory" in rows["Worker hand-off, received as a view"]
+    assert "x raw TCP loopback bulk" in rows["RemoteWorker hand-off, received as a copy"]
