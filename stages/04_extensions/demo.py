@@ -1,6 +1,6 @@
 """Stage 4 demo: functions called by name with futures, the marshal codec, and buffers.
 
-    python stages/04_extensions/demo.py
+python stages/04_extensions/demo.py
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # this stage's miniray
 
-from miniray import Channel, Registry, RemoteError, UnknownFunction, Worker  # noqa: E402
+from miniray import Channel, Registry, RemoteError, UnknownFunction, Worker
 
 registry = Registry()
 
@@ -48,6 +48,7 @@ def main() -> None:
         print(f"  an unknown name: {e.remote_message}")
     for worker in workers:
         worker.close()
+        print(f"  worker pid {worker.pid}: exit code {worker.returncode}")
 
     print("B. marshal keeps the types JSON loses")
     for codec in ("json", "marshal"):

@@ -23,15 +23,14 @@ from __future__ import annotations
 
 import mmap
 import struct
-import sys
 from collections.abc import Callable
 from typing import Any
 
+from .buffer_values import PLACEHOLDER, describe, is_buffer_like, rebuild
 from .codec import JSON, Codec
 from .errors import ProtocolError
 from .region import HEADER_SIZE, Region, aligned
 
-PLACEHOLDER = "__buffer__"
 _HEAD = struct.Struct("!BBIQI")  # marker 0, where, count, seq, skeleton length
 _LENGTH = struct.Struct("!Q")
 _INLINE, _IN_REGION = 0, 1
@@ -183,120 +182,22 @@ def _extract(value: Any, buffers: list[memoryview]) -> Any:
         return items if isinstance(value, list) else tuple(items)
     if isinstance(value, str | int | float | bool | set | frozenset) or value is None:
         return value
-    placeholder, view = _describe(value)
+    placeholder, view = describe(value)
     placeholder[PLACEHOLDER] = len(buffers)
     buffers.append(view)
     return placeholder
-
-
-def _describe(value: Any) -> tuple[dict[str, Any], memoryview]:
-    """The placeholder (without its index) and the bytes of one buffer-like value."""
-    numpy, torch = sys.modules.get("numpy"), sys.modules.get("torch")
-    if numpy is not None and isinstance(value, numpy.ndarray):
-        if value.dtype.hasobject:
-            raise TypeError("numpy arrays of Python objects cannot be sent (dtype=object)")
-        array = numpy.ascontiguousarray(value)
-        return {"type": "ndarray", "dtype": array.dtype.str, "shape": list(array.shape)}, (
-            memoryview(array.reshape(-1).view(numpy.uint8))
-        )
-    if torch is not None and isinstance(value, torch.Tensor):
-        if value.device.type != "cpu":
-            raise TypeError(f"only CPU tensors can be sent, not {value.device} (call .cpu())")
-        flat = value.detach().contiguous().reshape(-1).view(torch.uint8)
-        dtype = str(value.dtype).removeprefix("torch.")
-        return {"type": "tensor", "dtype": dtype, "shape": list(value.shape)}, memoryview(
-            flat.numpy()
-        )
-    kinds: dict[type, str] = {bytes: "bytes", bytearray: "bytearray"}
-    kind = kinds.get(type(value), "memoryview")
-    try:
-        view = memoryview(value)
-    except TypeError:
-        raise TypeError(f"cannot send a {type(value).__qualname__}: not plain data") from None
-    if not view.c_contiguous:
-        raise TypeError("cannot send a non-contiguous buffer; copy it first")
-    return {"type": kind}, view.cast("B") if view.ndim != 1 or view.format != "B" else view
 
 
 def _restore(skeleton: Any, views: list[memoryview], mode: str) -> Any:
     """Put the buffers back where their placeholders are."""
     if isinstance(skeleton, dict):
         if PLACEHOLDER in skeleton:
-            return _rebuild(skeleton, views, mode)
+            return rebuild(skeleton, views, mode)
         return {k: _restore(v, views, mode) for k, v in skeleton.items()}
     if isinstance(skeleton, list | tuple):
         items = [_restore(v, views, mode) for v in skeleton]
         return items if isinstance(skeleton, list) else tuple(items)
     return skeleton
-
-
-def _rebuild(placeholder: dict[str, Any], views: list[memoryview], mode: str) -> Any:
-    """One value from its placeholder and its bytes.
-
-    ``mode``: "copy" (the value gets bytes of its own), "view" (read-only, zero-copy), or
-    "owned" (the bytes are a private buffer already: arrays keep them, bytes still copy).
-    """
-    index, kind = placeholder.get(PLACEHOLDER), placeholder.get("type")
-    if not isinstance(index, int) or not 0 <= index < len(views) or kind not in _REBUILDERS:
-        raise ProtocolError(f"malformed buffer placeholder {placeholder!r:.100}")
-    try:
-        return _REBUILDERS[kind](views[index], placeholder, mode)
-    except (ValueError, TypeError, RuntimeError, KeyError) as e:  # bad dtype, shape mismatch
-        raise ProtocolError(f"cannot rebuild a {kind} from the buffer: {e}") from None
-
-
-def _as_bytes(view: memoryview, _info: dict[str, Any], mode: str) -> Any:
-    return view if mode == "view" else bytes(view)
-
-
-def _as_bytearray(view: memoryview, _info: dict[str, Any], mode: str) -> Any:
-    return view if mode == "view" else bytearray(view)
-
-
-def _as_memoryview(view: memoryview, _info: dict[str, Any], mode: str) -> Any:
-    return memoryview(bytearray(view)) if mode == "copy" else view
-
-
-def _as_ndarray(view: memoryview, info: dict[str, Any], mode: str) -> Any:
-    numpy = _import("numpy")
-    dtype = numpy.dtype(str(info["dtype"]))
-    if dtype.hasobject:
-        raise TypeError("a peer may not send arrays of Python objects")
-    source = bytearray(view) if mode == "copy" else view
-    return numpy.frombuffer(source, dtype=dtype).reshape(_shape(info["shape"]))
-
-
-def _as_tensor(view: memoryview, info: dict[str, Any], mode: str) -> Any:
-    torch = _import("torch")
-    dtype = getattr(torch, str(info["dtype"]))
-    if not isinstance(dtype, torch.dtype):
-        raise TypeError(f"{info['dtype']!r} is not a torch dtype")
-    source = view if mode == "owned" else bytearray(view)  # torch has no read-only tensors
-    return torch.frombuffer(source, dtype=torch.uint8).view(dtype).reshape(_shape(info["shape"]))
-
-
-def _shape(shape: Any) -> list[int]:
-    if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
-        raise TypeError(f"bad shape {shape!r:.100}")
-    return shape
-
-
-_REBUILDERS: dict[str, Callable[[memoryview, dict[str, Any], str], Any]] = {
-    "bytes": _as_bytes,
-    "bytearray": _as_bytearray,
-    "memoryview": _as_memoryview,
-    "ndarray": _as_ndarray,
-    "tensor": _as_tensor,
-}
-
-
-def _import(name: str) -> Any:
-    try:
-        return __import__(name)
-    except ImportError:
-        raise ProtocolError(
-            f"the peer sent a {name} value, but {name} is not installed here"
-        ) from None
 
 
 def _holds_buffer(value: Any) -> bool:
@@ -338,22 +239,9 @@ class _ProbeEncoder:
 
     @staticmethod
     def _default(value: Any) -> Any:
-        if _is_buffer_like(value):
+        if is_buffer_like(value):
             raise _HasBuffer
         raise TypeError(f"Object of type {type(value).__qualname__} is not JSON serializable")
-
-
-def _is_buffer_like(value: Any) -> bool:
-    if isinstance(value, bytes | bytearray | memoryview):
-        return True
-    module = type(value).__module__.partition(".")[0]
-    if module in ("numpy", "torch"):
-        return True
-    try:
-        memoryview(value).release()
-    except TypeError:
-        return False
-    return True
 
 
 _JSON_PROBE = _ProbeEncoder()

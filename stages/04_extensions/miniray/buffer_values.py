@@ -1,0 +1,130 @@
+"""Buffer values: how each kind becomes a placeholder and bytes, and comes back.
+
+New in this stage (see ``buffers.py`` for the message around them). Kinds: ``bytes``,
+``bytearray``, ``memoryview`` (also anything else with the buffer protocol), numpy
+``ndarray`` and CPU torch ``Tensor``. numpy and torch are never imported to *send*: a value
+can only be an array if its module is already loaded. A peer's placeholder is checked
+before anything is built from it: a known kind, a buffer that exists, a dtype that holds no
+Python objects, a shape of non-negative ints.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from .errors import ProtocolError
+
+PLACEHOLDER = "__buffer__"
+
+
+def describe(value: Any) -> tuple[dict[str, Any], memoryview]:
+    """The placeholder (without its index) and the bytes of one buffer-like value."""
+    numpy, torch = sys.modules.get("numpy"), sys.modules.get("torch")
+    if numpy is not None and isinstance(value, numpy.ndarray):
+        if value.dtype.hasobject:
+            raise TypeError("numpy arrays of Python objects cannot be sent (dtype=object)")
+        array = numpy.ascontiguousarray(value)
+        return {"type": "ndarray", "dtype": array.dtype.str, "shape": list(array.shape)}, (
+            memoryview(array.reshape(-1).view(numpy.uint8))
+        )
+    if torch is not None and isinstance(value, torch.Tensor):
+        if value.device.type != "cpu":
+            raise TypeError(f"only CPU tensors can be sent, not {value.device} (call .cpu())")
+        flat = value.detach().contiguous().reshape(-1).view(torch.uint8)
+        dtype = str(value.dtype).removeprefix("torch.")
+        return {"type": "tensor", "dtype": dtype, "shape": list(value.shape)}, memoryview(
+            flat.numpy()
+        )
+    kinds: dict[type, str] = {bytes: "bytes", bytearray: "bytearray"}
+    kind = kinds.get(type(value), "memoryview")
+    try:
+        view = memoryview(value)
+    except TypeError:
+        raise TypeError(f"cannot send a {type(value).__qualname__}: not plain data") from None
+    if not view.c_contiguous:
+        raise TypeError("cannot send a non-contiguous buffer; copy it first")
+    return {"type": kind}, view.cast("B") if view.ndim != 1 or view.format != "B" else view
+
+
+def rebuild(placeholder: dict[str, Any], views: list[memoryview], mode: str) -> Any:
+    """One value from its placeholder and its bytes.
+
+    ``mode``: "copy" (the value gets bytes of its own), "view" (read-only, zero-copy), or
+    "owned" (the bytes are a private buffer already: arrays keep them, bytes still copy).
+    """
+    index, kind = placeholder.get(PLACEHOLDER), placeholder.get("type")
+    if not isinstance(index, int) or not 0 <= index < len(views) or kind not in _REBUILDERS:
+        raise ProtocolError(f"malformed buffer placeholder {placeholder!r:.100}")
+    try:
+        return _REBUILDERS[kind](views[index], placeholder, mode)
+    except (ValueError, TypeError, RuntimeError, KeyError) as e:  # bad dtype, shape mismatch
+        raise ProtocolError(f"cannot rebuild a {kind} from the buffer: {e}") from None
+
+
+def _as_bytes(view: memoryview, _info: dict[str, Any], mode: str) -> Any:
+    return view if mode == "view" else bytes(view)
+
+
+def _as_bytearray(view: memoryview, _info: dict[str, Any], mode: str) -> Any:
+    return view if mode == "view" else bytearray(view)
+
+
+def _as_memoryview(view: memoryview, _info: dict[str, Any], mode: str) -> Any:
+    return memoryview(bytearray(view)) if mode == "copy" else view
+
+
+def _as_ndarray(view: memoryview, info: dict[str, Any], mode: str) -> Any:
+    numpy = _import("numpy")
+    dtype = numpy.dtype(str(info["dtype"]))
+    if dtype.hasobject:
+        raise TypeError("a peer may not send arrays of Python objects")
+    source = bytearray(view) if mode == "copy" else view
+    return numpy.frombuffer(source, dtype=dtype).reshape(_shape(info["shape"]))
+
+
+def _as_tensor(view: memoryview, info: dict[str, Any], mode: str) -> Any:
+    torch = _import("torch")
+    dtype = getattr(torch, str(info["dtype"]))
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"{info['dtype']!r} is not a torch dtype")
+    source = view if mode == "owned" else bytearray(view)  # torch has no read-only tensors
+    return torch.frombuffer(source, dtype=torch.uint8).view(dtype).reshape(_shape(info["shape"]))
+
+
+def _shape(shape: Any) -> list[int]:
+    if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
+        raise TypeError(f"bad shape {shape!r:.100}")
+    return shape
+
+
+_REBUILDERS: dict[str, Callable[[memoryview, dict[str, Any], str], Any]] = {
+    "bytes": _as_bytes,
+    "bytearray": _as_bytearray,
+    "memoryview": _as_memoryview,
+    "ndarray": _as_ndarray,
+    "tensor": _as_tensor,
+}
+
+
+def _import(name: str) -> Any:
+    try:
+        return __import__(name)
+    except ImportError:
+        raise ProtocolError(
+            f"the peer sent a {name} value, but {name} is not installed here"
+        ) from None
+
+
+def is_buffer_like(value: Any) -> bool:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return True
+    module = type(value).__module__.partition(".")[0]
+    if module in ("numpy", "torch"):
+        return True
+    try:
+        memoryview(value).release()
+    except TypeError:
+        return False
+    return True
