@@ -1,5 +1,7 @@
-"""MiniRay, stage 3: workers on this machine (``Worker``), on a server (``RemoteWorker``),
-or on many machines started over SSH (``Cluster``, whose workers are ``ClusterWorker``s).
+"""MiniRay, stage 4: workers on this machine (``Worker``), on a server (``RemoteWorker``),
+or on many machines started over SSH (``Cluster``, whose workers are ``ClusterWorker``s),
+and torch.distributed training across a cluster's workers (``NCCLConfig``, ``preflight``,
+``train_step``; the FSDP backend is ``miniray.fsdp``, which needs ``miniray[torch]``).
 
 All have the same API: ``send``, ``recv(timeout)``, ``wait(timeout)``, ``is_alive``,
 ``close``, and a context manager.
@@ -17,10 +19,16 @@ All have the same API: ``send``, ``recv(timeout)``, ``wait(timeout)``, ``is_aliv
     from miniray import Cluster, NodeConfig
     with Cluster([NodeConfig("node1", num_workers=4)]) as cluster:
         workers = cluster.start(work_fn="my_module.work_fn")
+        configs = cluster.distributed_configs()     # one NCCLConfig per rank
+        backend = preflight(cluster, configs)       # every rank joined, or PreflightError
+
+``import miniray`` does not import torch: only ``miniray.fsdp`` and the rank's half of
+the preflight (``join_process_group``) do.
 """
 
 from .channel import Channel
 from .cluster import Cluster, ClusterError, ClusterWorker, LogLine, NodeConfig
+from .distributed import gather
 from .errors import (
     AuthenticationError,
     ChannelClosed,
@@ -32,8 +40,11 @@ from .errors import (
     WorkerDied,
     WorkFnNotFound,
 )
+from .nccl import DistributedConfigError, NCCLConfig, create_nccl_configs, setup_nccl_env
+from .preflight import PreflightError, join_process_group, preflight
 from .remote_worker import RemoteWorker
 from .server import WorkerServer
+from .training import serve_training, train_step
 from .worker import Worker, spawn_workers, wait_any
 
 __all__ = [
@@ -43,9 +54,12 @@ __all__ = [
     "Cluster",
     "ClusterError",
     "ClusterWorker",
+    "DistributedConfigError",
     "LogLine",
     "MiniRayError",
+    "NCCLConfig",
     "NodeConfig",
+    "PreflightError",
     "ProtocolError",
     "RemoteError",
     "RemoteWorker",
@@ -55,6 +69,13 @@ __all__ = [
     "Worker",
     "WorkerDied",
     "WorkerServer",
+    "create_nccl_configs",
+    "gather",
+    "join_process_group",
+    "preflight",
+    "serve_training",
+    "setup_nccl_env",
     "spawn_workers",
+    "train_step",
     "wait_any",
 ]

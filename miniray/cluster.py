@@ -1,5 +1,8 @@
 """Cluster: start a WorkerServer on every node over SSH, and connect its workers.
 
+New in stage 4: ``distributed_configs()``, every rank's torch.distributed settings,
+asked of the nodes themselves (see ``distributed``).
+
     cluster = Cluster(nodes=[NodeConfig("node1", num_workers=4),
                              NodeConfig("node2", num_workers=4)])
     workers = cluster.start(work_fn="my_module.train_fn")   # in rank order
@@ -31,8 +34,10 @@ from types import FrameType
 from typing import Any
 
 from .cluster_node import ClusterWorker, Node
+from .distributed import distributed_configs
 from .launch import LOCAL_HOSTS, ClusterError, ConfigError
 from .logs import LogLine, LogSink, log_to_files, log_to_stream
+from .nccl import NCCLConfig
 from .ranks import assign_ranks
 
 log = logging.getLogger("miniray.cluster")
@@ -180,6 +185,17 @@ class Cluster:
             close = getattr(self._sink, "close", None)
             if callable(close):
                 close()
+
+    def distributed_configs(
+        self, *, master_addr: str | None = None, master_port: int | None = None
+    ) -> list[NCCLConfig]:
+        """Every rank's `NCCLConfig`, in rank order, from what the nodes report.
+
+        ``master_addr``: node 0's address as the other nodes reach it; ``master_port``: a
+        port node 0 found free; each node's interface towards ``master_addr``. Pass
+        either to override it. See ``distributed.distributed_configs``.
+        """
+        return distributed_configs(self, master_addr=master_addr, master_port=master_port)
 
     def interrupt(self) -> None:
         """SIGINT every worker (a KeyboardInterrupt in ``work_fn``; callers get RemoteError)."""

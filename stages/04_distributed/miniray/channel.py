@@ -1,0 +1,315 @@
+"""A Channel: one end of a socket that carries frames (see ``wire.py``).
+
+Both ends of a worker hold a Channel: the parent's ``worker.send``/``worker.recv`` use
+one, and the child's ``handle`` *is* one.
+
+Three rules keep the stream honest:
+
+* The length is checked against ``max_frame`` before a byte of payload is awaited or
+  allocated; a bad length raises :class:`ProtocolError` and the channel refuses further
+  reads, since no later byte can be trusted to start a frame.
+* Bytes are read into our own buffer, and every wait looks in the buffer first, so a
+  message that has already arrived is never missed by a ``select``/``poll`` on the socket.
+* A timeout raises :class:`TimeoutError` and loses nothing: a half-received frame stays
+  in the buffer for the next call.
+"""
+
+from __future__ import annotations
+
+import math
+import select
+import socket
+import struct
+import time
+from collections import deque
+from typing import Any
+
+from .errors import ChannelClosed, ProtocolError
+from .wire import (
+    DEFAULT_MAX_FRAME,
+    ERROR,
+    EXIT,
+    HEADER,
+    MESSAGE,
+    decode_error,
+    decode_exit,
+    decode_message,
+    encode_message,
+)
+
+_RECV_SIZE = 64 * 1024  # bigger reads cost an mmap per call in malloc
+_WATCH_INTERVAL = 0.1  # seconds between looks at a watched process during a blocking read
+_SMALL_FRAME = 64 * 1024  # below this, header and payload go out in one send
+
+
+class Channel:
+    """One end of a framed, JSON-speaking socket.
+
+    Args:
+        sock: A connected stream socket (a socketpair end or a TCP connection).
+        max_frame: Largest payload accepted or sent, in bytes.
+        watch_fd: Optional file descriptor that becomes readable when the peer process
+            has exited (a pidfd); a wait then ends instead of hanging on a socket that a
+            grandchild may still hold open.
+        peer_pid: The peer's process id, used in error messages.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        *,
+        max_frame: int = DEFAULT_MAX_FRAME,
+        watch_fd: int | None = None,
+        peer_pid: int = 0,
+    ) -> None:
+        self.max_frame = max_frame
+        self.peer_pid = peer_pid
+        self._sock = sock
+        self._buffer = bytearray()
+        self._frames: deque[tuple[int, bytes]] = deque()  # complete, not yet delivered
+        self._end: _StreamEnd | None = None  # why no more frames will arrive, once known
+        self._send_broken = False
+        self._poller = select.poll()
+        self._poller.register(sock, select.POLLIN)
+        self._watch_fd = watch_fd
+        if watch_fd is not None:
+            self._poller.register(watch_fd, select.POLLIN)
+            # A grandchild may hold the peer's end open after the peer died, so a blocking
+            # read could wait forever: make it return every _WATCH_INTERVAL to check.
+            interval = struct.pack("ll", 0, int(_WATCH_INTERVAL * 1_000_000))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, interval)
+
+    # --8<-- [start:send]
+    def send(self, msg: Any, timeout: float | None = None) -> None:
+        """Send one JSON-serialisable message.
+
+        Raises:
+            TypeError: ``msg`` is not JSON-serialisable (nothing was sent).
+            ProtocolError: The encoded message exceeds ``max_frame`` (nothing was sent).
+            ChannelClosed: The peer is gone.
+            TimeoutError: The peer did not take the bytes in time; since part of a frame
+                may have gone out, the channel refuses further sends.
+        """
+        self.send_frame(MESSAGE, encode_message(msg), timeout)
+
+    def send_frame(self, kind: int, payload: bytes, timeout: float | None = None) -> None:
+        """Send one frame of the given kind; see :meth:`send` for the errors."""
+        if self._sock.fileno() < 0:
+            raise ChannelClosed("the channel is closed")
+        if self._send_broken:
+            raise ProtocolError("an earlier send timed out mid-frame; the channel is unusable")
+        if len(payload) > self.max_frame:
+            raise ProtocolError(
+                f"message of {len(payload)} bytes exceeds max_frame={self.max_frame}; not sent"
+            )
+        header = HEADER.pack(len(payload), kind)
+        try:
+            if timeout is not None:  # (settimeout costs two system calls: not on every send)
+                self._sock.settimeout(timeout)
+            if len(payload) < _SMALL_FRAME:
+                self._sock.sendall(header + payload)
+            else:  # two sends, to avoid copying a big payload just to prepend 9 bytes
+                self._sock.sendall(header)
+                self._sock.sendall(payload)
+        except TimeoutError:
+            self._send_broken = True
+            raise TimeoutError(f"send did not complete within {timeout} s") from None
+        except (BrokenPipeError, ConnectionResetError) as e:
+            raise ChannelClosed(f"the peer closed the channel ({e.strerror})") from e
+        finally:
+            if timeout is not None and self._sock.fileno() >= 0:
+                self._sock.settimeout(None)
+
+    # --8<-- [end:send]
+
+    # --8<-- [start:recv]
+    def recv(self, timeout: float | None = None) -> Any:
+        """Receive the next message, waiting at most ``timeout`` seconds (``None``: forever).
+
+        Raises:
+            TimeoutError: Nothing arrived in time; the channel stays usable.
+            RemoteError: The peer's work function raised (raised again on every later call).
+            WorkerDied: The peer reported its exit; every message before it was delivered.
+            ChannelClosed: The peer closed the channel or its process ended.
+            ProtocolError: A frame broke the wire format.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        kind, payload = self._next_frame(deadline)
+        if kind == MESSAGE:
+            self._frames.popleft()
+            return decode_message(payload)
+        if kind == ERROR:  # stays at the head: a failed worker keeps saying why
+            raise decode_error(payload)
+        if kind == EXIT:
+            raise decode_exit(payload, self.peer_pid)
+        self._frames.popleft()
+        raise ProtocolError(f"unknown frame kind {kind}")
+
+    # --8<-- [end:recv]
+
+    def poll(self) -> bool:
+        """Return True if :meth:`recv` would return or raise without waiting."""
+        try:
+            self._next_frame(time.monotonic())
+        except TimeoutError:
+            return False
+        except (ChannelClosed, ProtocolError):
+            return True
+        return True
+
+    def final_error(self) -> Exception | None:
+        """If the end of the stream has arrived, the error ``recv`` will raise there.
+
+        That is the peer's error or exit report, or why the stream ended; ``None``
+        while more messages may come. Messages buffered before it are not touched.
+        """
+        for kind, payload in self._frames:
+            if kind == ERROR:
+                return decode_error(payload)
+            if kind == EXIT:
+                return decode_exit(payload, self.peer_pid)
+        return None if self._end is None else self._end.error()
+
+    def drain(self) -> None:
+        """Read everything that has already arrived into the buffer, without waiting."""
+        while self._end is None and not self.closed and self._socket_readable_now():
+            self._read_some()
+
+    def fileno(self) -> int:
+        """The socket's file descriptor (for ``select``)."""
+        return self._sock.fileno()
+
+    def wait_fds(self) -> list[int]:
+        """Descriptors that become readable when this channel has news."""
+        fds = [self._sock.fileno()]
+        if self._watch_fd is not None:
+            fds.append(self._watch_fd)
+        return fds
+
+    @property
+    def ended(self) -> bool:
+        """True once the incoming stream has ended (the peer hung up, or it broke)."""
+        return self._end is not None
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called here."""
+        return self._sock.fileno() < 0
+
+    def close(self) -> None:
+        """Close this end; the peer's ``recv`` then sees the channel closed."""
+        if not self.closed:
+            self._poller = select.poll()
+            self._sock.close()
+
+    # --8<-- [start:next_frame]
+    def _next_frame(self, deadline: float | None) -> tuple[int, bytes]:
+        """Return (without removing) the first complete frame, waiting until ``deadline``.
+
+        The buffer is checked before the socket: a frame that has already arrived must
+        not wait for the socket to become readable again (it may never).
+        """
+        while True:
+            if self._frames:
+                return self._frames[0]
+            if self.closed:
+                raise ChannelClosed("the channel is closed")
+            if self._end is not None:
+                raise self._end.error()
+            if deadline is None:  # no deadline: a blocking read, no poll() per message
+                self._read_some()
+                continue
+            ready = [fd for fd, _ in self._poller.poll(_ms_until(deadline))]
+            if not ready:
+                raise TimeoutError("no message arrived in time")
+            if self._sock.fileno() in ready:
+                self._read_some()
+            else:
+                self._check_watched_process()
+
+    # --8<-- [end:next_frame]
+
+    def _read_some(self) -> None:
+        """Read what the socket has and cut complete frames off it; blocks if it has nothing.
+
+        With a watched process, the socket's receive timeout (SO_RCVTIMEO) ends a
+        blocking read every ``_WATCH_INTERVAL`` s so we can look at that process.
+        """
+        try:
+            data = self._sock.recv(_RECV_SIZE)
+        except BlockingIOError:  # the receive timeout expired: nothing arrived meanwhile
+            self._check_watched_process()
+            return
+        except (ConnectionResetError, TimeoutError):  # TimeoutError: TCP keepalives gave up
+            data = b""
+        if not data:
+            if self._buffer:
+                self._end = _StreamEnd("the peer closed the channel mid-frame", fatal=True)
+            else:
+                self._end = _StreamEnd("the peer closed the channel", fatal=False)
+            return
+        self._buffer += data
+        try:
+            while (frame := self._take_frame()) is not None:
+                self._frames.append(frame)
+        except ProtocolError as e:
+            self._end = _StreamEnd(str(e), fatal=True)
+
+    # --8<-- [start:take_frame]
+    def _take_frame(self) -> tuple[int, bytes] | None:
+        """Cut the first complete frame off the receive buffer; None if it is not all here.
+
+        Raises:
+            ProtocolError: The header announces more than ``max_frame`` bytes.
+        """
+        if len(self._buffer) < HEADER.size:
+            return None
+        length, kind = HEADER.unpack_from(self._buffer)
+        if length > self.max_frame:
+            raise ProtocolError(f"peer announced a {length}-byte frame; max_frame={self.max_frame}")
+        end = HEADER.size + length
+        if len(self._buffer) < end:
+            return None
+        payload = bytes(self._buffer[HEADER.size : end])
+        del self._buffer[:end]
+        return kind, payload
+
+    # --8<-- [end:take_frame]
+
+    def _check_watched_process(self) -> None:
+        """End the stream if the watched process has exited (after reading all it sent)."""
+        assert self._watch_fd is not None
+        if wait_readable([self._watch_fd], 0) and not self._socket_readable_now():
+            self._end = _StreamEnd("the peer process exited", fatal=False)
+
+    def _socket_readable_now(self) -> bool:
+        return any(fd == self._sock.fileno() for fd, _ in self._poller.poll(0))
+
+
+class _StreamEnd:
+    """Why a channel will deliver no more frames: the peer left, or the stream broke."""
+
+    def __init__(self, reason: str, *, fatal: bool) -> None:
+        self.reason = reason
+        self.fatal = fatal
+
+    def error(self) -> Exception:
+        """The exception a reader gets from now on."""
+        return ProtocolError(self.reason) if self.fatal else ChannelClosed(self.reason)
+
+
+def wait_readable(fds: list[int], timeout: float | None) -> list[int]:
+    """Return which of ``fds`` are readable, waiting up to ``timeout`` s (None: forever).
+
+    ``poll``, not ``select``: select fails on descriptor numbers above 1023, and a
+    process that imports torch easily has that many open.
+    """
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    timeout_ms = None if timeout is None else max(0, math.ceil(timeout * 1000))
+    return [fd for fd, _ in poller.poll(timeout_ms)]
+
+
+def _ms_until(deadline: float) -> int:
+    return max(0, math.ceil((deadline - time.monotonic()) * 1000))
