@@ -43,9 +43,9 @@ if __name__ != "__main__":
 
     warnings.filterwarnings("ignore", message="Failed to initialize NumPy")  # CPU wheel
     warnings.filterwarnings("ignore", message="FSDP2-wrapped module .* returned a view")
-    import torch  # noqa: F401
-    import torch.distributed.checkpoint  # noqa: F401
-    import torch.distributed.fsdp  # noqa: F401
+    import torch
+    import torch.distributed.checkpoint
+    import torch.distributed.fsdp
 
 
 def training_work_fn(handle: Channel) -> None:

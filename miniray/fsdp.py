@@ -33,8 +33,9 @@ with warnings.catch_warnings():  # the CPU wheel warns when numpy is absent; we 
     warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
     import torch
 import torch.distributed as dist
-import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+from torch.distributed.checkpoint.state_dict_loader import load as dcp_load
+from torch.distributed.checkpoint.state_dict_saver import save as dcp_save
 from torch.distributed.fsdp import fully_shard
 
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
@@ -89,7 +90,8 @@ class FSDPTrainingBackend:
         targets = torch.tensor(batch["targets"], dtype=torch.long, device=self.device)
         logits = self.model(inputs)
         loss = self.loss_fn(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
-        loss.backward()  # FSDP2 reduce-scatters: every rank ends with its averaged shard
+        # FSDP2 reduce-scatters in backward: each rank ends with its shard of the mean gradient
+        torch.autograd.backward(loss)
         return {"loss": loss.item(), "tokens": targets.numel(), "rank": dist.get_rank()}
 
     # --8<-- [end:forward_backward]
@@ -105,20 +107,16 @@ class FSDPTrainingBackend:
         """Write model and optimizer shards to ``checkpoint_dir/step_N`` (all ranks call it)."""
         path = self._checkpoint_path(self.step)
         model_state, optim_state = get_state_dict(self.model, self.optimizer)
-        dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=path)
+        dcp_save({"model": model_state, "optim": optim_state}, checkpoint_id=path)
         return {"saved": str(path), "step": self.step}
 
     def load(self, step: int) -> dict[str, Any]:
         """Read ``checkpoint_dir/step_N`` into the model and optimizer (all ranks call it)."""
         path = self._checkpoint_path(step)
         model_state, optim_state = get_state_dict(self.model, self.optimizer)
-        state = {"model": model_state, "optim": optim_state}
-        dcp.load(state, checkpoint_id=path)
+        dcp_load({"model": model_state, "optim": optim_state}, checkpoint_id=path)  # in place
         set_state_dict(
-            self.model,
-            self.optimizer,
-            model_state_dict=state["model"],
-            optim_state_dict=state["optim"],
+            self.model, self.optimizer, model_state_dict=model_state, optim_state_dict=optim_state
         )
         self.step = step
         return {"loaded": str(path), "step": step}

@@ -81,7 +81,8 @@ def preflight(
             worker.send(config.__dict__)
         hellos = await_phase(workers, "hello", deadline, progress)
         if backend == "auto":
-            enough = all(h["cuda_devices"] >= c.local_world_size for h, c in zip(hellos, configs))
+            seen = zip(hellos, configs, strict=True)
+            enough = all(h["cuda_devices"] >= c.local_world_size for h, c in seen)
             chosen = "nccl" if enough else "gloo"
         for worker in workers:
             worker.send({BACKEND_KEY: chosen})
@@ -187,7 +188,7 @@ def _error(
         headline = f"ranks {_ranks(not_joined)} did not join the process group"
     else:
         headline = f"all ranks joined, but the all_reduce did not finish on {_ranks(missing)}"
-    why = f"{cause}" + (f" ({cause.__cause__})" if isinstance(cause, _Stalled) else "")
+    why = f"{cause}" + (f" ({cause.__cause__})" if cause.__cause__ is not None else "")
     lines = [f"preflight failed after {elapsed:.1f} s ({why}; backend {backend}): {headline}"]
     for config in configs:
         lines.append(f"  {config.describe()}: {_describe_phase(progress[config.rank])}")
