@@ -111,21 +111,20 @@ def await_phase(
     reports: dict[int, dict[str, Any]] = {}
     while len(reports) < len(workers):
         for worker in workers:
-            if worker.rank in reports:
-                continue
-            try:
-                report = worker.recv(timeout=0)
-            except TimeoutError:
-                continue
-            except (RemoteError, WorkerDied) as e:
-                progress[worker.rank] = f"failed: {_first_line(e)}"
-                raise _Stalled(f"rank {worker.rank} failed") from e
-            if not (isinstance(report, dict) and report.get(REPORT_KEY) in PHASES):
-                progress[worker.rank] = f"failed: sent {report!r:.80} instead of a report"
-                raise _Stalled(f"rank {worker.rank} broke the preflight protocol")
-            progress[worker.rank] = report[REPORT_KEY]
-            if report[REPORT_KEY] == phase:
-                reports[worker.rank] = report
+            while worker.rank not in reports:  # every report already here, not just one
+                try:
+                    report = worker.recv(timeout=0)
+                except TimeoutError:
+                    break
+                except (RemoteError, WorkerDied) as e:
+                    progress[worker.rank] = f"failed: {_first_line(e)}"
+                    raise _Stalled(f"rank {worker.rank} failed") from e
+                if not (isinstance(report, dict) and report.get(REPORT_KEY) in PHASES):
+                    progress[worker.rank] = f"failed: sent {report!r:.80} instead of a report"
+                    raise _Stalled(f"rank {worker.rank} broke the preflight protocol")
+                progress[worker.rank] = report[REPORT_KEY]
+                if report[REPORT_KEY] == phase:
+                    reports[worker.rank] = report
         remaining = deadline - time.monotonic()
         if len(reports) < len(workers):
             if remaining <= 0:

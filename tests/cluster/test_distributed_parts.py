@@ -290,6 +290,8 @@ def test_preflight_returns_the_backend_every_rank_got(node: Any, tag: str) -> No
 
     with Cluster([node("localhost", 2)]) as cluster:
         workers = cluster.start(work_fn="fake_ranks.fake_preflight_ok")
-        assert preflight(cluster, cluster.distributed_configs(), timeout=10) == "gloo"
+        # Each rank's "joined" and "ok" arrive together: the second must not wait for more
+        # bytes (a preflight that did would run into pytest's 60 s timeout).
+        assert preflight(cluster, cluster.distributed_configs(), timeout=3600) == "gloo"
         assert gather(workers, timeout=10) == [{"backend": "gloo"}] * 2
     assert wait_for_no_processes(tag, 5.0) == []
