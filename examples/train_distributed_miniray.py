@@ -64,13 +64,22 @@ def training_work_fn(handle: Channel) -> None:
     model = build_model(seed=options["seed"])
     trainer = FSDPTrainingBackend(
         model=model,
-        optimizer=lambda params: torch.optim.AdamW(params, lr=options["lr"]),
+        optimizer=make_optimizer(options["optimizer"], options["lr"]),
         loss_fn=F.cross_entropy,
         checkpoint_dir=Path(options["checkpoint_dir"]) if options["checkpoint_dir"] else None,
         device=device,
         shard=model.blocks,
     )
     serve_training(handle, trainer)
+
+
+def make_optimizer(name: str, lr: float) -> Any:
+    """A factory: FSDP's sharded parameters -> the optimizer (``adamw`` or ``sgd``)."""
+    import torch
+
+    if name == "sgd":
+        return lambda params: torch.optim.SGD(params, lr=lr, momentum=0.9)
+    return lambda params: torch.optim.AdamW(params, lr=lr)
 
 
 def build_model(seed: int = 0) -> Any:
@@ -82,7 +91,8 @@ def build_model(seed: int = 0) -> Any:
         def __init__(self) -> None:
             super().__init__()
             self.norm1, self.norm2 = torch.nn.LayerNorm(DIM), torch.nn.LayerNorm(DIM)
-            self.qkv, self.proj = torch.nn.Linear(DIM, 3 * DIM), torch.nn.Linear(DIM, DIM)
+            self.qkv = torch.nn.Linear(DIM, 3 * DIM, bias=False)
+            self.proj = torch.nn.Linear(DIM, DIM)
             self.mlp = torch.nn.Sequential(
                 torch.nn.Linear(DIM, 4 * DIM), torch.nn.GELU(), torch.nn.Linear(4 * DIM, DIM)
             )
@@ -144,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         backend = preflight(cluster, configs, backend=args.backend, timeout=args.timeout)
         print(f"{len(workers)} ranks on {len(nodes)} nodes, backend {backend}, "
               f"rendezvous {configs[0].master_addr}:{configs[0].master_port}", flush=True)
-        options = {"lr": args.lr, "seed": args.seed, "checkpoint_dir": args.checkpoint_dir}
+        options = {"optimizer": args.optimizer, "lr": args.lr, "seed": args.seed}
+        options["checkpoint_dir"] = args.checkpoint_dir
         for worker in workers:
             worker.send(options)
         wait_ready(workers, timeout=args.timeout)
@@ -170,6 +181,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", choices=["auto", "nccl", "gloo"], default="auto")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch-per-rank", type=int, default=8)
+    parser.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw")
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per phase")

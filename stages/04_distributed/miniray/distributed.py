@@ -146,7 +146,7 @@ def _root_cause(workers: Sequence[RankedWorker], failures: dict[int, MiniRayErro
     died = [i for i, e in failures.items() if isinstance(e, WorkerDied)]
     i = died[0] if died else min(failures)
     error = failures[i]
-    others = ", ".join(str(workers[j].rank) for j in failures if j != i)
+    others = ", ".join(str(workers[j].rank) for j in sorted(failures) if j != i)
     also = f" (ranks {others} failed too)" if others else ""
     where = f"rank {workers[i].rank} on {workers[i].host}"
     if isinstance(error, WorkerDied):
