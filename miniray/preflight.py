@@ -187,7 +187,7 @@ def _error(
         headline = f"ranks {_ranks(not_joined)} did not join the process group"
     else:
         headline = f"all ranks joined, but the all_reduce did not finish on {_ranks(missing)}"
-    why = f"{cause}" + (f" ({cause.__cause__})" if cause.__cause__ is not None else "")
+    why = str(cause) if isinstance(cause, _Stalled) else _first_line(cause)
     lines = [f"preflight failed after {elapsed:.1f} s ({why}; backend {backend}): {headline}"]
     for config in configs:
         lines.append(f"  {config.describe()}: {_describe_phase(progress[config.rank])}")

@@ -1,52 +1,42 @@
-"""Stage 3 demo: a Cluster of two nodes, with ranks, streamed logs and a clean stop.
+"""Stage 4 demo: what a Cluster tells each rank so that torch.distributed can start.
 
-Run it from anywhere: ``python stages/03_cluster/demo.py``. Both nodes are this machine
-(``localhost`` and ``127.0.0.1`` run their server as a local subprocess, no SSH needed);
-name a host from your ``~/.ssh/config`` instead and the same code runs there over SSH.
-Each worker's prints come back prefixed with ``[host rN]``.
+Run it from anywhere: ``python stages/04_distributed/demo.py`` (no torch needed). Two
+localhost "nodes" of two workers each; the coordinator asks the nodes for a free
+rendezvous port and the interface that reaches node 0, builds every rank's
+``NCCLConfig``, and each rank turns its config into the environment that
+``torch.distributed.init_process_group(init_method="env://")`` reads.
+
+To train for real (torch needed): ``python examples/train_distributed_miniray.py``.
 """
 
 import os
-import socket
 
-from miniray import Channel, Cluster, ClusterError, NodeConfig
+from miniray import Channel, Cluster, NCCLConfig, NodeConfig, gather, setup_nccl_env
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+SHOWN = ["RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "GLOO_SOCKET_IFNAME"]
 
 
 def work_fn(handle: Channel) -> None:
-    """Say hello (a log line), then answer each request with our rank and x squared."""
-    print(f"hello from rank {os.environ['RANK']} of {os.environ['WORLD_SIZE']}")
-    while True:
-        msg = handle.recv()
-        handle.send({"rank": int(os.environ["RANK"]), "result": msg["x"] ** 2})
+    """Take the config (as the original design's workers do), report the environment."""
+    config = NCCLConfig(**handle.recv())
+    setup_nccl_env(config)
+    handle.send({name: os.environ.get(name) for name in SHOWN})
 
 
 def main() -> None:
-    # The nodes import this file's work_fn; PYTHONPATH lets them import this stage's miniray.
-    env = {"PYTHONPATH": HERE}
-    nodes = [
-        NodeConfig("localhost", num_workers=2, env=env),
-        NodeConfig("127.0.0.1", num_workers=2, env=env),
-    ]
+    env = {"PYTHONPATH": HERE}  # the nodes import this stage's miniray and this file
+    nodes = [NodeConfig("localhost", num_workers=2, env=env), NodeConfig("127.0.0.1", 2, env=env)]
     with Cluster(nodes, log=print) as cluster:
         workers = cluster.start(work_fn=f"{__file__}:work_fn")
-        for worker in workers:
-            worker.send({"x": worker.rank + 2})
-        for worker in workers:
-            print(
-                f"rank {worker.rank} on {worker.host} (local rank {worker.local_rank}):",
-                worker.recv(timeout=10),
-            )
+        configs = cluster.distributed_configs()  # asks each node: port, interface
+        for worker, config in zip(workers, configs, strict=True):
+            worker.send(config.__dict__)
+        for worker, seen in zip(workers, gather(workers, timeout=10), strict=True):
+            shown = " ".join(f"{name}={value}" for name, value in seen.items())
+            print(f"rank {worker.rank} on {worker.host}: {shown}")
     for worker in workers:
         print(f"rank {worker.rank}: exit code {worker.returncode}")
-
-    with socket.create_server(("127.0.0.1", 0)) as taken:  # a node whose port is busy
-        busy = NodeConfig("localhost", num_workers=1, base_port=taken.getsockname()[1], env=env)
-        try:
-            Cluster([busy]).start(work_fn=f"{__file__}:work_fn")
-        except ClusterError as e:
-            print("ClusterError:", e)
 
 
 if __name__ == "__main__":
