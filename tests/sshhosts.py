@@ -18,6 +18,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+# The folder that test nodes' servers (and coordinator subprocesses) start in. Never the
+# repo root: `python -m` puts its working directory first on sys.path, and the root's own
+# miniray/ would shadow the stage under test.
+TESTS_DIR = Path(__file__).resolve().parent
 
 
 def sshd_missing_reason() -> str | None:

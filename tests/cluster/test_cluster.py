@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,11 @@ def ask_all(workers: list[Any], msg: Any = "hi") -> list[Any]:
     for worker in workers:
         worker.send(msg)
     return [worker.recv(timeout=10) for worker in workers]
+
+
+def port_in_use(address: str, port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex((address, port)) == 0
 
 
 def expected_env(node_sizes: list[tuple[str, int]]) -> list[dict[str, str]]:
@@ -220,9 +226,8 @@ def test_the_second_snippet_of_the_original_design_runs_over_ssh(
     )
     monkeypatch.chdir(tmp_path)
     for address in ("127.0.0.2", "127.0.0.3"):
-        with socket.socket() as probe:
-            if probe.connect_ex((address, 10000)) == 0:
-                pytest.skip(f"port 10000 on {address} is taken by another program")
+        if port_in_use(address, 10000):
+            pytest.skip(f"port 10000 on {address} is taken by another program")
     snippet = """
         from miniray import Cluster, NodeConfig
 
@@ -244,6 +249,10 @@ def test_the_second_snippet_of_the_original_design_runs_over_ssh(
     exec(textwrap.dedent(snippet), scope)
     assert scope["results"] == [{"got": {"cmd": "train"}, "rank": str(r)} for r in range(8)]
     assert {w.address for w in scope["workers"]} == {"127.0.0.2", "127.0.0.3"}
+    deadline = time.monotonic() + 5.0  # both servers are gone: their ports are free again
+    while any(port_in_use(a, 10000) for a in ("127.0.0.2", "127.0.0.3")):
+        assert time.monotonic() < deadline, "a server still listens on port 10000"
+        time.sleep(0.05)
 
 
 def test_three_namespace_hosts_each_run_their_own_workers(

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from sshhosts import wait_for_no_processes
+from sshhosts import TESTS_DIR, wait_for_no_processes
 
 pytestmark = pytest.mark.needs("cluster")
 
@@ -158,7 +158,9 @@ def test_a_server_and_its_workers_end_when_its_stdin_closes(tag: str) -> None:
     env = {**os.environ, "MINIRAY_TEST_TAG": tag}
     command = [sys.executable, "-m", "miniray.cluster_server", "--work-fn",
                "cluster_workfns.sleeper", "--workers", "1", "--host", "127.0.0.1"]  # fmt: skip
-    server = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+    server = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=TESTS_DIR
+    )
     assert server.stdin is not None and server.stdout is not None
     try:
         server.stdin.write(b"a-secret-of-the-right-length-0123456789\n")
