@@ -106,9 +106,8 @@ class Cluster:
         if not nodes:
             raise ConfigError("a cluster needs at least one node")
         self.nodes = list(nodes)
-        self._sink: LogSink = (
-            log_to_stream() if log is None else log if callable(log) else log_to_files(log)
-        )
+        chosen = log_to_stream() if log is None else log if callable(log) else log_to_files(log)
+        self._sink = _Guarded(chosen)
         self._start_timeout = start_timeout
         self._stop_grace = stop_grace
         self._connect_timeout = connect_timeout
@@ -177,9 +176,7 @@ class Cluster:
                 log.warning("stop: killed workers that did not end in time: ranks %s", killed)
         finally:
             self._restore_ctrl_c()
-            close = getattr(self._sink, "close", None)
-            if callable(close):
-                close()
+            self._sink.close()
 
     def interrupt(self) -> None:
         """SIGINT every worker (a KeyboardInterrupt in ``work_fn``; callers get RemoteError)."""
@@ -234,6 +231,31 @@ class Cluster:
         for node in list(self._running):
             node.process.kill()  # at once: each server reads end-of-file and ends
         raise KeyboardInterrupt
+
+
+class _Guarded:
+    """A log sink that cannot break the log threads: if it raises, say so once, and send
+    its lines to stderr from then on (a log thread that died would stop draining a node's
+    output, and its workers would block on their next print)."""
+
+    def __init__(self, sink: LogSink) -> None:
+        self._sink: LogSink = sink
+        self._failed = False
+
+    def __call__(self, line: LogLine) -> None:
+        if not self._failed:
+            try:
+                self._sink(line)
+                return
+            except Exception:
+                self._failed = True
+                log.exception("the cluster's log sink failed; its lines go to stderr now")
+        log_to_stream()(line)
+
+    def close(self) -> None:
+        close = getattr(self._sink, "close", None)
+        if callable(close):
+            close()
 
 
 __all__ = ["Cluster", "ClusterError", "ClusterWorker", "LogLine", "NodeConfig"]

@@ -288,3 +288,19 @@ def test_the_cluster_demo_runs(stage_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[0] == "rank 0 on localhost: {'echo': 'hello rank 0'}"
     assert lines[8] == "cluster stopped: 8 workers, exit codes [0]"
+
+
+def test_a_log_function_that_raises_does_not_stop_the_logs(
+    node: Any, tag: str, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    from miniray import Cluster
+
+    def broken(line: Any) -> None:
+        raise RuntimeError("full disk")
+
+    with Cluster([node("localhost", 1)], log=broken) as cluster:
+        workers = cluster.start(work_fn="cluster_workfns.chatty")
+        assert ask_all(workers, 3) == ["done"]
+    assert "log sink failed" in caplog.text
+    assert "[localhost r0] last words of rank 0" in capfd.readouterr().err
+    assert wait_for_no_processes(tag, 5.0) == []
