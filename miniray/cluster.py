@@ -31,6 +31,7 @@ from types import FrameType
 from typing import Any
 
 from .cluster_node import ClusterWorker, Node
+from .errors import MiniRayError
 from .launch import LOCAL_HOSTS, ClusterError, ConfigError
 from .logs import LogLine, LogSink, log_to_files, log_to_stream
 from .ranks import assign_ranks
@@ -199,7 +200,12 @@ class Cluster:
             if self._state != "starting":
                 return  # stopped meanwhile (Ctrl-C): start nothing more
             self._running.append(node)
-        node.start(work_fn, secret, ranks, self._start_timeout, self._connect_timeout)
+        try:
+            node.start(work_fn, secret, ranks, self._start_timeout, self._connect_timeout)
+        except ClusterError:
+            raise
+        except (MiniRayError, OSError) as e:  # e.g. no ssh program, or a bad env name
+            raise ClusterError(f"node {config.host}: {type(e).__name__}: {e}") from e
 
     def _stop_node(self, node: Node) -> list[int]:
         return node.stop(self._stop_grace)

@@ -3,6 +3,7 @@ network-namespace hosts). Every test checks that no server or worker is left."""
 
 from __future__ import annotations
 
+import re
 import socket
 import textwrap
 import time
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sshhosts import SshHosts, wait_for_no_processes
+from sshhosts import SshHosts, processes_with_tag, wait_for_no_processes
 
 pytestmark = pytest.mark.needs("cluster")
 
@@ -304,3 +305,19 @@ def test_a_log_function_that_raises_does_not_stop_the_logs(
     assert "log sink failed" in caplog.text
     assert "[localhost r0] last words of rank 0" in capfd.readouterr().err
     assert wait_for_no_processes(tag, 5.0) == []
+
+
+def test_the_secret_is_in_no_command_line_and_no_environment(
+    use_ssh_config: SshHosts, node: Any, tag: str
+) -> None:
+    from miniray import Cluster
+
+    secret = re.compile(rb"[0-9a-f]{64}")  # what Cluster makes: secrets.token_hex(32)
+    with Cluster([node("localhost", 1), node("sshnode", 1)], log=lambda line: None) as cluster:
+        ask_all(cluster.start(work_fn="cluster_workfns.whoami"))
+        servers_and_workers = processes_with_tag(tag)
+        assert len(servers_and_workers) == 4
+        for pid in servers_and_workers:
+            for part in ("cmdline", "environ"):
+                with open(f"/proc/{pid}/{part}", "rb") as f:
+                    assert not secret.search(f.read().replace(tag.encode(), b"")), (pid, part)

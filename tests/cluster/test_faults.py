@@ -249,3 +249,15 @@ def server_pid(tag: str, mark: str) -> int:
 def parent(pid: int) -> int:
     with open(f"/proc/{pid}/stat") as f:
         return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def test_a_missing_ssh_program_is_a_cluster_error_naming_the_host(
+    node: Any, tag: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from miniray import Cluster, ClusterError
+
+    monkeypatch.setenv("MINIRAY_SSH_COMMAND", "/nonexistent/ssh")
+    cluster = Cluster([node("localhost", 1), node("node1", 1)], log=lambda line: None)
+    with pytest.raises(ClusterError, match=r"node node1: FileNotFoundError: .*/nonexistent/ssh"):
+        cluster.start(work_fn="cluster_workfns.whoami")
+    assert wait_for_no_processes(tag, LEASE_END) == []
