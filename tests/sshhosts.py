@@ -9,6 +9,7 @@ port and key, and host-key checking off *for these test hosts only*.
 from __future__ import annotations
 
 import contextlib
+import getpass
 import os
 import shutil
 import signal
@@ -61,7 +62,8 @@ class SshHosts:
         self._sshds: list[subprocess.Popen[bytes]] = []
         self._namespaces: list[str] = []
         self._links: list[str] = []
-        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+        if os.geteuid() == 0:  # sshd started by root wants its privilege-separation folder
+            os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
 
     # --- sshd ----------------------------------------------------------------------------
 
@@ -94,7 +96,8 @@ class SshHosts:
 
     def add_alias(self, alias: str, address: str, port: int, *, key: bool = True) -> None:
         """An ssh config entry: ``ssh alias`` reaches ``address:port`` as root."""
-        lines = [f"Host {alias}", f"  HostName {address}", f"  Port {port}", "  User root"]
+        user = getpass.getuser()
+        lines = [f"Host {alias}", f"  HostName {address}", f"  Port {port}", f"  User {user}"]
         if key:
             lines.append(f"  IdentityFile {self.key}")
         lines += [
