@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -130,7 +131,8 @@ class SshHosts:
     def make_namespace_hosts(self, count: int) -> list[tuple[str, str]]:
         """``count`` namespaces on a bridge, each with eth0 at its own address and an sshd on
         port 22; returns ``(namespace, address)`` for each. Names are unique to this process."""
-        tag = f"mr{os.getpid() % 100000}"
+        remove_stale_namespace_hosts()
+        tag = f"mr{os.getpid()}"  # interface names stay within 15 characters
         subnet = f"10.{77 + os.getpid() % 100}.{os.getpid() % 250}"
         bridge = f"{tag}br"
         _run(["ip", "link", "add", bridge, "type", "bridge"])
@@ -197,6 +199,24 @@ class SshHosts:
             subprocess.run(["ip", "link", "del", link], capture_output=True)
         for namespace in self._namespaces:
             subprocess.run(["ip", "netns", "del", namespace], capture_output=True)
+
+
+def remove_stale_namespace_hosts() -> None:
+    """Remove the namespaces and links of earlier runs whose process died without teardown
+    (say, a test run killed with SIGKILL): names ``mr<pid>...`` of a pid that is gone."""
+    names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    for kind, found in [
+        ("netns", names.split()),
+        ("link", re.findall(r"^\d+: ([^:@]+)", links, re.M)),
+    ]:
+        for name in found:
+            match = re.fullmatch(r"mr(\d+)(?:h|v|br)\d*", name)
+            if match and not os.path.exists(f"/proc/{match[1]}"):
+                command = (
+                    ["ip", "netns", "del", name] if kind == "netns" else ["ip", "link", "del", name]
+                )
+                subprocess.run(command, capture_output=True)
 
 
 def processes_with_tag(tag: str) -> list[int]:
