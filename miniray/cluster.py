@@ -34,7 +34,7 @@ from .cluster_node import ClusterWorker, Node
 from .errors import MiniRayError
 from .launch import LOCAL_HOSTS, ClusterError, ConfigError
 from .logs import LogLine, LogSink, log_to_files, log_to_stream
-from .ranks import assign_ranks
+from .ranks import RankInfo, assign_ranks
 
 log = logging.getLogger("miniray.cluster")
 
@@ -182,7 +182,8 @@ class Cluster:
     def interrupt(self) -> None:
         """SIGINT every worker (a KeyboardInterrupt in ``work_fn``; callers get RemoteError)."""
         for node in list(self._running):
-            node.process.send_control("interrupt")
+            if node.process is not None:
+                node.process.send_control("interrupt")
 
     def __enter__(self) -> Cluster:
         return self
@@ -194,8 +195,10 @@ class Cluster:
         hosts = ", ".join(f"{n.host}x{n.num_workers}" for n in self.nodes)
         return f"<Cluster {self._state}: {hosts}>"
 
-    def _start_node(self, config: NodeConfig, work_fn: str, secret: str, ranks: Any) -> None:
-        node = Node(config, ranks[0].group_rank if ranks else 0, self._sink)
+    def _start_node(
+        self, config: NodeConfig, work_fn: str, secret: str, ranks: list[RankInfo]
+    ) -> None:
+        node = Node(config, ranks[0].group_rank, self._sink)
         with self._lock:
             if self._state != "starting":
                 return  # stopped meanwhile (Ctrl-C): start nothing more
@@ -235,7 +238,8 @@ class Cluster:
             self.interrupt()
             return
         for node in list(self._running):
-            node.process.kill()  # at once: each server reads end-of-file and ends
+            if node.process is not None:
+                node.process.kill()  # at once: each server reads end-of-file and ends
         raise KeyboardInterrupt
 
 
