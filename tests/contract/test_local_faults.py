@@ -122,6 +122,22 @@ def test_no_grandchild_outlives_the_worker(how: str) -> None:
     assert wait_until_gone(grandchildren) == []
 
 
+def test_a_parent_that_exits_without_close_leaves_no_grandchild() -> None:
+    parent = run_parent(
+        """
+        import os, subprocess
+        def start_sleeper(handle):
+            handle.send(subprocess.Popen(["sleep", "60"], stdout=subprocess.DEVNULL).pid)
+            handle.recv()
+        worker = Worker(start_sleeper)  # never closed: the exit-time finalizer must do it
+        print(worker.recv(timeout=10), flush=True)
+        """
+    )
+    out, _ = parent.communicate(timeout=30)
+    assert parent.returncode == 0
+    assert wait_until_gone([int(out)]) == []
+
+
 # --- descriptors -----------------------------------------------------------------------------
 
 
@@ -341,13 +357,14 @@ def test_recv_timeout_says_how_long_and_which_worker() -> None:
             worker.recv(timeout=0.1)
 
 
-def test_a_protocol_error_in_the_worker_report_is_raised_by_wait() -> None:
+def test_a_malformed_report_is_a_protocol_error_and_wait_still_gets_the_code() -> None:
     def bad_report(handle: Any) -> None:
         bad = b'{"type":"X","message":"m","traceback":"t","pid":Infinity,"host":"h"}'
         adapters.raw_socket(handle).sendall(adapters.frame(bad, kind=1))
+        sys.exit(5)
 
     with Worker(bad_report) as worker:
-        with pytest.raises(ProtocolError):
-            worker.recv(timeout=5)
-        with pytest.raises(ProtocolError):
-            worker.wait(timeout=5)
+        for _ in range(2):
+            with pytest.raises(ProtocolError, match="malformed"):
+                worker.recv(timeout=5)
+        assert worker.wait(timeout=5) == 5  # the kernel's word, whatever the report said

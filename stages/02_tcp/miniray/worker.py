@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, TypeVar
 
 from .channel import Channel
-from .errors import ChannelClosed, ProtocolError, RemoteError, WorkerDied, describe_returncode
+from .errors import ChannelClosed, RemoteError, WorkerDied, describe_returncode
 from .process import ChildProcess, fork_child, run_work_fn
 from .timeouts import check_timeout, deadline_after, seconds_left, wait_readable
 from .wire import DEFAULT_MAX_FRAME
@@ -140,14 +140,13 @@ class Worker:
         Raises:
             TimeoutError: Still running after ``timeout`` seconds.
             RemoteError: ``work_fn`` raised; the error is raised on every call.
-            ProtocolError: The worker's last report was malformed.
             WorkerDied: The exit code is unknown (SIGCHLD ignored, and no EXIT frame).
         """
         self._reap(check_timeout(timeout))
         if not self._channel.closed:
             self._channel.drain()
             error = self._channel.final_error()
-            if isinstance(error, (RemoteError, ProtocolError)):
+            if isinstance(error, RemoteError):
                 raise error
         if self.returncode is None:
             raise self._died()
@@ -218,7 +217,7 @@ class Worker:
     def _died(self) -> WorkerDied:
         how = describe_returncode(self.returncode)
         if self.returncode is None:
-            how += ": SIGCHLD is ignored here, so the system discarded it"
+            how += ": it was reaped outside this Worker (is SIGCHLD set to SIG_IGN?)"
         return WorkerDied(f"worker pid {self.pid} {how}", pid=self.pid, returncode=self.returncode)
 
 
