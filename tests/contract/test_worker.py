@@ -213,3 +213,14 @@ def test_a_remote_error_carries_the_traceback_as_its_cause_not_its_message(
     assert str(caught.value).startswith("ValueError: bad input 18 (in worker pid ")
     cause = caught.value.__cause__
     assert cause is not None and "raise ValueError(handle.recv())" in str(cause)
+
+
+@pytest.mark.parametrize("forever", [float("inf"), 1e10])
+def test_an_infinite_or_huge_timeout_means_no_limit(connect: Connect, forever: float) -> None:
+    worker = connect("echo_n")
+    worker.send(1, timeout=forever)
+    worker.send("x", timeout=forever)
+    assert wait_any([worker], timeout=forever) == [worker]
+    assert worker.recv(timeout=forever) == "x"
+    assert worker.wait(timeout=forever) == 0
+    worker.close(timeout=forever)

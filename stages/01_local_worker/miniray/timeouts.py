@@ -56,8 +56,8 @@ def wait_readable(fds: list[int], timeout: float | None) -> list[int]:
     ``poll``, not ``select``: select fails on descriptor numbers above 1023, and a
     process that imports torch easily has that many open.
     """
+    timeout = check_timeout(timeout)
     poller = select.poll()
     for fd in fds:
         poller.register(fd, select.POLLIN)
-    timeout_ms = None if timeout is None else min(max(0, math.ceil(timeout * 1000)), 2**31 - 1)
-    return [fd for fd, _ in poller.poll(timeout_ms)]
+    return [fd for fd, _ in poller.poll(None if timeout is None else math.ceil(timeout * 1000))]
