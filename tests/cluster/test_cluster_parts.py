@@ -223,3 +223,22 @@ def test_a_worker_refuses_a_first_message_that_is_no_rank() -> None:
     ]:
         with pytest.raises(ProtocolError):
             RankInfo.from_message(bad)
+
+
+def test_ssh_runs_in_batch_mode_and_leaves_host_keys_to_the_user(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from miniray.launch import ssh_command
+
+    monkeypatch.delenv("MINIRAY_SSH_COMMAND", raising=False)
+    argv = ssh_command(
+        "node1", "CMD", user="me", port=2222, identity_file="/k", options=["-F", "/c"]
+    )
+    assert argv[0] == "ssh" and argv[-2:] == ["node1", "CMD"]
+    joined = " ".join(argv)
+    for wanted in ["BatchMode=yes", "ConnectTimeout=", "ServerAliveInterval=", "-l me",
+                   "-p 2222", "-i /k", "-F /c"]:  # fmt: skip
+        assert wanted in joined
+    assert "StrictHostKeyChecking" not in joined and "KnownHosts" not in joined
+    monkeypatch.setenv("MINIRAY_SSH_COMMAND", "ssh -F '/my config'")
+    assert ssh_command("n", "CMD")[:3] == ["ssh", "-F", "/my config"]
