@@ -321,3 +321,19 @@ def test_the_secret_is_in_no_command_line_and_no_environment(
             for part in ("cmdline", "environ"):
                 with open(f"/proc/{pid}/{part}", "rb") as f:
                     assert not secret.search(f.read().replace(tag.encode(), b"")), (pid, part)
+
+
+def test_interrupt_raises_keyboard_interrupt_in_every_work_fn(
+    use_ssh_config: SshHosts, node: Any, tag: str
+) -> None:
+    from miniray import Cluster, RemoteError
+
+    with Cluster([node("localhost", 2), node("sshnode", 1)], log=lambda line: None) as cluster:
+        workers = cluster.start(work_fn="cluster_workfns.sleeper")
+        assert [w.recv(timeout=10)["rank"] for w in workers] == [0, 1, 2]
+        cluster.interrupt()
+        for worker in workers:
+            with pytest.raises(RemoteError) as caught:
+                worker.recv(timeout=10)
+            assert caught.value.remote_type == "KeyboardInterrupt"
+    assert wait_for_no_processes(tag, 5.0) == []
