@@ -16,6 +16,7 @@ Both have the same API: ``send``, ``recv(timeout)``, ``wait(timeout)``, ``is_ali
 from .channel import Channel
 from .errors import (
     AuthenticationError,
+    BacklogFull,
     ChannelClosed,
     MiniRayError,
     ProtocolError,
@@ -31,6 +32,7 @@ from .worker import Worker, spawn_workers, wait_any
 
 __all__ = [
     "AuthenticationError",
+    "BacklogFull",
     "Channel",
     "ChannelClosed",
     "MiniRayError",
