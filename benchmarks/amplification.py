@@ -1,6 +1,6 @@
 """What one frame can cost its receiver: peak memory and CPU to decode it, by payload shape.
 
-    python benchmarks/amplification.py [--mib 16] [--shapes empty-dicts,string]
+    python benchmarks/amplification.py [--mib 4] [--shapes empty-dicts,deep-lists]
 
 ``max_frame`` bounds the *encoded* size of a message, but decoding JSON builds Python
 objects, and some shapes cost far more than their bytes: ``{},`` is 3 bytes on the wire
@@ -27,17 +27,24 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the top-level miniray package (= the final stage)
 
-# shape name -> (JSON text of one element, how elements are wrapped); the baseline first.
+from miniray.wire import DEFAULT_MAX_FRAME  # noqa: E402
+
+# shape name -> (one element and its comma, what opens the payload, what closes it).
+# The baseline first; then ever more objects per byte: the last rows are the worst
+# shapes found (a list of one element costs ~104 bytes, for 2 bytes of JSON).
+DEEP = b"[" * 50 + b"]" * 50
 SHAPES: dict[str, tuple[bytes, bytes, bytes]] = {
     "string": (b"x", b'"', b'"'),  # one long string: the baseline
     "zeros": (b"0,", b"[", b"0]"),
     "floats": (b"0.5,", b"[", b"0.5]"),
-    "short-strings": (b'"a",', b"[", b'"a"]'),
-    "nested-lists": (b"[0],", b"[", b"[0]]"),
-    "empty-lists": (b"[],", b"[", b"[]]"),
+    "short-strings": (b'"ab",', b"[", b'"ab"]'),
+    "one-key-dicts": (b'{"":0},', b"[", b'{"":0}]'),
     "empty-dicts": (b"{},", b"[", b"{}]"),
-    "one-key-dicts": (b'{"a":0},', b"[", b'{"a":0}]'),
+    "empty-lists": (b"[],", b"[", b"[]]"),
+    "lists-of-one": (b"[[]],", b"[", b"[[]]]"),
+    "deep-lists": (DEEP + b",", b"[", DEEP + b"]"),
 }
 
 _MEASURE = """
@@ -65,20 +72,25 @@ print(len(payload), status("VmHWM:") - before, seconds)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--mib", type=float, default=16, help="payload size in MiB")
+    default_mib = DEFAULT_MAX_FRAME / 2**20
+    parser.add_argument(
+        "--mib", type=float, default=default_mib, help="payload size (default: max_frame's default)"
+    )
     parser.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated shapes")
     args = parser.parse_args()
     size = int(args.mib * 1024 * 1024)
     names = ["string", *(name for name in args.shapes.split(",") if name != "string")]
     print(f"decoding one {args.mib:g} MiB payload with miniray.wire.decode_message")
-    print(f"{'shape':14} {'element':10} {'peak RSS growth':>16} {'factor':>7} {'CPU s':>7}  ratio")
+    columns = f"{'shape':14} {'element':13} {'peak RSS growth':>16} {'factor':>7} {'CPU s':>7}"
+    print(f"{columns}  CPU ratio")
     baseline_seconds = None
     for name in names:
         payload_size, peak, seconds = measure(name, size)
         baseline_seconds = baseline_seconds or max(seconds, 1e-6)
         element = SHAPES[name][0].decode()
+        element = element if len(element) <= 10 else f"{element[:4]}...{element[-5:]}"
         print(
-            f"{name:14} {element:10} {peak / 2**20:12,.0f} MiB {peak / payload_size:6.1f}x "
+            f"{name:14} {element:13} {peak / 2**20:12,.0f} MiB {peak / payload_size:6.1f}x "
             f"{seconds:7.2f}  {seconds / baseline_seconds:,.0f}x string"
         )
 

@@ -44,8 +44,9 @@ class RemoteWorker:
         secret: The shared secret; by default looked up as described in ``miniray.auth``.
         connect_timeout: Seconds allowed for connecting, the handshake and the hello,
             together.
-        max_frame: Largest message, in encoded bytes, either side may send. Decoding a
-            message can take up to ~28 times its size in memory (see ``wire.py``).
+        max_frame: Largest message, in encoded bytes, either side may send (default
+            4 MiB). Decoding one can take up to ~50 times its size in memory (see
+            ``wire.py``); ``wait`` keeps up to twice this of unread messages.
 
     Raises:
         ServerUnreachable: Nothing accepted the connection in time (is the server running?).
