@@ -70,7 +70,7 @@ def load_work_fn(spec: str) -> WorkFn:
       last frames (where it was raised), so a module that raises at import is
       reported as such, not as a missing one;
     * no such name in the module: ``'MODULE' has no function 'NAME'``;
-    * a name that is not a function: ``'MODULE'.NAME is not callable (it is a TYPE)``.
+    * a name that is not a function: ``'MODULE'.NAME is not callable (its type is TYPE)``.
 
     Raises:
         WorkFnNotFound: The module cannot be imported, or has no such function.
@@ -96,7 +96,7 @@ def load_work_fn(spec: str) -> WorkFn:
     if not callable(work_fn):
         raise WorkFnNotFound(
             f"--work-fn {spec!r}: {module_name!r}.{fn_name} is not callable "
-            f"(it is a {type(work_fn).__name__})"
+            f"(its type is {type(work_fn).__name__})"
         )
     return work_fn  # type: ignore[no-any-return]
 
@@ -191,9 +191,8 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_MAX_FRAME,
         metavar="BYTES",
-        help="largest message, encoded, either way (default: %(default)s = "
-        f"{DEFAULT_MAX_FRAME // 2**20} MiB); decoding one can take up to ~50 times "
-        "its size in memory",
+        help=f"largest message, encoded, either way (default {DEFAULT_MAX_FRAME // 2**20} MiB: "
+        "%(default)s bytes); decoding one can take up to ~50 times its size in memory",
     )
     return parser
 
