@@ -116,7 +116,9 @@ class RemoteWorker:
         The exit report comes after every message the worker sent, so ``wait`` reads
         those messages and keeps them for ``recv``, up to about ``2 * max_frame`` bytes
         (at least 1 MiB). Past that it stops reading and raises :class:`BacklogFull`
-        rather than hold an endless sender's output: ``recv`` them, then wait again.
+        (with the worker's pid and the bytes held, and a message that says to
+        ``recv()`` the unread messages) rather than hold an endless sender's output:
+        ``recv`` them, then wait again.
         ``timeout`` is one deadline for the whole call, however much keeps arriving;
         ``0`` reads what has arrived and answers at once.
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from testutil import WORKFNS
+
 from tools.doc_blocks import DOCS_DIR, parse_page
 
 pytestmark = pytest.mark.needs("tcp")
