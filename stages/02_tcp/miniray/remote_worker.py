@@ -114,17 +114,17 @@ class RemoteWorker:
         """Wait for the worker to end and return its exit code.
 
         The exit report comes after every message the worker sent, so ``wait`` reads
-        those messages and keeps them for ``recv``, up to about ``2 * max_frame`` bytes
-        (at least 1 MiB). Past that it stops reading and raises :class:`BacklogFull`
-        (with the worker's pid and the bytes held, and a message that says to
-        ``recv()`` the unread messages) rather than hold an endless sender's output:
-        ``recv`` them, then wait again.
-        ``timeout`` is one deadline for the whole call, however much keeps arriving;
-        ``0`` reads what has arrived and answers at once.
+        those messages and keeps them for ``recv``, but not without limit: once about
+        ``2 * max_frame`` bytes of them wait unread (at least 1 MiB), it stops reading
+        and raises :class:`BacklogFull`; ``recv`` them, then wait again. ``timeout`` is
+        one deadline for the whole call, however much keeps arriving; ``0`` reads what
+        has arrived and answers at once.
 
         Raises:
             TimeoutError: Still running after ``timeout`` seconds.
-            BacklogFull: The worker's unread messages reached the limit first.
+            BacklogFull: The unread messages reached the limit first. Its message says
+                how many bytes wait and to ``recv()`` them; it carries ``pid`` and
+                ``unread_bytes``.
             RemoteError: The work function raised.
             WorkerDied: The connection ended without an exit code (killed, or server gone).
         """
