@@ -1,7 +1,8 @@
-"""MiniRay, stage 4: workers on this machine (``Worker``), on a server (``RemoteWorker``),
-or on many machines started over SSH (``Cluster``, whose workers are ``ClusterWorker``s),
-and torch.distributed training across a cluster's workers (``NCCLConfig``, ``preflight``,
-``train_step``; the FSDP backend is ``miniray.fsdp``, which needs ``miniray[torch]``).
+"""MiniRay 0.4, the library as the tutorial's stage 4 leaves it: workers on this machine
+(``Worker``), on a server (``RemoteWorker``), or on many machines started over SSH
+(``Cluster``, whose workers are ``ClusterWorker``s); and torch.distributed training across
+a cluster's workers (``NCCLConfig``, ``preflight``, ``train_step``; the FSDP backend is
+``miniray.fsdp``, which needs ``miniray[torch]``).
 
 All have the same API: ``send``, ``recv(timeout)``, ``wait(timeout)``, ``is_alive``,
 ``close``, and a context manager.
@@ -31,6 +32,7 @@ from .cluster import Cluster, ClusterError, ClusterWorker, LogLine, NodeConfig
 from .distributed import gather
 from .errors import (
     AuthenticationError,
+    BacklogFull,
     ChannelClosed,
     MiniRayError,
     ProtocolError,
@@ -47,8 +49,11 @@ from .server import WorkerServer
 from .training import serve_training, train_step
 from .worker import Worker, spawn_workers, wait_any
 
+__version__ = "0.4.0"  # the library after stage N is 0.N; pyproject.toml reads it from here
+
 __all__ = [
     "AuthenticationError",
+    "BacklogFull",
     "Channel",
     "ChannelClosed",
     "Cluster",

@@ -43,10 +43,12 @@ def chatty(handle: Any) -> None:
 
 
 def flood(handle: Any) -> None:
-    """Print ``n`` megabytes in 1000-byte lines, then say how many lines."""
+    """Print ``n`` megabytes in 10 kB lines of this worker's digit (longer than a pipe
+    writes at once: lines of workers that shared a pipe would be cut into each other),
+    then say how many lines."""
     megabytes = handle.recv()
-    line = "x" * 999
-    count = megabytes * 1000
+    line = os.environ["RANK"][-1] * 9999
+    count = megabytes * 100
     for _ in range(count):
         print(line)
     handle.send(count)

@@ -16,11 +16,10 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sshhosts import SshHosts, netns_missing_reason, sshd_missing_reason
+from sshhosts import TESTS_DIR, SshHosts, netns_missing_reason, sshd_missing_reason
 
 
 def free_port() -> int:
@@ -84,6 +83,7 @@ def node(tag: str) -> Any:
 
     def make(host: str, num_workers: int = 1, **options: Any) -> Any:
         env = {"MINIRAY_TEST_TAG": tag, **options.pop("env", {})}
+        options.setdefault("cwd", str(TESTS_DIR))  # not the repo root: see TESTS_DIR
         return NodeConfig(host, num_workers=num_workers, env=env, **options)
 
     return make
@@ -94,7 +94,3 @@ def lines() -> Iterator[list[Any]]:
     """A log sink for ``Cluster(log=...)`` that keeps every LogLine."""
     kept: list[Any] = []
     yield kept
-
-
-def tests_dir() -> Path:
-    return Path(__file__).resolve().parent.parent
