@@ -91,6 +91,7 @@ def env_after_setup(config: Any, preset: dict[str, str] | None = None) -> dict[s
     done = subprocess.run(
         [sys.executable, "-c", code, json.dumps(config.__dict__)],
         env={**env, **(preset or {})}, capture_output=True, text=True, check=True, timeout=30,
+        cwd="/",  # not the repository root: `-c` would import its miniray, not the stage's
     )  # fmt: skip
     result: dict[str, str] = json.loads(done.stdout)
     return result
@@ -125,8 +126,9 @@ def test_setup_nccl_env_without_an_interface_and_with_the_users_choice() -> None
 def test_import_miniray_does_not_import_torch() -> None:
     code = "import sys, miniray, miniray.preflight, miniray.training; print('torch' in sys.modules)"
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30
-    )
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30,
+        cwd="/",
+    )  # fmt: skip
     assert done.stdout.strip() == "False"
 
 
