@@ -106,7 +106,8 @@ def gather(workers: Sequence[RankedWorker], timeout: float | None = None) -> lis
     Raises:
         WorkerDied: A rank died; names it. The other ranks are not waited for: stop the
             cluster (``with Cluster(...)`` does) to tear them down.
-        RemoteError: A rank's work function raised (and none died).
+        RemoteError: A rank's work function raised, and no rank died within a second
+            (a death would be the cause: its peers' collectives fail because of it).
         TimeoutError: Not every rank answered within ``timeout`` seconds.
     """
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -125,7 +126,8 @@ def gather(workers: Sequence[RankedWorker], timeout: float | None = None) -> lis
                 settle_until = settle_until or time.monotonic() + _SETTLE
         pending = [i for i in pending if i not in replies and i not in failures]
         now = time.monotonic()
-        if not pending or _any_died(failures) or (settle_until or now + 1) <= now:
+        settled = settle_until is not None and now >= settle_until
+        if not pending or settled or _any_died(failures):
             break
         if deadline is not None and now >= deadline:
             late = ", ".join(str(workers[i].rank) for i in pending)
