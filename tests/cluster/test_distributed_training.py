@@ -143,7 +143,8 @@ def test_a_new_cluster_resumes_from_the_checkpoint_as_if_never_stopped(
 
     losses, parameters, checkpoints = first_run
     assert (checkpoints / f"step_{SAVE_AT}").is_dir()
-    with Cluster([node("localhost", 2), node("127.0.0.1", 2)], log=lambda line: None) as cluster:
+    # One node of 4 this time (one torch import, not two): the same 4 ranks, the same shards.
+    with Cluster([node("localhost", 4)], log=lambda line: None) as cluster:
         workers = start_training(cluster, checkpoints)
         command(workers, {"cmd": "load", "step": SAVE_AT}, timeout=TIMEOUT)
         resumed = train(example, workers, range(SAVE_AT, STEPS))
