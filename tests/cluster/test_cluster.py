@@ -287,7 +287,7 @@ def test_the_cluster_demo_runs(stage_path: Path) -> None:
                             capture_output=True, text=True, timeout=60)  # fmt: skip
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == "rank 0 on localhost: {'echo': 'hello rank 0'}"
+    assert lines[0] == "rank 0 on localhost: {'cmd': 'echo', 'data': 'hello rank 0'}"
     assert lines[8] == "cluster stopped: 8 workers, exit codes [0]"
 
 
