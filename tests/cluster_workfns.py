@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import sys
 import time
@@ -72,10 +73,12 @@ def stubborn(handle: Any) -> None:
 
 
 def unbothered(handle: Any) -> None:
-    """Say ready, then sleep; a KeyboardInterrupt is printed and ignored."""
+    """Sleep; a SIGINT is printed and ignored (the handler is in place before "ready")."""
+
+    def ignore(signum: int, frame: Any) -> None:
+        print(f"rank {os.environ['RANK']} ignored KeyboardInterrupt", flush=True)
+
+    signal.signal(signal.SIGINT, ignore)
     handle.send("ready")
     while True:
-        try:
-            time.sleep(60)
-        except KeyboardInterrupt:
-            print(f"rank {os.environ['RANK']} ignored KeyboardInterrupt", flush=True)
+        time.sleep(60)

@@ -165,9 +165,14 @@ def test_wait_any_takes_local_workers_and_cluster_workers(node: Any, tag: str) -
     assert wait_for_no_processes(tag, 5.0) == []
 
 
-def test_the_first_snippet_of_the_original_design_runs_on_localhost(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("hosts", [("localhost", "localhost"), ("node1.local", "node2.local")])
+def test_the_first_snippet_of_the_original_design_runs(
+    hosts: tuple[str, str], tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
+    """Verbatim but for the host names: localhost (no SSH), or ssh aliases (loopback sshd)."""
+    if hosts[0] != "localhost":
+        request.getfixturevalue("use_ssh_config")
+    monkeypatch = request.getfixturevalue("monkeypatch")
     (tmp_path / "module.py").write_text("def train_fn(handle):\n    handle.send(handle.recv())\n")
     monkeypatch.chdir(tmp_path)
     snippet = """
@@ -175,8 +180,8 @@ def test_the_first_snippet_of_the_original_design_runs_on_localhost(
 
         # Define cluster
         cluster = Cluster(nodes=[
-            NodeConfig("localhost", num_workers=4),
-            NodeConfig("localhost", num_workers=4),
+            NodeConfig("node1.local", num_workers=4),
+            NodeConfig("node2.local", num_workers=4),
         ])
 
         # Launch workers (SSH + connect)
@@ -191,9 +196,11 @@ def test_the_first_snippet_of_the_original_design_runs_on_localhost(
         # Cleanup
         cluster.stop()
     """
+    snippet = snippet.replace("node1.local", hosts[0]).replace("node2.local", hosts[1])
     scope: dict[str, Any] = {"batch": [1, 2]}
     exec(textwrap.dedent(snippet), scope)
     assert scope["results"] == [{"cmd": "train", "batch": [1, 2]}] * 8
+    assert [w.host for w in scope["workers"]] == [hosts[0]] * 4 + [hosts[1]] * 4
 
 
 # --- over SSH ---------------------------------------------------------------------------
@@ -287,7 +294,7 @@ def test_the_cluster_demo_runs(stage_path: Path) -> None:
                             capture_output=True, text=True, timeout=60)  # fmt: skip
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == "rank 0 on localhost: {'echo': 'hello rank 0'}"
+    assert lines[0] == "rank 0 on localhost: {'cmd': 'echo', 'data': 'hello rank 0'}"
     assert lines[8] == "cluster stopped: 8 workers, exit codes [0]"
 
 

@@ -261,3 +261,36 @@ def test_a_missing_ssh_program_is_a_cluster_error_naming_the_host(
     with pytest.raises(ClusterError, match=r"node node1: FileNotFoundError: .*/nonexistent/ssh"):
         cluster.start(work_fn="cluster_workfns.whoami")
     assert wait_for_no_processes(tag, LEASE_END) == []
+
+
+def test_ctrl_c_while_starting_stops_every_node(
+    use_ssh_config: SshHosts, node: Any, tag: str
+) -> None:
+    program = f"""
+        from miniray import Cluster, NodeConfig
+        env = {{"MINIRAY_TEST_TAG": {tag!r}}}
+        nodes = [NodeConfig("localhost", num_workers=1, env=env),
+                 NodeConfig("sshnode", num_workers=1, env=env)]
+        print("starting", flush=True)
+        Cluster(nodes).start(work_fn="cluster_slow_import.work_fn")  # 3 s to import
+    """
+    coordinator = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(program)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=TESTS_DIR,
+    )
+    try:
+        out, err = Lines(coordinator.stdout), Lines(coordinator.stderr)
+        out.wait_for("starting", timeout=20)
+        deadline = time.monotonic() + 10  # both servers are importing the slow module
+        while len(processes_with_tag(tag)) < 2:
+            assert time.monotonic() < deadline, "the servers did not start"
+            time.sleep(0.02)
+        coordinator.send_signal(signal.SIGINT)
+        assert coordinator.wait(timeout=LEASE_END) != 0
+        err.wait_for("KeyboardInterrupt", timeout=5)
+    finally:
+        coordinator.kill()
+    assert wait_for_no_processes(tag, LEASE_END) == []
