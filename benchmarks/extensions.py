@@ -14,7 +14,7 @@ CPU even when idle, which on a small machine would slow every other row.
   RemoteWorker, and a Ray actor's calls, one ``ray.get`` each (sync) or all at once (async);
 * codec: encode+decode of a small dict and of 1 MB of floats, JSON vs marshal; small
   round trips of a Worker with each codec vs ``multiprocessing.Pipe`` (pickle); this
-  stage's Worker vs stage 3's (the same message, no buffers: "no slower than before");
+  stage's Worker vs stage 4's (the same message, no buffers: "no slower than before");
 * buffers: a ``--size-mib`` byte buffer handed to a local Worker (received as a copy, or as
   a view) vs ``memcpy`` of the same bytes; the old way (base64 inside JSON); a numpy
   array echoed there and back vs a Ray actor's numpy echo; a RemoteWorker vs raw TCP.
@@ -120,7 +120,7 @@ def codec_rows() -> list[Row]:
         for codec in ("json", "marshal"):
             base = [f"json encode+decode, {what}"] if codec == "marshal" else []
             rows.append(Row(f"{codec} encode+decode, {what}", codec_timers(codec, what), base))
-    previous = str(ROOT / "stages" / "03_cluster")
+    previous = str(ROOT / "stages" / "04_distributed")
     rows += [
         Row("multiprocessing.Pipe round trip", pipe_roundtrip()),
         Row(
@@ -131,11 +131,11 @@ def codec_rows() -> list[Row]:
             worker_roundtrip("marshal"),
             ["multiprocessing.Pipe round trip", "Worker round trip, json"],
         ),
-        Row("stage 3 Worker round trip (subprocess)", other_package_roundtrip(previous)),
+        Row("stage 4 Worker round trip (subprocess)", other_package_roundtrip(previous)),
         Row(
             "this Worker round trip (subprocess)",
             other_package_roundtrip(str(ROOT)),
-            ["stage 3 Worker round trip (subprocess)"],
+            ["stage 4 Worker round trip (subprocess)"],
         ),
         Row("RemoteWorker round trip, json", worker_roundtrip("json", transport="tcp")),
         Row(

@@ -1,7 +1,10 @@
-"""MiniRay, stage 4: workers on this machine (``Worker``), on a server (``RemoteWorker``),
-or on many machines started over SSH (``Cluster``, whose workers are ``ClusterWorker``s);
-with functions registered where they run (``Registry``, ``submit``, ``call_remote``),
-a marshal codec (``codec="marshal"``), and buffers beside the message (bytes, arrays).
+"""MiniRay 0.5, the library as the tutorial's stage 5 leaves it: workers on this machine
+(``Worker``), on a server (``RemoteWorker``), or on many machines started over SSH
+(``Cluster``, whose workers are ``ClusterWorker``s); torch.distributed training across
+a cluster's workers (``NCCLConfig``, ``preflight``, ``train_step``; the FSDP backend is
+``miniray.fsdp``, which needs ``miniray[torch]``); and functions registered where they run
+(``Registry``, ``submit``, ``call_remote``), a marshal codec (``codec="marshal"``), and
+buffers beside the message (bytes, numpy arrays, CPU tensors).
 
 All have the same API: ``send``, ``recv(timeout)``, ``wait(timeout)``, ``is_alive``,
 ``close``, and a context manager.
@@ -19,14 +22,21 @@ All have the same API: ``send``, ``recv(timeout)``, ``wait(timeout)``, ``is_aliv
     from miniray import Cluster, NodeConfig
     with Cluster([NodeConfig("node1", num_workers=4)]) as cluster:
         workers = cluster.start(work_fn="my_module.work_fn")
+        configs = cluster.distributed_configs()     # one NCCLConfig per rank
+        backend = preflight(cluster, configs)       # every rank joined, or PreflightError
+
+``import miniray`` does not import torch: only ``miniray.fsdp`` and the rank's half of
+the preflight (``join_process_group``) do.
 """
 
 from .calls import CallsActive, UnknownFunction
 from .channel import Channel
 from .cluster import Cluster, ClusterError, ClusterWorker, LogLine, NodeConfig
 from .codec import CodecRefused
+from .distributed import gather
 from .errors import (
     AuthenticationError,
+    BacklogFull,
     ChannelClosed,
     MiniRayError,
     ProtocolError,
@@ -36,13 +46,19 @@ from .errors import (
     WorkerDied,
     WorkFnNotFound,
 )
+from .nccl import DistributedConfigError, NCCLConfig, create_nccl_configs, setup_nccl_env
+from .preflight import PreflightError, join_process_group, preflight
 from .registry import Registry, serve
 from .remote_worker import RemoteWorker
 from .server import WorkerServer
+from .training import serve_training, train_step
 from .worker import Worker, spawn_workers, wait_any
+
+__version__ = "0.5.0"  # the library after stage N is 0.N; pyproject.toml reads it from here
 
 __all__ = [
     "AuthenticationError",
+    "BacklogFull",
     "CallsActive",
     "Channel",
     "ChannelClosed",
@@ -50,9 +66,12 @@ __all__ = [
     "ClusterError",
     "ClusterWorker",
     "CodecRefused",
+    "DistributedConfigError",
     "LogLine",
     "MiniRayError",
+    "NCCLConfig",
     "NodeConfig",
+    "PreflightError",
     "ProtocolError",
     "Registry",
     "RemoteError",
@@ -64,7 +83,14 @@ __all__ = [
     "Worker",
     "WorkerDied",
     "WorkerServer",
+    "create_nccl_configs",
+    "gather",
+    "join_process_group",
+    "preflight",
     "serve",
+    "serve_training",
+    "setup_nccl_env",
     "spawn_workers",
+    "train_step",
     "wait_any",
 ]

@@ -104,7 +104,7 @@ class Calls:
         if self._calls is not None and threading.current_thread() is not self._calls.reader:
             raise CallsActive("this worker serves calls: use submit/call_remote, not recv")
 
-    def _stop_calls(self, timeout: float = _JOIN_TIMEOUT) -> None:
+    def _stop_calls(self, timeout: float | None = _JOIN_TIMEOUT) -> None:
         """In ``close``: say end-of-file, let the reader see the worker's end, join it."""
         if self._calls is None or self._channel.closed:
             return

@@ -3,7 +3,8 @@
 New in this stage: a channel encodes its messages with a codec (``self.codec``; JSON by
 default, or marshal, see ``codec.py``) that also carries buffers out of band
 (``buffers.py``); ``send_frame`` accepts a payload in parts, so a big buffer is sent
-from where it lies instead of being copied behind the header first.
+from where it lies instead of being copied behind the header first; and a big frame is
+read straight into a buffer of its own.
 
 Both ends of a worker hold a Channel: the parent's ``worker.send``/``worker.recv`` use
 one, and the child's ``handle`` *is* one.
@@ -21,7 +22,6 @@ Three rules keep the stream honest:
 
 from __future__ import annotations
 
-import math
 import select
 import socket
 import struct
@@ -32,6 +32,8 @@ from typing import Any
 
 from .buffers import MessageCodec
 from .errors import ChannelClosed, ProtocolError
+from .timeouts import check_timeout, deadline_after, ms_until
+from .timeouts import wait_readable as wait_readable  # re-exported: older imports use it
 from .wire import (
     DEFAULT_MAX_FRAME,
     ERROR,
@@ -40,12 +42,14 @@ from .wire import (
     MESSAGE,
     decode_error,
     decode_exit,
+    take_frame,
 )
 
 _RECV_SIZE = 64 * 1024  # bigger reads cost an mmap per call in malloc
 _WATCH_INTERVAL = 0.1  # seconds between looks at a watched process during a blocking read
 _SMALL_FRAME = 64 * 1024  # below this, header and payload go out in one send
 _BIG_FRAME = 1024 * 1024  # from this size on, a payload is read straight into its own buffer
+_FRAME_COST = 100  # bytes a received frame costs beyond its payload (tuple, bytes object, slot)
 
 
 class Channel:
@@ -58,6 +62,8 @@ class Channel:
             has exited (a pidfd); a wait then ends instead of hanging on a socket that a
             grandchild may still hold open.
         peer_pid: The peer's process id, used in error messages.
+        from_worker: True when the peer is a worker, the only side that sends ERROR and
+            EXIT frames; on a worker's own handle (False) such a frame is a ProtocolError.
         codec: How messages become bytes (default: JSON, buffers inline).
     """
 
@@ -68,17 +74,20 @@ class Channel:
         max_frame: int = DEFAULT_MAX_FRAME,
         watch_fd: int | None = None,
         peer_pid: int = 0,
+        from_worker: bool = True,
         codec: MessageCodec | None = None,
     ) -> None:
         self.max_frame = max_frame
         self.codec = MessageCodec() if codec is None else codec
         self.peer_pid = peer_pid
+        self.from_worker = from_worker
         self._sock = sock
         self._buffer = bytearray()
         self._frames: deque[tuple[int, bytes | bytearray]] = deque()  # not yet delivered
+        self._frames_cost = 0  # bytes those frames take, _FRAME_COST each included
+        self._end: _StreamEnd | None = None  # why no more frames will arrive, once known
         self._big: _BigFrame | None = None  # a big frame being read, if any
         self._spare = bytearray()  # the last big frame's buffer, reused once nothing uses it
-        self._end: _StreamEnd | None = None  # why no more frames will arrive, once known
         self._send_broken = False
         self._poller = select.poll()
         self._poller.register(sock, select.POLLIN)
@@ -107,6 +116,7 @@ class Channel:
         self, kind: int, payload: bytes | list[bytes | memoryview], timeout: float | None = None
     ) -> None:
         """Send one frame of the given kind; see :meth:`send` for the errors."""
+        timeout = check_timeout(timeout)
         parts = (payload,) if isinstance(payload, bytes) else payload
         size = len(payload) if isinstance(payload, bytes) else sum(map(len, payload))
         if self._sock.fileno() < 0:
@@ -124,10 +134,10 @@ class Channel:
             if size < _SMALL_FRAME:
                 self._sock.sendall(b"".join((header, *parts)))
             else:  # several sends, to avoid copying a big payload just to prepend 9 bytes
-                for part in [header, *parts]:
+                for part in (header, *parts):
                     self._sock.sendall(part)
-        except TimeoutError:
-            self._send_broken = True
+        except (TimeoutError, BlockingIOError):  # BlockingIOError: timeout=0, socket full
+            self._send_broken = True  # part of the frame may be out: the next would land inside
             raise TimeoutError(f"send did not complete within {timeout} s") from None
         except (BrokenPipeError, ConnectionResetError) as e:
             raise ChannelClosed(f"the peer closed the channel ({e.strerror})") from e
@@ -148,17 +158,20 @@ class Channel:
             ChannelClosed: The peer closed the channel or its process ended.
             ProtocolError: A frame broke the wire format.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = deadline_after(check_timeout(timeout))
         self.codec.release_views()  # before waiting: the peer may want its region back
-        kind, payload = self._next_frame(deadline)
+        try:
+            kind, payload = self._next_frame(deadline)
+        except TimeoutError:
+            raise TimeoutError(f"no message from {self._peer_name()} within {timeout} s") from None
         if kind == MESSAGE:
-            self._frames.popleft()
+            self._pop_frame()
             return self.codec.decode(payload)
         if kind == ERROR:  # stays at the head: a failed worker keeps saying why
             raise decode_error(bytes(payload))
         if kind == EXIT:
             raise decode_exit(bytes(payload), self.peer_pid)
-        self._frames.popleft()
+        self._pop_frame()
         raise ProtocolError(f"unknown frame kind {kind}")
 
     # --8<-- [end:recv]
@@ -179,17 +192,40 @@ class Channel:
         That is the peer's error or exit report, or why the stream ended; ``None``
         while more messages may come. Messages buffered before it are not touched.
         """
-        for kind, payload in self._frames:
-            if kind == ERROR:
-                return decode_error(bytes(payload))
-            if kind == EXIT:
-                return decode_exit(bytes(payload), self.peer_pid)
+        try:
+            for kind, payload in self._frames:
+                if kind == ERROR:
+                    return decode_error(bytes(payload))
+                if kind == EXIT:
+                    return decode_exit(bytes(payload), self.peer_pid)
+        except ProtocolError as e:  # a malformed report: what recv will raise, too
+            return e
         return None if self._end is None else self._end.error()
 
-    def drain(self) -> None:
-        """Read everything that has already arrived into the buffer, without waiting."""
+    def drain(self, *, deadline: float | None = None, max_backlog: int | None = None) -> None:
+        """Read what has already arrived into the buffer, without waiting for more.
+
+        A peer that sends without pause keeps the socket readable for ever, so this
+        also stops once ``time.monotonic()`` passes ``deadline`` (after one read at
+        least), or once :attr:`backlog` exceeds ``max_backlog`` bytes.
+        """
         while self._end is None and not self.closed and self._socket_readable_now():
+            if max_backlog is not None and self.backlog > max_backlog:
+                return
             self._read_some()
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+
+    def discard_messages(self) -> None:
+        """Drop the messages received but not yet delivered; a report of the end stays."""
+        while self._frames and self._frames[0][0] == MESSAGE:
+            self._pop_frame()
+
+    @property
+    def backlog(self) -> int:
+        """Bytes of memory held for :meth:`recv`: frames not yet delivered, and a partial one."""
+        big = 0 if self._big is None else len(self._big.payload)
+        return self._frames_cost + len(self._buffer) + big
 
     def fileno(self) -> int:
         """The socket's file descriptor (for ``select``)."""
@@ -241,7 +277,7 @@ class Channel:
             if deadline is None:  # no deadline: a blocking read, no poll() per message
                 self._read_some()
                 continue
-            ready = [fd for fd, _ in self._poller.poll(_ms_until(deadline))]
+            ready = [fd for fd, _ in self._poller.poll(ms_until(deadline))]
             if not ready:
                 raise TimeoutError("no message arrived in time")
             if self._sock.fileno() in ready:
@@ -275,8 +311,13 @@ class Channel:
             return
         self._buffer += data
         try:
-            while (frame := self._take_frame()) is not None:
+            while (frame := take_frame(self._buffer, self.max_frame)) is not None:
+                if frame[0] in (ERROR, EXIT) and not self.from_worker:
+                    raise ProtocolError(
+                        f"frame kind {frame[0]} is a worker's report: never sent to one"
+                    )
                 self._frames.append(frame)
+                self._frames_cost += len(frame[1]) + _FRAME_COST
             self._start_big_frame()
         except ProtocolError as e:
             self._end = _StreamEnd(str(e), fatal=True)
@@ -317,30 +358,14 @@ class Channel:
         big.filled += count
         if big.filled == len(big.payload):
             self._frames.append((big.kind, big.payload))
+            self._frames_cost += len(big.payload) + _FRAME_COST
             self._big = None
 
     # --8<-- [end:big_frame]
 
-    # --8<-- [start:take_frame]
-    def _take_frame(self) -> tuple[int, bytes] | None:
-        """Cut the first complete frame off the receive buffer; None if it is not all here.
-
-        Raises:
-            ProtocolError: The header announces more than ``max_frame`` bytes.
-        """
-        if len(self._buffer) < HEADER.size:
-            return None
-        length, kind = HEADER.unpack_from(self._buffer)
-        if length > self.max_frame:
-            raise ProtocolError(f"peer announced a {length}-byte frame; max_frame={self.max_frame}")
-        end = HEADER.size + length
-        if len(self._buffer) < end:
-            return None
-        payload = bytes(self._buffer[HEADER.size : end])
-        del self._buffer[:end]
-        return kind, payload
-
-    # --8<-- [end:take_frame]
+    def _pop_frame(self) -> None:
+        _, payload = self._frames.popleft()
+        self._frames_cost -= len(payload) + _FRAME_COST
 
     def _check_watched_process(self) -> None:
         """End the stream if the watched process has exited (after reading all it sent)."""
@@ -350,6 +375,10 @@ class Channel:
 
     def _socket_readable_now(self) -> bool:
         return any(fd == self._sock.fileno() for fd, _ in self._poller.poll(0))
+
+    def _peer_name(self) -> str:
+        role = "worker" if self.from_worker else "peer"
+        return f"{role} pid {self.peer_pid}" if self.peer_pid else f"the {role}"
 
 
 class _BigFrame:
@@ -369,20 +398,3 @@ class _StreamEnd:
     def error(self) -> Exception:
         """The exception a reader gets from now on."""
         return ProtocolError(self.reason) if self.fatal else ChannelClosed(self.reason)
-
-
-def wait_readable(fds: list[int], timeout: float | None) -> list[int]:
-    """Return which of ``fds`` are readable, waiting up to ``timeout`` s (None: forever).
-
-    ``poll``, not ``select``: select fails on descriptor numbers above 1023, and a
-    process that imports torch easily has that many open.
-    """
-    poller = select.poll()
-    for fd in fds:
-        poller.register(fd, select.POLLIN)
-    timeout_ms = None if timeout is None else max(0, math.ceil(timeout * 1000))
-    return [fd for fd, _ in poller.poll(timeout_ms)]
-
-
-def _ms_until(deadline: float) -> int:
-    return max(0, math.ceil((deadline - time.monotonic()) * 1000))

@@ -69,7 +69,8 @@ class WorkerServer:
         secret: Shared secret; by default looked up as described in ``miniray.auth``.
         handshake_timeout: Seconds a new client has to authenticate.
         exit_grace: Seconds a worker may outlive its client before SIGTERM.
-        max_frame: Largest message, in encoded bytes.
+        max_frame: Largest message, in encoded bytes (default 4 MiB). Decoding one
+            can take up to ~50 times its size in memory (see ``wire.py``).
         codecs: The codecs clients may choose (``("json",)``: a JSON-only server).
     """
 
@@ -185,7 +186,7 @@ class WorkerServer:
             log.warning("refused %s: %s", client, e)
             return 2
         conn.settimeout(None)
-        handle = Channel(conn, max_frame=self._max_frame)
+        handle = Channel(conn, max_frame=self._max_frame, from_worker=False)
         try:  # only an authenticated client gets here: its bytes may reach a decoder now
             proposal = handle.recv(timeout=self._handshake_timeout)
         except (MiniRayError, OSError) as e:

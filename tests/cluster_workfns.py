@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import sys
 import time
@@ -43,10 +44,12 @@ def chatty(handle: Any) -> None:
 
 
 def flood(handle: Any) -> None:
-    """Print ``n`` megabytes in 1000-byte lines, then say how many lines."""
+    """Print ``n`` megabytes in 10 kB lines of this worker's digit (longer than a pipe
+    writes at once: lines of workers that shared a pipe would be cut into each other),
+    then say how many lines."""
     megabytes = handle.recv()
-    line = "x" * 999
-    count = megabytes * 1000
+    line = os.environ["RANK"][-1] * 9999
+    count = megabytes * 100
     for _ in range(count):
         print(line)
     handle.send(count)
@@ -70,10 +73,12 @@ def stubborn(handle: Any) -> None:
 
 
 def unbothered(handle: Any) -> None:
-    """Say ready, then sleep; a KeyboardInterrupt is printed and ignored."""
+    """Sleep; a SIGINT is printed and ignored (the handler is in place before "ready")."""
+
+    def ignore(signum: int, frame: Any) -> None:
+        print(f"rank {os.environ['RANK']} ignored KeyboardInterrupt", flush=True)
+
+    signal.signal(signal.SIGINT, ignore)
     handle.send("ready")
     while True:
-        try:
-            time.sleep(60)
-        except KeyboardInterrupt:
-            print(f"rank {os.environ['RANK']} ignored KeyboardInterrupt", flush=True)
+        time.sleep(60)

@@ -9,7 +9,9 @@ port and key, and host-key checking off *for these test hosts only*.
 from __future__ import annotations
 
 import contextlib
+import getpass
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -18,6 +20,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+# The folder that test nodes' servers (and coordinator subprocesses) start in. Never the
+# repo root: `python -m` puts its working directory first on sys.path, and the root's own
+# miniray/ would shadow the stage under test.
+TESTS_DIR = Path(__file__).resolve().parent
 
 
 def sshd_missing_reason() -> str | None:
@@ -57,7 +63,8 @@ class SshHosts:
         self._sshds: list[subprocess.Popen[bytes]] = []
         self._namespaces: list[str] = []
         self._links: list[str] = []
-        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+        if os.geteuid() == 0:  # sshd started by root wants its privilege-separation folder
+            os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
 
     # --- sshd ----------------------------------------------------------------------------
 
@@ -90,7 +97,8 @@ class SshHosts:
 
     def add_alias(self, alias: str, address: str, port: int, *, key: bool = True) -> None:
         """An ssh config entry: ``ssh alias`` reaches ``address:port`` as root."""
-        lines = [f"Host {alias}", f"  HostName {address}", f"  Port {port}", "  User root"]
+        user = getpass.getuser()
+        lines = [f"Host {alias}", f"  HostName {address}", f"  Port {port}", f"  User {user}"]
         if key:
             lines.append(f"  IdentityFile {self.key}")
         lines += [
@@ -123,7 +131,8 @@ class SshHosts:
     def make_namespace_hosts(self, count: int) -> list[tuple[str, str]]:
         """``count`` namespaces on a bridge, each with eth0 at its own address and an sshd on
         port 22; returns ``(namespace, address)`` for each. Names are unique to this process."""
-        tag = f"mr{os.getpid() % 100000}"
+        remove_stale_namespace_hosts()
+        tag = f"mr{os.getpid()}"  # interface names stay within 15 characters
         subnet = f"10.{77 + os.getpid() % 100}.{os.getpid() % 250}"
         bridge = f"{tag}br"
         _run(["ip", "link", "add", bridge, "type", "bridge"])
@@ -190,6 +199,24 @@ class SshHosts:
             subprocess.run(["ip", "link", "del", link], capture_output=True)
         for namespace in self._namespaces:
             subprocess.run(["ip", "netns", "del", namespace], capture_output=True)
+
+
+def remove_stale_namespace_hosts() -> None:
+    """Remove the namespaces and links of earlier runs whose process died without teardown
+    (say, a test run killed with SIGKILL): names ``mr<pid>...`` of a pid that is gone."""
+    names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    for kind, found in [
+        ("netns", names.split()),
+        ("link", re.findall(r"^\d+: ([^:@]+)", links, re.M)),
+    ]:
+        for name in found:
+            match = re.fullmatch(r"mr(\d+)(?:h|v|br)\d*", name)
+            if match and not os.path.exists(f"/proc/{match[1]}"):
+                command = (
+                    ["ip", "netns", "del", name] if kind == "netns" else ["ip", "link", "del", name]
+                )
+                subprocess.run(command, capture_output=True)
 
 
 def processes_with_tag(tag: str) -> list[int]:

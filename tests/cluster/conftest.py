@@ -2,7 +2,8 @@
 
 * ``ssh_hosts`` (session): one private sshd on 127.0.0.1-3, a free port, its own host key
   and authorized_keys; ssh aliases ``sshnode`` (127.0.0.1), ``node1`` (127.0.0.2), ``node2``
-  (127.0.0.3), ``wrongkey`` (no key of ours) and ``deadhost`` (a port nobody listens on).
+  (127.0.0.3), ``node1.local`` and ``node2.local`` (the same two), ``wrongkey`` (no key
+  of ours) and ``deadhost`` (a port nobody listens on).
 * ``ns_hosts`` (session): three network namespaces ``h1``-``h3``, each a host with its own
   address and sshd; skipped, saying why, where namespaces cannot be made.
 * ``use_ssh_config``: points ``MINIRAY_SSH_COMMAND`` at the hosts' ssh config.
@@ -16,11 +17,10 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sshhosts import SshHosts, netns_missing_reason, sshd_missing_reason
+from sshhosts import TESTS_DIR, SshHosts, netns_missing_reason, sshd_missing_reason
 
 
 def free_port() -> int:
@@ -43,6 +43,8 @@ def ssh_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshHosts]:
             ("sshnode", "127.0.0.1"),
             ("node1", "127.0.0.2"),
             ("node2", "127.0.0.3"),
+            ("node1.local", "127.0.0.2"),
+            ("node2.local", "127.0.0.3"),
         ]:
             hosts.add_alias(alias, address, port)
         hosts.add_alias("wrongkey", "127.0.0.1", port, key=False)
@@ -96,6 +98,7 @@ def node(tag: str) -> Any:
 
     def make(host: str, num_workers: int = 1, **options: Any) -> Any:
         env = {"MINIRAY_TEST_TAG": tag, **options.pop("env", {})}
+        options.setdefault("cwd", str(TESTS_DIR))  # not the repo root: see TESTS_DIR
         return NodeConfig(host, num_workers=num_workers, env=env, **options)
 
     return make
@@ -106,7 +109,3 @@ def lines() -> Iterator[list[Any]]:
     """A log sink for ``Cluster(log=...)`` that keeps every LogLine."""
     kept: list[Any] = []
     yield kept
-
-
-def tests_dir() -> Path:
-    return Path(__file__).resolve().parent.parent

@@ -3,13 +3,15 @@ network-namespace hosts). Every test checks that no server or worker is left."""
 
 from __future__ import annotations
 
+import re
 import socket
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sshhosts import SshHosts, wait_for_no_processes
+from sshhosts import SshHosts, processes_with_tag, wait_for_no_processes
 
 pytestmark = pytest.mark.needs("cluster")
 
@@ -20,6 +22,11 @@ def ask_all(workers: list[Any], msg: Any = "hi") -> list[Any]:
     for worker in workers:
         worker.send(msg)
     return [worker.recv(timeout=10) for worker in workers]
+
+
+def port_in_use(address: str, port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex((address, port)) == 0
 
 
 def expected_env(node_sizes: list[tuple[str, int]]) -> list[dict[str, str]]:
@@ -111,14 +118,14 @@ def test_a_worker_printing_50_megabytes_never_blocks(node: Any, tag: str) -> Non
         if line.rank is not None:
             counted["lines"] += 1
             counted["bytes"] += len(line.text) + 1
-            counted["whole"] = counted["whole"] and line.text == "x" * 999
+            counted["whole"] = counted["whole"] and line.text == str(line.rank) * 9999
 
     with Cluster([node("localhost", 2)], log=count) as cluster:
         workers = cluster.start(work_fn="cluster_workfns.flood")
         for worker in workers:
             worker.send(25)  # 2 workers x 25 MB
-        assert [w.recv(timeout=60) for w in workers] == [25_000, 25_000]
-    assert counted == {"lines": 50_000, "bytes": 50_000_000, "whole": True}
+        assert [w.recv(timeout=60) for w in workers] == [2500, 2500]
+    assert counted == {"lines": 5000, "bytes": 50_000_000, "whole": True}
     assert wait_for_no_processes(tag, 5.0) == []
 
 
@@ -158,9 +165,14 @@ def test_wait_any_takes_local_workers_and_cluster_workers(node: Any, tag: str) -
     assert wait_for_no_processes(tag, 5.0) == []
 
 
-def test_the_first_snippet_of_the_original_design_runs_on_localhost(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("hosts", [("localhost", "localhost"), ("node1.local", "node2.local")])
+def test_the_first_snippet_of_the_original_design_runs(
+    hosts: tuple[str, str], tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
+    """Verbatim but for the host names: localhost (no SSH), or ssh aliases (loopback sshd)."""
+    if hosts[0] != "localhost":
+        request.getfixturevalue("use_ssh_config")
+    monkeypatch = request.getfixturevalue("monkeypatch")
     (tmp_path / "module.py").write_text("def train_fn(handle):\n    handle.send(handle.recv())\n")
     monkeypatch.chdir(tmp_path)
     snippet = """
@@ -168,8 +180,8 @@ def test_the_first_snippet_of_the_original_design_runs_on_localhost(
 
         # Define cluster
         cluster = Cluster(nodes=[
-            NodeConfig("localhost", num_workers=4),
-            NodeConfig("localhost", num_workers=4),
+            NodeConfig("node1.local", num_workers=4),
+            NodeConfig("node2.local", num_workers=4),
         ])
 
         # Launch workers (SSH + connect)
@@ -184,9 +196,11 @@ def test_the_first_snippet_of_the_original_design_runs_on_localhost(
         # Cleanup
         cluster.stop()
     """
+    snippet = snippet.replace("node1.local", hosts[0]).replace("node2.local", hosts[1])
     scope: dict[str, Any] = {"batch": [1, 2]}
     exec(textwrap.dedent(snippet), scope)
     assert scope["results"] == [{"cmd": "train", "batch": [1, 2]}] * 8
+    assert [w.host for w in scope["workers"]] == [hosts[0]] * 4 + [hosts[1]] * 4
 
 
 # --- over SSH ---------------------------------------------------------------------------
@@ -220,9 +234,8 @@ def test_the_second_snippet_of_the_original_design_runs_over_ssh(
     )
     monkeypatch.chdir(tmp_path)
     for address in ("127.0.0.2", "127.0.0.3"):
-        with socket.socket() as probe:
-            if probe.connect_ex((address, 10000)) == 0:
-                pytest.skip(f"port 10000 on {address} is taken by another program")
+        if port_in_use(address, 10000):
+            pytest.skip(f"port 10000 on {address} is taken by another program")
     snippet = """
         from miniray import Cluster, NodeConfig
 
@@ -244,6 +257,10 @@ def test_the_second_snippet_of_the_original_design_runs_over_ssh(
     exec(textwrap.dedent(snippet), scope)
     assert scope["results"] == [{"got": {"cmd": "train"}, "rank": str(r)} for r in range(8)]
     assert {w.address for w in scope["workers"]} == {"127.0.0.2", "127.0.0.3"}
+    deadline = time.monotonic() + 5.0  # both servers are gone: their ports are free again
+    while any(port_in_use(a, 10000) for a in ("127.0.0.2", "127.0.0.3")):
+        assert time.monotonic() < deadline, "a server still listens on port 10000"
+        time.sleep(0.05)
 
 
 def test_three_namespace_hosts_each_run_their_own_workers(
@@ -277,5 +294,53 @@ def test_the_cluster_demo_runs(stage_path: Path) -> None:
                             capture_output=True, text=True, timeout=60)  # fmt: skip
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == "rank 0 on localhost: {'echo': 'hello rank 0'}"
+    assert lines[0] == "rank 0 on localhost: {'cmd': 'echo', 'data': 'hello rank 0'}"
     assert lines[8] == "cluster stopped: 8 workers, exit codes [0]"
+
+
+def test_a_log_function_that_raises_does_not_stop_the_logs(
+    node: Any, tag: str, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    from miniray import Cluster
+
+    def broken(line: Any) -> None:
+        raise RuntimeError("full disk")
+
+    with Cluster([node("localhost", 1)], log=broken) as cluster:
+        workers = cluster.start(work_fn="cluster_workfns.chatty")
+        assert ask_all(workers, 3) == ["done"]
+    assert "log sink failed" in caplog.text
+    assert "[localhost r0] last words of rank 0" in capfd.readouterr().err
+    assert wait_for_no_processes(tag, 5.0) == []
+
+
+def test_the_secret_is_in_no_command_line_and_no_environment(
+    use_ssh_config: SshHosts, node: Any, tag: str
+) -> None:
+    from miniray import Cluster
+
+    secret = re.compile(rb"[0-9a-f]{64}")  # what Cluster makes: secrets.token_hex(32)
+    with Cluster([node("localhost", 1), node("sshnode", 1)], log=lambda line: None) as cluster:
+        ask_all(cluster.start(work_fn="cluster_workfns.whoami"))
+        servers_and_workers = processes_with_tag(tag)
+        assert len(servers_and_workers) == 4
+        for pid in servers_and_workers:
+            for part in ("cmdline", "environ"):
+                with open(f"/proc/{pid}/{part}", "rb") as f:
+                    assert not secret.search(f.read().replace(tag.encode(), b"")), (pid, part)
+
+
+def test_interrupt_raises_keyboard_interrupt_in_every_work_fn(
+    use_ssh_config: SshHosts, node: Any, tag: str
+) -> None:
+    from miniray import Cluster, RemoteError
+
+    with Cluster([node("localhost", 2), node("sshnode", 1)], log=lambda line: None) as cluster:
+        workers = cluster.start(work_fn="cluster_workfns.sleeper")
+        assert [w.recv(timeout=10)["rank"] for w in workers] == [0, 1, 2]
+        cluster.interrupt()
+        for worker in workers:
+            with pytest.raises(RemoteError) as caught:
+                worker.recv(timeout=10)
+            assert caught.value.remote_type == "KeyboardInterrupt"
+    assert wait_for_no_processes(tag, 5.0) == []

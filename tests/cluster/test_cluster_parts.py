@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from sshhosts import wait_for_no_processes
+from sshhosts import TESTS_DIR, wait_for_no_processes
 
 pytestmark = pytest.mark.needs("cluster")
 
@@ -158,7 +158,9 @@ def test_a_server_and_its_workers_end_when_its_stdin_closes(tag: str) -> None:
     env = {**os.environ, "MINIRAY_TEST_TAG": tag}
     command = [sys.executable, "-m", "miniray.cluster_server", "--work-fn",
                "cluster_workfns.sleeper", "--workers", "1", "--host", "127.0.0.1"]  # fmt: skip
-    server = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+    server = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=TESTS_DIR
+    )
     assert server.stdin is not None and server.stdout is not None
     try:
         server.stdin.write(b"a-secret-of-the-right-length-0123456789\n")
@@ -221,3 +223,22 @@ def test_a_worker_refuses_a_first_message_that_is_no_rank() -> None:
     ]:
         with pytest.raises(ProtocolError):
             RankInfo.from_message(bad)
+
+
+def test_ssh_runs_in_batch_mode_and_leaves_host_keys_to_the_user(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from miniray.launch import ssh_command
+
+    monkeypatch.delenv("MINIRAY_SSH_COMMAND", raising=False)
+    argv = ssh_command(
+        "node1", "CMD", user="me", port=2222, identity_file="/k", options=["-F", "/c"]
+    )
+    assert argv[0] == "ssh" and argv[-2:] == ["node1", "CMD"]
+    joined = " ".join(argv)
+    for wanted in ["BatchMode=yes", "ConnectTimeout=", "ServerAliveInterval=", "-l me",
+                   "-p 2222", "-i /k", "-F /c"]:  # fmt: skip
+        assert wanted in joined
+    assert "StrictHostKeyChecking" not in joined and "KnownHosts" not in joined
+    monkeypatch.setenv("MINIRAY_SSH_COMMAND", "ssh -F '/my config'")
+    assert ssh_command("n", "CMD")[:3] == ["ssh", "-F", "/my config"]

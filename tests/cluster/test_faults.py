@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 import pytest
-from sshhosts import SshHosts, processes_with_tag, wait_for_no_processes
+from sshhosts import TESTS_DIR, SshHosts, processes_with_tag, wait_for_no_processes
 
 pytestmark = pytest.mark.needs("cluster")
 LEASE_END = 5.0  # seconds within which every process of a cluster must be gone
@@ -108,9 +108,10 @@ def test_a_killed_server_fails_only_its_own_workers(
         victim = server_pid(tag, "NODE_MARK=victim")
         os.kill(victim, signal.SIGKILL)
         for worker in workers[2:]:
+            with pytest.raises(WorkerDied):  # the connection ends without an exit report
+                worker.wait(timeout=10)
             with pytest.raises(WorkerDied):
                 worker.send("still there?")
-                worker.recv(timeout=10)
         for worker in workers[:2]:
             worker.send("still there?")
             assert worker.recv(timeout=10)["msg"] == "still there?"
@@ -120,7 +121,7 @@ def test_a_killed_server_fails_only_its_own_workers(
 def test_a_coordinator_killed_with_sigkill_leaves_nothing_behind(
     use_ssh_config: SshHosts, node: Any, tag: str
 ) -> None:
-    coordinator = start_coordinator(tag, "cluster_workfns.sleeper", "pass")
+    coordinator = start_coordinator(tag, "cluster_workfns.sleeper", "time.sleep(60)")
     try:
         Lines(coordinator.stdout).wait_for("ready", timeout=30)
         assert len(processes_with_tag(tag)) == 2 + 4  # two servers, four workers
@@ -148,9 +149,9 @@ def test_ctrl_c_once_interrupts_the_workers_and_returns_control(
         out = Lines(coordinator.stdout)
         out.wait_for("ready", timeout=30)
         coordinator.send_signal(signal.SIGINT)
-        outcomes = json.loads(out.wait_for("[", timeout=10))
+        outcomes = json.loads(out.wait_for("[", timeout=20))
         assert outcomes == ["KeyboardInterrupt"] * 4
-        assert out.wait_for("stopped", timeout=10)
+        assert out.wait_for("stopped", timeout=20)
         assert coordinator.wait(timeout=10) == 0
     finally:
         coordinator.kill()
@@ -169,7 +170,7 @@ def test_ctrl_c_twice_stops_the_cluster_at_once(
         out.wait_for("ready", timeout=30)
         coordinator.send_signal(signal.SIGINT)
         for _ in range(4):
-            err.wait_for("ignored KeyboardInterrupt", timeout=10)
+            err.wait_for("ignored KeyboardInterrupt", timeout=20)
         coordinator.send_signal(signal.SIGINT)
         assert coordinator.wait(timeout=LEASE_END) != 0  # KeyboardInterrupt ended it
     finally:
@@ -186,10 +187,11 @@ def start_coordinator(tag: str, work_fn: str, after_ready: str) -> subprocess.Po
     stops the cluster and prints "stopped"."""
     program = f"""
         import json
+        import time
         from miniray import Cluster, NodeConfig, RemoteError
         env = {{"MINIRAY_TEST_TAG": {tag!r}}}
         nodes = [NodeConfig("localhost", num_workers=2, env=env),
-                 NodeConfig("sshnode", num_workers=2, env=env)]
+                 NodeConfig("sshnode", num_workers=2, env=env)]  # cwd: tests/
         with Cluster(nodes) as cluster:
             workers = cluster.start(work_fn={work_fn!r})
             for worker in workers:
@@ -204,6 +206,7 @@ def start_coordinator(tag: str, work_fn: str, after_ready: str) -> subprocess.Po
         stderr=subprocess.PIPE,
         text=True,
         env=os.environ.copy(),
+        cwd=TESTS_DIR,  # so that neither it nor its nodes import the repo root's miniray
     )
 
 
@@ -246,3 +249,48 @@ def server_pid(tag: str, mark: str) -> int:
 def parent(pid: int) -> int:
     with open(f"/proc/{pid}/stat") as f:
         return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def test_a_missing_ssh_program_is_a_cluster_error_naming_the_host(
+    node: Any, tag: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from miniray import Cluster, ClusterError
+
+    monkeypatch.setenv("MINIRAY_SSH_COMMAND", "/nonexistent/ssh")
+    cluster = Cluster([node("localhost", 1), node("node1", 1)], log=lambda line: None)
+    with pytest.raises(ClusterError, match=r"node node1: FileNotFoundError: .*/nonexistent/ssh"):
+        cluster.start(work_fn="cluster_workfns.whoami")
+    assert wait_for_no_processes(tag, LEASE_END) == []
+
+
+def test_ctrl_c_while_starting_stops_every_node(
+    use_ssh_config: SshHosts, node: Any, tag: str
+) -> None:
+    program = f"""
+        from miniray import Cluster, NodeConfig
+        env = {{"MINIRAY_TEST_TAG": {tag!r}}}
+        nodes = [NodeConfig("localhost", num_workers=1, env=env),
+                 NodeConfig("sshnode", num_workers=1, env=env)]
+        print("starting", flush=True)
+        Cluster(nodes).start(work_fn="cluster_slow_import.work_fn")  # 3 s to import
+    """
+    coordinator = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(program)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=TESTS_DIR,
+    )
+    try:
+        out, err = Lines(coordinator.stdout), Lines(coordinator.stderr)
+        out.wait_for("starting", timeout=20)
+        deadline = time.monotonic() + 10  # both servers are importing the slow module
+        while len(processes_with_tag(tag)) < 2:
+            assert time.monotonic() < deadline, "the servers did not start"
+            time.sleep(0.02)
+        coordinator.send_signal(signal.SIGINT)
+        assert coordinator.wait(timeout=LEASE_END) != 0
+        err.wait_for("KeyboardInterrupt", timeout=5)
+    finally:
+        coordinator.kill()
+    assert wait_for_no_processes(tag, LEASE_END) == []

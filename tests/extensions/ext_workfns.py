@@ -43,7 +43,7 @@ def pid() -> int:
     return os.getpid()
 
 
-registry = miniray.Registry() if hasattr(miniray, "Registry") else None  # stage 4 on
+registry = miniray.Registry() if hasattr(miniray, "Registry") else None  # stage 5 on
 if registry is not None:
     for function in (add, echo, fail, die, nap, unsendable, pid):
         registry.register(function)

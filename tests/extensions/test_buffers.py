@@ -59,7 +59,7 @@ def test_torch_tensors_keep_dtype_and_shape(ext_connect: Any) -> None:
         assert back.dtype == sent.dtype and back.shape == sent.shape and torch.equal(back, sent)
 
 
-@pytest.mark.ex04_4
+@pytest.mark.ex05_4
 def test_a_zero_copy_view_is_read_only_and_never_changes_while_held() -> None:
     import miniray
 
@@ -83,7 +83,7 @@ def test_a_zero_copy_view_is_read_only_and_never_changes_while_held() -> None:
         assert to_parent._header_value() == 3  # messages 2 and 3 of the region, released
 
 
-@pytest.mark.ex04_4
+@pytest.mark.ex05_4
 def test_the_region_is_not_overwritten_while_an_array_holds_a_view() -> None:
     numpy = pytest.importorskip("numpy", reason="numpy is optional; the test holds an array view")
     import miniray
@@ -101,7 +101,7 @@ def test_the_region_is_not_overwritten_while_an_array_holds_a_view() -> None:
         assert (worker.recv(timeout=10)["x"] == 4).all()
 
 
-@pytest.mark.ex04_4
+@pytest.mark.ex05_4
 def test_the_region_is_used_and_reused_between_local_processes() -> None:
     import miniray
 

@@ -53,7 +53,7 @@ def test_calls_work_over_marshal(ext_connect: Any) -> None:
     assert worker.call_remote("echo", (1, {2: b"x"})) == (1, {2: b"x"})
 
 
-@pytest.mark.ex04_3
+@pytest.mark.ex05_3
 def test_a_code_object_is_refused_on_decode() -> None:
     import miniray
     from miniray.codec import MARSHAL
@@ -84,7 +84,7 @@ def test_a_code_object_is_refused_at_send_and_from_the_wire() -> None:
     theirs.close()
 
 
-@pytest.mark.ex04_3
+@pytest.mark.ex05_3
 @pytest.mark.parametrize(
     "payload",
     [
@@ -112,14 +112,14 @@ plain = st.recursive(
 )
 
 
-@pytest.mark.ex04_3
+@pytest.mark.ex05_3
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=64))
 def test_fuzz_random_bytes_never_crash_the_decoder(payload: bytes) -> None:
     _decode_or_protocol_error(payload)
 
 
-@pytest.mark.ex04_3
+@pytest.mark.ex05_3
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(plain, st.data())
 def test_fuzz_damaged_marshal_never_crashes_the_decoder(value: Any, data: st.DataObject) -> None:

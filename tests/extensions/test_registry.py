@@ -11,8 +11,8 @@ import pytest
 pytestmark = pytest.mark.needs("registry")
 
 
-@pytest.mark.ex04_1
-@pytest.mark.ex04_2
+@pytest.mark.ex05_1
+@pytest.mark.ex05_2
 def test_call_remote_returns_the_value(ext_connect: Any) -> None:
     worker = ext_connect(ext_workfns.registry)
     assert worker.call_remote("add", 2, 3) == 5
@@ -20,8 +20,8 @@ def test_call_remote_returns_the_value(ext_connect: Any) -> None:
     assert worker.call_remote("sqrt", 16) == 4.0  # registered by import path
 
 
-@pytest.mark.ex04_1
-@pytest.mark.ex04_2
+@pytest.mark.ex05_1
+@pytest.mark.ex05_2
 def test_the_function_runs_in_the_worker(ext_connect: Any) -> None:
     import os
 
@@ -29,8 +29,8 @@ def test_the_function_runs_in_the_worker(ext_connect: Any) -> None:
     assert worker.call_remote("pid") == worker.pid != os.getpid()
 
 
-@pytest.mark.ex04_1
-@pytest.mark.ex04_2
+@pytest.mark.ex05_1
+@pytest.mark.ex05_2
 def test_a_remote_exception_is_a_remote_error_and_the_worker_goes_on(ext_connect: Any) -> None:
     import miniray
 
@@ -43,7 +43,7 @@ def test_a_remote_exception_is_a_remote_error_and_the_worker_goes_on(ext_connect
     assert worker.call_remote("add", 1, 1) == 2
 
 
-@pytest.mark.ex04_1
+@pytest.mark.ex05_1
 def test_an_unknown_name_lists_what_is_registered(ext_connect: Any) -> None:
     import miniray
 
@@ -55,7 +55,7 @@ def test_an_unknown_name_lists_what_is_registered(ext_connect: Any) -> None:
     assert "'add'" in str(info.value) and "'echo'" in str(info.value)
 
 
-@pytest.mark.ex04_1
+@pytest.mark.ex05_1
 def test_a_result_the_codec_cannot_carry_is_an_error_not_the_end(ext_connect: Any) -> None:
     import miniray
 
@@ -65,7 +65,7 @@ def test_a_result_the_codec_cannot_carry_is_an_error_not_the_end(ext_connect: An
     assert worker.call_remote("echo", [1]) == [1]
 
 
-@pytest.mark.ex04_2
+@pytest.mark.ex05_2
 def test_many_calls_in_flight_each_get_their_own_result(ext_connect: Any) -> None:
     worker = ext_connect(ext_workfns.registry)
     futures = {i: worker.submit("add", i, b=1000) for i in range(200)}
@@ -73,7 +73,7 @@ def test_many_calls_in_flight_each_get_their_own_result(ext_connect: Any) -> Non
         assert future.result(timeout=10) == i + 1000
 
 
-@pytest.mark.ex04_2
+@pytest.mark.ex05_2
 def test_submit_returns_before_the_call_ends(ext_connect: Any) -> None:
     worker = ext_connect(ext_workfns.registry)
     slow = worker.submit("nap", 0.3)
@@ -82,7 +82,7 @@ def test_submit_returns_before_the_call_ends(ext_connect: Any) -> None:
     assert fast.result(timeout=10) == 3 and slow.result(timeout=10) == 0.3
 
 
-@pytest.mark.ex04_2
+@pytest.mark.ex05_2
 def test_wait_and_as_completed_across_local_and_remote_workers(servers: Any) -> None:
     import miniray
 
@@ -99,7 +99,7 @@ def test_wait_and_as_completed_across_local_and_remote_workers(servers: Any) -> 
         remote.close(timeout=2)
 
 
-@pytest.mark.ex04_2
+@pytest.mark.ex05_2
 def test_a_worker_that_dies_fails_every_pending_future(ext_connect: Any) -> None:
     import miniray
 

@@ -32,6 +32,20 @@ def test_the_round_trip_benchmark_prints_its_table() -> None:
     assert "x raw TCP" in rows["miniray.RemoteWorker"]
 
 
+def test_the_amplification_benchmark_prints_a_factor_per_shape() -> None:
+    result = subprocess.run(
+        [sys.executable, "benchmarks/amplification.py", "--mib", "0.25"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line for line in result.stdout.splitlines()[2:]}
+    assert {"string", "empty-dicts", "empty-lists", "deep-lists"} <= set(rows)
+    assert all("x string" in row and "MiB" in row for row in rows.values())
+
+
 def test_the_cluster_start_benchmark_prints_its_table() -> None:
     if not Path("/usr/sbin/sshd").exists():
         pytest.skip("no /usr/sbin/sshd: the benchmark starts its own ssh hosts")
@@ -61,6 +75,6 @@ def test_the_extensions_benchmark_prints_its_tables() -> None:
     rows = {line.split("|")[1].strip(): line for line in result.stdout.splitlines() if "|" in line}
     assert "x Worker call_remote, one at a time" in rows["Worker submit, pipelined"]
     assert "x multiprocessing.Pipe round trip" in rows["Worker round trip, marshal"]
-    assert "x stage 3 Worker round trip" in rows["this Worker round trip (subprocess)"]
+    assert "x stage 4 Worker round trip" in rows["this Worker round trip (subprocess)"]
     assert "x memcpy into warm memory" in rows["Worker hand-off, received as a view"]
     assert "x raw TCP loopback bulk" in rows["RemoteWorker hand-off, received as a copy"]

@@ -1,5 +1,6 @@
-"""MiniRay, stage 3: workers on this machine (``Worker``), on a server (``RemoteWorker``),
-or on many machines started over SSH (``Cluster``, whose workers are ``ClusterWorker``s).
+"""MiniRay 0.3, the library as the tutorial's stage 3 leaves it: workers on this machine
+(``Worker``), on a server (``RemoteWorker``), or on many machines started over SSH
+(``Cluster``, whose workers are ``ClusterWorker``s).
 
 All have the same API: ``send``, ``recv(timeout)``, ``wait(timeout)``, ``is_alive``,
 ``close``, and a context manager.
@@ -23,6 +24,7 @@ from .channel import Channel
 from .cluster import Cluster, ClusterError, ClusterWorker, LogLine, NodeConfig
 from .errors import (
     AuthenticationError,
+    BacklogFull,
     ChannelClosed,
     MiniRayError,
     ProtocolError,
@@ -36,8 +38,11 @@ from .remote_worker import RemoteWorker
 from .server import WorkerServer
 from .worker import Worker, spawn_workers, wait_any
 
+__version__ = "0.3.0"  # the library after stage N is 0.N; pyproject.toml reads it from here
+
 __all__ = [
     "AuthenticationError",
+    "BacklogFull",
     "Channel",
     "ChannelClosed",
     "Cluster",

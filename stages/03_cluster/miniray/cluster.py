@@ -31,9 +31,10 @@ from types import FrameType
 from typing import Any
 
 from .cluster_node import ClusterWorker, Node
+from .errors import MiniRayError
 from .launch import LOCAL_HOSTS, ClusterError, ConfigError
 from .logs import LogLine, LogSink, log_to_files, log_to_stream
-from .ranks import assign_ranks
+from .ranks import RankInfo, assign_ranks
 
 log = logging.getLogger("miniray.cluster")
 
@@ -106,9 +107,8 @@ class Cluster:
         if not nodes:
             raise ConfigError("a cluster needs at least one node")
         self.nodes = list(nodes)
-        self._sink: LogSink = (
-            log_to_stream() if log is None else log if callable(log) else log_to_files(log)
-        )
+        chosen = log_to_stream() if log is None else log if callable(log) else log_to_files(log)
+        self._sink = _Guarded(chosen)
         self._start_timeout = start_timeout
         self._stop_grace = stop_grace
         self._connect_timeout = connect_timeout
@@ -177,14 +177,13 @@ class Cluster:
                 log.warning("stop: killed workers that did not end in time: ranks %s", killed)
         finally:
             self._restore_ctrl_c()
-            close = getattr(self._sink, "close", None)
-            if callable(close):
-                close()
+            self._sink.close()
 
     def interrupt(self) -> None:
         """SIGINT every worker (a KeyboardInterrupt in ``work_fn``; callers get RemoteError)."""
         for node in list(self._running):
-            node.process.send_control("interrupt")
+            if node.process is not None:
+                node.process.send_control("interrupt")
 
     def __enter__(self) -> Cluster:
         return self
@@ -196,13 +195,20 @@ class Cluster:
         hosts = ", ".join(f"{n.host}x{n.num_workers}" for n in self.nodes)
         return f"<Cluster {self._state}: {hosts}>"
 
-    def _start_node(self, config: NodeConfig, work_fn: str, secret: str, ranks: Any) -> None:
-        node = Node(config, ranks[0].group_rank if ranks else 0, self._sink)
+    def _start_node(
+        self, config: NodeConfig, work_fn: str, secret: str, ranks: list[RankInfo]
+    ) -> None:
+        node = Node(config, ranks[0].group_rank, self._sink)
         with self._lock:
             if self._state != "starting":
                 return  # stopped meanwhile (Ctrl-C): start nothing more
             self._running.append(node)
-        node.start(work_fn, secret, ranks, self._start_timeout, self._connect_timeout)
+        try:
+            node.start(work_fn, secret, ranks, self._start_timeout, self._connect_timeout)
+        except ClusterError:
+            raise
+        except (MiniRayError, OSError) as e:  # e.g. no ssh program, or a bad env name
+            raise ClusterError(f"node {config.host}: {type(e).__name__}: {e}") from e
 
     def _stop_node(self, node: Node) -> list[int]:
         return node.stop(self._stop_grace)
@@ -232,8 +238,34 @@ class Cluster:
             self.interrupt()
             return
         for node in list(self._running):
-            node.process.kill()  # at once: each server reads end-of-file and ends
+            if node.process is not None:
+                node.process.kill()  # at once: each server reads end-of-file and ends
         raise KeyboardInterrupt
+
+
+class _Guarded:
+    """A log sink that cannot break the log threads: if it raises, say so once, and send
+    its lines to stderr from then on (a log thread that died would stop draining a node's
+    output, and its workers would block on their next print)."""
+
+    def __init__(self, sink: LogSink) -> None:
+        self._sink: LogSink = sink
+        self._failed = False
+
+    def __call__(self, line: LogLine) -> None:
+        if not self._failed:
+            try:
+                self._sink(line)
+                return
+            except Exception:
+                self._failed = True
+                log.exception("the cluster's log sink failed; its lines go to stderr now")
+        log_to_stream()(line)
+
+    def close(self) -> None:
+        close = getattr(self._sink, "close", None)
+        if callable(close):
+            close()
 
 
 __all__ = ["Cluster", "ClusterError", "ClusterWorker", "LogLine", "NodeConfig"]

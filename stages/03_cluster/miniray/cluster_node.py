@@ -69,7 +69,7 @@ class Node:
     def __init__(self, config: NodeConfig, index: int, sink: LogSink) -> None:
         self.config, self.index, self._sink = config, index, sink
         self.workers: list[ClusterWorker] = []
-        self.process: NodeProcess  # set by start()
+        self.process: NodeProcess | None = None  # set by start()
         self._log_thread: threading.Thread | None = None
 
     def start(
@@ -98,14 +98,17 @@ class Node:
                 options=config.ssh_options,
                 connect_timeout=start_timeout,
             )
-        self.process = NodeProcess(argv, secret, config.host, self._server_line)
-        ready, rest = self.process.wait_ready(start_timeout)
+        self.process = process = NodeProcess(argv, secret, config.host, self._server_line)
+        ready, rest = process.wait_ready(start_timeout)
         address = ready["host"]  # where the ssh connection arrived, so reachable from here
         self._log_thread = threading.Thread(
-            target=self._read_logs, args=(rest,), name=f"miniray-logs-{config.host}", daemon=True
+            target=self._read_logs,
+            args=(process, rest),
+            name=f"miniray-logs-{config.host}",
+            daemon=True,
         )
         self._log_thread.start()
-        self.process.forward_stderr()
+        process.forward_stderr()
         for info in ranks:
             try:
                 worker = ClusterWorker(
@@ -113,28 +116,27 @@ class Node:
                 )
             except (MiniRayError, OSError) as e:
                 problem = f"worker {info.local_rank} (rank {info.rank}) could not connect: {e}"
-                raise ClusterError(self.process.describe(problem)) from e
+                raise ClusterError(process.describe(problem)) from e
             self.workers.append(worker)
 
     def stop(self, grace: float) -> list[int]:
         """Stop the workers, then the server; return the ranks that had to be killed."""
-        killed = []
-        if hasattr(self, "process"):
-            stoppers = {w.rank: _Stopper(w, grace) for w in self.workers}
-            killed = [rank for rank, stopper in stoppers.items() if not stopper.result()]
+        stoppers = {w.rank: _Stopper(w, grace) for w in self.workers}
+        killed = [rank for rank, stopper in stoppers.items() if not stopper.result()]
+        if self.process is not None:
             self.process.stop(timeout=5.0)
         if self._log_thread is not None:
             self._log_thread.join(timeout=2.0)  # the server exited: its stdout has ended
-        if hasattr(self, "process"):
+        if self.process is not None:
             self.process.close_pipes()
         return killed
 
-    def _read_logs(self, already: bytes) -> None:
+    def _read_logs(self, process: NodeProcess, already: bytes) -> None:
         """Until the server's stdout ends: each line to the sink."""
         pending = already
         while True:
             try:
-                chunk = os.read(self.process.stdout_fd, 1 << 16)
+                chunk = os.read(process.stdout_fd, 1 << 16)
             except OSError:
                 chunk = b""
             *records, pending = (pending + chunk).split(b"\n")

@@ -140,9 +140,16 @@ class LogRelay:
                 stream.reconfigure(line_buffering=True)  # type: ignore[union-attr]
 
     def interrupt_workers(self) -> None:
-        """SIGINT every worker whose output is still open (a KeyboardInterrupt in work_fn)."""
+        """SIGINT every worker (a KeyboardInterrupt in work_fn).
+
+        The workers are this server's children: the kernel's list of them is complete even
+        when the relay thread has not yet seen a new worker's pipe.
+        """
         with self._lock:
-            pids = [pid for _, pid, _ in self._pipes.values()]
+            pids = {pid for _, pid, _ in self._pipes.values()}
+        children = f"/proc/self/task/{os.getpid()}/children"
+        with contextlib.suppress(OSError, ValueError), open(children) as listed:
+            pids.update(int(pid) for pid in listed.read().split())
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGINT)

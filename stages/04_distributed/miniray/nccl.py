@@ -1,0 +1,170 @@
+"""What a rank needs to join a torch.distributed process group, and how it gets it.
+
+``torch.distributed.init_process_group(init_method="env://")`` reads its rendezvous from
+environment variables: ``MASTER_ADDR`` and ``MASTER_PORT`` (where rank 0 serves the
+key-value store everyone meets at), ``WORLD_SIZE`` and ``RANK``. Launchers (torchrun) and
+training code read ``LOCAL_RANK`` and ``LOCAL_WORLD_SIZE`` (which GPU is mine). The
+transports read ``NCCL_SOCKET_IFNAME`` / ``GLOO_SOCKET_IFNAME``: the network interface for
+their own connections, which is *not* chosen by ``MASTER_ADDR``.
+
+The coordinator builds one `NCCLConfig` per rank, sends it as a plain dict, and each
+worker turns it back into its environment:
+
+    # coordinator                                  # worker (in work_fn)
+    configs = cluster.distributed_configs()        config = NCCLConfig(**handle.recv())
+    for worker, config in zip(workers, configs):   setup_nccl_env(config)
+        worker.send(config.__dict__)               dist.init_process_group("nccl")
+
+No torch here: this module is part of the core package.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .errors import MiniRayError
+
+
+class DistributedConfigError(MiniRayError, ValueError):
+    """A distributed configuration that cannot work (a rank out of range, a bad port...)."""
+
+
+# --8<-- [start:config]
+@dataclass
+class NCCLConfig:
+    """One rank's place in a torch.distributed process group.
+
+    Only JSON-friendly fields, so ``NCCLConfig(**json.loads(json.dumps(c.__dict__)))``
+    equals ``c``: the round trip ``worker.send(config.__dict__)`` makes.
+
+    Attributes:
+        master_addr: Address of rank 0's node, as the other nodes reach it.
+        master_port: Port of rank 0's rendezvous store (free on rank 0's node).
+        world_size: Ranks in the whole group.
+        rank: This rank, 0 .. world_size - 1.
+        local_rank: This rank's index on its node (its GPU, with NCCL).
+        local_world_size: Ranks on this rank's node.
+        node_rank: The node's index (torchrun's ``GROUP_RANK``).
+        host: The node's name, for messages.
+        socket_ifname: The interface that routes to ``master_addr`` on this rank's node;
+            None leaves NCCL and gloo to guess.
+    """
+
+    master_addr: str
+    master_port: int
+    world_size: int
+    rank: int
+    local_rank: int
+    local_world_size: int
+    node_rank: int = 0
+    host: str = ""
+    socket_ifname: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.master_addr:
+            raise DistributedConfigError("master_addr is empty")
+        if not 0 < self.master_port < 65536:
+            raise DistributedConfigError(f"master_port {self.master_port} is not a TCP port")
+        if not 0 <= self.rank < self.world_size:
+            raise DistributedConfigError(f"rank {self.rank} is not in 0..{self.world_size - 1}")
+        if not 0 <= self.local_rank < self.local_world_size <= self.world_size:
+            raise DistributedConfigError(
+                f"rank {self.rank}: local_rank {self.local_rank} does not fit "
+                f"local_world_size {self.local_world_size} (world size {self.world_size})"
+            )
+
+    def environment(self) -> dict[str, str]:
+        """The environment variables this config stands for (see `setup_nccl_env`)."""
+        env = {
+            "MASTER_ADDR": self.master_addr,
+            "MASTER_PORT": str(self.master_port),
+            "WORLD_SIZE": str(self.world_size),
+            "RANK": str(self.rank),
+            "LOCAL_RANK": str(self.local_rank),
+            "LOCAL_WORLD_SIZE": str(self.local_world_size),
+            "GROUP_RANK": str(self.node_rank),
+        }
+        if self.socket_ifname:
+            env["NCCL_SOCKET_IFNAME"] = self.socket_ifname
+            env["GLOO_SOCKET_IFNAME"] = self.socket_ifname
+        return env
+
+    def describe(self) -> str:
+        """``rank 2 on node2: MASTER_ADDR=10.0.0.1 MASTER_PORT=41234 via eth0``."""
+        via = f"via {self.socket_ifname}" if self.socket_ifname else "interface not set"
+        return (
+            f"rank {self.rank} on {self.host or '?'}: "
+            f"MASTER_ADDR={self.master_addr} MASTER_PORT={self.master_port} {via}"
+        )
+
+
+# --8<-- [end:config]
+
+
+# --8<-- [start:setup_nccl_env]
+def setup_nccl_env(config: NCCLConfig) -> None:
+    """Set this process's environment for ``init_process_group(init_method="env://")``.
+
+    Sets ``MASTER_ADDR``, ``MASTER_PORT``, ``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``,
+    ``LOCAL_WORLD_SIZE`` and ``GROUP_RANK``; and ``NCCL_SOCKET_IFNAME`` and
+    ``GLOO_SOCKET_IFNAME`` when the config knows the interface. Interface variables
+    already set by the user are kept: an explicit choice beats our guess.
+    """
+    for name, value in config.environment().items():
+        if name.endswith("_SOCKET_IFNAME") and os.environ.get(name):
+            continue
+        os.environ[name] = value
+
+
+# --8<-- [end:setup_nccl_env]
+
+
+# --8<-- [start:create_nccl_configs]
+def create_nccl_configs(
+    master_addr: str,
+    nodes: Sequence[tuple[str, int]],
+    master_port: int = 29500,
+    socket_ifnames: Sequence[str | None] | None = None,
+) -> list[NCCLConfig]:
+    """One config per rank, in rank order: node order, then the index on the node.
+
+    Args:
+        master_addr: Address of the first node, as the other nodes reach it.
+        nodes: ``(host, num_workers)`` per node, in the cluster's order.
+        master_port: The rendezvous port on the first node. 29500 is torch's habit; with
+            a started cluster, `Cluster.distributed_configs` asks the node for a free one.
+        socket_ifnames: The interface routing to ``master_addr``, one per node (or None).
+
+    Returns:
+        ``sum(n for _, n in nodes)`` configs; ``configs[r].rank == r``.
+    """
+    if socket_ifnames is not None and len(socket_ifnames) != len(nodes):
+        raise DistributedConfigError(
+            f"{len(socket_ifnames)} interface names for {len(nodes)} nodes"
+        )
+    world_size = sum(count for _, count in nodes)
+    configs = []
+    first_rank = 0
+    for node_rank, (host, count) in enumerate(nodes):
+        ifname = socket_ifnames[node_rank] if socket_ifnames is not None else None
+        for local_rank in range(count):
+            configs.append(
+                NCCLConfig(
+                    master_addr=master_addr,
+                    master_port=master_port,
+                    world_size=world_size,
+                    rank=first_rank + local_rank,
+                    local_rank=local_rank,
+                    local_world_size=count,
+                    node_rank=node_rank,
+                    host=host,
+                    socket_ifname=ifname,
+                )
+            )
+        first_rank += count
+    return configs
+
+
+# --8<-- [end:create_nccl_configs]

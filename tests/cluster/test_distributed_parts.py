@@ -1,0 +1,301 @@
+"""Stage 4 without torch: rank configs, the environment they make, what the nodes report,
+and the coordinator's side of gather, train_step and the preflight timeout (with ranks
+that play their part without torch). Real clusters, real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+from sshhosts import SshHosts, wait_for_no_processes
+
+pytestmark = pytest.mark.needs("distributed")
+
+ENV_NAMES = ["MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK"]
+ENV_NAMES += ["LOCAL_WORLD_SIZE", "GROUP_RANK", "NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME"]
+
+
+# --- create_nccl_configs and NCCLConfig ----------------------------------------------------
+
+
+@pytest.mark.ex04_1
+def test_configs_come_in_rank_order_node_by_node() -> None:
+    from miniray import create_nccl_configs
+
+    configs = create_nccl_configs(master_addr="10.0.0.1", nodes=[("node1", 4), ("node2", 4)])
+    assert [c.rank for c in configs] == list(range(8))
+    assert [c.local_rank for c in configs] == [0, 1, 2, 3, 0, 1, 2, 3]
+    assert [c.node_rank for c in configs] == [0] * 4 + [1] * 4
+    assert [c.host for c in configs] == ["node1"] * 4 + ["node2"] * 4
+    assert {(c.world_size, c.local_world_size, c.master_addr) for c in configs} == {
+        (8, 4, "10.0.0.1")
+    }
+
+
+@pytest.mark.ex04_1
+def test_configs_for_uneven_nodes_and_their_interfaces() -> None:
+    from miniray import create_nccl_configs
+
+    configs = create_nccl_configs(
+        "10.0.0.1", [("a", 1), ("b", 3), ("c", 2)], master_port=41000,
+        socket_ifnames=["eth0", "ib0", None],
+    )  # fmt: skip
+    assert [(c.rank, c.local_rank, c.local_world_size, c.node_rank) for c in configs] == [
+        (0, 0, 1, 0), (1, 0, 3, 1), (2, 1, 3, 1), (3, 2, 3, 1), (4, 0, 2, 2), (5, 1, 2, 2),
+    ]  # fmt: skip
+    assert [c.socket_ifname for c in configs] == ["eth0", "ib0", "ib0", "ib0", None, None]
+    assert {c.world_size for c in configs} == {6} and {c.master_port for c in configs} == {41000}
+
+
+def test_bad_configs_are_refused() -> None:
+    from miniray import DistributedConfigError, NCCLConfig, create_nccl_configs
+
+    with pytest.raises(DistributedConfigError, match=re.escape("rank 4 is not in 0..3")):
+        NCCLConfig("10.0.0.1", 29500, world_size=4, rank=4, local_rank=0, local_world_size=1)
+    with pytest.raises(DistributedConfigError, match="not a TCP port"):
+        NCCLConfig("10.0.0.1", 0, world_size=1, rank=0, local_rank=0, local_world_size=1)
+    with pytest.raises(DistributedConfigError, match="3 interface names for 2 nodes"):
+        create_nccl_configs("h", [("a", 1), ("b", 1)], socket_ifnames=["x", "y", "z"])
+
+
+def test_a_config_survives_the_trip_to_a_worker_and_back() -> None:
+    """The original design's round trip: worker.send(config.__dict__) -> NCCLConfig(**recv())."""
+    import workfns
+
+    from miniray import NCCLConfig, Worker, create_nccl_configs
+
+    config = create_nccl_configs("10.0.0.1", [("n1", 2), ("n2", 2)], 41234, ["eth0", "eth1"])[3]
+    with Worker(workfns.echo) as worker:
+        worker.send(config.__dict__)
+        assert NCCLConfig(**worker.recv(timeout=10)) == config
+
+
+# --- setup_nccl_env ----------------------------------------------------------------------
+
+
+def env_after_setup(config: Any, preset: dict[str, str] | None = None) -> dict[str, str]:
+    """Run setup_nccl_env in a fresh process; return the variables it left."""
+    code = (
+        "import json, os, sys\nfrom miniray import NCCLConfig, setup_nccl_env\n"
+        "setup_nccl_env(NCCLConfig(**json.loads(sys.argv[1])))\n"
+        f"print(json.dumps({{k: os.environ.get(k) for k in {ENV_NAMES!r}}}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ENV_NAMES}
+    done = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(config.__dict__)],
+        env={**env, **(preset or {})}, capture_output=True, text=True, check=True, timeout=30,
+        cwd="/",  # not the repository root: `-c` would import its miniray, not the stage's
+    )  # fmt: skip
+    result: dict[str, str] = json.loads(done.stdout)
+    return result
+
+
+@pytest.mark.ex04_2
+def test_setup_nccl_env_sets_what_init_process_group_and_the_transports_read() -> None:
+    from miniray import create_nccl_configs
+
+    config = create_nccl_configs("10.0.0.1", [("n1", 2), ("n2", 3)], 41234, ["eth0", "ib0"])[4]
+    assert env_after_setup(config) == {
+        "MASTER_ADDR": "10.0.0.1", "MASTER_PORT": "41234", "WORLD_SIZE": "5", "RANK": "4",
+        "LOCAL_RANK": "2", "LOCAL_WORLD_SIZE": "3", "GROUP_RANK": "1",
+        "NCCL_SOCKET_IFNAME": "ib0", "GLOO_SOCKET_IFNAME": "ib0",
+    }  # fmt: skip
+
+
+@pytest.mark.ex04_2
+def test_setup_nccl_env_without_an_interface_and_with_the_users_choice() -> None:
+    from miniray import create_nccl_configs
+
+    unknown = create_nccl_configs("10.0.0.1", [("n1", 1)])[0]
+    env = env_after_setup(unknown)
+    assert env["NCCL_SOCKET_IFNAME"] is None and env["GLOO_SOCKET_IFNAME"] is None
+    assert env["RANK"] == "0" and env["MASTER_PORT"] == "29500"
+    known = create_nccl_configs("10.0.0.1", [("n1", 1)], socket_ifnames=["eth0"])[0]
+    env = env_after_setup(known, preset={"NCCL_SOCKET_IFNAME": "ib0"})
+    assert env["NCCL_SOCKET_IFNAME"] == "ib0"  # the user's explicit choice wins
+    assert env["GLOO_SOCKET_IFNAME"] == "eth0"
+
+
+def test_import_miniray_does_not_import_torch() -> None:
+    code = "import sys, miniray, miniray.preflight, miniray.training; print('torch' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30,
+        cwd="/",
+    )  # fmt: skip
+    assert done.stdout.strip() == "False"
+
+
+# --- distributed_configs: asking the nodes -----------------------------------------------
+
+
+def test_distributed_configs_on_localhost_nodes(node: Any, tag: str) -> None:
+    from miniray import Cluster
+
+    with Cluster([node("localhost", 2), node("127.0.0.1", 1)]) as cluster:
+        cluster.start(work_fn="fake_ranks.echo_rank")
+        configs = cluster.distributed_configs()
+        port = configs[0].master_port
+        with socket.create_server(("127.0.0.1", port)):  # "free": nobody listens there
+            pass
+        assert [(c.rank, c.local_rank, c.node_rank, c.world_size) for c in configs] == [
+            (0, 0, 0, 3), (1, 1, 0, 3), (2, 0, 1, 3),
+        ]  # fmt: skip
+        assert {(c.master_addr, c.master_port, c.socket_ifname) for c in configs} == {
+            ("127.0.0.1", port, "lo")
+        }
+        assert cluster.distributed_configs(master_port=12345)[2].master_port == 12345
+    assert wait_for_no_processes(tag, 5.0) == []
+
+
+def test_distributed_configs_over_ssh(use_ssh_config: SshHosts, node: Any, tag: str) -> None:
+    from miniray import Cluster
+
+    with Cluster([node("node1", 1), node("node2", 1)]) as cluster:
+        cluster.start(work_fn="fake_ranks.echo_rank")
+        configs = cluster.distributed_configs()
+    assert [c.master_addr for c in configs] == ["127.0.0.2", "127.0.0.2"]  # node1, via ssh
+    assert [c.socket_ifname for c in configs] == ["lo", "lo"]
+    assert wait_for_no_processes(tag, 5.0) == []
+
+
+def test_distributed_configs_on_namespace_hosts(
+    use_ssh_config: SshHosts, ns_hosts: list[tuple[str, str]], node: Any, tag: str
+) -> None:
+    from miniray import Cluster
+
+    with Cluster([node("h1", 1), node("h2", 2)]) as cluster:
+        cluster.start(work_fn="fake_ranks.echo_rank")
+        configs = cluster.distributed_configs()
+    assert {c.master_addr for c in configs} == {ns_hosts[0][1]}  # h1's own address
+    assert [c.socket_ifname for c in configs] == ["eth0", "eth0", "eth0"]
+    assert wait_for_no_processes(tag, 5.0) == []
+
+
+def test_a_local_first_node_with_remote_nodes_uses_our_address_as_they_see_it(
+    use_ssh_config: SshHosts, node: Any, tag: str
+) -> None:
+    from miniray import Cluster
+
+    with Cluster([node("localhost", 1), node("node2", 1)]) as cluster:
+        cluster.start(work_fn="fake_ranks.echo_rank")
+        configs = cluster.distributed_configs()
+    # node2 is 127.0.0.3, reached from 127.0.0.1: that is where node2 finds us.
+    assert {c.master_addr for c in configs} == {"127.0.0.1"}
+    assert wait_for_no_processes(tag, 5.0) == []
+
+
+# --- gather and train_step: the coordinator's side ---------------------------------------
+
+
+def test_gather_returns_replies_in_rank_order(node: Any, tag: str) -> None:
+    from miniray import Cluster, gather
+
+    with Cluster([node("localhost", 3)]) as cluster:
+        workers = cluster.start(work_fn="fake_ranks.echo_rank")
+        for worker in workers:
+            worker.send(worker.rank * 10)
+        assert gather(workers, timeout=10) == [{"rank": r, "msg": r * 10} for r in range(3)]
+        late = re.escape("ranks 0, 1, 2 did not answer within 0.2 s")
+        with pytest.raises(TimeoutError, match=late):
+            gather(workers, timeout=0.2)
+    assert wait_for_no_processes(tag, 5.0) == []
+
+
+def test_gather_names_the_rank_that_died_without_waiting_for_the_others(
+    node: Any, tag: str
+) -> None:
+    import signal
+
+    from miniray import Cluster, WorkerDied, gather
+
+    with Cluster([node("localhost", 2), node("127.0.0.1", 2)], stop_grace=0.5) as cluster:
+        workers = cluster.start(work_fn="fake_ranks.echo_rank")
+        os.kill(workers[2].pid, signal.SIGKILL)
+        started = time.monotonic()
+        with pytest.raises(WorkerDied, match=re.escape("rank 2 on 127.0.0.1")) as caught:
+            gather(workers, timeout=30)  # no rank was asked anything: only the death answers
+        assert time.monotonic() - started < 5
+        assert caught.value.pid == workers[2].pid
+    assert wait_for_no_processes(tag, 5.0) == []
+
+
+@pytest.mark.ex04_3
+def test_train_step_sends_each_rank_its_shard_then_steps(node: Any, tag: str) -> None:
+    from miniray import Cluster, train_step
+    from miniray.training import command, wait_ready
+
+    with Cluster([node("localhost", 2), node("127.0.0.1", 2)]) as cluster:
+        workers = cluster.start(work_fn="fake_ranks.arithmetic_trainer")
+        wait_ready(workers, timeout=10)
+        shards = [{"inputs": [[rank, rank + 2]], "targets": [[0, 0]]} for rank in range(4)]
+        assert train_step(workers, shards, timeout=10) == {"loss": (1 + 2 + 3 + 4) / 4}
+        assert train_step(workers, shards[::-1], timeout=10) == {"loss": 2.5}
+        states = command(workers, {"cmd": "optim_step"}, timeout=10)
+        assert [s["step"] for s in states] == [3, 3, 3, 3]  # one optim_step per train_step
+        expected = ["forward_backward", "optim_step"] * 2 + ["optim_step"]
+        assert all(s["seen"] == expected for s in states)
+        assert command(workers, {"cmd": "shutdown"}, timeout=10) == [{"status": "bye"}] * 4
+    assert wait_for_no_processes(tag, 5.0) == []
+
+
+@pytest.mark.ex04_3
+def test_train_step_reports_a_dead_rank(node: Any, tag: str) -> None:
+    import signal
+
+    from miniray import Cluster, WorkerDied, train_step
+    from miniray.training import wait_ready
+
+    with Cluster([node("localhost", 2)], stop_grace=0.5) as cluster:
+        workers = cluster.start(work_fn="fake_ranks.arithmetic_trainer")
+        wait_ready(workers, timeout=10)
+        os.kill(workers[1].pid, signal.SIGKILL)
+        with pytest.raises(WorkerDied, match="rank 1 on localhost"):
+            train_step(workers, [{"inputs": [[1]]}, {"inputs": [[2]]}], timeout=10)
+    assert wait_for_no_processes(tag, 5.0) == []
+
+
+# --- the preflight's timeout, with ranks that hang where real ones do ----------------------
+
+
+@pytest.mark.ex04_4
+def test_preflight_names_the_ranks_that_did_not_join_within_its_timeout(
+    node: Any, tag: str
+) -> None:
+    from miniray import Cluster, PreflightError, preflight
+
+    with Cluster([node("localhost", 2), node("127.0.0.1", 1)], stop_grace=0.5) as cluster:
+        cluster.start(work_fn="fake_ranks.stuck_in_init")
+        configs = cluster.distributed_configs()
+        started = time.monotonic()
+        with pytest.raises(PreflightError) as caught:
+            preflight(cluster, configs, timeout=1.5)
+        elapsed = time.monotonic() - started
+        assert cluster.workers == []  # the coordinator tore the ranks down
+    assert 1.5 <= elapsed < 1.5 + 5  # the timeout, then the teardown
+    message = str(caught.value)
+    assert caught.value.missing == [1, 2]
+    assert "ranks 1, 2 did not join the process group" in message
+    port = configs[0].master_port
+    assert f"rank 2 on 127.0.0.1: MASTER_ADDR=127.0.0.1 MASTER_PORT={port} via lo" in message
+    assert "rank 0 on localhost" in message and ": ok" in message
+    assert wait_for_no_processes(tag, 5.0) == []
+
+
+@pytest.mark.ex04_4
+def test_preflight_returns_the_backend_every_rank_got(node: Any, tag: str) -> None:
+    from miniray import Cluster, gather, preflight
+
+    with Cluster([node("localhost", 2)]) as cluster:
+        workers = cluster.start(work_fn="fake_ranks.fake_preflight_ok")
+        # Each rank's "joined" and "ok" arrive together: the second must not wait for more
+        # bytes (a preflight that did would run into pytest's 60 s timeout).
+        assert preflight(cluster, cluster.distributed_configs(), timeout=3600) == "gloo"
+        assert gather(workers, timeout=10) == [{"backend": "gloo"}] * 2
+    assert wait_for_no_processes(tag, 5.0) == []
