@@ -187,7 +187,7 @@ def test_an_unauthenticated_peer_never_reaches_the_decoder(tmp_path: Any) -> Non
 
     MarshalCodec.decode = spy  # type: ignore[method-assign]
     try:
-        from conftest import Servers
+        from ext_servers import Servers
 
         servers = Servers()
         try:
