@@ -62,17 +62,17 @@ class MessageCodec:
         self._pinned: mmap.mmap | None = None  # the mapping zero-copy views were made from
         self._pinned_seq = 0  # the region message it holds
 
-    def encode(self, msg: Any) -> list[bytes | memoryview]:
-        """The payload, in parts (the big parts are the caller's own buffers, not copies)."""
+    def encode(self, msg: Any) -> bytes | list[bytes | memoryview]:
+        """The payload: bytes, or with buffers, parts (the caller's own buffers, not copies)."""
         if self._pinned is not None:  # views dropped since the last recv: give the region back
             self.release_views()
         if self.codec is JSON:
             try:
-                return [_JSON_PROBE.encode(msg).encode()]
+                return _JSON_PROBE.encode(msg).encode()
             except _HasBuffer:
                 pass
         elif not _holds_buffer(msg):
-            return [self.codec.encode(msg)]
+            return self.codec.encode(msg)
         buffers: list[memoryview] = []
         skeleton = self.codec.encode(_extract(msg, buffers))
         return self._pack(skeleton, buffers)
