@@ -74,18 +74,6 @@ def use_ssh_config(ssh_hosts: SshHosts, monkeypatch: pytest.MonkeyPatch) -> SshH
     return ssh_hosts
 
 
-@pytest.fixture(autouse=True)
-def run_from_the_tests_folder(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Start nodes from tests/, not from the repository root.
-
-    A node runs ``python -m miniray.cluster_server`` in the current directory, which Python
-    puts first on ``sys.path``: from the root, the top-level ``miniray/`` (the final stage)
-    would shadow the stage under test, and a later stage's wire protocol would meet this
-    stage's client.
-    """
-    monkeypatch.chdir(tests_dir())
-
-
 @pytest.fixture
 def tag() -> str:
     return uuid.uuid4().hex
