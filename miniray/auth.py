@@ -1,14 +1,25 @@
-"""Who may talk to a WorkerServer: a shared secret, proven without being sent.
+"""Who may talk to a WorkerServer: a shared secret, proven without being sent; and
+a key for every frame after that.
 
 Before a single frame is parsed, both sides prove they know the same secret with an
 HMAC challenge-response (mutual: a client also knows it reached a real server):
 
-    server -> client   MAGIC, status, server_nonce               (41 bytes)
-    client -> server   client_nonce, HMAC(secret, "client" + server_nonce + client_nonce)
-    server -> client   verdict, HMAC(secret, "server" + client_nonce + server_nonce)
+    server -> client   MAGIC, READY, server_nonce                (41 bytes)
+    client -> server   client_nonce, HMAC(secret, "client" + Ns + Nc)  (64 bytes)
+    server -> client   verdict, HMAC(secret, "server" + verdict + Nc + Ns)  (33 bytes)
+
+The verdict is ACCEPTED, FULL (no free worker slot) or BUSY (the server could not
+start a worker just now), each carrying the server's proof, so a client believes
+"full" only from a server that knows the secret; REJECTED (wrong secret) cannot carry
+a proof the client could check, and is taken as an authentication failure.
 
 Fresh random nonces make every proof single-use: a recorded handshake replays nowhere.
 The secret never crosses the wire and never appears on a command line.
+
+Both sides then derive a session key, HMAC(secret, "session" + Ns + Nc), and every
+frame after the handshake carries a tag: HMAC(key, direction + sequence number + kind +
+payload), cut to 16 bytes. A forged, replayed, reordered or dropped frame fails its
+check, which ends the channel (:class:`FrameMAC`).
 
 What it does not do: encrypt. Anyone on the path can read the messages. Use it on
 a private network or through an SSH tunnel (stage 3 launches over SSH).
@@ -27,82 +38,191 @@ import os
 import secrets
 import socket
 import stat
+import struct
 import time
 from pathlib import Path
 
-from .errors import AuthenticationError, ProtocolError, ServerFull
+from .errors import AuthenticationError, ProtocolError, ServerFull, ServerUnreachable
+from .wire import EXIT, HEADER, encode_exit
 
 # --8<-- [start:handshake_format]
-MAGIC = b"MINIRAY2"
+MAGIC = b"MINIRAY3"  # also the protocol version: 3 has the per-frame MAC
 NONCE_SIZE = MAC_SIZE = 32
-READY, FULL = 0, 1  # status in the server's greeting
-ACCEPTED, REJECTED = 0, 1  # the server's verdict
+READY = 0  # the greeting's status byte (the only one; anything else is a ProtocolError)
+ACCEPTED, REJECTED, FULL, BUSY = 0, 1, 2, 3  # the server's verdict
+GREETING_SIZE = len(MAGIC) + 1 + NONCE_SIZE  # 41
+ANSWER_SIZE = NONCE_SIZE + MAC_SIZE  # 64: all the server ever reads before authentication
+VERDICT_SIZE = 1 + MAC_SIZE  # 33
+TAG_SIZE = 16  # bytes of HMAC-SHA256 after every frame: one guess in 2**128 per session
 # --8<-- [end:handshake_format]
+REJECTION = bytes([REJECTED]) + bytes(MAC_SIZE)  # no proof: the client could not check one
 _MIN_SECRET_CHARS = 16
+CLIENT, WORKER, SERVER = b"C", b"W", b"S"  # who sealed a frame: the direction in each tag
+_TAG_INPUT = struct.Struct("!cQB")  # direction, sequence number, frame kind
+_ONE_SHOT = 64 * 1024  # payloads up to this are MACed in one call (a copy is cheaper)
 
 
-# --8<-- [start:server_handshake]
-def server_handshake(sock: socket.socket, secret: bytes, timeout: float) -> None:
-    """Challenge a new client; return if it proves it knows ``secret``.
+def greeting(server_nonce: bytes) -> bytes:
+    """The server's first words on a new connection: MAGIC, READY, its nonce."""
+    return MAGIC + bytes([READY]) + server_nonce
 
-    Reads exactly 64 bytes, whatever the client sends, and parses nothing else.
+
+# --8<-- [start:check_answer]
+def check_answer(secret: bytes, server_nonce: bytes, answer: bytes) -> Session:
+    """Check a client's 64-byte answer to the greeting; return the session it opens.
+
+    The answer is the client's nonce and its proof, HMAC(secret, "client" + Ns + Nc).
+    The proof is compared with ``hmac.compare_digest`` (never ``==``, whose time tells
+    an attacker how many leading bytes were right).
 
     Raises:
-        AuthenticationError: Wrong proof (the client is told, then the caller hangs up).
-        TimeoutError: The whole handshake took longer than ``timeout`` seconds.
-        ConnectionError: The client went away.
+        AuthenticationError: The proof is wrong (the client does not know the secret).
     """
-    deadline = time.monotonic() + timeout
-    server_nonce = secrets.token_bytes(NONCE_SIZE)
-    _send(sock, MAGIC + bytes([READY]) + server_nonce, deadline)
-    answer = _recv_exactly(sock, NONCE_SIZE + MAC_SIZE, deadline)
-    client_nonce, client_mac = answer[:NONCE_SIZE], answer[NONCE_SIZE:]
-    if not hmac.compare_digest(client_mac, _mac(secret, b"client", server_nonce, client_nonce)):
-        _send(sock, bytes([REJECTED]) + bytes(MAC_SIZE), deadline)
+    client_nonce, proof = answer[:NONCE_SIZE], answer[NONCE_SIZE:]
+    if not hmac.compare_digest(proof, _mac(secret, b"client", server_nonce, client_nonce)):
         raise AuthenticationError("client failed the challenge (wrong secret)")
-    _send(sock, bytes([ACCEPTED]) + _mac(secret, b"server", client_nonce, server_nonce), deadline)
+    return Session(secret, server_nonce, client_nonce)
 
 
-# --8<-- [end:server_handshake]
+# --8<-- [end:check_answer]
 
 
 # --8<-- [start:client_handshake]
-def client_handshake(sock: socket.socket, secret: bytes, timeout: float) -> None:
-    """Answer the server's challenge and check the server's own proof.
+def client_handshake(
+    sock: socket.socket, secret: bytes, timeout: float, *, peer: str = "the server"
+) -> Session:
+    """Answer the server's challenge, check its verdict and proof; return the session.
+
+    The greeting is checked as its bytes arrive: the first byte that differs from MAGIC
+    (or a hang-up before the whole greeting) means the peer is no MiniRay server.
+
+    Args:
+        sock: A connected socket; nothing has been read from it yet.
+        secret: The shared secret.
+        timeout: Seconds for the whole handshake (one deadline, not one per read).
+        peer: ``"host:port"``, to name the server in error messages.
 
     Raises:
-        ServerFull: The server refused us before the challenge: no free worker slot.
-        AuthenticationError: The server rejected our secret, or could not prove its own.
-        ProtocolError: The peer is not a MiniRay server.
+        ServerUnreachable: The peer did not answer like a MiniRay server: the message
+            names ``peer`` and quotes what it sent, e.g. ``(got b'HTTP/1.1 400...')``.
+        ProtocolError: An unknown status byte in the greeting or the verdict.
+        AuthenticationError: The server rejected our secret, or its verdict (ACCEPTED,
+            FULL or BUSY) did not carry a valid proof, HMAC(secret, "server" + verdict
+            byte + Nc + Ns).
+        ServerFull: The server proved it has no free worker slot (FULL), or that it
+            could not start a worker just now (BUSY).
         TimeoutError: The handshake took longer than ``timeout`` seconds.
     """
     deadline = time.monotonic() + timeout
-    greeting = _recv_exactly(sock, len(MAGIC) + 1 + NONCE_SIZE, deadline)
-    if greeting[: len(MAGIC)] != MAGIC:
-        raise ProtocolError("the peer is not a MiniRay server (or a different version)")
-    if greeting[len(MAGIC)] == FULL:
-        raise ServerFull("the server is running as many workers as it allows (--workers)")
-    server_nonce = greeting[len(MAGIC) + 1 :]
-    client_nonce = secrets.token_bytes(NONCE_SIZE)
-    proof = _mac(secret, b"client", server_nonce, client_nonce)
-    _send(sock, client_nonce + proof, deadline)
-    verdict = _recv_exactly(sock, 1 + MAC_SIZE, deadline)
-    if verdict[0] != ACCEPTED:
+    greeted = _recv_greeting(sock, deadline, peer)
+    if greeted[len(MAGIC)] != READY:
+        raise ProtocolError(f"{peer} sent an unknown status byte {greeted[len(MAGIC)]}")
+    session = Session(secret, greeted[len(MAGIC) + 1 :], secrets.token_bytes(NONCE_SIZE))
+    proof = _mac(secret, b"client", session.server_nonce, session.client_nonce)
+    _send(sock, session.client_nonce + proof, deadline)
+    verdict = _recv_exactly(sock, VERDICT_SIZE, deadline, peer)
+    if verdict[0] == REJECTED:
         raise AuthenticationError("the server rejected our secret")
-    if not hmac.compare_digest(verdict[1:], _mac(secret, b"server", client_nonce, server_nonce)):
-        raise AuthenticationError("the server could not prove it knows the secret")
+    if verdict[0] not in (ACCEPTED, FULL, BUSY):
+        raise ProtocolError(f"{peer} sent an unknown verdict byte {verdict[0]}")
+    if not hmac.compare_digest(verdict, session.verdict(verdict[0])):
+        raise AuthenticationError(f"{peer} could not prove it knows the secret")
+    if verdict[0] == FULL:
+        raise ServerFull(f"{peer} is running as many workers as it allows (--workers)")
+    if verdict[0] == BUSY:
+        raise ServerFull(f"{peer} could not start a worker just now (out of processes?)")
+    return session
 
 
 # --8<-- [end:client_handshake]
 
 
-def refuse_full(sock: socket.socket) -> None:
-    """Tell a client there is no free worker slot (best effort, never blocks)."""
-    try:
-        sock.setblocking(False)
-        sock.send(MAGIC + bytes([FULL]) + bytes(NONCE_SIZE))
-    except OSError:
-        pass
+class Session:
+    """What a successful handshake leaves both sides: the nonces, and keys derived from them.
+
+    The session key, HMAC(secret, "session" + Ns + Nc), is new for every connection
+    and never crosses the wire.
+    """
+
+    def __init__(self, secret: bytes, server_nonce: bytes, client_nonce: bytes) -> None:
+        self._secret = secret
+        self.server_nonce, self.client_nonce = server_nonce, client_nonce
+        self._key = _mac(secret, b"session", server_nonce, client_nonce)
+
+    def verdict(self, status: int) -> bytes:
+        """The server's verdict: ``status`` and the proof that the server sent it."""
+        proof = _mac(
+            self._secret, b"server" + bytes([status]), self.client_nonce, self.server_nonce
+        )
+        return bytes([status]) + proof
+
+    def worker_frames(self) -> FrameMAC:
+        """The ``frame_auth`` of the worker's end of the connection."""
+        return FrameMAC(self._key, sends=WORKER, receives=CLIENT)
+
+    def client_frames(self) -> FrameMAC:
+        """The ``frame_auth`` of the client's end: it also takes the server's exit report."""
+        return FrameMAC(self._key, sends=CLIENT, receives=WORKER, reports_from=SERVER)
+
+    def exit_report(self, code: int) -> bytes:
+        """The EXIT frame the server sends for a worker it reaped, sealed as the server's."""
+        payload = encode_exit(code)
+        sealed = _tag(self._key, SERVER, 0, EXIT, payload)
+        return HEADER.pack(len(payload) + len(sealed), EXIT) + payload + sealed
+
+
+# --8<-- [start:frame_mac]
+class FrameMAC:
+    """Seal outgoing frames and check incoming ones: a Channel's ``frame_auth``.
+
+    A frame's tag is HMAC(session key, direction + sequence number + kind + payload)
+    cut to ``TAG_SIZE`` bytes. The sequence numbers are counted, never sent: a frame
+    replayed, dropped, reordered or sent back the other way fails its check, and so
+    does one an attacker made up without the key.
+
+    Args:
+        key: The session key.
+        sends: The direction byte of frames sealed here.
+        receives: The direction byte of frames checked here.
+        reports_from: If set, one EXIT frame sealed with this direction byte (and
+            sequence number 0) is also accepted: the server's report of how the worker
+            ended, written after the worker could write nothing more.
+    """
+
+    tag_size = TAG_SIZE
+
+    def __init__(
+        self, key: bytes, *, sends: bytes, receives: bytes, reports_from: bytes | None = None
+    ) -> None:
+        self._key = key
+        self._sends, self._receives, self._reports_from = sends, receives, reports_from
+        self._sent = self._received = 0
+
+    def seal(self, kind: int, payload: bytes) -> bytes:
+        """The tag of the next frame sent."""
+        self._sent += 1
+        return _tag(self._key, self._sends, self._sent - 1, kind, payload)
+
+    def check(self, kind: int, payload: bytes, tag: bytes) -> None:
+        """Accept the next frame received, or raise ProtocolError."""
+        if hmac.compare_digest(tag, _tag(self._key, self._receives, self._received, kind, payload)):
+            self._received += 1
+            return
+        reporter = self._reports_from
+        if reporter and kind == EXIT and hmac.compare_digest(tag, self._report_tag(payload)):
+            self._reports_from = None  # one report per session
+            return
+        raise ProtocolError(
+            "a frame failed its integrity check (forged, replayed, reordered or altered "
+            "on the way): the connection cannot be trusted"
+        )
+
+    def _report_tag(self, payload: bytes) -> bytes:
+        assert self._reports_from is not None
+        return _tag(self._key, self._reports_from, 0, EXIT, payload)
+
+
+# --8<-- [end:frame_mac]
 
 
 # --8<-- [start:load_secret]
@@ -164,8 +284,17 @@ def _read_secret_file(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def _mac(secret: bytes, role: bytes, *nonces: bytes) -> bytes:
-    return hmac.new(secret, role + b"".join(nonces), hashlib.sha256).digest()
+def _mac(secret: bytes, label: bytes, *nonces: bytes) -> bytes:
+    return hmac.new(secret, label + b"".join(nonces), hashlib.sha256).digest()
+
+
+def _tag(key: bytes, direction: bytes, sequence: int, kind: int, payload: bytes) -> bytes:
+    prefix = _TAG_INPUT.pack(direction, sequence, kind)
+    if len(payload) <= _ONE_SHOT:
+        return hmac.digest(key, prefix + payload, "sha256")[:TAG_SIZE]
+    mac = hmac.new(key, prefix, "sha256")  # no copy of a big payload
+    mac.update(payload)
+    return mac.digest()[:TAG_SIZE]
 
 
 def _send(sock: socket.socket, data: bytes, deadline: float) -> None:
@@ -173,16 +302,39 @@ def _send(sock: socket.socket, data: bytes, deadline: float) -> None:
     sock.sendall(data)
 
 
-def _recv_exactly(sock: socket.socket, size: int, deadline: float) -> bytes:
-    """Read exactly ``size`` bytes before ``deadline`` (a slow trickle does not extend it)."""
-    data = bytearray()
-    while len(data) < size:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("handshake timed out")
-        sock.settimeout(remaining)
-        chunk = sock.recv(size - len(data))
+def _recv_greeting(sock: socket.socket, deadline: float, peer: str) -> bytes:
+    """Read the 41-byte greeting, giving up at the first byte that is not MAGIC's."""
+    data = b""
+    while len(data) < GREETING_SIZE:
+        if not MAGIC.startswith(data[: len(MAGIC)]):
+            break
+        chunk = _recv_some(sock, GREETING_SIZE - len(data), deadline, peer)
         if not chunk:
-            raise ConnectionResetError("the peer hung up during the handshake")
+            break
         data += chunk
-    return bytes(data)
+    if len(data) < GREETING_SIZE or not data.startswith(MAGIC):
+        shown = repr(data[:32]) + ("..." if len(data) > 32 else "")
+        raise ServerUnreachable(f"{peer} did not answer like a MiniRay server (got {shown})")
+    return data
+
+
+def _recv_exactly(sock: socket.socket, size: int, deadline: float, peer: str) -> bytes:
+    """Read exactly ``size`` bytes before ``deadline`` (a slow trickle does not extend it)."""
+    data = b""
+    while len(data) < size:
+        chunk = _recv_some(sock, size - len(data), deadline, peer)
+        if not chunk:
+            raise ConnectionResetError(f"{peer} hung up during the handshake")
+        data += chunk
+    return data
+
+
+def _recv_some(sock: socket.socket, size: int, deadline: float, peer: str) -> bytes:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError(f"the handshake with {peer} timed out")
+    sock.settimeout(remaining)
+    try:
+        return sock.recv(size)
+    except TimeoutError:
+        raise TimeoutError(f"the handshake with {peer} timed out") from None

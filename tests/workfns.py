@@ -74,3 +74,13 @@ def send_burst(handle: Any) -> None:
     """Send ``n`` numbered messages (the first message is ``n``), then return."""
     for i in range(handle.recv()):
         handle.send({"i": i})
+
+
+def fork_grandchild(handle: Any) -> None:
+    """Fork a process that sleeps holding the connection; send both pids; return when told."""
+    grandchild = os.fork()
+    if grandchild == 0:
+        time.sleep(30)
+        os._exit(0)
+    handle.send({"pid": os.getpid(), "grandchild": grandchild})
+    handle.recv()

@@ -22,7 +22,7 @@ import socket
 import struct
 import time
 from collections import deque
-from typing import Any
+from typing import Any, Protocol
 
 from .errors import ChannelClosed, ProtocolError
 from .wire import (
@@ -42,6 +42,16 @@ _WATCH_INTERVAL = 0.1  # seconds between looks at a watched process during a blo
 _SMALL_FRAME = 64 * 1024  # below this, header and payload go out in one send
 
 
+class FrameAuth(Protocol):
+    """Seals each frame sent and checks each frame received (stage 2's per-frame MAC)."""
+
+    tag_size: int  # bytes of tag at the end of each frame, counted in its length
+
+    def seal(self, kind: int, payload: bytes) -> bytes: ...  # the next frame's tag
+
+    def check(self, kind: int, payload: bytes, tag: bytes) -> None: ...  # or ProtocolError
+
+
 class Channel:
     """One end of a framed, JSON-speaking socket.
 
@@ -52,6 +62,8 @@ class Channel:
             has exited (a pidfd); a wait then ends instead of hanging on a socket that a
             grandchild may still hold open.
         peer_pid: The peer's process id, used in error messages.
+        frame_auth: Optional: every frame then ends with a tag it seals and checks; a
+            frame that fails the check ends the stream with a ProtocolError.
     """
 
     def __init__(
@@ -61,8 +73,11 @@ class Channel:
         max_frame: int = DEFAULT_MAX_FRAME,
         watch_fd: int | None = None,
         peer_pid: int = 0,
+        frame_auth: FrameAuth | None = None,
     ) -> None:
         self.max_frame = max_frame
+        self._frame_auth = frame_auth
+        self._tag_size = 0 if frame_auth is None else frame_auth.tag_size
         self.peer_pid = peer_pid
         self._sock = sock
         self._buffer = bytearray()
@@ -98,19 +113,21 @@ class Channel:
             raise ChannelClosed("the channel is closed")
         if self._send_broken:
             raise ProtocolError("an earlier send timed out mid-frame; the channel is unusable")
-        if len(payload) > self.max_frame:
+        if len(payload) + self._tag_size > self.max_frame:
             raise ProtocolError(
                 f"message of {len(payload)} bytes exceeds max_frame={self.max_frame}; not sent"
             )
-        header = HEADER.pack(len(payload), kind)
+        tag = b"" if self._frame_auth is None else self._frame_auth.seal(kind, payload)
+        header = HEADER.pack(len(payload) + len(tag), kind)
         try:
             if timeout is not None:  # (settimeout costs two system calls: not on every send)
                 self._sock.settimeout(timeout)
             if len(payload) < _SMALL_FRAME:
-                self._sock.sendall(header + payload)
-            else:  # two sends, to avoid copying a big payload just to prepend 9 bytes
+                self._sock.sendall(header + payload + tag)
+            else:  # separate sends, to avoid copying a big payload just to prepend 9 bytes
                 self._sock.sendall(header)
                 self._sock.sendall(payload)
+                self._sock.sendall(tag)
         except TimeoutError:
             self._send_broken = True
             raise TimeoutError(f"send did not complete within {timeout} s") from None
@@ -251,7 +268,7 @@ class Channel:
         self._buffer += data
         try:
             while (frame := self._take_frame()) is not None:
-                self._frames.append(frame)
+                self._frames.append(self._checked(frame))
         except ProtocolError as e:
             self._end = _StreamEnd(str(e), fatal=True)
 
@@ -275,6 +292,16 @@ class Channel:
         return kind, payload
 
     # --8<-- [end:take_frame]
+
+    def _checked(self, frame: tuple[int, bytes]) -> tuple[int, bytes]:
+        """The frame without its tag, once ``frame_auth`` accepts it (else ProtocolError)."""
+        if self._frame_auth is None:
+            return frame
+        kind, body = frame
+        if len(body) < self._tag_size:
+            raise ProtocolError("a frame too short to carry its tag")
+        self._frame_auth.check(kind, body[: -self._tag_size], body[-self._tag_size :])
+        return kind, body[: -self._tag_size]
 
     def _check_watched_process(self) -> None:
         """End the stream if the watched process has exited (after reading all it sent)."""

@@ -5,24 +5,33 @@
     print(worker.recv(timeout=5))
     worker.close()
 
-The bytes on the socket are the same frames as in stage 1, so the same Channel reads
-them. What differs is how we learn that the worker ended: a local Worker watches its
-child's pidfd, a RemoteWorker only sees its TCP connection. So the server's worker
-sends an EXIT frame with its exit code, and a connection that closes without one
-means the process was killed (or the server went away).
+The bytes on the socket are the same frames as in stage 1, each sealed with a MAC
+(``auth.FrameMAC``), so the same Channel reads them. What differs is how we learn that
+the worker ended: a local Worker watches its child's pidfd, a RemoteWorker only sees
+its TCP connection. So the worker sends an EXIT frame with its exit code; one that
+could not (killed by a signal) gets it sent by the server, which reaps it and knows
+the code. A connection that closes without an EXIT frame means the server went away.
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from typing import Any
 
 from .auth import client_handshake, load_secret
 from .channel import Channel, wait_readable
-from .errors import ChannelClosed, MiniRayError, ProtocolError, RemoteError, WorkerDied
+from .errors import (
+    ChannelClosed,
+    MiniRayError,
+    ProtocolError,
+    RemoteError,
+    WorkerDied,
+    describe_returncode,
+)
 from .tcp import connect
-from .wire import DEFAULT_MAX_FRAME
+from .wire import DEFAULT_MAX_FRAME, EXIT, decode_exit
 
 
 class RemoteWorker:
@@ -36,9 +45,13 @@ class RemoteWorker:
         max_frame: Largest message, in encoded bytes, either side may send.
 
     Raises:
-        ServerUnreachable: Nothing accepted the connection in time (is the server running?).
-        ServerFull: The server already runs ``--workers`` workers.
+        ServerUnreachable: Nothing accepted the connection in time (is the server
+            running?), or what answered is not a MiniRay server (the message quotes it).
+        ServerFull: The server already runs ``--workers`` workers, or could not start
+            one just now.
         AuthenticationError: The secrets differ.
+        ProtocolError: The server broke the protocol (an unknown status, a bad hello).
+        TimeoutError: The handshake or the hello took longer than ``connect_timeout``.
     """
 
     # --8<-- [start:remote_init]
@@ -57,9 +70,10 @@ class RemoteWorker:
         deadline = time.monotonic() + connect_timeout
         self._sock = connect(host, port, connect_timeout)
         try:
-            client_handshake(self._sock, key, _until(deadline))
+            session = client_handshake(self._sock, key, _until(deadline), peer=f"{host}:{port}")
             self._sock.settimeout(None)
-            self._channel = Channel(self._sock, max_frame=max_frame)
+            frame_auth = session.client_frames()
+            self._channel = Channel(self._sock, max_frame=max_frame, frame_auth=frame_auth)
             hello = self._channel.recv(timeout=_until(deadline))  # who is our worker?
             if not (isinstance(hello, dict) and isinstance(hello.get("pid"), int)):
                 raise ProtocolError(f"expected the worker's hello, got {hello!r:.100}")
@@ -73,15 +87,22 @@ class RemoteWorker:
     # --8<-- [end:remote_init]
 
     def send(self, msg: Any, timeout: float | None = None) -> None:
-        """Send a message to the worker. Raises :class:`WorkerDied` if it has ended."""
+        """Send a message to the worker.
+
+        Raises:
+            WorkerDied: The worker has ended, with its exit code when it was reported
+                (as a local Worker's ``send`` says); a RemoteError it reported first
+                is the ``__cause__``.
+            ProtocolError: The stream from the server broke (e.g. a frame failed its MAC).
+        """
         if self._channel.ended:  # TCP would accept one more send into the void
-            raise self._lost()
+            raise self._send_refused()
         try:
             self._channel.send(msg, timeout)
         except WorkerDied:
             raise
-        except ChannelClosed as e:
-            raise self._lost() from e
+        except ChannelClosed:
+            raise self._send_refused() from None
 
     def recv(self, timeout: float | None = None) -> Any:
         """Return the worker's next message; same errors as ``Worker.recv``."""
@@ -131,6 +152,8 @@ class RemoteWorker:
             self.wait(timeout)
         except (OSError, MiniRayError):
             pass  # ended badly or not in time: either way, we are done with it
+        with contextlib.suppress(OSError, MiniRayError):
+            self._end()  # a reported exit sets returncode, as a local close() does
         self._channel.close()
 
     def __enter__(self) -> RemoteWorker:
@@ -147,7 +170,23 @@ class RemoteWorker:
         if self._channel.closed:
             return ChannelClosed("the connection was closed by this process")
         self._channel.drain()
+        if self.returncode is None:
+            self.returncode = _reported_code(self._channel, self.pid)
         return self._channel.final_error()
+
+    def _send_refused(self) -> Exception:
+        """Why a send cannot go through: what the worker reported, if it did."""
+        end = self._end()
+        if self.returncode is None:
+            return end if isinstance(end, ProtocolError) else self._lost()
+        died = WorkerDied(
+            f"worker pid {self.pid} on {self.host}:{self.port} "
+            f"{describe_returncode(self.returncode)}",
+            pid=self.pid,
+            returncode=self.returncode,
+        )
+        died.__cause__ = end if isinstance(end, RemoteError) else None
+        return died
 
     def _lost(self) -> WorkerDied:
         if self._channel.closed:
@@ -158,6 +197,15 @@ class RemoteWorker:
             pid=self.pid,
             returncode=None,
         )
+
+
+def _reported_code(channel: Channel, pid: int) -> int | None:
+    """The exit code in an EXIT frame that has arrived (also behind an ERROR frame)."""
+    for kind, payload in channel._frames:  # read-only look at the frames not yet delivered
+        if kind == EXIT:
+            with contextlib.suppress(ProtocolError):  # malformed: final_error() says so
+                return decode_exit(payload, pid).returncode
+    return None
 
 
 def _until(deadline: float) -> float:
