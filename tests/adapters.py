@@ -32,3 +32,11 @@ def raw_socket(handle: Any) -> socket.socket:
     """The socket under a worker's handle, to write bytes that break the protocol."""
     sock: socket.socket = handle._sock
     return sock
+
+
+def frame_tag_size() -> int:
+    """Bytes of MAC that end every frame after a TCP handshake (0 where there is none)."""
+    import miniray.auth
+
+    size: int = getattr(miniray.auth, "TAG_SIZE", 0)
+    return size

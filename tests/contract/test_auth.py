@@ -199,6 +199,7 @@ def test_the_servers_exit_report_is_taken_once_and_only_by_the_client() -> None:
 
 def test_a_channel_with_frame_auth_refuses_an_injected_frame() -> None:
     import adapters
+
     from miniray import Channel, ProtocolError
     from miniray.auth import Session
 
