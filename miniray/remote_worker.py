@@ -95,7 +95,7 @@ class RemoteWorker:
                 is the ``__cause__``.
             ProtocolError: The stream from the server broke (e.g. a frame failed its MAC).
         """
-        if self._channel.ended:  # TCP would accept one more send into the void
+        if self._channel.ended or self.returncode is not None:  # TCP would take it anyway
             raise self._send_refused()
         try:
             self._channel.send(msg, timeout)
@@ -108,7 +108,8 @@ class RemoteWorker:
         """Return the worker's next message; same errors as ``Worker.recv``."""
         try:
             return self._channel.recv(timeout)
-        except WorkerDied:
+        except WorkerDied as e:
+            self.returncode = e.returncode  # the exit report: nothing more will be read
             raise
         except ChannelClosed as e:
             raise self._lost() from e

@@ -35,5 +35,5 @@ def test_the_main_demo_runs_the_seed_quick_start(stage_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[0] == "{'echo': 'hello'}"
     assert lines[1].startswith("remote ValueError from pid ")
-    assert lines[2].startswith("detected: lost worker pid ")
+    assert lines[2].startswith("detected: worker pid ") and "killed by SIGKILL" in lines[2]
     assert lines[3] == "server stopped, exit code 0"

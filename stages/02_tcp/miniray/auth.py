@@ -16,10 +16,8 @@ a proof the client could check, and is taken as an authentication failure.
 Fresh random nonces make every proof single-use: a recorded handshake replays nowhere.
 The secret never crosses the wire and never appears on a command line.
 
-Both sides then derive a session key, HMAC(secret, "session" + Ns + Nc), and every
-frame after the handshake carries a tag: HMAC(key, direction + sequence number + kind +
-payload), cut to 16 bytes. A forged, replayed, reordered or dropped frame fails its
-check, which ends the channel (:class:`FrameMAC`).
+Both sides then hold a :class:`~.session.Session`: a key derived from the secret and
+both nonces, with which every frame after the handshake is sealed (``session.py``).
 
 What it does not do: encrypt. Anyone on the path can read the messages. Use it on
 a private network or through an SSH tunnel (stage 3 launches over SSH).
@@ -32,18 +30,16 @@ by default ``~/.config/miniray/secret``.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 import secrets
 import socket
 import stat
-import struct
 import time
 from pathlib import Path
 
 from .errors import AuthenticationError, ProtocolError, ServerFull, ServerUnreachable
-from .wire import EXIT, HEADER, encode_exit
+from .session import Session, derive
 
 # --8<-- [start:handshake_format]
 MAGIC = b"MINIRAY3"  # also the protocol version: 3 has the per-frame MAC
@@ -53,13 +49,9 @@ ACCEPTED, REJECTED, FULL, BUSY = 0, 1, 2, 3  # the server's verdict
 GREETING_SIZE = len(MAGIC) + 1 + NONCE_SIZE  # 41
 ANSWER_SIZE = NONCE_SIZE + MAC_SIZE  # 64: all the server ever reads before authentication
 VERDICT_SIZE = 1 + MAC_SIZE  # 33
-TAG_SIZE = 16  # bytes of HMAC-SHA256 after every frame: one guess in 2**128 per session
 # --8<-- [end:handshake_format]
 REJECTION = bytes([REJECTED]) + bytes(MAC_SIZE)  # no proof: the client could not check one
 _MIN_SECRET_CHARS = 16
-CLIENT, WORKER, SERVER = b"C", b"W", b"S"  # who sealed a frame: the direction in each tag
-_TAG_INPUT = struct.Struct("!cQB")  # direction, sequence number, frame kind
-_ONE_SHOT = 64 * 1024  # payloads up to this are MACed in one call (a copy is cheaper)
 
 
 def greeting(server_nonce: bytes) -> bytes:
@@ -79,7 +71,7 @@ def check_answer(secret: bytes, server_nonce: bytes, answer: bytes) -> Session:
         AuthenticationError: The proof is wrong (the client does not know the secret).
     """
     client_nonce, proof = answer[:NONCE_SIZE], answer[NONCE_SIZE:]
-    if not hmac.compare_digest(proof, _mac(secret, b"client", server_nonce, client_nonce)):
+    if not hmac.compare_digest(proof, derive(secret, b"client", server_nonce, client_nonce)):
         raise AuthenticationError("client failed the challenge (wrong secret)")
     return Session(secret, server_nonce, client_nonce)
 
@@ -103,14 +95,15 @@ def client_handshake(
         peer: ``"host:port"``, to name the server in error messages.
 
     Raises:
-        ServerUnreachable: The peer did not answer like a MiniRay server: the message
-            names ``peer`` and quotes what it sent, e.g. ``(got b'HTTP/1.1 400...')``.
-        ProtocolError: An unknown status byte in the greeting or the verdict.
-        AuthenticationError: The server rejected our secret, or its verdict (ACCEPTED,
-            FULL or BUSY) did not carry a valid proof, HMAC(secret, "server" + verdict
-            byte + Nc + Ns).
-        ServerFull: The server proved it has no free worker slot (FULL), or that it
-            could not start a worker just now (BUSY).
+        ServerUnreachable: ``"{peer} did not answer like a MiniRay server (got b'...')"``,
+            quoting what it sent (``_recv_greeting`` raises it).
+        ProtocolError: ``"{peer} sent an unknown status byte N"`` (greeting not READY),
+            or ``"{peer} sent an unknown verdict byte N"``.
+        AuthenticationError: ``"the server rejected our secret"`` (REJECTED), or
+            ``"{peer} could not prove it knows the secret"``: an ACCEPTED, FULL or BUSY
+            verdict that differs from ``session.verdict(byte)``.
+        ServerFull: A proven FULL (no free worker slot) or BUSY (it could not start a
+            worker just now).
         TimeoutError: The handshake took longer than ``timeout`` seconds.
     """
     deadline = time.monotonic() + timeout
@@ -118,7 +111,7 @@ def client_handshake(
     if greeted[len(MAGIC)] != READY:
         raise ProtocolError(f"{peer} sent an unknown status byte {greeted[len(MAGIC)]}")
     session = Session(secret, greeted[len(MAGIC) + 1 :], secrets.token_bytes(NONCE_SIZE))
-    proof = _mac(secret, b"client", session.server_nonce, session.client_nonce)
+    proof = derive(secret, b"client", session.server_nonce, session.client_nonce)
     _send(sock, session.client_nonce + proof, deadline)
     verdict = _recv_exactly(sock, VERDICT_SIZE, deadline, peer)
     if verdict[0] == REJECTED:
@@ -135,94 +128,6 @@ def client_handshake(
 
 
 # --8<-- [end:client_handshake]
-
-
-class Session:
-    """What a successful handshake leaves both sides: the nonces, and keys derived from them.
-
-    The session key, HMAC(secret, "session" + Ns + Nc), is new for every connection
-    and never crosses the wire.
-    """
-
-    def __init__(self, secret: bytes, server_nonce: bytes, client_nonce: bytes) -> None:
-        self._secret = secret
-        self.server_nonce, self.client_nonce = server_nonce, client_nonce
-        self._key = _mac(secret, b"session", server_nonce, client_nonce)
-
-    def verdict(self, status: int) -> bytes:
-        """The server's verdict: ``status`` and the proof that the server sent it."""
-        proof = _mac(
-            self._secret, b"server" + bytes([status]), self.client_nonce, self.server_nonce
-        )
-        return bytes([status]) + proof
-
-    def worker_frames(self) -> FrameMAC:
-        """The ``frame_auth`` of the worker's end of the connection."""
-        return FrameMAC(self._key, sends=WORKER, receives=CLIENT)
-
-    def client_frames(self) -> FrameMAC:
-        """The ``frame_auth`` of the client's end: it also takes the server's exit report."""
-        return FrameMAC(self._key, sends=CLIENT, receives=WORKER, reports_from=SERVER)
-
-    def exit_report(self, code: int) -> bytes:
-        """The EXIT frame the server sends for a worker it reaped, sealed as the server's."""
-        payload = encode_exit(code)
-        sealed = _tag(self._key, SERVER, 0, EXIT, payload)
-        return HEADER.pack(len(payload) + len(sealed), EXIT) + payload + sealed
-
-
-# --8<-- [start:frame_mac]
-class FrameMAC:
-    """Seal outgoing frames and check incoming ones: a Channel's ``frame_auth``.
-
-    A frame's tag is HMAC(session key, direction + sequence number + kind + payload)
-    cut to ``TAG_SIZE`` bytes. The sequence numbers are counted, never sent: a frame
-    replayed, dropped, reordered or sent back the other way fails its check, and so
-    does one an attacker made up without the key.
-
-    Args:
-        key: The session key.
-        sends: The direction byte of frames sealed here.
-        receives: The direction byte of frames checked here.
-        reports_from: If set, one EXIT frame sealed with this direction byte (and
-            sequence number 0) is also accepted: the server's report of how the worker
-            ended, written after the worker could write nothing more.
-    """
-
-    tag_size = TAG_SIZE
-
-    def __init__(
-        self, key: bytes, *, sends: bytes, receives: bytes, reports_from: bytes | None = None
-    ) -> None:
-        self._key = key
-        self._sends, self._receives, self._reports_from = sends, receives, reports_from
-        self._sent = self._received = 0
-
-    def seal(self, kind: int, payload: bytes) -> bytes:
-        """The tag of the next frame sent."""
-        self._sent += 1
-        return _tag(self._key, self._sends, self._sent - 1, kind, payload)
-
-    def check(self, kind: int, payload: bytes, tag: bytes) -> None:
-        """Accept the next frame received, or raise ProtocolError."""
-        if hmac.compare_digest(tag, _tag(self._key, self._receives, self._received, kind, payload)):
-            self._received += 1
-            return
-        reporter = self._reports_from
-        if reporter and kind == EXIT and hmac.compare_digest(tag, self._report_tag(payload)):
-            self._reports_from = None  # one report per session
-            return
-        raise ProtocolError(
-            "a frame failed its integrity check (forged, replayed, reordered or altered "
-            "on the way): the connection cannot be trusted"
-        )
-
-    def _report_tag(self, payload: bytes) -> bytes:
-        assert self._reports_from is not None
-        return _tag(self._key, self._reports_from, 0, EXIT, payload)
-
-
-# --8<-- [end:frame_mac]
 
 
 # --8<-- [start:load_secret]
@@ -282,19 +187,6 @@ def _read_secret_file(path: Path) -> bytes:
             f"run: chmod 600 {path}"
         )
     return path.read_bytes()
-
-
-def _mac(secret: bytes, label: bytes, *nonces: bytes) -> bytes:
-    return hmac.new(secret, label + b"".join(nonces), hashlib.sha256).digest()
-
-
-def _tag(key: bytes, direction: bytes, sequence: int, kind: int, payload: bytes) -> bytes:
-    prefix = _TAG_INPUT.pack(direction, sequence, kind)
-    if len(payload) <= _ONE_SHOT:
-        return hmac.digest(key, prefix + payload, "sha256")[:TAG_SIZE]
-    mac = hmac.new(key, prefix, "sha256")  # no copy of a big payload
-    mac.update(payload)
-    return mac.digest()[:TAG_SIZE]
 
 
 def _send(sock: socket.socket, data: bytes, deadline: float) -> None:

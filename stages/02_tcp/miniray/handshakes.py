@@ -31,8 +31,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .auth import ANSWER_SIZE, NONCE_SIZE, REJECTION, Session, check_answer, greeting
+from .auth import ANSWER_SIZE, NONCE_SIZE, REJECTION, check_answer, greeting
 from .errors import AuthenticationError
+from .session import Session
 
 log = logging.getLogger("miniray.worker_server")
 Watch = Callable[[int, int, Callable[[int], object]], None]  # (fd, poll events, handler)

@@ -33,10 +33,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .auth import ACCEPTED, BUSY, FULL, Session, load_secret
+from .auth import ACCEPTED, BUSY, FULL, load_secret
 from .channel import Channel, wait_readable
 from .handshakes import Handshakes, Tally
 from .process import Closable, die_with_parent, fork_child, run_work_fn
+from .session import Session
 from .tcp import tune
 from .wire import DEFAULT_MAX_FRAME
 from .worker import WorkFn
