@@ -300,8 +300,9 @@ class Channel:
         kind, body = frame
         if len(body) < self._tag_size:
             raise ProtocolError("a frame too short to carry its tag")
-        self._frame_auth.check(kind, body[: -self._tag_size], body[-self._tag_size :])
-        return kind, body[: -self._tag_size]
+        payload = body[: -self._tag_size]
+        self._frame_auth.check(kind, payload, body[-self._tag_size :])
+        return kind, payload
 
     def _check_watched_process(self) -> None:
         """End the stream if the watched process has exited (after reading all it sent)."""

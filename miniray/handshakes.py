@@ -152,9 +152,7 @@ class Handshakes:
             session = check_answer(self._secret, pending.nonce, pending.answer)
         except AuthenticationError:
             self.tally.note("wrong secret", pending.address)
-            with contextlib.suppress(OSError):
-                pending.conn.send(REJECTION)
-            pending.conn.close()
+            tell_and_close(pending.conn, REJECTION)
             return
         self._on_authenticated(pending.conn, pending.client, session)
 
@@ -221,3 +219,21 @@ class Tally:
         self._counts.clear()
         self._addresses.clear()
         self._next_line = now + self.every
+
+
+def tell_and_close(conn: socket.socket, last_words: bytes) -> None:
+    """Send a few bytes without waiting, then end the stream even if others hold it.
+
+    ``shutdown`` ends the connection for every process that holds it (a grandchild of
+    the worker may); unread bytes are discarded first, since closing a socket with
+    unread data resets the connection instead of ending it.
+    """
+    with contextlib.suppress(OSError):
+        conn.send(last_words, socket.MSG_DONTWAIT)
+    with contextlib.suppress(OSError):
+        for _ in range(16):
+            if not conn.recv(65536, socket.MSG_DONTWAIT):
+                break
+    with contextlib.suppress(OSError):
+        conn.shutdown(socket.SHUT_RDWR)
+    conn.close()

@@ -16,9 +16,11 @@ One process, one loop, no threads. The loop polls:
 
 The server process reads exactly one thing a client sends: the fixed-size, 64-byte
 answer to its challenge, compared with ``hmac.compare_digest``. It parses nothing: no
-length, no frame, no JSON. Everything after the handshake happens in the forked
-child, so a hostile client can break nothing but its own child, and a stranger costs
-a socket, never a process. The command line around it is ``worker_server.py``.
+length, no frame, no JSON (when it hangs up, it throws unread bytes away unlooked-at,
+so that the client sees a clean end of stream rather than a reset). Everything after
+the handshake happens in the forked child, so a hostile client can break nothing but
+its own child, and a stranger costs a socket, never a process. The command line
+around it is ``worker_server.py``.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from dataclasses import dataclass
 
 from .auth import ACCEPTED, BUSY, FULL, load_secret
 from .channel import Channel, wait_readable
-from .handshakes import Handshakes, Tally
+from .handshakes import Handshakes, Tally, tell_and_close
 from .process import Closable, die_with_parent, fork_child, run_work_fn
 from .session import Session
 from .tcp import tune
@@ -44,6 +46,7 @@ from .worker import WorkFn
 
 log = logging.getLogger("miniray.worker_server")
 _TERM_TO_KILL = 2.0  # seconds between SIGTERM and SIGKILL
+_ACCEPTS_PER_WAKEUP = 16  # a burst of connections is taken in few loop turns, not one each
 
 
 @dataclass
@@ -161,23 +164,24 @@ class WorkerServer:
             self._reap(child)
 
     def _accept(self, _events: int) -> None:
-        try:
-            conn, address = self._listener.accept()
-        except (BlockingIOError, ConnectionAbortedError):
-            return  # the client gave up between poll and accept
-        except OSError as e:  # e.g. out of file descriptors: count, back off, go on
-            self._accept_failures.note(e.strerror or str(e))
-            time.sleep(0.1)  # the listener stays readable: without a pause, a busy loop
-            return
-        tune(conn)
-        self._handshakes.start(conn, address[0], f"{address[0]}:{address[1]}")
+        for _ in range(_ACCEPTS_PER_WAKEUP):
+            try:
+                conn, address = self._listener.accept()
+                tune(conn)
+            except (BlockingIOError, ConnectionAbortedError):
+                return  # no one (left) waiting
+            except OSError as e:  # e.g. out of file descriptors: count, back off, go on
+                self._accept_failures.note(e.strerror or str(e))
+                time.sleep(0.1)  # the listener stays readable: without a pause, a busy loop
+                return
+            self._handshakes.start(conn, address[0], f"{address[0]}:{address[1]}")
 
     # --8<-- [start:start_worker]
     def _start_worker(self, conn: socket.socket, client: str, session: Session) -> None:
         """A client proved it knows the secret: fork its worker, or tell it why not."""
         if len(self._children) >= self._max_workers:
             log.warning("refused %s: all %d worker slots are busy", client, self._max_workers)
-            _tell_and_close(conn, session.verdict(FULL))
+            tell_and_close(conn, session.verdict(FULL))
             return
         try:
             spare = os.open(os.devnull, os.O_RDONLY)  # keeps a descriptor free for the pidfd
@@ -193,7 +197,7 @@ class WorkerServer:
                 os.close(spare)
         except OSError as e:  # out of processes (EAGAIN), memory or descriptors (EMFILE)
             log.error("cannot start a worker for %s: %s", client, e)
-            _tell_and_close(conn, session.verdict(BUSY))
+            tell_and_close(conn, session.verdict(BUSY))
             return
         with contextlib.suppress(OSError):  # the child does it too: whichever runs first
             os.setpgid(pid, pid)
@@ -236,7 +240,7 @@ class WorkerServer:
         for fd in (child.pidfd, child.conn.fileno()):
             self._unwatch(fd)
         os.close(child.pidfd)
-        _tell_and_close(child.conn, child.session.exit_report(code))
+        tell_and_close(child.conn, child.session.exit_report(code))
         del self._children[child.pid]
 
     # --8<-- [end:reap]
@@ -258,7 +262,8 @@ class WorkerServer:
 
     def _ms_to_next_timer(self) -> int | None:
         times = [c.kill_at for c in self._children.values() if c.kill_at is not None]
-        times += [t for t in (self._handshakes.next_timer(), self._accept_failures.due_at()) if t]
+        more = (self._handshakes.next_timer(), self._accept_failures.due_at())
+        times += [t for t in more if t is not None]
         return None if not times else max(0, int((min(times) - time.monotonic()) * 1000) + 1)
 
     def _watch(self, fd: int, events: int, handler: Callable[[int], object]) -> None:
@@ -280,24 +285,6 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
     """Signal a worker's process group. Safe: until it is reaped, the group id is ours."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
-
-
-def _tell_and_close(conn: socket.socket, last_words: bytes) -> None:
-    """Send a few bytes without waiting, then end the stream even if others hold it.
-
-    ``shutdown`` ends the connection for every process that holds it (a grandchild of
-    the worker may); unread bytes are discarded first, since closing a socket with
-    unread data resets the connection instead of ending it.
-    """
-    with contextlib.suppress(OSError):
-        conn.send(last_words, socket.MSG_DONTWAIT)
-    with contextlib.suppress(OSError):
-        for _ in range(16):
-            if not conn.recv(65536, socket.MSG_DONTWAIT):
-                break
-    with contextlib.suppress(OSError):
-        conn.shutdown(socket.SHUT_RDWR)
-    conn.close()
 
 
 def _pidfd_or_kill(pid: int) -> int | None:
