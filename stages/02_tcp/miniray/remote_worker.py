@@ -6,7 +6,7 @@
     worker.close()
 
 The bytes on the socket are the same frames as in stage 1, each sealed with a MAC
-(``auth.FrameMAC``), so the same Channel reads them. What differs is how we learn that
+(``session.FrameMAC``), so the same Channel reads them. What differs is how we learn that
 the worker ended: a local Worker watches its child's pidfd, a RemoteWorker only sees
 its TCP connection. So the worker sends an EXIT frame with its exit code; one that
 could not (killed by a signal) gets it sent by the server, which reaps it and knows
@@ -99,10 +99,12 @@ class RemoteWorker:
             raise self._send_refused()
         try:
             self._channel.send(msg, timeout)
+            return
         except WorkerDied:
             raise
         except ChannelClosed:
-            raise self._send_refused() from None
+            pass  # what the worker reported, if anything, says more than EPIPE
+        raise self._send_refused()
 
     def recv(self, timeout: float | None = None) -> Any:
         """Return the worker's next message; same errors as ``Worker.recv``."""
@@ -194,7 +196,7 @@ class RemoteWorker:
             return WorkerDied("this connection was closed here", pid=self.pid, returncode=None)
         return WorkerDied(
             f"lost worker pid {self.pid} on {self.host}:{self.port}: the connection closed "
-            "without an exit report (the worker was killed, or the server stopped)",
+            "without an exit report (the server stopped, or the connection was cut)",
             pid=self.pid,
             returncode=None,
         )
