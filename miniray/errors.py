@@ -59,12 +59,37 @@ class ServerUnreachable(MiniRayError, ConnectionError):
     """
 
 
+class BacklogFull(MiniRayError):
+    """``RemoteWorker.wait`` stopped reading: too many of the worker's messages wait unread.
+
+    ``wait`` reads the connection to find the worker's exit report, which comes after
+    every message the worker sent, and keeps those messages for ``recv``. It keeps at
+    most about ``2 * max_frame`` bytes of them (at least 1 MiB) and then raises this,
+    instead of holding a sender's output without limit. Nothing is lost: ``recv`` the
+    messages, then ``wait`` again, or ``close`` to discard them.
+
+    Attributes:
+        pid: The worker's process id.
+        unread_bytes: Memory held for ``recv`` when reading stopped.
+    """
+
+    def __init__(self, message: str, *, pid: int, unread_bytes: int) -> None:
+        super().__init__(message)
+        self.pid = pid
+        self.unread_bytes = unread_bytes
+
+
 class WorkFnNotFound(MiniRayError, ValueError):
     """A ``--work-fn`` spec names no importable function."""
 
 
 class RemoteError(MiniRayError):
     """The work function raised; this carries the exception from the worker.
+
+    Its message says what and where (``ValueError: bad input (in worker pid 7 on
+    node1)``). The worker's traceback is attached as the cause, a
+    :class:`RemoteTraceback`, as ``concurrent.futures`` does: left uncaught, the error
+    prints it once, above its own traceback; caught, nothing is printed.
 
     Attributes:
         remote_type: Name of the exception type raised in the worker, e.g. ``"KeyError"``.
@@ -77,19 +102,30 @@ class RemoteError(MiniRayError):
     def __init__(
         self, remote_type: str, remote_message: str, remote_traceback: str, *, pid: int, host: str
     ) -> None:
-        super().__init__(
-            f"{remote_type}: {remote_message} (in worker pid {pid} on {host})\n\n"
-            f"Remote traceback:\n{remote_traceback}"
-        )
+        super().__init__(f"{remote_type}: {remote_message} (in worker pid {pid} on {host})")
         self.remote_type = remote_type
         self.remote_message = remote_message
         self.remote_traceback = remote_traceback
         self.pid = pid
         self.host = host
+        self.__cause__ = RemoteTraceback(remote_traceback)
 
 
-def describe_returncode(returncode: int) -> str:
+class RemoteTraceback(Exception):
+    """The traceback of an exception raised in a worker, shown as a RemoteError's cause."""
+
+    def __init__(self, remote_traceback: str) -> None:
+        super().__init__(remote_traceback)
+        self.remote_traceback = remote_traceback
+
+    def __str__(self) -> str:
+        return f'\n"""\n{self.remote_traceback.rstrip()}\n"""'
+
+
+def describe_returncode(returncode: int | None) -> str:
     """Say how a process ended, e.g. ``"exited with code 3"`` or ``"killed by SIGKILL"``."""
+    if returncode is None:
+        return "ended (exit status unknown)"
     if returncode >= 0:
         return f"exited with code {returncode}"
     try:

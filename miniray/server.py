@@ -72,7 +72,8 @@ class WorkerServer:
         secret: Shared secret; by default looked up as described in ``miniray.auth``.
         handshake_timeout: Seconds a new client has to authenticate.
         exit_grace: Seconds a worker may outlive its client before SIGTERM.
-        max_frame: Largest message, in encoded bytes.
+        max_frame: Largest message, in encoded bytes (default 4 MiB). Decoding one
+            can take up to ~50 times its size in memory (see ``wire.py``).
         max_pending: Connections still authenticating at once, from all addresses.
         max_pending_per_address: The same, from any one address.
     """
@@ -199,8 +200,6 @@ class WorkerServer:
             log.error("cannot start a worker for %s: %s", client, e)
             tell_and_close(conn, session.verdict(BUSY))
             return
-        with contextlib.suppress(OSError):  # the child does it too: whichever runs first
-            os.setpgid(pid, pid)
         pidfd = _pidfd_or_kill(pid)  # takes the spare's number, so EMFILE cannot happen
         if pidfd is None:
             conn.close()
@@ -216,15 +215,15 @@ class WorkerServer:
     # --8<-- [start:serve_client]
     def _serve_client(self, conn: socket.socket, session: Session) -> int:
         """In the forked child: accept the client, say hello, then be its worker."""
-        os.setpgid(0, 0)  # a group of its own: the server ends it with all it forks
-        _forks_die_with_their_parent()
+        _forks_die_with_their_parent()  # fork_child made it lead a process group, too
         conn.settimeout(self._handshake_timeout)
         try:
             conn.sendall(session.verdict(ACCEPTED))
         except OSError:
             return 2  # the client left right after proving itself
         conn.settimeout(None)
-        handle = Channel(conn, max_frame=self._max_frame, frame_auth=session.worker_frames())
+        frame_auth = session.worker_frames()
+        handle = Channel(conn, max_frame=self._max_frame, from_worker=False, frame_auth=frame_auth)
         handle.send({"pid": os.getpid(), "host": socket.gethostname()})
         return run_work_fn(self._work_fn, handle)
 

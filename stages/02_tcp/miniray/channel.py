@@ -16,7 +16,6 @@ Three rules keep the stream honest:
 
 from __future__ import annotations
 
-import math
 import select
 import socket
 import struct
@@ -25,6 +24,8 @@ from collections import deque
 from typing import Any, Protocol
 
 from .errors import ChannelClosed, ProtocolError
+from .timeouts import check_timeout, deadline_after, ms_until
+from .timeouts import wait_readable as wait_readable  # re-exported: older imports use it
 from .wire import (
     DEFAULT_MAX_FRAME,
     ERROR,
@@ -35,17 +36,19 @@ from .wire import (
     decode_exit,
     decode_message,
     encode_message,
+    take_frame,
 )
 
 _RECV_SIZE = 64 * 1024  # bigger reads cost an mmap per call in malloc
 _WATCH_INTERVAL = 0.1  # seconds between looks at a watched process during a blocking read
 _SMALL_FRAME = 64 * 1024  # below this, header and payload go out in one send
+_FRAME_COST = 100  # bytes a received frame costs beyond its payload (tuple, bytes object, slot)
 
 
 class FrameAuth(Protocol):
     """Seals each frame sent and checks each frame received (stage 2's per-frame MAC)."""
 
-    tag_size: int  # bytes of tag at the end of each frame, counted in its length
+    tag_size: int  # bytes of tag after each payload, counted in the frame's length
 
     def seal(self, kind: int, payload: bytes) -> bytes: ...  # the next frame's tag
 
@@ -64,6 +67,8 @@ class Channel:
         peer_pid: The peer's process id, used in error messages.
         frame_auth: Optional: every frame then ends with a tag it seals and checks; a
             frame that fails the check ends the stream with a ProtocolError.
+        from_worker: True when the peer is a worker, the only side that sends ERROR and
+            EXIT frames; on a worker's own handle (False) such a frame is a ProtocolError.
     """
 
     def __init__(
@@ -74,14 +79,17 @@ class Channel:
         watch_fd: int | None = None,
         peer_pid: int = 0,
         frame_auth: FrameAuth | None = None,
+        from_worker: bool = True,
     ) -> None:
         self.max_frame = max_frame
         self._frame_auth = frame_auth
         self._tag_size = 0 if frame_auth is None else frame_auth.tag_size
         self.peer_pid = peer_pid
+        self.from_worker = from_worker
         self._sock = sock
         self._buffer = bytearray()
         self._frames: deque[tuple[int, bytes]] = deque()  # complete, not yet delivered
+        self._frames_cost = 0  # bytes those frames take, _FRAME_COST each included
         self._end: _StreamEnd | None = None  # why no more frames will arrive, once known
         self._send_broken = False
         self._poller = select.poll()
@@ -109,11 +117,12 @@ class Channel:
 
     def send_frame(self, kind: int, payload: bytes, timeout: float | None = None) -> None:
         """Send one frame of the given kind; see :meth:`send` for the errors."""
+        timeout = check_timeout(timeout)
         if self._sock.fileno() < 0:
             raise ChannelClosed("the channel is closed")
         if self._send_broken:
             raise ProtocolError("an earlier send timed out mid-frame; the channel is unusable")
-        if len(payload) + self._tag_size > self.max_frame:
+        if len(payload) > self.max_frame:
             raise ProtocolError(
                 f"message of {len(payload)} bytes exceeds max_frame={self.max_frame}; not sent"
             )
@@ -128,8 +137,8 @@ class Channel:
                 self._sock.sendall(header)
                 self._sock.sendall(payload)
                 self._sock.sendall(tag)
-        except TimeoutError:
-            self._send_broken = True
+        except (TimeoutError, BlockingIOError):  # BlockingIOError: timeout=0, socket full
+            self._send_broken = True  # part of the frame may be out: the next would land inside
             raise TimeoutError(f"send did not complete within {timeout} s") from None
         except (BrokenPipeError, ConnectionResetError) as e:
             raise ChannelClosed(f"the peer closed the channel ({e.strerror})") from e
@@ -150,16 +159,19 @@ class Channel:
             ChannelClosed: The peer closed the channel or its process ended.
             ProtocolError: A frame broke the wire format.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        kind, payload = self._next_frame(deadline)
+        deadline = deadline_after(check_timeout(timeout))
+        try:
+            kind, payload = self._next_frame(deadline)
+        except TimeoutError:
+            raise TimeoutError(f"no message from {self._peer_name()} within {timeout} s") from None
         if kind == MESSAGE:
-            self._frames.popleft()
+            self._pop_frame()
             return decode_message(payload)
         if kind == ERROR:  # stays at the head: a failed worker keeps saying why
             raise decode_error(payload)
         if kind == EXIT:
             raise decode_exit(payload, self.peer_pid)
-        self._frames.popleft()
+        self._pop_frame()
         raise ProtocolError(f"unknown frame kind {kind}")
 
     # --8<-- [end:recv]
@@ -180,17 +192,39 @@ class Channel:
         That is the peer's error or exit report, or why the stream ended; ``None``
         while more messages may come. Messages buffered before it are not touched.
         """
-        for kind, payload in self._frames:
-            if kind == ERROR:
-                return decode_error(payload)
-            if kind == EXIT:
-                return decode_exit(payload, self.peer_pid)
+        try:
+            for kind, payload in self._frames:
+                if kind == ERROR:
+                    return decode_error(payload)
+                if kind == EXIT:
+                    return decode_exit(payload, self.peer_pid)
+        except ProtocolError as e:  # a malformed report: what recv will raise, too
+            return e
         return None if self._end is None else self._end.error()
 
-    def drain(self) -> None:
-        """Read everything that has already arrived into the buffer, without waiting."""
+    def drain(self, *, deadline: float | None = None, max_backlog: int | None = None) -> None:
+        """Read what has already arrived into the buffer, without waiting for more.
+
+        A peer that sends without pause keeps the socket readable for ever, so this
+        also stops once ``time.monotonic()`` passes ``deadline`` (after one read at
+        least), or once :attr:`backlog` exceeds ``max_backlog`` bytes.
+        """
         while self._end is None and not self.closed and self._socket_readable_now():
+            if max_backlog is not None and self.backlog > max_backlog:
+                return
             self._read_some()
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+
+    def discard_messages(self) -> None:
+        """Drop the messages received but not yet delivered; a report of the end stays."""
+        while self._frames and self._frames[0][0] == MESSAGE:
+            self._pop_frame()
+
+    @property
+    def backlog(self) -> int:
+        """Bytes of memory held for :meth:`recv`: frames not yet delivered, and a partial one."""
+        return self._frames_cost + len(self._buffer)
 
     def fileno(self) -> int:
         """The socket's file descriptor (for ``select``)."""
@@ -236,7 +270,7 @@ class Channel:
             if deadline is None:  # no deadline: a blocking read, no poll() per message
                 self._read_some()
                 continue
-            ready = [fd for fd, _ in self._poller.poll(_ms_until(deadline))]
+            ready = [fd for fd, _ in self._poller.poll(ms_until(deadline))]
             if not ready:
                 raise TimeoutError("no message arrived in time")
             if self._sock.fileno() in ready:
@@ -267,31 +301,21 @@ class Channel:
             return
         self._buffer += data
         try:
-            while (frame := self._take_frame()) is not None:
-                self._frames.append(self._checked(frame))
+            limit = self.max_frame + self._tag_size  # max_frame counts the payload only
+            while (frame := take_frame(self._buffer, limit)) is not None:
+                frame = self._checked(frame)  # authenticated before its kind means anything
+                if frame[0] in (ERROR, EXIT) and not self.from_worker:
+                    raise ProtocolError(
+                        f"frame kind {frame[0]} is a worker's report: never sent to one"
+                    )
+                self._frames.append(frame)
+                self._frames_cost += len(frame[1]) + _FRAME_COST
         except ProtocolError as e:
             self._end = _StreamEnd(str(e), fatal=True)
 
-    # --8<-- [start:take_frame]
-    def _take_frame(self) -> tuple[int, bytes] | None:
-        """Cut the first complete frame off the receive buffer; None if it is not all here.
-
-        Raises:
-            ProtocolError: The header announces more than ``max_frame`` bytes.
-        """
-        if len(self._buffer) < HEADER.size:
-            return None
-        length, kind = HEADER.unpack_from(self._buffer)
-        if length > self.max_frame:
-            raise ProtocolError(f"peer announced a {length}-byte frame; max_frame={self.max_frame}")
-        end = HEADER.size + length
-        if len(self._buffer) < end:
-            return None
-        payload = bytes(self._buffer[HEADER.size : end])
-        del self._buffer[:end]
-        return kind, payload
-
-    # --8<-- [end:take_frame]
+    def _pop_frame(self) -> None:
+        _, payload = self._frames.popleft()
+        self._frames_cost -= len(payload) + _FRAME_COST
 
     def _checked(self, frame: tuple[int, bytes]) -> tuple[int, bytes]:
         """The frame without its tag, once ``frame_auth`` accepts it (else ProtocolError)."""
@@ -313,6 +337,10 @@ class Channel:
     def _socket_readable_now(self) -> bool:
         return any(fd == self._sock.fileno() for fd, _ in self._poller.poll(0))
 
+    def _peer_name(self) -> str:
+        role = "worker" if self.from_worker else "peer"
+        return f"{role} pid {self.peer_pid}" if self.peer_pid else f"the {role}"
+
 
 class _StreamEnd:
     """Why a channel will deliver no more frames: the peer left, or the stream broke."""
@@ -324,20 +352,3 @@ class _StreamEnd:
     def error(self) -> Exception:
         """The exception a reader gets from now on."""
         return ProtocolError(self.reason) if self.fatal else ChannelClosed(self.reason)
-
-
-def wait_readable(fds: list[int], timeout: float | None) -> list[int]:
-    """Return which of ``fds`` are readable, waiting up to ``timeout`` s (None: forever).
-
-    ``poll``, not ``select``: select fails on descriptor numbers above 1023, and a
-    process that imports torch easily has that many open.
-    """
-    poller = select.poll()
-    for fd in fds:
-        poller.register(fd, select.POLLIN)
-    timeout_ms = None if timeout is None else max(0, math.ceil(timeout * 1000))
-    return [fd for fd, _ in poller.poll(timeout_ms)]
-
-
-def _ms_until(deadline: float) -> int:
-    return max(0, math.ceil((deadline - time.monotonic()) * 1000))
