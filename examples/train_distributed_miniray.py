@@ -57,8 +57,8 @@ def training_work_fn(handle: Channel) -> None:
 
     torch.set_num_threads(1)  # before any torch op in a forked worker (OpenMP after fork)
     config = NCCLConfig(**handle.recv())
-    backend = miniray.join_process_group(handle, config, timeout=float(os.environ.get(
-        "MINIRAY_PREFLIGHT_TIMEOUT", "60")))
+    timeout = float(os.environ.get("MINIRAY_PREFLIGHT_TIMEOUT", "60"))  # set by main()
+    backend = miniray.join_process_group(handle, config, timeout=timeout)
     options = handle.recv()  # the coordinator's hyper-parameters, the same for every rank
     device = torch.device("cuda", config.local_rank) if backend == "nccl" else None
     model = build_model(seed=options["seed"])

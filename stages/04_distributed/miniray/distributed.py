@@ -208,7 +208,12 @@ def _probe(node: NodeConfig, args: list[str], timeout: float) -> dict[str, Any]:
         raise ClusterError(f"node {node.host}: the network probe took over {timeout} s") from None
     for line in done.stdout.decode(errors="replace").splitlines():
         if line.startswith(PROBE_PREFIX):
-            report: dict[str, Any] = json.loads(line[len(PROBE_PREFIX) :])
-            return report
+            try:
+                report = json.loads(line[len(PROBE_PREFIX) :])
+            except ValueError:
+                break
+            if isinstance(report, dict):
+                return report
+            break
     said = done.stderr.decode(errors="replace").strip()[-2000:]
     raise ClusterError(f"node {node.host}: the network probe failed: {said}")

@@ -4,7 +4,7 @@ New in this stage: a channel encodes its messages with a codec (``self.codec``; 
 default, or marshal, see ``codec.py``) that also carries buffers out of band
 (``buffers.py``); ``send_frame`` accepts a payload in parts, so a big buffer is sent
 from where it lies instead of being copied behind the header first; and a big frame is
-read straight into a buffer of its own.
+read straight into a buffer of its own (on channels without a per-frame MAC, for now).
 
 Both ends of a worker hold a Channel: the parent's ``worker.send``/``worker.recv`` use
 one, and the child's ``handle`` *is* one.
@@ -28,7 +28,7 @@ import struct
 import sys
 import time
 from collections import deque
-from typing import Any
+from typing import Any, Protocol
 
 from .buffers import MessageCodec
 from .errors import ChannelClosed, ProtocolError
@@ -52,6 +52,16 @@ _BIG_FRAME = 1024 * 1024  # from this size on, a payload is read straight into i
 _FRAME_COST = 100  # bytes a received frame costs beyond its payload (tuple, bytes object, slot)
 
 
+class FrameAuth(Protocol):
+    """Seals each frame sent and checks each frame received (stage 2's per-frame MAC)."""
+
+    tag_size: int  # bytes of tag after each payload, counted in the frame's length
+
+    def seal(self, kind: int, payload: bytes) -> bytes: ...  # the next frame's tag
+
+    def check(self, kind: int, payload: bytes, tag: bytes) -> None: ...  # or ProtocolError
+
+
 class Channel:
     """One end of a framed, JSON-speaking socket.
 
@@ -62,6 +72,8 @@ class Channel:
             has exited (a pidfd); a wait then ends instead of hanging on a socket that a
             grandchild may still hold open.
         peer_pid: The peer's process id, used in error messages.
+        frame_auth: Optional: every frame then ends with a tag it seals and checks; a
+            frame that fails the check ends the stream with a ProtocolError.
         from_worker: True when the peer is a worker, the only side that sends ERROR and
             EXIT frames; on a worker's own handle (False) such a frame is a ProtocolError.
         codec: How messages become bytes (default: JSON, buffers inline).
@@ -74,11 +86,14 @@ class Channel:
         max_frame: int = DEFAULT_MAX_FRAME,
         watch_fd: int | None = None,
         peer_pid: int = 0,
+        frame_auth: FrameAuth | None = None,
         from_worker: bool = True,
         codec: MessageCodec | None = None,
     ) -> None:
         self.max_frame = max_frame
         self.codec = MessageCodec() if codec is None else codec
+        self._frame_auth = frame_auth
+        self._tag_size = 0 if frame_auth is None else frame_auth.tag_size
         self.peer_pid = peer_pid
         self.from_worker = from_worker
         self._sock = sock
@@ -127,14 +142,18 @@ class Channel:
             raise ProtocolError(
                 f"message of {size} bytes exceeds max_frame={self.max_frame}; not sent"
             )
-        header = HEADER.pack(size, kind)
+        tag = b""
+        if self._frame_auth is not None:  # (the MAC needs the payload in one piece, for now)
+            whole = payload if isinstance(payload, bytes) else b"".join(payload)
+            tag = self._frame_auth.seal(kind, whole)
+        header = HEADER.pack(size + len(tag), kind)
         try:
             if timeout is not None:  # (settimeout costs two system calls: not on every send)
                 self._sock.settimeout(timeout)
             if size < _SMALL_FRAME:
-                self._sock.sendall(b"".join((header, *parts)))
-            else:  # several sends, to avoid copying a big payload just to prepend 9 bytes
-                for part in (header, *parts):
+                self._sock.sendall(b"".join((header, *parts, tag)))
+            else:  # separate sends, to avoid copying a big payload just to prepend 9 bytes
+                for part in (header, *parts, tag):
                     self._sock.sendall(part)
         except (TimeoutError, BlockingIOError):  # BlockingIOError: timeout=0, socket full
             self._send_broken = True  # part of the frame may be out: the next would land inside
@@ -311,7 +330,9 @@ class Channel:
             return
         self._buffer += data
         try:
-            while (frame := take_frame(self._buffer, self.max_frame)) is not None:
+            limit = self.max_frame + self._tag_size  # max_frame counts the payload only
+            while (frame := take_frame(self._buffer, limit)) is not None:
+                frame = self._checked(frame)  # authenticated before its kind means anything
                 if frame[0] in (ERROR, EXIT) and not self.from_worker:
                     raise ProtocolError(
                         f"frame kind {frame[0]} is a worker's report: never sent to one"
@@ -329,8 +350,8 @@ class Channel:
         Without this, each 64 KiB read would be appended to the receive buffer, and the
         payload copied out of it again: two more copies of every byte of a large array.
         """
-        if len(self._buffer) < HEADER.size:
-            return
+        if len(self._buffer) < HEADER.size or self._frame_auth is not None:
+            return  # (a MAC'd frame is checked whole, on the ordinary path, for now)
         length, kind = HEADER.unpack_from(self._buffer)  # (its length was checked already)
         if length < _BIG_FRAME or kind != MESSAGE:  # (reports stay small, and bytes)
             return
@@ -366,6 +387,17 @@ class Channel:
     def _pop_frame(self) -> None:
         _, payload = self._frames.popleft()
         self._frames_cost -= len(payload) + _FRAME_COST
+
+    def _checked(self, frame: tuple[int, bytes]) -> tuple[int, bytes]:
+        """The frame without its tag, once ``frame_auth`` accepts it (else ProtocolError)."""
+        if self._frame_auth is None:
+            return frame
+        kind, body = frame
+        if len(body) < self._tag_size:
+            raise ProtocolError("a frame too short to carry its tag")
+        payload = body[: -self._tag_size]
+        self._frame_auth.check(kind, payload, body[-self._tag_size :])
+        return kind, payload
 
     def _check_watched_process(self) -> None:
         """End the stream if the watched process has exited (after reading all it sent)."""
