@@ -84,6 +84,13 @@ def replace_definition(text: str, qualname: str, definition: str) -> str:
     return result
 
 
+def definition_lines(text: str, qualname: str) -> tuple[int, int]:
+    """The first and last line (1-based) of function ``qualname``'s definition, decorators
+    included."""
+    func = find_definition(_parse(text), qualname)
+    return _first_line(func), func.end_lineno or func.lineno
+
+
 def find_definition(tree: ast.Module, qualname: str) -> FunctionNode:
     """The function or method ``qualname`` names, looking through class and function bodies.
 
