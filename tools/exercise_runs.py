@@ -66,6 +66,7 @@ def run_exercise_tests(
         "-m",
         "pytest",
         "tests",
+        "--ignore=tests/meta",  # checks of the repository, never of a stage: skip collecting them
         "--stage",
         str(workspace),
         "-m",
@@ -124,18 +125,26 @@ def test_in_workspace(
 
 
 def check_exercise(
-    stage: Stage, exercise: Exercise, *, timeout: float = DEFAULT_TIMEOUT, root: Path = REPO_ROOT
+    stage: Stage,
+    exercise: Exercise,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    run_solution: bool = True,
+    root: Path = REPO_ROOT,
 ) -> CheckResult:
     """Run the exercise's tests on the solution (must pass) and on a copy of the stage with
     only this exercise stubbed (must fail: pytest exit code 1).
 
     The stubbed run stops at its first failing test (``-x``): one is proof enough that the
-    tests catch the stub, and the rest would only wait for their timeouts.
+    tests catch the stub, and the rest would only wait for their timeouts.  Without
+    ``run_solution`` the solution's tests are only collected (there must be some): for a
+    caller that runs the stage's whole suite on the solution anyway, as ``make test`` does.
     """
     started = time.monotonic()
     args = ["-p", "no:cacheprovider", "-q"]
+    solution_args = args if run_solution else [*args, "--collect-only"]
     solution_rc, solution_out = run_exercise_tests(
-        exercise.id, stage.path, args, timeout=timeout, capture=True, root=root
+        exercise.id, stage.path, solution_args, timeout=timeout, capture=True, root=root
     )
     with tempfile.TemporaryDirectory(prefix="miniray-exercise-") as tmp:
         workspace = make_workspace(stage, Path(tmp) / stage.name, [exercise.id], root=root)
@@ -152,6 +161,7 @@ def check_exercises(
     *,
     timeout: float = DEFAULT_TIMEOUT,
     jobs: int = 1,
+    run_solution: bool = True,
     root: Path = REPO_ROOT,
     on_result: Callable[[CheckResult], object] | None = None,
 ) -> list[CheckResult]:
@@ -161,7 +171,9 @@ def check_exercises(
     results: dict[int, CheckResult] = {}
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = {
-            pool.submit(check_exercise, s, e, timeout=timeout, root=root): i
+            pool.submit(
+                check_exercise, s, e, timeout=timeout, run_solution=run_solution, root=root
+            ): i
             for i, (s, e) in enumerate(todo)
         }
         for future in as_completed(futures):

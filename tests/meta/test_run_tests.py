@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from pathlib import Path
 
-from tools.run_tests import Outcome, Tally, read_junit, summary
+import pytest
+
+from tools.run_tests import Outcome, Step, Tally, read_junit, run_steps, summary
+from tools.stages import REPO_ROOT
 
 REPORT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest"
 errors="1" failures="2" skipped="3" tests="10" time="1.0">
@@ -33,3 +39,35 @@ def test_the_summary_ends_with_steps_then_the_summed_tests() -> None:
     assert "failed test: tests.t::test_flaky" in lines
     assert lines[-2] == "steps: 2 passed, 1 failed"
     assert lines[-1] == "tests: 120 passed, 1 failed, 2 skipped"
+
+
+def test_steps_run_in_parallel_and_their_outcomes_keep_the_given_order(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def step(name: str, code: str, weight: float) -> Step:
+        return Step(name, [sys.executable, "-c", code], weight=weight)
+
+    steps = [
+        step("light fails", "import sys; print('light out'); sys.exit(3)", 1.0),
+        step("heavy passes", "import time; time.sleep(0.3); print('heavy out')", 9.0),
+    ]
+    outcomes = run_steps(steps, jobs=2)
+    assert [(o.name, o.returncode) for o in outcomes] == [("light fails", 3), ("heavy passes", 0)]
+    out = capsys.readouterr().out
+    # each step's output comes in one piece, between its own header and footer
+    assert re.search(r"==> light fails: .*\nlight out\n<== light fails: FAILED", out), out
+    assert re.search(r"==> heavy passes: .*\nheavy out\n<== heavy passes: passed", out), out
+
+
+def test_one_stage_ends_with_the_same_summary_lines_as_the_full_run() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.run_tests", "--stage", "1", "--", "-k", "no_such_test_xyz"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = done.stdout.splitlines()
+    assert done.returncode == 1  # pytest found nothing to run: exit code 5, a failed step
+    assert lines[-2] == "steps: 0 passed, 1 failed"
+    assert lines[-1] == "tests: 0 passed, 0 failed, 0 skipped"
