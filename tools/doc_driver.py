@@ -66,6 +66,9 @@ def _write(path: str, text: str) -> None:
 
 
 if __name__ == "__main__":
+    # Import from the working directory, as `python -c` would, and not from tools/: the
+    # blocks import the files that titled blocks wrote there.
+    sys.path[0] = ""
     # os._exit: a page's workers or servers (threads, atexit hooks) must not keep it alive
     code = main(sys.argv[1], sys.argv[2])
     sys.stdout.flush()

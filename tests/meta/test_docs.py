@@ -16,6 +16,7 @@ The collector and runner are also fed small broken pages, to show that these tes
 
 from __future__ import annotations
 
+import ast
 import html as htmllib
 import os
 import re
@@ -27,7 +28,8 @@ from pathlib import Path
 import pytest
 
 from tools.doc_blocks import PAGE_TIMEOUT, DocPage, collect_pages, parse_page, run_page
-from tools.stages import REPO_ROOT, find_stage
+from tools.stages import REPO_ROOT, Exercise, Stage, find_stage, list_stages
+from tools.stubs import find_definition
 
 HOOK = REPO_ROOT / "docs_hooks" / "miniray_docs.py"
 
@@ -242,6 +244,47 @@ def test_stage_pages_have_their_code_and_exercises(site: Path) -> None:
         assert f"make exercise EX={exercise.id}" in text
 
 
+def body_fingerprint(stage: Stage, exercise: Exercise) -> str:
+    """The longest line of the solution's body (docstring left out): the answer itself."""
+    text = (stage.path / exercise.file).read_text(encoding="utf-8")
+    func = find_definition(ast.parse(text), exercise.qualname)
+    body = func.body[1:] if isinstance(func.body[0], ast.Expr) else func.body
+    lines = text.splitlines()[body[0].lineno - 1 : body[-1].end_lineno]
+    return max((line.strip() for line in lines), key=len)
+
+
+ANSWER_RE = re.compile(r'<details class="success">.*?</details>', re.DOTALL)
+
+
+def test_each_exercise_sits_beside_its_code_with_the_answer_collapsed(site: Path) -> None:
+    for stage in list_stages():
+        html = (site / "stages" / stage.name / "index.html").read_text(encoding="utf-8")
+        answers = ANSWER_RE.findall(html)
+        assert len(answers) == len(stage.exercises), stage.name
+        outside = visible_text(ANSWER_RE.sub("", html))
+        walkthrough = html.index('id="walkthrough"'), html.index('<h2 id="what-the-original')
+        for exercise in stage.exercises:
+            fingerprint = body_fingerprint(stage, exercise)
+            assert fingerprint in visible_text(html), (exercise.id, fingerprint)
+            assert fingerprint not in outside, f"exercise {exercise.id}: answer shown open"
+            anchor = f"exercise-{exercise.id.replace('.', '-')}"
+            assert walkthrough[0] < html.index(f'id="{anchor}"') < walkthrough[1], exercise.id
+            box = outside.index(f"Exercise {exercise.id} — {exercise.title}")
+            assert "raise NotImplementedError" in outside[box : box + 3000]
+            assert f'href="#{anchor}"' in html  # from the index at the end
+
+
+def test_the_diff_is_summarised_and_linked_not_inlined(site: Path) -> None:
+    for stage in list_stages():
+        page = site / "stages" / stage.name / "index.html"
+        html = page.read_text(encoding="utf-8")
+        assert "diff --git" not in html, f"{stage.name}: the diff is inlined"
+        links = re.findall(r'href="([^"]*\.diff)"', html)
+        assert links, f"{stage.name}: no link to the diff"
+        target = (page.parent / links[0]).resolve()
+        assert target.read_bytes() == (stage.path / "CHANGES.diff").read_bytes()
+
+
 BROKEN_SITES = {
     "good include": ('```python\n--8<-- "{stage}/miniray/wire.py:format"\n```\n', None),
     "missing section": (
@@ -251,6 +294,10 @@ BROKEN_SITES = {
     "missing file": ('```python\n--8<-- "{stage}/miniray/no_such_file.py"\n```\n', "could not be"),
     "placeholder without stage": ("<!-- exercises -->\n", "front matter"),
     "unknown stage": ("---\nstage: 99_nothing\n---\n<!-- exercises -->\n", "99_nothing"),
+    "exercise not quoted": (
+        "---\nstage: 01_local_worker\n---\n<!-- exercises -->\n",
+        "exercise 1.1: miniray/channel.py:Channel._take_frame is not quoted on the page",
+    ),
 }
 
 
