@@ -209,3 +209,8 @@ def test_an_existing_workspace_is_replaced_with_the_make_command(
     workspace = make_workspace(stage_one, tmp_path / stage_one.name)
     with pytest.raises(ExerciseError, match="make workspace STAGE=1 FORCE=1"):
         make_workspace(stage_one, workspace)
+
+
+def test_what_a_test_checks_is_in_the_exercise_statement(stage_one: Stage) -> None:
+    assert "`max_frame`" in stage_one.exercise("1.1").hint  # its test matches "max_frame"
+    assert "`os._exit(1)`" in stage_one.exercise("1.4").hint  # its test wants exit code 1
