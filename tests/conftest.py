@@ -15,8 +15,10 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import importlib.util
+import json
 import os
 import re
 import sys
@@ -45,6 +47,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="SPEC",
         help="test this stage (1, 01_local_worker, stages/01_local_worker or a workspace "
         "directory) instead of the top-level miniray package",
+    )
+    parser.addoption(
+        "--exercise-tests-json",
+        default=None,
+        metavar="PATH",
+        help="write how many selected tests carry each exercise marker to PATH (JSON), "
+        "for tools.exercises: one collection serves every exercise of a stage",
     )
 
 
@@ -90,6 +99,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+    report = config.getoption("exercise_tests_json")
+    if report:
+        markers = (m.name for item in items for m in item.iter_markers())
+        counts = collections.Counter(m for m in markers if EXERCISE_MARKER_RE.fullmatch(m))
+        Path(report).write_text(json.dumps(counts), encoding="utf-8")
 
 
 def pytest_terminal_summary(

@@ -3,6 +3,7 @@ and as a check that the tests catch a stub.  The command line is `tools.exercise
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -129,23 +130,26 @@ def check_exercise(
     exercise: Exercise,
     *,
     timeout: float = DEFAULT_TIMEOUT,
-    run_solution: bool = True,
+    collected: int | None = None,
     root: Path = REPO_ROOT,
 ) -> CheckResult:
     """Run the exercise's tests on the solution (must pass) and on a copy of the stage with
     only this exercise stubbed (must fail: pytest exit code 1).
 
     The stubbed run stops at its first failing test (``-x``): one is proof enough that the
-    tests catch the stub, and the rest would only wait for their timeouts.  Without
-    ``run_solution`` the solution's tests are only collected (there must be some): for a
-    caller that runs the stage's whole suite on the solution anyway, as ``make test`` does.
+    tests catch the stub, and the rest would only wait for their timeouts.  Given
+    ``collected``, the number of the solution's tests marked for the exercise (see
+    `count_exercise_tests`), the solution's run is left out: for a caller that runs the
+    stage's whole suite on the solution anyway, as ``make test`` does.
     """
     started = time.monotonic()
     args = ["-p", "no:cacheprovider", "-q"]
-    solution_args = args if run_solution else [*args, "--collect-only"]
-    solution_rc, solution_out = run_exercise_tests(
-        exercise.id, stage.path, solution_args, timeout=timeout, capture=True, root=root
-    )
+    if collected is None:
+        solution_rc, solution_out = run_exercise_tests(
+            exercise.id, stage.path, args, timeout=timeout, capture=True, root=root
+        )
+    else:
+        solution_rc, solution_out = (0 if collected else 5), ""
     with tempfile.TemporaryDirectory(prefix="miniray-exercise-") as tmp:
         workspace = make_workspace(stage, Path(tmp) / stage.name, [exercise.id], root=root)
         stubbed_rc, stubbed_out = run_exercise_tests(
@@ -154,6 +158,20 @@ def check_exercise(
     output = solution_out if solution_rc != 0 else stubbed_out
     seconds = time.monotonic() - started
     return CheckResult(stage, exercise, solution_rc, stubbed_rc, output, seconds)
+
+
+def count_exercise_tests(stage: Stage, root: Path = REPO_ROOT) -> dict[str, int]:
+    """How many of the stage's tests carry each exercise marker, from one collection."""
+    with tempfile.TemporaryDirectory(prefix="miniray-collect-") as tmp:
+        report = Path(tmp) / "counts.json"
+        command = [sys.executable, "-m", "pytest", "tests", "--ignore=tests/meta", "--stage"]
+        command += [str(stage.path), "--collect-only", "-q", f"--exercise-tests-json={report}"]
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
+        if not report.is_file():
+            raise ExerciseError(f"collecting {stage.name}'s tests failed:\n{done.stdout}")
+        counts: dict[str, int] = json.loads(report.read_text(encoding="utf-8"))
+    return counts
 
 
 def check_exercises(
@@ -166,13 +184,25 @@ def check_exercises(
     on_result: Callable[[CheckResult], object] | None = None,
 ) -> list[CheckResult]:
     """`check_exercise` for the given exercise ids, or for every exercise of every stage,
-    ``jobs`` at a time; ``on_result`` sees each result as it comes.  Results in input order."""
+    ``jobs`` at a time; ``on_result`` sees each result as it comes.  Results in input order.
+
+    Without ``run_solution``, each stage's tests are collected once, and each exercise only
+    checked to have some (see `check_exercise`)."""
     todo = exercises_to_check(ids, root)
+    counts: dict[str, dict[str, int]] = {}
+    if not run_solution:
+        for stage in {s.name: s for s, _ in todo}.values():
+            counts[stage.name] = count_exercise_tests(stage, root)
     results: dict[int, CheckResult] = {}
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = {
             pool.submit(
-                check_exercise, s, e, timeout=timeout, run_solution=run_solution, root=root
+                check_exercise,
+                s,
+                e,
+                timeout=timeout,
+                collected=counts[s.name].get(e.marker, 0) if counts else None,
+                root=root,
             ): i
             for i, (s, e) in enumerate(todo)
         }

@@ -153,8 +153,11 @@ def _cmd_progress(args: argparse.Namespace) -> int:
         print("no workspace yet; make one with: make workspace STAGE=1")
         return 0
     for workspace in workspaces:
-        stage = find_stage(str(workspace))
-        solution = find_stage(str(stage.number)) if stage.number else stage
+        exercises = find_stage(str(workspace)).exercises
+        if not exercises:
+            print(f"{shown_path(workspace)}: no exercises")
+            continue
+        solution = find_exercise(exercises[0].id)[0]  # the stage whose code this workspace is
         unsolved = {e.id for e in unsolved_exercises(solution, workspace)}
         print(f"{shown_path(workspace)} (stage {solution.number}: {solution.title})", flush=True)
         solved = 0
