@@ -1,6 +1,6 @@
 """Load every page of the built site in headless Chromium, and report what the reader sees.
 
-    unshare --net python tools/site_browser.py SITE_DIR REPORT_JSON
+    unshare --net python tools/site_browser.py SITE_DIR REPORT_JSON [CHROMIUM [DIAGRAM_WAIT]]
 
 Meant to run in a network namespace of its own (``unshare --net``), where only loopback
 exists: it brings ``lo`` up, serves ``SITE_DIR`` on 127.0.0.1, and drives Chromium through
@@ -122,7 +122,7 @@ class DevTools:
         return parsed
 
 
-def check_site(site: Path, chromium: str) -> dict[str, Any]:
+def check_site(site: Path, chromium: str, diagram_wait: float = DIAGRAM_WAIT) -> dict[str, Any]:
     """Serve ``site`` on loopback and load each of its pages; the report described above."""
     handler = functools.partial(_QuietHandler, directory=str(site))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -139,7 +139,9 @@ def check_site(site: Path, chromium: str) -> dict[str, Any]:
                 browser.call(domain, sid)
             report = {
                 "origin": f"http://127.0.0.1:{port}/",
-                "pages": {page: _load(browser, sid, site, port, page) for page in pages},
+                "pages": {
+                    page: _load(browser, sid, site, port, page, diagram_wait) for page in pages
+                },
             }
         finally:
             browser.close()
@@ -147,13 +149,15 @@ def check_site(site: Path, chromium: str) -> dict[str, Any]:
     return report
 
 
-def _load(browser: DevTools, sid: str, site: Path, port: int, page: str) -> dict[str, Any]:
+def _load(
+    browser: DevTools, sid: str, site: Path, port: int, page: str, diagram_wait: float
+) -> dict[str, Any]:
     browser.events.clear()
     url = f"http://127.0.0.1:{port}/{page}"
     deadline = time.monotonic() + PAGE_TIMEOUT
     browser.call("Page.navigate", sid, url=url)
     browser.wait_event("Page.loadEventFired", deadline)
-    deadline = time.monotonic() + DIAGRAM_WAIT
+    deadline = time.monotonic() + diagram_wait
     snapshot: dict[str, Any] = {}
     while True:  # Material draws the diagrams after the load event
         value = browser.call("Runtime.evaluate", sid, expression=SNAPSHOT_JS, returnByValue=True)
@@ -202,11 +206,13 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 def main(argv: list[str]) -> int:
-    """``SITE_DIR REPORT_JSON [CHROMIUM]``: bring loopback up, check the site, write the report."""
+    """``SITE_DIR REPORT_JSON [CHROMIUM [DIAGRAM_WAIT]]``: bring loopback up, check the site,
+    write the report."""
     site, out = Path(argv[0]), Path(argv[1])
     chromium = argv[2] if len(argv) > 2 else "chromium"
+    wait = float(argv[3]) if len(argv) > 3 else DIAGRAM_WAIT
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    out.write_text(json.dumps(check_site(site, chromium), indent=1), encoding="utf-8")
+    out.write_text(json.dumps(check_site(site, chromium, wait), indent=1), encoding="utf-8")
     return 0
 
 

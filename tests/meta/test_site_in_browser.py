@@ -51,11 +51,12 @@ pytestmark = [
 ]
 
 
-def load_in_browser(site: Path, tmp_path: Path) -> dict[str, Any]:
+def load_in_browser(site: Path, tmp_path: Path, diagram_wait: float = 8.0) -> dict[str, Any]:
     """Run the driver on ``site`` in a namespace without a network; its report."""
     report = tmp_path / "report.json"
+    command = [sys.executable, str(DRIVER), str(site), str(report), str(CHROMIUM)]
     done = subprocess.run(
-        ["unshare", "--net", sys.executable, str(DRIVER), str(site), str(report), str(CHROMIUM)],
+        ["unshare", "--net", *command, str(diagram_wait)],
         capture_output=True,
         text=True,
         timeout=240,
@@ -126,7 +127,7 @@ def test_the_checks_see_a_broken_page(tmp_path: Path) -> None:
     site = tmp_path / "site"
     site.mkdir()
     (site / "index.html").write_text(BROKEN_PAGE)
-    seen = load_in_browser(site, tmp_path)["pages"]["index.html"]
+    seen = load_in_browser(site, tmp_path, diagram_wait=1.0)["pages"]["index.html"]
     assert (seen["mermaid_blocks"], seen["mermaid_svgs"]) == (1, 0)  # no mermaid script
     assert (seen["answers"], seen["answers_open"]) == (1, 1)
     assert "http://192.0.2.1/pixel.png" in seen["requests"]
