@@ -6,9 +6,11 @@
 The steps: ``ruff check .``; ``mypy --strict`` on the top-level package and the tools;
 ``mypy --strict`` on each stage, in its own folder and its own process (two ``miniray``
 packages must not meet in one mypy run); ``python -m tools.stages check``; ``pytest tests
---stage NN`` for each stage; plain ``pytest tests`` (the repository checks and the top-level
-package) without the exercise checks, which are a step of their own; ``mkdocs build
---strict`` when there is a ``mkdocs.yml``.
+--stage NN`` for each stage; plain ``pytest tests --skip-final-stage-repeats`` (the
+repository checks, and the tests of the top-level package that the final stage's run does
+not already cover: that package is a byte copy of the final stage's, as the stages check and
+``tests/conftest.py`` verify) without the exercise checks, which are a step of their own;
+``mkdocs build --strict`` when there is a ``mkdocs.yml``.
 
 The steps are independent, so ``--jobs`` of them (default: the number of cores) run at once,
 the longest first.  Each step's output is printed in one piece when it ends; while steps run,
@@ -174,7 +176,11 @@ def plan_steps(root: Path = REPO_ROOT, junit_dir: Path | None = None) -> list[St
     steps.append(Step("stages check", [python, "-m", "tools.stages", "check"], root))
     checks = "tests/meta/test_exercise_checks.py"
     pytest_runs = {f"pytest stage {s.name}": ["tests", "--stage", s.name] for s in stages}
-    pytest_runs["pytest miniray + meta"] = ["tests", f"--ignore={checks}"]
+    pytest_runs["pytest library + meta"] = [
+        "tests",
+        f"--ignore={checks}",
+        "--skip-final-stage-repeats",
+    ]
     if (root / checks).is_file():
         pytest_runs["pytest exercise checks"] = [checks]
     for index, (name, args) in enumerate(pytest_runs.items()):

@@ -320,6 +320,7 @@ def test_a_signal_to_one_worker_leaves_its_siblings_alone(echo_server: ServerPro
     sibling.close()  # type: ignore[attr-defined]
 
 
+@pytest.mark.library
 def test_the_console_script_serves(env: dict[str, str], stage_path: Path) -> None:
     import shutil
 

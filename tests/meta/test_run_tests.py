@@ -71,3 +71,16 @@ def test_one_stage_ends_with_the_same_summary_lines_as_the_full_run() -> None:
     assert done.returncode == 1  # pytest found nothing to run: exit code 5, a failed step
     assert lines[-2] == "steps: 0 passed, 1 failed"
     assert lines[-1] == "tests: 0 passed, 0 failed, 0 skipped"
+
+
+def test_the_plain_run_leaves_out_only_what_the_final_stage_run_repeats() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests", "--ignore=tests/meta", "--collect-only", "-q"]
+        + ["--skip-final-stage-repeats", "-p", "no:cacheprovider"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    collected = [line for line in done.stdout.splitlines() if "::" in line]
+    assert collected == ["tests/contract/test_worker_server.py::test_the_console_script_serves"]
