@@ -74,9 +74,9 @@ def test_one_stage_ends_with_the_same_summary_lines_as_the_full_run() -> None:
 
 
 def test_the_plain_run_leaves_out_only_what_the_final_stage_run_repeats() -> None:
+    options = ["--ignore=tests/meta", "--skip-final-stage-repeats", "--collect-only", "-q"]
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "tests", "--ignore=tests/meta", "--collect-only", "-q"]
-        + ["--skip-final-stage-repeats", "-p", "no:cacheprovider"],
+        [sys.executable, "-m", "pytest", "tests", *options, "-p", "no:cacheprovider"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
