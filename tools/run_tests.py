@@ -9,8 +9,8 @@ packages must not meet in one mypy run); ``python -m tools.stages check``; ``pyt
 --stage NN`` for each stage; plain ``pytest tests --skip-final-stage-repeats`` (the
 repository checks, and the tests of the top-level package that the final stage's run does
 not already cover: that package is a byte copy of the final stage's, as the stages check and
-``tests/conftest.py`` verify) without the exercise checks, which are a step of their own;
-``mkdocs build --strict`` when there is a ``mkdocs.yml``.
+``tests/conftest.py`` verify) but for the exercise checks and the browser check, which are
+steps of their own; ``mkdocs build --strict`` when there is a ``mkdocs.yml``.
 
 The steps are independent, so ``--jobs`` of them (default: the number of cores) run at once,
 the longest first.  Each step's output is printed in one piece when it ends; while steps run,
@@ -174,20 +174,19 @@ def plan_steps(root: Path = REPO_ROOT, junit_dir: Path | None = None) -> list[St
     ]
     steps += [_mypy_stage(stage, root) for stage in stages]
     steps.append(Step("stages check", [python, "-m", "tools.stages", "check"], root))
-    checks = "tests/meta/test_exercise_checks.py"
-    pytest_runs = {f"pytest stage {s.name}": ["tests", "--stage", s.name] for s in stages}
-    pytest_runs["pytest library + meta"] = [
-        "tests",
-        f"--ignore={checks}",
-        "--skip-final-stage-repeats",
+    # pytest runs: (name, arguments, a guess of their weight: the heaviest start first)
+    runs = [
+        (f"pytest stage {s.name}", ["tests", "--stage", s.name], 30.0 + 10 * s.number)
+        for s in stages
     ]
-    if (root / checks).is_file():
-        pytest_runs["pytest exercise checks"] = [checks]
-    for index, (name, args) in enumerate(pytest_runs.items()):
+    own_steps = [p for p in SEPARATE_META_RUNS if (root / p).is_file()]
+    plain = ["tests", *(f"--ignore={p}" for p in own_steps), "--skip-final-stage-repeats"]
+    runs.append(("pytest library + meta", plain, 60.0))
+    runs += [(SEPARATE_META_RUNS[p][0], [p], SEPARATE_META_RUNS[p][1]) for p in own_steps]
+    for index, (name, args, weight) in enumerate(runs):
         junit = None if junit_dir is None else junit_dir / f"{index}.xml"
         report = [] if junit is None else [f"--junitxml={junit}"]
         command = [python, "-m", "pytest", *args, *report]
-        weight = 100.0 if args == [checks] else 10.0 + index  # later stages test more
         steps.append(Step(name, command, root, junit=junit, weight=weight))
     if (root / "mkdocs.yml").is_file():
         steps.append(
@@ -294,6 +293,10 @@ def _pytest() -> list[str]:
 
 
 HEARTBEAT = 30.0  # seconds between "still running" lines
+SEPARATE_META_RUNS = {  # long repository checks, run as steps of their own: (name, weight)
+    "tests/meta/test_exercise_checks.py": ("pytest exercise checks", 100.0),
+    "tests/meta/test_site_in_browser.py": ("pytest site in a browser", 20.0),
+}
 
 
 def _short(arg: str) -> str:
