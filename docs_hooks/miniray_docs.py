@@ -16,7 +16,7 @@ A stage page names its stage in front matter (``stage: 01_local_worker``).  On s
 The replacement happens in ``on_page_markdown``, before Markdown is converted, so the
 snippets and superfences extensions process the generated text like hand-written text.
 A placeholder on a page without ``stage:``, an unknown stage, a missing ``CHANGES.diff``,
-an exercise whose function the page does not quote (or quotes twice), or a stage page with
+an exercise whose function the page does not quote, or a stage page with
 exercises but no ``<!-- exercises -->`` stops the build.
 
 ``on_files`` also adds mermaid (the bundle shipped in the ``mermaidx`` wheel) to the site as

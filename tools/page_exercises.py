@@ -12,7 +12,8 @@ it: the code before the target and after it stay quoted as they were, and the ta
 an exercise box (statement, the stub the learner starts from, the ``make`` commands) with the
 stage's code in a collapsed ``??? success`` block.  That code is still included from the
 source, by line range (``path:first:last``, which pymdownx.snippets reads), so the page keeps
-one truth.  Each exercise must be quoted this way exactly once (`ExercisePlacementError`).
+one truth.  Each exercise must be quoted this way (`ExercisePlacementError`); where its
+function is quoted again, only the collapsed answer is shown there.
 
 `exercise_index` is the short list at the end of the page, linking to each box.
 The MkDocs hook (``docs_hooks/miniray_docs.py``) calls both.
@@ -40,7 +41,7 @@ ANSWER_TITLE = "The stage's code"
 
 
 class ExercisePlacementError(Exception):
-    """An exercise's function is not quoted on its stage page, or quoted twice."""
+    """An exercise's function is not quoted on its stage page."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ def anchor(exercise: Exercise) -> str:
 def place_exercises(markdown: str, stage: Stage, root: Path = REPO_ROOT) -> str:
     """``markdown`` with every exercise's target, where a snippet fence quotes it, turned into
     an exercise box with the answer collapsed."""
-    placed: dict[str, int] = {}
+    placed: set[str] = set()
 
     def rewrite(match: re.Match[str]) -> str:
         path = (root / match["file"]).resolve()
@@ -78,21 +79,22 @@ def place_exercises(markdown: str, stage: Stage, root: Path = REPO_ROOT) -> str:
         parts: list[str] = []
         cursor = section.first
         for first, last, exercise in sorted(spans, key=lambda s: s[0]):
-            placed[exercise.id] = placed.get(exercise.id, 0) + 1
             parts.append(_quote(match["file"], text, cursor, first - 1))
-            parts.append(_exercise_box(stage, exercise, match["file"], text, first, last))
+            if exercise.id in placed:  # quoted again: only the answer, folded
+                parts.append(_answer(match["file"], text, first, last))
+            else:
+                parts.append(_exercise_box(stage, exercise, match["file"], text, first, last))
+            placed.add(exercise.id)
             cursor = last + 1
         parts.append(_quote(match["file"], text, cursor, section.last))
         return textwrap.indent("\n\n".join(p for p in parts if p), match["indent"])
 
     result = SNIPPET_FENCE_RE.sub(rewrite, markdown)
     for exercise in stage.exercises:
-        count = placed.get(exercise.id, 0)
-        if count != 1:
-            where = "is not quoted" if count == 0 else f"is quoted {count} times"
+        if exercise.id not in placed:
             raise ExercisePlacementError(
-                f"exercise {exercise.id}: {exercise.target} {where} on the page; quote the "
-                "snippet section that holds it, once, in the walkthrough section that explains it"
+                f"exercise {exercise.id}: {exercise.target} is not quoted on the page; quote "
+                "the snippet section that holds it in the walkthrough section that explains it"
             )
     return result
 
@@ -117,20 +119,25 @@ def _exercise_box(
 ) -> str:
     stub = render_stub(stage, exercise.id).rstrip("\n")
     fence = _fence_for(stub)
-    answer = _quote(file, text, first, last)
     body = (
         f"In `{exercise.file}`, write `{exercise.qualname}`. {exercise.hint}\n\n"
         f'{fence}python title="{exercise.file}: what you start from"\n{stub}\n{fence}\n\n'
         f"Try it before you read on or open the answer: `make workspace STAGE={stage.number}` "
         f"once, then `make exercise EX={exercise.id}` runs its tests (the exercises you have "
         "not written yet run the stage's code meanwhile).\n\n"
-        f'??? success "{ANSWER_TITLE}"\n\n{textwrap.indent(answer, "    ")}\n'
+        f"{_answer(file, text, first, last)}\n"
     )
     return (
         f'<span id="{anchor(exercise)}"></span>\n\n'
         f'!!! question "Exercise {exercise.id} — {exercise.title}"\n\n'
         f"{textwrap.indent(body, '    ')}"
     )
+
+
+def _answer(file: str, text: str, first: int, last: int) -> str:
+    """The stage's code for lines ``first..last``, in a collapsed block."""
+    quote = _quote(file, text, first, last)
+    return f'??? success "{ANSWER_TITLE}"\n\n{textwrap.indent(quote, "    ")}'
 
 
 def _quote(file: str, text: str, first: int, last: int) -> str:

@@ -260,15 +260,15 @@ def test_each_exercise_sits_beside_its_code_with_the_answer_collapsed(site: Path
     for stage in list_stages():
         html = (site / "stages" / stage.name / "index.html").read_text(encoding="utf-8")
         answers = ANSWER_RE.findall(html)
-        assert len(answers) == len(stage.exercises), stage.name
+        assert len(answers) >= len(stage.exercises), stage.name  # more: quoted twice
         outside = visible_text(ANSWER_RE.sub("", html))
-        walkthrough = html.index('id="walkthrough"'), html.index('<h2 id="what-the-original')
+        index = html.index('<h2 id="exercises"')  # the list at the end of the page
         for exercise in stage.exercises:
             fingerprint = body_fingerprint(stage, exercise)
             assert fingerprint in visible_text(html), (exercise.id, fingerprint)
             assert fingerprint not in outside, f"exercise {exercise.id}: answer shown open"
             anchor = f"exercise-{exercise.id.replace('.', '-')}"
-            assert walkthrough[0] < html.index(f'id="{anchor}"') < walkthrough[1], exercise.id
+            assert html.index(f'id="{anchor}"') < index, f"{exercise.id} is not in the walkthrough"
             box = outside.index(f"Exercise {exercise.id} — {exercise.title}")
             assert "raise NotImplementedError" in outside[box : box + 3000]
             assert f'href="#{anchor}"' in html  # from the index at the end

@@ -103,7 +103,7 @@ def test_every_mermaid_block_became_an_svg(report: dict[str, Any]) -> None:
 def test_every_answer_starts_collapsed(report: dict[str, Any]) -> None:
     for stage in list_stages():
         seen = report["pages"][f"stages/{stage.name}/index.html"]
-        assert seen["answers"] == len(stage.exercises), stage.name
+        assert seen["answers"] >= len(stage.exercises), stage.name
     for page, seen in report["pages"].items():
         assert seen["answers_open"] == 0, f"{page}: an answer block is open"
 
