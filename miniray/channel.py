@@ -16,7 +16,6 @@ Three rules keep the stream honest:
 
 from __future__ import annotations
 
-import math
 import select
 import socket
 import struct
@@ -25,6 +24,8 @@ from collections import deque
 from typing import Any
 
 from .errors import ChannelClosed, ProtocolError
+from .timeouts import check_timeout, deadline_after, ms_until
+from .timeouts import wait_readable as wait_readable  # re-exported: older imports use it
 from .wire import (
     DEFAULT_MAX_FRAME,
     ERROR,
@@ -35,6 +36,7 @@ from .wire import (
     decode_exit,
     decode_message,
     encode_message,
+    take_frame,
 )
 
 _RECV_SIZE = 64 * 1024  # bigger reads cost an mmap per call in malloc
@@ -52,6 +54,8 @@ class Channel:
             has exited (a pidfd); a wait then ends instead of hanging on a socket that a
             grandchild may still hold open.
         peer_pid: The peer's process id, used in error messages.
+        from_worker: True when the peer is a worker, the only side that sends ERROR and
+            EXIT frames; on a worker's own handle (False) such a frame is a ProtocolError.
     """
 
     def __init__(
@@ -61,9 +65,11 @@ class Channel:
         max_frame: int = DEFAULT_MAX_FRAME,
         watch_fd: int | None = None,
         peer_pid: int = 0,
+        from_worker: bool = True,
     ) -> None:
         self.max_frame = max_frame
         self.peer_pid = peer_pid
+        self.from_worker = from_worker
         self._sock = sock
         self._buffer = bytearray()
         self._frames: deque[tuple[int, bytes]] = deque()  # complete, not yet delivered
@@ -94,6 +100,7 @@ class Channel:
 
     def send_frame(self, kind: int, payload: bytes, timeout: float | None = None) -> None:
         """Send one frame of the given kind; see :meth:`send` for the errors."""
+        timeout = check_timeout(timeout)
         if self._sock.fileno() < 0:
             raise ChannelClosed("the channel is closed")
         if self._send_broken:
@@ -111,8 +118,8 @@ class Channel:
             else:  # two sends, to avoid copying a big payload just to prepend 9 bytes
                 self._sock.sendall(header)
                 self._sock.sendall(payload)
-        except TimeoutError:
-            self._send_broken = True
+        except (TimeoutError, BlockingIOError):  # BlockingIOError: timeout=0, socket full
+            self._send_broken = True  # part of the frame may be out: the next would land inside
             raise TimeoutError(f"send did not complete within {timeout} s") from None
         except (BrokenPipeError, ConnectionResetError) as e:
             raise ChannelClosed(f"the peer closed the channel ({e.strerror})") from e
@@ -133,8 +140,11 @@ class Channel:
             ChannelClosed: The peer closed the channel or its process ended.
             ProtocolError: A frame broke the wire format.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        kind, payload = self._next_frame(deadline)
+        deadline = deadline_after(check_timeout(timeout))
+        try:
+            kind, payload = self._next_frame(deadline)
+        except TimeoutError:
+            raise TimeoutError(f"no message from {self._peer_name()} within {timeout} s") from None
         if kind == MESSAGE:
             self._frames.popleft()
             return decode_message(payload)
@@ -163,11 +173,14 @@ class Channel:
         That is the peer's error or exit report, or why the stream ended; ``None``
         while more messages may come. Messages buffered before it are not touched.
         """
-        for kind, payload in self._frames:
-            if kind == ERROR:
-                return decode_error(payload)
-            if kind == EXIT:
-                return decode_exit(payload, self.peer_pid)
+        try:
+            for kind, payload in self._frames:
+                if kind == ERROR:
+                    return decode_error(payload)
+                if kind == EXIT:
+                    return decode_exit(payload, self.peer_pid)
+        except ProtocolError as e:  # a malformed report: what recv will raise, too
+            return e
         return None if self._end is None else self._end.error()
 
     def drain(self) -> None:
@@ -219,7 +232,7 @@ class Channel:
             if deadline is None:  # no deadline: a blocking read, no poll() per message
                 self._read_some()
                 continue
-            ready = [fd for fd, _ in self._poller.poll(_ms_until(deadline))]
+            ready = [fd for fd, _ in self._poller.poll(ms_until(deadline))]
             if not ready:
                 raise TimeoutError("no message arrived in time")
             if self._sock.fileno() in ready:
@@ -250,31 +263,14 @@ class Channel:
             return
         self._buffer += data
         try:
-            while (frame := self._take_frame()) is not None:
+            while (frame := take_frame(self._buffer, self.max_frame)) is not None:
+                if frame[0] in (ERROR, EXIT) and not self.from_worker:
+                    raise ProtocolError(
+                        f"frame kind {frame[0]} is a worker's report: never sent to one"
+                    )
                 self._frames.append(frame)
         except ProtocolError as e:
             self._end = _StreamEnd(str(e), fatal=True)
-
-    # --8<-- [start:take_frame]
-    def _take_frame(self) -> tuple[int, bytes] | None:
-        """Cut the first complete frame off the receive buffer; None if it is not all here.
-
-        Raises:
-            ProtocolError: The header announces more than ``max_frame`` bytes.
-        """
-        if len(self._buffer) < HEADER.size:
-            return None
-        length, kind = HEADER.unpack_from(self._buffer)
-        if length > self.max_frame:
-            raise ProtocolError(f"peer announced a {length}-byte frame; max_frame={self.max_frame}")
-        end = HEADER.size + length
-        if len(self._buffer) < end:
-            return None
-        payload = bytes(self._buffer[HEADER.size : end])
-        del self._buffer[:end]
-        return kind, payload
-
-    # --8<-- [end:take_frame]
 
     def _check_watched_process(self) -> None:
         """End the stream if the watched process has exited (after reading all it sent)."""
@@ -284,6 +280,10 @@ class Channel:
 
     def _socket_readable_now(self) -> bool:
         return any(fd == self._sock.fileno() for fd, _ in self._poller.poll(0))
+
+    def _peer_name(self) -> str:
+        role = "worker" if self.from_worker else "peer"
+        return f"{role} pid {self.peer_pid}" if self.peer_pid else f"the {role}"
 
 
 class _StreamEnd:
@@ -296,20 +296,3 @@ class _StreamEnd:
     def error(self) -> Exception:
         """The exception a reader gets from now on."""
         return ProtocolError(self.reason) if self.fatal else ChannelClosed(self.reason)
-
-
-def wait_readable(fds: list[int], timeout: float | None) -> list[int]:
-    """Return which of ``fds`` are readable, waiting up to ``timeout`` s (None: forever).
-
-    ``poll``, not ``select``: select fails on descriptor numbers above 1023, and a
-    process that imports torch easily has that many open.
-    """
-    poller = select.poll()
-    for fd in fds:
-        poller.register(fd, select.POLLIN)
-    timeout_ms = None if timeout is None else max(0, math.ceil(timeout * 1000))
-    return [fd for fd, _ in poller.poll(timeout_ms)]
-
-
-def _ms_until(deadline: float) -> int:
-    return max(0, math.ceil((deadline - time.monotonic()) * 1000))

@@ -18,17 +18,20 @@ def process_exists(pid: int) -> bool:
         return False
 
 
-def run_parent(body: str) -> subprocess.Popen[str]:
+def run_parent(body: str, *, stderr: int | None = None) -> subprocess.Popen[str]:
     """Start a Python "parent" program that has ``miniray``, ``workfns`` and ``time`` imported.
 
     ``PYTHONPATH`` (set by conftest to the stage under test) is kept, with tests/ added.
+    Its stdout is a pipe; pass ``stderr=subprocess.PIPE`` to read its stderr too.
     """
     tests_dir = os.path.dirname(os.path.abspath(__file__))
     pythonpath = os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), tests_dir]))
     code = "import time\nfrom miniray import *\nimport workfns\n" + textwrap.dedent(body)
     return subprocess.Popen(
         [sys.executable, "-c", code],
-        stdout=subprocess.PIPE,
+        cwd=tests_dir,  # `-c` puts the working directory first on sys.path: not the repo
+        stdout=subprocess.PIPE,  # root, whose own miniray/ would shadow the stage under test
+        stderr=stderr,
         text=True,
         env={**os.environ, "PYTHONPATH": pythonpath},
     )

@@ -6,8 +6,10 @@ Runs against every stage: the framing never changes, only what rides on it.
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
+from typing import Any
 
 import adapters
 import pytest
@@ -130,3 +132,81 @@ def test_hostile_bytes_never_hang_or_crash_the_reader(chunks: list[bytes]) -> No
         except TimeoutError:
             pytest.fail("a closed peer must end the stream, not time out")
     pytest.fail("the reader never reached the end of the stream")
+
+
+def test_a_send_with_zero_timeout_that_stops_mid_frame_breaks_the_channel() -> None:
+    channel, _peer = adapters.channel_pair(max_frame=1 << 24)  # _peer never reads
+    big = "z" * (4 << 20)  # far more than a socketpair buffers: the send stops part-way
+    with pytest.raises(TimeoutError):
+        channel.send(big, timeout=0)
+    with pytest.raises(ProtocolError, match="mid-frame"):  # the next frame would land inside
+        channel.send("next")
+
+
+@pytest.mark.parametrize(
+    "report",
+    [
+        b'{"type":"X","message":"m","traceback":"t","pid":Infinity,"host":"h"}',
+        b'{"type":"X","message":"m","traceback":"t","pid":NaN,"host":"h"}',
+        b'{"type":"X","message":"m","traceback":"t","pid":1.5,"host":"h"}',
+        b'{"type":"X","message":"m","traceback":"t","pid":"12","host":"h"}',
+        b'{"type":["X"],"message":"m","traceback":"t","pid":1,"host":"h"}',
+        b'{"type":"X","message":"m","pid":1,"host":"h"}',
+        b'["X","m","t",1,"h"]',
+    ],
+)
+def test_a_malformed_error_report_is_a_protocol_error_every_time(report: bytes) -> None:
+    channel, peer = adapters.channel_pair()
+    peer.sendall(adapters.frame(report, kind=1))
+    for _ in range(2):
+        with pytest.raises(ProtocolError, match="malformed"):
+            channel.recv(timeout=1)
+    assert isinstance(channel.final_error(), ProtocolError)
+
+
+@pytest.mark.parametrize(
+    "report", [b'{"code":Infinity}', b'{"code":true}', b'{"code":1,"message":5}', b"[0]"]
+)
+def test_a_malformed_exit_report_is_a_protocol_error(report: bytes) -> None:
+    channel, peer = adapters.channel_pair()
+    peer.sendall(adapters.frame(report, kind=2))
+    with pytest.raises(ProtocolError, match="malformed"):
+        channel.recv(timeout=1)
+
+
+@pytest.mark.parametrize("kind", [1, 2])
+def test_a_worker_handle_refuses_report_frames(kind: int) -> None:
+    import socket
+
+    from miniray import Channel
+
+    ours, peer = socket.socketpair()
+    handle = Channel(ours, from_worker=False)
+    peer.sendall(adapters.frame(b'"before"') + adapters.frame(b'{"code":0}', kind=kind))
+    assert handle.recv(timeout=1) == "before"
+    for _ in range(2):
+        with pytest.raises(ProtocolError, match="never sent to one"):
+            handle.recv(timeout=1)
+
+
+@pytest.mark.parametrize("forever", [math.inf, 1e10, None])
+def test_channel_timeouts_beyond_reach_mean_no_limit(forever: float | None) -> None:
+    channel, peer = adapters.channel_pair()
+    peer.sendall(adapters.frame(b"1"))
+    assert channel.recv(timeout=forever) == 1
+    channel.send(2, timeout=forever)
+    assert peer.recv(100) == adapters.frame(b"2")
+
+
+@pytest.mark.parametrize("bad", [math.nan, -0.5, -math.inf, "1"])
+def test_channel_refuses_a_nan_negative_or_non_number_timeout(bad: Any) -> None:
+    channel, peer = adapters.channel_pair()
+    peer.sendall(adapters.frame(b"1"))
+    with pytest.raises((ValueError, TypeError), match="timeout"):
+        channel.recv(timeout=bad)
+    with pytest.raises((ValueError, TypeError), match="timeout"):
+        channel.send("x", timeout=bad)
+    assert channel.recv(timeout=1) == 1  # nothing was lost or sent
+    peer.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        peer.recv(100)

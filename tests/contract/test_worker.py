@@ -182,3 +182,45 @@ def test_wait_any_reports_a_dead_worker(connect: Connect) -> None:
     assert wait_any([worker], timeout=5) == [worker]
     with pytest.raises(WorkerDied):
         worker.recv(timeout=0)
+
+
+def test_recv_timeout_names_the_worker_and_the_time(connect: Connect) -> None:
+    worker = connect("echo")
+    with pytest.raises(
+        TimeoutError, match=rf"^no message from worker pid {worker.pid} within 0.1 s"
+    ):
+        worker.recv(timeout=0.1)
+
+
+def test_sys_exit_with_a_message_reaches_the_caller(connect: Connect) -> None:
+    worker = connect("exit_with")
+    worker.send({"code": "no more input", "hard": False})
+    assert worker.recv(timeout=5) == "bye"
+    with pytest.raises(WorkerDied, match="no more input") as caught:
+        worker.recv(timeout=5)
+    assert caught.value.returncode == 1
+
+
+def test_a_remote_error_carries_the_traceback_as_its_cause_not_its_message(
+    connect: Connect,
+) -> None:
+    worker = connect("fail")
+    worker.recv(timeout=5)
+    worker.send("bad input 18")
+    with pytest.raises(RemoteError) as caught:
+        worker.recv(timeout=5)
+    assert "Traceback" not in str(caught.value)
+    assert str(caught.value).startswith("ValueError: bad input 18 (in worker pid ")
+    cause = caught.value.__cause__
+    assert cause is not None and "raise ValueError(handle.recv())" in str(cause)
+
+
+@pytest.mark.parametrize("forever", [float("inf"), 1e10])
+def test_an_infinite_or_huge_timeout_means_no_limit(connect: Connect, forever: float) -> None:
+    worker = connect("echo_n")
+    worker.send(1, timeout=forever)
+    worker.send("x", timeout=forever)
+    assert wait_any([worker], timeout=forever) == [worker]
+    assert worker.recv(timeout=forever) == "x"
+    assert worker.wait(timeout=forever) == 0
+    worker.close(timeout=forever)

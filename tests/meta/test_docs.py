@@ -238,7 +238,7 @@ def test_stage_pages_have_their_code_and_exercises(site: Path) -> None:
     assert 'class="mermaid"' in html
     text = visible_text(html)
     assert "--8<--" not in text, "a snippet line was not replaced"
-    assert "def _take_frame(self)" in text and "def die_with_parent(" in text
+    assert "def take_frame(buffer" in text and "def die_with_parent(" in text
     for exercise in find_stage("01_local_worker").exercises:
         assert f"Exercise {exercise.id} — {exercise.title}" in text
         assert f"make exercise EX={exercise.id}" in text

@@ -43,6 +43,11 @@ class WorkerDied(ChannelClosed):
 class RemoteError(MiniRayError):
     """The work function raised; this carries the exception from the worker.
 
+    Its message says what and where (``ValueError: bad input (in worker pid 7 on
+    node1)``). The worker's traceback is attached as the cause, a
+    :class:`RemoteTraceback`, as ``concurrent.futures`` does: left uncaught, the error
+    prints it once, above its own traceback; caught, nothing is printed.
+
     Attributes:
         remote_type: Name of the exception type raised in the worker, e.g. ``"KeyError"``.
         remote_message: ``str()`` of that exception.
@@ -54,19 +59,30 @@ class RemoteError(MiniRayError):
     def __init__(
         self, remote_type: str, remote_message: str, remote_traceback: str, *, pid: int, host: str
     ) -> None:
-        super().__init__(
-            f"{remote_type}: {remote_message} (in worker pid {pid} on {host})\n\n"
-            f"Remote traceback:\n{remote_traceback}"
-        )
+        super().__init__(f"{remote_type}: {remote_message} (in worker pid {pid} on {host})")
         self.remote_type = remote_type
         self.remote_message = remote_message
         self.remote_traceback = remote_traceback
         self.pid = pid
         self.host = host
+        self.__cause__ = RemoteTraceback(remote_traceback)
 
 
-def describe_returncode(returncode: int) -> str:
+class RemoteTraceback(Exception):
+    """The traceback of an exception raised in a worker, shown as a RemoteError's cause."""
+
+    def __init__(self, remote_traceback: str) -> None:
+        super().__init__(remote_traceback)
+        self.remote_traceback = remote_traceback
+
+    def __str__(self) -> str:
+        return f'\n"""\n{self.remote_traceback.rstrip()}\n"""'
+
+
+def describe_returncode(returncode: int | None) -> str:
     """Say how a process ended, e.g. ``"exited with code 3"`` or ``"killed by SIGKILL"``."""
+    if returncode is None:
+        return "ended (exit status unknown)"
     if returncode >= 0:
         return f"exited with code {returncode}"
     try:

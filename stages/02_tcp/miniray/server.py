@@ -174,7 +174,7 @@ class WorkerServer:
             log.warning("refused %s: %s", client, e)
             return 2
         conn.settimeout(None)
-        handle = Channel(conn, max_frame=self._max_frame)
+        handle = Channel(conn, max_frame=self._max_frame, from_worker=False)
         handle.send({"pid": os.getpid(), "host": socket.gethostname()})
         return run_work_fn(self._work_fn, handle)
 

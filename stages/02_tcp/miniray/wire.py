@@ -7,7 +7,11 @@
 * MESSAGE: a user's message, any JSON value.
 * ERROR: the exception a work function raised:
   ``{"type", "message", "traceback", "pid", "host"}``.
-* EXIT: ``{"code": n}``, the last frame a worker sends before it exits.
+* EXIT: ``{"code": n}``, the last frame a worker sends before it exits, with
+  ``"message"`` too when the worker called ``sys.exit("some text")``.
+
+A worker sends ERROR and EXIT, never receives them: on a worker's own handle they are a
+ProtocolError, as is a report whose fields have the wrong types.
 
 Every payload is JSON, so nothing that arrives from a socket is ever unpickled: a
 peer can send us wrong data, but never code to run. ``channel.py`` moves the frames.
@@ -69,33 +73,69 @@ def encode_error(e: BaseException) -> bytes:
 
 
 def decode_error(payload: bytes) -> RemoteError:
-    """The RemoteError an ERROR frame describes."""
+    """The RemoteError an ERROR frame describes; a malformed one is a ProtocolError."""
     info = decode_message(payload)
-    try:
-        return RemoteError(
-            str(info["type"]),
-            str(info["message"]),
-            str(info["traceback"]),
-            pid=int(info["pid"]),
-            host=str(info["host"]),
-        )
-    except (KeyError, TypeError, ValueError) as e:
-        raise ProtocolError(f"malformed error frame: {e!r}") from None
+    fields = {"type": str, "message": str, "traceback": str, "pid": int, "host": str}
+    if not isinstance(info, dict) or not all(_is(info.get(k), t) for k, t in fields.items()):
+        raise ProtocolError(f"malformed error frame: {_preview(payload)}")
+    return RemoteError(
+        info["type"], info["message"], info["traceback"], pid=info["pid"], host=info["host"]
+    )
 
 
-def encode_exit(code: int) -> bytes:
-    """The EXIT frame's payload."""
-    return encode_message({"code": code})
+def encode_exit(code: int, message: str | None = None) -> bytes:
+    """The EXIT frame's payload; ``message`` is what ``sys.exit("...")`` said, if anything."""
+    return encode_message({"code": code} if message is None else {"code": code, "message": message})
 
 
 def decode_exit(payload: bytes, pid: int) -> WorkerDied:
     """The WorkerDied an EXIT frame from worker ``pid`` stands for."""
     info = decode_message(payload)
-    if not isinstance(info, dict) or not isinstance(info.get("code"), int):
-        raise ProtocolError("malformed exit frame")
+    if not (
+        isinstance(info, dict)
+        and _is(info.get("code"), int)
+        and isinstance(info.get("message", ""), str)
+    ):
+        raise ProtocolError(f"malformed exit frame: {_preview(payload)}")
     code: int = info["code"]
-    message = f"worker pid {pid} {describe_returncode(code)}; no more messages"
+    said = f" ({info['message']})" if info.get("message") else ""
+    message = f"worker pid {pid} {describe_returncode(code)}{said}; no more messages"
     return WorkerDied(message, pid=pid, returncode=code)
+
+
+# --8<-- [start:take_frame]
+def take_frame(buffer: bytearray, max_frame: int) -> tuple[int, bytes] | None:
+    """Cut the first complete frame off ``buffer``; None if it is not all here yet.
+
+    Returns:
+        ``(kind, payload)``, removed from the front of ``buffer``.
+
+    Raises:
+        ProtocolError: The header announces more than ``max_frame`` bytes.
+    """
+    if len(buffer) < HEADER.size:
+        return None
+    length, kind = HEADER.unpack_from(buffer)
+    if length > max_frame:
+        raise ProtocolError(f"peer announced a {length}-byte frame; max_frame={max_frame}")
+    end = HEADER.size + length
+    if len(buffer) < end:
+        return None
+    payload = bytes(buffer[HEADER.size : end])
+    del buffer[:end]
+    return kind, payload
+
+
+# --8<-- [end:take_frame]
+
+
+def _is(value: object, kind: type) -> bool:
+    """``isinstance``, except that a bool is not an int (JSON true is not a pid)."""
+    return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+
+
+def _preview(payload: bytes) -> str:
+    return repr(payload[:100]) + ("..." if len(payload) > 100 else "")
 
 
 def _safe_str(e: BaseException) -> str:

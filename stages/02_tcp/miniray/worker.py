@@ -7,7 +7,8 @@
 
 The parent watches the child through two descriptors: its end of the socketpair (for
 messages) and a pidfd (for death). So ``recv`` ends promptly with :class:`WorkerDied`
-however the child ends, even when a grandchild still holds the socket open.
+however the child ends, even when a grandchild still holds the socket open. Each child
+leads a process group of its own, which ends with it (see ``process.ChildProcess``).
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, TypeVar
 
-from .channel import Channel, wait_readable
+from .channel import Channel
 from .errors import ChannelClosed, RemoteError, WorkerDied, describe_returncode
-from .process import fork_child, run_work_fn
+from .process import ChildProcess, fork_child, run_work_fn
+from .timeouts import check_timeout, deadline_after, seconds_left, wait_readable
 from .wire import DEFAULT_MAX_FRAME
 
 WorkFn = Callable[[Channel], object]
@@ -63,7 +64,7 @@ class Worker:
         max_frame: int = DEFAULT_MAX_FRAME,
     ) -> None:
         parent_end, child_end = socket.socketpair()
-        handle = Channel(child_end, max_frame=max_frame, peer_pid=os.getpid())
+        handle = Channel(child_end, max_frame=max_frame, peer_pid=os.getpid(), from_worker=False)
 
         def child_body() -> int:
             for sibling in list(_live_workers):
@@ -72,19 +73,20 @@ class Worker:
             return run_work_fn(work_fn, handle)
 
         try:
-            self.pid = fork_child(child_body, close_in_child=[parent_end])
+            self._process = ChildProcess(fork_child(child_body, close_in_child=[parent_end]))
         except BaseException:  # e.g. fork() failed: out of processes or memory
             parent_end.close()
             raise
         finally:
             child_end.close()
-        self.returncode: int | None = None
-        self._pidfd = os.pidfd_open(self.pid)
+        self.pid = self._process.pid
+        self.returncode: int | None = None  # also None after the end if it is not known
         self._channel = Channel(
-            parent_end, max_frame=max_frame, watch_fd=self._pidfd, peer_pid=self.pid
+            parent_end, max_frame=max_frame, watch_fd=self._process.pidfd, peer_pid=self.pid
         )
-        # A Worker dropped without close() still must not leave its child running.
-        self._finalizer = weakref.finalize(self, _kill_and_reap, os.getpid(), self.pid)
+        # A Worker dropped without close() must not leave its child running, nor leak the
+        # descriptors; the finalizer holds the process and channel, never the Worker.
+        self._finalizer = weakref.finalize(self, _release, self._process, self._channel)
         _live_workers.add(self)
 
     # --8<-- [end:worker_init]
@@ -117,9 +119,14 @@ class Worker:
     # --8<-- [start:is_alive]
     def is_alive(self) -> bool:
         """True while the child runs. Does not reap it: ``wait()`` still gets the code."""
-        if self.returncode is not None:
+        if self._process.reaped:
             return False
-        exited = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        try:  # through the pidfd: this pid number may be reused once the child is reaped
+            exited = os.waitid(
+                os.P_PIDFD, self._process.pidfd, os.WEXITED | os.WNOHANG | os.WNOWAIT
+            )
+        except ChildProcessError:  # SIGCHLD is ignored: the kernel has reaped it already
+            return False
         return exited is None
 
     # --8<-- [end:is_alive]
@@ -127,37 +134,41 @@ class Worker:
     def wait(self, timeout: float | None = None) -> int:
         """Wait for the child to end and return its exit code (negative: killed by signal).
 
+        If this process set SIGCHLD to SIG_IGN, the kernel discards exit statuses: then
+        the code is the one the worker reported in its EXIT frame, if it sent one.
+
         Raises:
             TimeoutError: Still running after ``timeout`` seconds.
             RemoteError: ``work_fn`` raised; the error is raised on every call.
+            WorkerDied: The exit code is unknown (SIGCHLD ignored, and no EXIT frame).
         """
-        self._reap(timeout)
-        assert self.returncode is not None
+        self._reap(check_timeout(timeout))
         if not self._channel.closed:
             self._channel.drain()
             error = self._channel.final_error()
             if isinstance(error, RemoteError):
                 raise error
+        if self.returncode is None:
+            raise self._died()
         return self.returncode
 
-    def close(self, timeout: float = 5.0) -> None:
+    def close(self, timeout: float | None = 5.0) -> None:
         """Close the channel, give the child ``timeout`` seconds to exit, then kill it.
 
         The child sees end-of-file on its ``recv``; one that does not exit in time gets
-        SIGTERM, then SIGKILL a second later. Either way it is reaped: no zombie.
+        SIGTERM, then SIGKILL a second later (with the processes it started: its group).
+        Either way it is reaped: no zombie, and nothing it started is left running.
         """
+        timeout = check_timeout(timeout)
         self._channel.close()
         try:
             self._reap(timeout)
         except TimeoutError:
             self._kill_and_wait(signal.SIGTERM, 1.0)
-        if self.returncode is None:
+        if not self._process.reaped:
             self._kill_and_wait(signal.SIGKILL, None)
-        self._finalizer.detach()
+        self._finalizer()  # closes the pidfd; the child is reaped, so it signals nothing
         _live_workers.discard(self)
-        if self._pidfd >= 0:
-            os.close(self._pidfd)
-            self._pidfd = -1
 
     def __enter__(self) -> Worker:
         return self
@@ -166,33 +177,32 @@ class Worker:
         self.close()
 
     def __repr__(self) -> str:
-        state = "running" if self.returncode is None else describe_returncode(self.returncode)
+        state = describe_returncode(self.returncode) if self._process.reaped else "running"
         return f"<Worker pid={self.pid} {state}>"
 
     def _reap(self, timeout: float | None) -> None:
         """Wait for the child to exit (or raise TimeoutError) and collect its status."""
-        if self.returncode is not None:
+        if self._process.reaped:
             return
-        if not wait_readable([self._pidfd], timeout):
-            raise TimeoutError(f"worker pid {self.pid} still running after {timeout} s")
-        _, status = os.waitpid(self.pid, 0)
-        self.returncode = os.waitstatus_to_exitcode(status)
+        self._process.reap(timeout)
+        self.returncode = self._process.returncode
+        if self.returncode is None and not self._channel.closed:  # SIGCHLD ignored:
+            self._channel.drain()  # the worker's own EXIT frame is all we can go by
+            report = self._channel.final_error()
+            if isinstance(report, WorkerDied):
+                self.returncode = report.returncode
 
     def _kill_and_wait(self, sig: signal.Signals, timeout: float | None) -> None:
         try:
-            os.kill(self.pid, sig)  # safe: an unreaped child's pid cannot be reused
+            self._process.signal_group(sig)
             self._reap(timeout)
         except TimeoutError:
             pass
 
     def _abandon(self) -> None:
         """In a forked child: drop this (sibling's) descriptors without touching the process."""
-        self._finalizer.detach()
+        self._finalizer()  # in a forked copy of the owner this only closes descriptors
         _live_workers.discard(self)
-        self._channel.close()
-        if self._pidfd >= 0:
-            os.close(self._pidfd)
-            self._pidfd = -1
 
     def _closed_error(self) -> ChannelClosed:
         """The error for a channel that ended: WorkerDied with the exit code, if it died."""
@@ -202,12 +212,13 @@ class Worker:
             self._reap(_EXIT_GRACE)
         except TimeoutError:
             return ChannelClosed(f"worker pid {self.pid} closed its channel but still runs")
-        assert self.returncode is not None
-        return WorkerDied(
-            f"worker pid {self.pid} {describe_returncode(self.returncode)}",
-            pid=self.pid,
-            returncode=self.returncode,
-        )
+        return self._died()
+
+    def _died(self) -> WorkerDied:
+        how = describe_returncode(self.returncode)
+        if self.returncode is None:
+            how += ": it was reaped outside this Worker (is SIGCHLD set to SIG_IGN?)"
+        return WorkerDied(f"worker pid {self.pid} {how}", pid=self.pid, returncode=self.returncode)
 
 
 # --8<-- [start:helpers]
@@ -244,26 +255,20 @@ def wait_any(workers: Iterable[AnyWorker], timeout: float | None = None) -> list
         TimeoutError: None became ready within ``timeout`` seconds.
     """
     workers = list(workers)
-    deadline = None if timeout is None else time.monotonic() + timeout
+    deadline = deadline_after(check_timeout(timeout))
     while True:
         ready = [w for w in workers if w._channel.poll()]
         if ready:
             return ready
-        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         fds = [fd for w in workers for fd in w._channel.wait_fds()]
-        if not wait_readable(fds, remaining):
+        if not wait_readable(fds, seconds_left(deadline)):
             raise TimeoutError(f"no worker had a message within {timeout} s")
 
 
 # --8<-- [end:helpers]
 
 
-def _kill_and_reap(owner_pid: int, pid: int) -> None:
-    """Finalizer: kill and reap a child whose Worker was dropped without close()."""
-    if os.getpid() != owner_pid:  # a forked copy of the owner must not kill its siblings
-        return
-    try:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    except (ProcessLookupError, ChildProcessError):
-        pass
+def _release(process: ChildProcess, channel: Channel) -> None:
+    """Finalizer: close the channel; kill and reap the child unless it was reaped already."""
+    channel.close()
+    process.release()
