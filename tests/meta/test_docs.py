@@ -285,6 +285,7 @@ def test_the_diff_is_summarised_and_linked_not_inlined(site: Path) -> None:
         assert target.read_bytes() == (stage.path / "CHANGES.diff").read_bytes()
 
 
+FIRST = find_stage("01_local_worker").exercises[0]
 BROKEN_SITES = {
     "good include": ('```python\n--8<-- "{stage}/miniray/wire.py:format"\n```\n', None),
     "missing section": (
@@ -296,7 +297,7 @@ BROKEN_SITES = {
     "unknown stage": ("---\nstage: 99_nothing\n---\n<!-- exercises -->\n", "99_nothing"),
     "exercise not quoted": (
         "---\nstage: 01_local_worker\n---\n<!-- exercises -->\n",
-        "exercise 1.1: miniray/channel.py:Channel._take_frame is not quoted on the page",
+        f"exercise {FIRST.id}: {FIRST.target} is not quoted on the page",
     ),
 }
 
