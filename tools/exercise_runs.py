@@ -90,7 +90,7 @@ def run_exercise_tests(
     return done.returncode, (done.stdout or "") + (done.stderr or "")
 
 
-def test_in_workspace(
+def run_alone_in_workspace(
     exercise_id: str,
     workspace: Path,
     extra_args: Sequence[str] = (),

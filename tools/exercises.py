@@ -35,8 +35,8 @@ from tools.exercise_runs import (
     check_exercises,
     exercises_to_check,
     find_exercise,
+    run_alone_in_workspace,
     run_exercise_tests,
-    test_in_workspace,
 )
 from tools.stages import REPO_ROOT, STAGE_TOML, Stage, StageError, find_stage
 from tools.stubs import ExerciseError, stub_source
@@ -62,9 +62,9 @@ __all__ = [
     "make_workspace",
     "overlay_workspace",
     "render_stub",
+    "run_alone_in_workspace",
     "run_exercise_tests",
     "stub_source",
-    "test_in_workspace",
 ]
 
 RC_WORDS = {
@@ -141,7 +141,7 @@ def _cmd_test(args: argparse.Namespace) -> int:
     stage, exercise = find_exercise(args.id, REPO_ROOT)
     workspace = _existing_workspace(stage, args.workspace)
     print(f"exercise {exercise.id}: {exercise.title}\n  hint: {exercise.hint}", flush=True)
-    rc, _ = test_in_workspace(exercise.id, workspace, args.pytest_args)
+    rc, _ = run_alone_in_workspace(exercise.id, workspace, args.pytest_args)
     return 1 if rc is None else rc
 
 
@@ -165,7 +165,9 @@ def _cmd_progress(args: argparse.Namespace) -> int:
             if exercise.id in unsolved:
                 state = "not yet   (still the stub)"
             else:
-                rc, _ = test_in_workspace(exercise.id, workspace, ["-q"], capture=True, quiet=True)
+                rc, _ = run_alone_in_workspace(
+                    exercise.id, workspace, ["-q"], capture=True, quiet=True
+                )
                 solved += rc == 0
                 state = "solved" if rc == 0 else "not yet   (its tests fail: make exercise EX="
                 state += "" if rc == 0 else f"{exercise.id})"
