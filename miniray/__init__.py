@@ -1,4 +1,5 @@
-"""MiniRay, stage 2: workers on this machine (``Worker``) or on a server (``RemoteWorker``).
+"""MiniRay 0.2, the library as the tutorial's stage 2 leaves it: workers on this machine
+(``Worker``) or on a server (``RemoteWorker``).
 
 Both have the same API: ``send``, ``recv(timeout)``, ``wait(timeout)``, ``is_alive``,
 ``close``, and a context manager.
@@ -16,6 +17,7 @@ Both have the same API: ``send``, ``recv(timeout)``, ``wait(timeout)``, ``is_ali
 from .channel import Channel
 from .errors import (
     AuthenticationError,
+    BacklogFull,
     ChannelClosed,
     MiniRayError,
     ProtocolError,
@@ -29,8 +31,11 @@ from .remote_worker import RemoteWorker
 from .server import WorkerServer
 from .worker import Worker, spawn_workers, wait_any
 
+__version__ = "0.2.0"  # the library after stage N is 0.N; pyproject.toml reads it from here
+
 __all__ = [
     "AuthenticationError",
+    "BacklogFull",
     "Channel",
     "ChannelClosed",
     "MiniRayError",

@@ -52,6 +52,26 @@ class ServerUnreachable(MiniRayError, ConnectionError):
     """No WorkerServer answered at that address: refused, timed out, or not a MiniRay server."""
 
 
+class BacklogFull(MiniRayError):
+    """``RemoteWorker.wait`` stopped reading: too many of the worker's messages wait unread.
+
+    ``wait`` reads the connection to find the worker's exit report, which comes after
+    every message the worker sent, and keeps those messages for ``recv``. It keeps at
+    most about ``2 * max_frame`` bytes of them (at least 1 MiB) and then raises this,
+    instead of holding a sender's output without limit. Nothing is lost: ``recv`` the
+    messages, then ``wait`` again, or ``close`` to discard them.
+
+    Attributes:
+        pid: The worker's process id.
+        unread_bytes: Memory held for ``recv`` when reading stopped.
+    """
+
+    def __init__(self, message: str, *, pid: int, unread_bytes: int) -> None:
+        super().__init__(message)
+        self.pid = pid
+        self.unread_bytes = unread_bytes
+
+
 class WorkFnNotFound(MiniRayError, ValueError):
     """A ``--work-fn`` spec names no importable function."""
 

@@ -20,9 +20,19 @@ from typing import Any
 
 from .auth import client_handshake, load_secret
 from .channel import Channel, wait_readable
-from .errors import ChannelClosed, MiniRayError, ProtocolError, RemoteError, WorkerDied
+from .errors import (
+    BacklogFull,
+    ChannelClosed,
+    MiniRayError,
+    ProtocolError,
+    RemoteError,
+    WorkerDied,
+)
 from .tcp import connect
 from .wire import DEFAULT_MAX_FRAME
+
+_MIN_BACKLOG = 1 << 20  # bytes of unread messages wait() may hold, whatever max_frame is
+_LOOK_SECONDS = 0.05  # how long is_alive() may spend reading what has arrived
 
 
 class RemoteWorker:
@@ -32,13 +42,19 @@ class RemoteWorker:
         host: The server's host name or address.
         port: The server's TCP port.
         secret: The shared secret; by default looked up as described in ``miniray.auth``.
-        connect_timeout: Seconds allowed for connecting, the handshake and the hello.
-        max_frame: Largest message, in encoded bytes, either side may send.
+        connect_timeout: Seconds allowed for connecting, the handshake and the hello,
+            together.
+        max_frame: Largest message, in encoded bytes, either side may send (default
+            4 MiB). Decoding one can take up to ~50 times its size in memory (see
+            ``wire.py``); ``wait`` keeps up to twice this of unread messages.
 
     Raises:
         ServerUnreachable: Nothing accepted the connection in time (is the server running?).
         ServerFull: The server already runs ``--workers`` workers.
-        AuthenticationError: The secrets differ.
+        AuthenticationError: The secrets differ, or the secret file is unsafe or missing.
+        ProtocolError: The peer is not a MiniRay server (or speaks another version).
+        TimeoutError: The peer accepted but did not finish the handshake and hello
+            within ``connect_timeout``.
     """
 
     # --8<-- [start:remote_init]
@@ -53,6 +69,7 @@ class RemoteWorker:
     ) -> None:
         self.host, self.port = host, port
         self.returncode: int | None = None
+        self._max_backlog = max(2 * max_frame, _MIN_BACKLOG)
         key = load_secret(secret)
         deadline = time.monotonic() + connect_timeout
         self._sock = connect(host, port, connect_timeout)
@@ -96,17 +113,34 @@ class RemoteWorker:
     def wait(self, timeout: float | None = None) -> int:
         """Wait for the worker to end and return its exit code.
 
-        Messages that arrive meanwhile are kept for ``recv``.
+        The exit report comes after every message the worker sent, so ``wait`` reads
+        those messages and keeps them for ``recv``, but not without limit: once about
+        ``2 * max_frame`` bytes of them wait unread (at least 1 MiB), it stops reading
+        and raises :class:`BacklogFull`; ``recv`` them, then wait again. ``timeout`` is
+        one deadline for the whole call, however much keeps arriving; ``0`` reads what
+        has arrived and answers at once.
 
         Raises:
             TimeoutError: Still running after ``timeout`` seconds.
+            BacklogFull: The unread messages reached the limit first. Its message says
+                how many bytes wait and to ``recv()`` them; it carries ``pid`` and
+                ``unread_bytes``.
             RemoteError: The work function raised.
             WorkerDied: The connection ended without an exit code (killed, or server gone).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        while (end := self._end()) is None:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not wait_readable(self._channel.wait_fds(), remaining):
+        while (end := self._end(deadline)) is None:
+            if self._channel.backlog > self._max_backlog:
+                raise BacklogFull(
+                    f"worker pid {self.pid} still running, with {self._channel.backlog} bytes "
+                    "of unread messages: recv() them, then wait() again",
+                    pid=self.pid,
+                    unread_bytes=self._channel.backlog,
+                )
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if (remaining is not None and remaining <= 0) or not wait_readable(
+                self._channel.wait_fds(), remaining
+            ):
                 raise TimeoutError(f"worker pid {self.pid} still running after {timeout} s")
         if isinstance(end, WorkerDied) and end.returncode is not None:
             self.returncode = end.returncode
@@ -116,21 +150,36 @@ class RemoteWorker:
     # --8<-- [end:remote_wait]
 
     def is_alive(self) -> bool:
-        """True until the worker's end (exit report or closed connection) has arrived."""
-        return self._end() is None
+        """True until the worker's end (exit report or closed connection) has been read.
+
+        Reads what has arrived, for a moment at most; an end behind more unread
+        messages than ``wait`` keeps is not seen until they are received.
+        """
+        return self._end(time.monotonic() + _LOOK_SECONDS) is None
 
     def close(self, timeout: float = 5.0) -> None:
-        """Tell the worker we are done (EOF), wait up to ``timeout`` s for it to end, hang up.
+        """Tell the worker we are done (EOF), wait up to ``timeout`` s for its end, hang up.
 
-        The server kills a worker that outlasts its client by its ``--exit-grace``.
+        Messages not yet received are discarded, as closing a local ``Worker`` does.
+        ``timeout`` bounds the whole call, even while the worker keeps sending; an exit
+        report that arrives in time sets ``returncode``. Never raises: a worker that
+        ended badly, or not in time, is hung up on all the same, and the server stops a
+        worker that outlasts its client by the server's ``--exit-grace``.
         """
         if self._channel.closed:
             return
+        deadline = time.monotonic() + timeout
         try:
             self._sock.shutdown(socket.SHUT_WR)  # the worker's recv sees end-of-file
-            self.wait(timeout)
+            while True:
+                self._channel.discard_messages()  # no one will recv them: hold none
+                try:
+                    self.wait(_until(deadline))
+                except BacklogFull:
+                    continue
+                break
         except (OSError, MiniRayError):
-            pass  # ended badly or not in time: either way, we are done with it
+            pass  # ended badly or not in time (TimeoutError is an OSError): we are done
         self._channel.close()
 
     def __enter__(self) -> RemoteWorker:
@@ -142,11 +191,14 @@ class RemoteWorker:
     def __repr__(self) -> str:
         return f"<RemoteWorker pid={self.pid} on {self.host}:{self.port}>"
 
-    def _end(self) -> Exception | None:
-        """The end of the worker's stream, if it has arrived (reading what is there)."""
+    def _end(self, deadline: float | None) -> Exception | None:
+        """The end of the worker's stream, if it has arrived.
+
+        Reads what is there first, until ``deadline`` or until the backlog is full.
+        """
         if self._channel.closed:
             return ChannelClosed("the connection was closed by this process")
-        self._channel.drain()
+        self._channel.drain(deadline=deadline, max_backlog=self._max_backlog)
         return self._channel.final_error()
 
     def _lost(self) -> WorkerDied:

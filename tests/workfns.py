@@ -74,3 +74,34 @@ def send_burst(handle: Any) -> None:
     """Send ``n`` numbered messages (the first message is ``n``), then return."""
     for i in range(handle.recv()):
         handle.send({"i": i})
+
+
+def flood(handle: Any) -> None:
+    """Send messages of ``size`` bytes, as fast as the socket takes them, for ``seconds``.
+
+    The first message is ``{"size": n, "seconds": t}``. The messages are
+    ``{"i": i, "pad": "xx..."}`` with ``i`` counting 0 to 999, over and over. To outpace
+    any reader, those 1,000 frames are built once, by hand, and written straight to the
+    socket again and again. Afterwards the worker waits for its client to hang up; it
+    stops early if the client goes away.
+    """
+    import adapters  # tests/ is on the worker's path; it builds frames by hand
+
+    request = handle.recv()
+    pad = b"x" * request["size"]
+    batch = b"".join(adapters.frame(b'{"i":%d,"pad":"%s"}' % (i, pad)) for i in range(1000))
+    sock = adapters.raw_socket(handle)
+    deadline = time.monotonic() + request["seconds"]
+    while time.monotonic() < deadline:
+        sock.sendall(batch)
+    handle.recv()
+
+
+def print_a_lot(handle: Any) -> None:
+    """Print ``n`` bytes to stdout (the first message is ``n``), then echo messages."""
+    line = "y" * 1023
+    for _ in range(handle.recv() // 1024):
+        print(line)
+    sys.stdout.flush()
+    while True:
+        handle.send(handle.recv())

@@ -11,7 +11,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import IO
 
 from miniray import AuthenticationError, Channel, RemoteWorker, Worker, wait_any
 
@@ -34,7 +36,15 @@ def start_server() -> tuple[subprocess.Popen[str], int]:
     )
     assert server.stdout is not None
     ready = json.loads(server.stdout.readline().removeprefix("MINIRAY_READY "))
+    # Workers print into the same pipe: keep it drained, or a full pipe blocks their print.
+    threading.Thread(target=forward, args=(server.stdout,), daemon=True).start()
     return server, ready["port"]
+
+
+def forward(stream: IO[str]) -> None:
+    """Copy what the server's workers print to our stdout, until the server exits."""
+    for line in stream:
+        sys.stdout.write(line)
 
 
 def main() -> None:

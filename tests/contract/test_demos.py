@@ -29,11 +29,19 @@ def test_the_stage_demo_runs(stage_path: Path) -> None:
 
 
 @pytest.mark.needs("tcp")
-def test_the_main_demo_runs_the_seed_quick_start(stage_path: Path) -> None:
+def test_the_main_demo_runs_the_original_quick_start(stage_path: Path) -> None:
     result = run(ROOT / "examples" / "demo.py", stage_path)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == "{'echo': 'hello'}"
+    assert lines[0] == "{'cmd': 'echo', 'data': 'hello'}"  # as the Stage 2 quick start prints
     assert lines[1].startswith("remote ValueError from pid ")
     assert lines[2].startswith("detected: lost worker pid ")
     assert lines[3] == "server stopped, exit code 0"
+
+
+def test_make_demo_runs_the_stage_2_quick_starts_work_function() -> None:
+    from tools.doc_blocks import DOCS_DIR, parse_page
+
+    page = parse_page(DOCS_DIR / "stages" / "02_tcp.md", DOCS_DIR)
+    (quick_start,) = [b.code for b in page.blocks if b.filename == "my_module.py"]
+    assert (ROOT / "examples" / "my_module.py").read_text() == quick_start

@@ -28,3 +28,17 @@ def test_the_round_trip_benchmark_prints_its_table() -> None:
     }
     assert "x raw socketpair" in rows["miniray.Worker"] and "x Pipe" in rows["miniray.Worker"]
     assert "x raw TCP" in rows["miniray.RemoteWorker"]
+
+
+def test_the_amplification_benchmark_prints_a_factor_per_shape() -> None:
+    result = subprocess.run(
+        [sys.executable, "benchmarks/amplification.py", "--mib", "0.25"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line for line in result.stdout.splitlines()[2:]}
+    assert {"string", "empty-dicts", "empty-lists", "deep-lists"} <= set(rows)
+    assert all("x string" in row and "MiB" in row for row in rows.values())

@@ -42,6 +42,7 @@ from .wire import (
 _RECV_SIZE = 64 * 1024  # bigger reads cost an mmap per call in malloc
 _WATCH_INTERVAL = 0.1  # seconds between looks at a watched process during a blocking read
 _SMALL_FRAME = 64 * 1024  # below this, header and payload go out in one send
+_FRAME_COST = 100  # bytes a received frame costs beyond its payload (tuple, bytes object, slot)
 
 
 class Channel:
@@ -73,6 +74,7 @@ class Channel:
         self._sock = sock
         self._buffer = bytearray()
         self._frames: deque[tuple[int, bytes]] = deque()  # complete, not yet delivered
+        self._frames_cost = 0  # bytes those frames take, _FRAME_COST each included
         self._end: _StreamEnd | None = None  # why no more frames will arrive, once known
         self._send_broken = False
         self._poller = select.poll()
@@ -146,13 +148,13 @@ class Channel:
         except TimeoutError:
             raise TimeoutError(f"no message from {self._peer_name()} within {timeout} s") from None
         if kind == MESSAGE:
-            self._frames.popleft()
+            self._pop_frame()
             return decode_message(payload)
         if kind == ERROR:  # stays at the head: a failed worker keeps saying why
             raise decode_error(payload)
         if kind == EXIT:
             raise decode_exit(payload, self.peer_pid)
-        self._frames.popleft()
+        self._pop_frame()
         raise ProtocolError(f"unknown frame kind {kind}")
 
     # --8<-- [end:recv]
@@ -183,10 +185,29 @@ class Channel:
             return e
         return None if self._end is None else self._end.error()
 
-    def drain(self) -> None:
-        """Read everything that has already arrived into the buffer, without waiting."""
+    def drain(self, *, deadline: float | None = None, max_backlog: int | None = None) -> None:
+        """Read what has already arrived into the buffer, without waiting for more.
+
+        A peer that sends without pause keeps the socket readable for ever, so this
+        also stops once ``time.monotonic()`` passes ``deadline`` (after one read at
+        least), or once :attr:`backlog` exceeds ``max_backlog`` bytes.
+        """
         while self._end is None and not self.closed and self._socket_readable_now():
+            if max_backlog is not None and self.backlog > max_backlog:
+                return
             self._read_some()
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+
+    def discard_messages(self) -> None:
+        """Drop the messages received but not yet delivered; a report of the end stays."""
+        while self._frames and self._frames[0][0] == MESSAGE:
+            self._pop_frame()
+
+    @property
+    def backlog(self) -> int:
+        """Bytes of memory held for :meth:`recv`: frames not yet delivered, and a partial one."""
+        return self._frames_cost + len(self._buffer)
 
     def fileno(self) -> int:
         """The socket's file descriptor (for ``select``)."""
@@ -269,8 +290,13 @@ class Channel:
                         f"frame kind {frame[0]} is a worker's report: never sent to one"
                     )
                 self._frames.append(frame)
+                self._frames_cost += len(frame[1]) + _FRAME_COST
         except ProtocolError as e:
             self._end = _StreamEnd(str(e), fatal=True)
+
+    def _pop_frame(self) -> None:
+        _, payload = self._frames.popleft()
+        self._frames_cost -= len(payload) + _FRAME_COST
 
     def _check_watched_process(self) -> None:
         """End the stream if the watched process has exited (after reading all it sent)."""

@@ -21,6 +21,7 @@ by default ``~/.config/miniray/secret``.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import os
@@ -110,8 +111,8 @@ def load_secret(secret: str | bytes | None = None) -> bytes:
     """Find the shared secret (see the module docstring for where it is looked up).
 
     Raises:
-        AuthenticationError: A secret file is readable by other users, or the secret is
-            too short to be one.
+        AuthenticationError: A secret file is missing or unsafe (see
+            ``_read_secret_file``), or the secret is too short to be one.
     """
     if secret is None:
         secret = os.environ.get("MINIRAY_SECRET")
@@ -133,7 +134,7 @@ def default_secret_path() -> Path:
 def _default_secret() -> bytes:
     """Read the per-user secret, creating it (mode 0600) on first use."""
     path = default_secret_path()
-    if not path.exists():
+    if not os.path.lexists(path):  # a symlink there is not ours to replace: read refuses it
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         temporary = path.with_name(f".secret.{os.getpid()}")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -152,16 +153,76 @@ def _default_secret() -> bytes:
 
 
 def _read_secret_file(path: Path) -> bytes:
+    """Read a secret file that no other user can read, change or replace.
+
+    Refused, each with a message that says how to fix it: a symbolic link, anything
+    but a regular file, a file not owned by this user or that others can access, and
+    a file in a folder that another user owns or can write (they could swap the file;
+    a sticky folder like ``/tmp`` stops them). The folder and the file are opened once
+    (``O_NOFOLLOW``) and checked with ``fstat`` on those descriptors, so what is
+    checked is what is read: nothing can be swapped in between.
+    """
+    folder = path.parent
     try:
-        mode = path.stat().st_mode
+        folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except FileNotFoundError:
         raise AuthenticationError(f"secret file {path} does not exist") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+    try:
+        _refuse_unsafe_folder(os.fstat(folder_fd), folder, path)
+        try:  # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat refuses it next
+            fd = os.open(path.name, _SECRET_OPEN_FLAGS, dir_fd=folder_fd)
+        except FileNotFoundError:
+            raise AuthenticationError(f"secret file {path} does not exist") from None
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise AuthenticationError(
+                    f"secret file {path} is a symbolic link, which could point anywhere; "
+                    "name the file itself"
+                ) from None
+            raise
+    finally:
+        os.close(folder_fd)
+    with os.fdopen(fd, "rb") as f:
+        _refuse_unsafe_file(os.fstat(fd), path)
+        return f.read(_MAX_SECRET_FILE)
+
+
+_SECRET_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_MAX_SECRET_FILE = 64 * 1024
+
+
+def _refuse_unsafe_folder(info: os.stat_result, folder: Path, path: Path) -> None:
+    """Refuse a secret file's folder in which another user could replace the file."""
+    if info.st_uid not in (os.geteuid(), 0):
         raise AuthenticationError(
-            f"secret file {path} is accessible by other users (mode {oct(mode & 0o777)}); "
-            f"run: chmod 600 {path}"
+            f"secret file {path} is in {folder}, which belongs to uid {info.st_uid}, who "
+            "could replace the file; keep the secret in a folder of your own"
         )
-    return path.read_bytes()
+    writable_by_others = info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    if writable_by_others and not info.st_mode & stat.S_ISVTX:  # sticky: only owners rename
+        raise AuthenticationError(
+            f"secret file {path} is in {folder}, which other users can write "
+            f"(mode {oct(info.st_mode & 0o777)}), so they could replace the file; "
+            f"run: chmod go-w {folder}"
+        )
+
+
+def _refuse_unsafe_file(info: os.stat_result, path: Path) -> None:
+    """Refuse a secret file that is not a small regular file of ours, private to us."""
+    if not stat.S_ISREG(info.st_mode):
+        raise AuthenticationError(f"secret file {path} is not a regular file")
+    if info.st_uid != os.geteuid():
+        raise AuthenticationError(
+            f"secret file {path} belongs to uid {info.st_uid}, not to you "
+            f"(uid {os.geteuid()}); a secret file must be yours alone"
+        )
+    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise AuthenticationError(
+            f"secret file {path} is accessible by other users "
+            f"(mode {oct(info.st_mode & 0o777)}); run: chmod 600 {path}"
+        )
+    if info.st_size > _MAX_SECRET_FILE:
+        raise AuthenticationError(f"secret file {path} has {info.st_size} bytes: not a secret")
 
 
 def _mac(secret: bytes, role: bytes, *nonces: bytes) -> bytes:

@@ -64,7 +64,8 @@ class WorkerServer:
         secret: Shared secret; by default looked up as described in ``miniray.auth``.
         handshake_timeout: Seconds a new client has to authenticate.
         exit_grace: Seconds a worker may outlive its client before SIGTERM.
-        max_frame: Largest message, in encoded bytes.
+        max_frame: Largest message, in encoded bytes (default 4 MiB). Decoding one
+            can take up to ~50 times its size in memory (see ``wire.py``).
     """
 
     def __init__(

@@ -31,7 +31,11 @@ from .errors import ProtocolError, RemoteError, WorkerDied, describe_returncode
 # --8<-- [start:format]
 HEADER = struct.Struct("!QB")  # payload length (8 bytes, big-endian), frame kind (1 byte)
 MESSAGE, ERROR, EXIT = 0, 1, 2  # frame kinds
-DEFAULT_MAX_FRAME = 64 * 1024 * 1024  # bytes; pass max_frame= to change it
+# Decoding costs more than the bytes: up to ~50x a frame's size in memory (for nested
+# one-element lists; ~27x for a list of empty dicts) and ~0.3 s of CPU per MiB. 4 MiB
+# caps the worst a peer can make us spend on one message near 200 MiB and 1.3 s
+# (python benchmarks/amplification.py measures it); plain JSON data costs 2-15x.
+DEFAULT_MAX_FRAME = 4 * 1024 * 1024  # bytes; pass max_frame= to change it
 # --8<-- [end:format]
 
 # Made once: json.dumps(...) with options builds a new encoder on every call.

@@ -49,7 +49,9 @@ class Worker:
             same ``send``/``recv`` as this object.
         env: Environment variables to set in the child before ``work_fn`` runs
             (e.g. ``{"CUDA_VISIBLE_DEVICES": "1"}``).
-        max_frame: Largest message, in encoded bytes, either side may send.
+        max_frame: Largest message, in encoded bytes, either side may send (default
+            4 MiB). Decoding one can take up to ~50 times its size in memory (see
+            ``wire.py``).
 
     Messages are JSON values: dicts, lists, strings, numbers, booleans, None
     (tuples arrive as lists). A child never outlives its parent process, nor the parent
