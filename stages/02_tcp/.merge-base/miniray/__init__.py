@@ -1,4 +1,5 @@
-"""MiniRay, stage 1: run a function in a forked worker and talk to it in JSON messages.
+"""MiniRay 0.1, the library as the tutorial's stage 1 leaves it: run a function in a
+forked worker and talk to it in JSON messages.
 
 A first taste::
 
@@ -17,6 +18,8 @@ A first taste::
 from .channel import Channel
 from .errors import ChannelClosed, MiniRayError, ProtocolError, RemoteError, WorkerDied
 from .worker import Worker, spawn_workers, wait_any
+
+__version__ = "0.1.0"  # the library after stage N is 0.N; pyproject.toml reads it from here
 
 __all__ = [
     "Channel",
