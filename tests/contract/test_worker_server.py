@@ -56,7 +56,7 @@ def test_the_original_designs_quick_start_works_verbatim(tmp_path: Path) -> None
     """The original design's two-terminal example, as written (port 10000, my_module.work_fn)."""
     with socket.socket() as probe:
         if probe.connect_ex(("127.0.0.1", 10000)) == 0:
-            pytest.skip("port 10000 is in use by another program; the original design's example needs it")
+            pytest.skip("port 10000 is in use by another program; the example needs it")
     (tmp_path / "my_module.py").write_text(
         "def work_fn(handle):\n"
         "    while True:\n"
