@@ -45,8 +45,9 @@ def browser_unavailable() -> str | None:
     return None
 
 
+UNAVAILABLE = browser_unavailable()
 pytestmark = [
-    pytest.mark.skipif(browser_unavailable() is not None, reason=str(browser_unavailable())),
+    pytest.mark.skipif(UNAVAILABLE is not None, reason=str(UNAVAILABLE)),
     pytest.mark.timeout(300),
 ]
 
