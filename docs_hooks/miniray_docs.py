@@ -15,9 +15,8 @@ A stage page names its stage in front matter (``stage: 01_local_worker``).  On s
 
 The replacement happens in ``on_page_markdown``, before Markdown is converted, so the
 snippets and superfences extensions process the generated text like hand-written text.
-A placeholder on a page without ``stage:``, an unknown stage, a missing ``CHANGES.diff``,
-an exercise whose function the page does not quote, or a stage page with
-exercises but no ``<!-- exercises -->`` stops the build.
+A placeholder on a page without ``stage:``, an unknown stage, a missing ``CHANGES.diff``
+or a stage page with exercises but no ``<!-- exercises -->`` stops the build.
 
 ``on_files`` also adds mermaid (the bundle shipped in the ``mermaidx`` wheel) to the site as
 ``assets/javascripts/mermaid.min.js``, which ``mkdocs.yml`` lists in ``extra_javascript``.
@@ -42,11 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # MkDocs restores sys.path after loading a hook, so import now
     sys.path.insert(0, str(ROOT))
 
-from tools.page_exercises import (  # noqa: E402
-    ExercisePlacementError,
-    exercise_index,
-    place_exercises,
-)
+from tools.page_exercises import exercise_index, place_exercises  # noqa: E402
 from tools.stages import DIFF_NAME, Stage, StageError, find_stage, list_stages  # noqa: E402
 from tools.stubs import ExerciseError  # noqa: E402
 
@@ -106,13 +101,12 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
         raise PluginError(f"{where}: front matter stage {spec!r}: {error}") from None
     if stage.exercises and not has_exercises:
         raise PluginError(f"{where}: stage {stage.name} has exercises; add <!-- exercises -->")
-    if stage.exercises:
-        try:
-            markdown = place_exercises(markdown, stage, ROOT)
-        except (ExercisePlacementError, ExerciseError) as error:
-            raise PluginError(f"{where}: {error}") from None
+    try:
+        markdown, unplaced = place_exercises(markdown, stage, ROOT)
+        text = exercise_index(stage, unplaced, ROOT)
+    except ExerciseError as error:
+        raise PluginError(f"{where}: {error}") from None
     if has_exercises:
-        text = exercise_index(stage)
         markdown = EXERCISES_RE.sub(lambda _: text, markdown)
     if has_changes:
         link = posixpath.relpath(diff_uri(stage), posixpath.dirname(page.file.src_uri) or ".")

@@ -12,10 +12,12 @@ it: the code before the target and after it stay quoted as they were, and the ta
 an exercise box (statement, the stub the learner starts from, the ``make`` commands) with the
 stage's code in a collapsed ``??? success`` block.  That code is still included from the
 source, by line range (``path:first:last``, which pymdownx.snippets reads), so the page keeps
-one truth.  Each exercise must be quoted this way (`ExercisePlacementError`); where its
-function is quoted again, only the collapsed answer is shown there.
+one truth.  Where a function is quoted again, only the collapsed answer is shown there.
 
-`exercise_index` is the short list at the end of the page, linking to each box.
+`exercise_index` is the short list at the end of the page, linking to each box.  An exercise
+whose function the page never quotes gets its box there instead, so that its answer is still
+folded; ``tests/meta/test_docs.py`` then fails, asking for the function to be quoted in the
+walkthrough.
 The MkDocs hook (``docs_hooks/miniray_docs.py``) calls both.
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,10 +43,6 @@ SECTION_MARKER_RE = re.compile(r"^\s*#\s*-+8<-+\s*\[(?P<kind>start|end):(?P<name
 ANSWER_TITLE = "The stage's code"
 
 
-class ExercisePlacementError(Exception):
-    """An exercise's function is not quoted on its stage page."""
-
-
 @dataclass(frozen=True)
 class _Section:
     first: int  # first line inside the markers, 1-based
@@ -55,9 +54,11 @@ def anchor(exercise: Exercise) -> str:
     return "exercise-" + exercise.id.replace(".", "-")
 
 
-def place_exercises(markdown: str, stage: Stage, root: Path = REPO_ROOT) -> str:
+def place_exercises(
+    markdown: str, stage: Stage, root: Path = REPO_ROOT
+) -> tuple[str, list[Exercise]]:
     """``markdown`` with every exercise's target, where a snippet fence quotes it, turned into
-    an exercise box with the answer collapsed."""
+    an exercise box with the answer collapsed; and the exercises the page never quotes."""
     placed: set[str] = set()
 
     def rewrite(match: re.Match[str]) -> str:
@@ -90,17 +91,14 @@ def place_exercises(markdown: str, stage: Stage, root: Path = REPO_ROOT) -> str:
         return textwrap.indent("\n\n".join(p for p in parts if p), match["indent"])
 
     result = SNIPPET_FENCE_RE.sub(rewrite, markdown)
-    for exercise in stage.exercises:
-        if exercise.id not in placed:
-            raise ExercisePlacementError(
-                f"exercise {exercise.id}: {exercise.target} is not quoted on the page; quote "
-                "the snippet section that holds it in the walkthrough section that explains it"
-            )
-    return result
+    return result, [e for e in stage.exercises if e.id not in placed]
 
 
-def exercise_index(stage: Stage) -> str:
-    """The list of the stage's exercises, each linking to its box on the page."""
+def exercise_index(
+    stage: Stage, unplaced: Sequence[Exercise] = (), root: Path = REPO_ROOT
+) -> str:
+    """The list of the stage's exercises, each linking to its box on the page; then the boxes
+    of the ``unplaced`` exercises, whose functions the page does not quote."""
     if not stage.exercises:
         return "This stage has no exercises."
     lines = [
@@ -108,7 +106,14 @@ def exercise_index(stage: Stage) -> str:
         f"`make exercise EX={e.id}`"
         for e in stage.exercises
     ]
-    return "\n".join(lines)
+    boxes = []
+    for exercise in unplaced:
+        path = stage.path / exercise.file
+        file = path.relative_to(root).as_posix()
+        text = path.read_text(encoding="utf-8")
+        first, last = definition_lines(text, exercise.qualname)
+        boxes.append(_exercise_box(stage, exercise, file, text, first, last))
+    return "\n\n".join(["\n".join(lines), *boxes])
 
 
 # --- building the pieces --------------------------------------------------------------------

@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from tools.doc_blocks import PAGE_TIMEOUT, DocPage, collect_pages, parse_page, run_page
+from tools.page_exercises import exercise_index, place_exercises
 from tools.stages import REPO_ROOT, Exercise, Stage, find_stage, list_stages
 from tools.stubs import find_definition
 
@@ -268,10 +269,25 @@ def test_each_exercise_sits_beside_its_code_with_the_answer_collapsed(site: Path
             assert fingerprint in visible_text(html), (exercise.id, fingerprint)
             assert fingerprint not in outside, f"exercise {exercise.id}: answer shown open"
             anchor = f"exercise-{exercise.id.replace('.', '-')}"
-            assert html.index(f'id="{anchor}"') < index, f"{exercise.id} is not in the walkthrough"
+            assert html.index(f'id="{anchor}"') < index, (
+                f"exercise {exercise.id} is not in the walkthrough: quote the snippet section "
+                f"that holds {exercise.target} where the page explains it"
+            )
             box = outside.index(f"Exercise {exercise.id} — {exercise.title}")
             assert "raise NotImplementedError" in outside[box : box + 3000]
             assert f'href="#{anchor}"' in html  # from the index at the end
+
+
+def test_an_exercise_its_page_does_not_quote_still_has_its_answer_folded() -> None:
+    stage = find_stage("01_local_worker")
+    markdown, unplaced = place_exercises("# A page that quotes nothing\n", stage)
+    assert markdown == "# A page that quotes nothing\n"
+    assert unplaced == list(stage.exercises)
+    index = exercise_index(stage, unplaced[:1])
+    first = stage.exercises[0]
+    assert f'<span id="exercise-{first.id.replace(".", "-")}"></span>' in index
+    assert '??? success "The stage\'s code"' in index
+    assert index.count("??? success") == 1
 
 
 def test_the_diff_is_summarised_and_linked_not_inlined(site: Path) -> None:
@@ -285,7 +301,6 @@ def test_the_diff_is_summarised_and_linked_not_inlined(site: Path) -> None:
         assert target.read_bytes() == (stage.path / "CHANGES.diff").read_bytes()
 
 
-FIRST = find_stage("01_local_worker").exercises[0]
 BROKEN_SITES = {
     "good include": ('```python\n--8<-- "{stage}/miniray/wire.py:format"\n```\n', None),
     "missing section": (
@@ -295,10 +310,6 @@ BROKEN_SITES = {
     "missing file": ('```python\n--8<-- "{stage}/miniray/no_such_file.py"\n```\n', "could not be"),
     "placeholder without stage": ("<!-- exercises -->\n", "front matter"),
     "unknown stage": ("---\nstage: 99_nothing\n---\n<!-- exercises -->\n", "99_nothing"),
-    "exercise not quoted": (
-        "---\nstage: 01_local_worker\n---\n<!-- exercises -->\n",
-        f"exercise {FIRST.id}: {FIRST.target} is not quoted on the page",
-    ),
 }
 
 
