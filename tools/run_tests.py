@@ -45,6 +45,12 @@ from pathlib import Path
 
 from tools.stages import DEMO, PACKAGE, REPO_ROOT, Stage, StageError, list_stages
 
+HEARTBEAT = 30.0  # seconds between "still running" lines
+SEPARATE_META_RUNS = {  # long repository checks, run as steps of their own: (name, weight)
+    "tests/meta/test_exercise_checks.py": ("pytest exercise checks", 100.0),
+    "tests/meta/test_site_in_browser.py": ("pytest site in a browser", 20.0),
+}
+
 
 @dataclass(frozen=True)
 class Step:
@@ -189,14 +195,8 @@ def plan_steps(root: Path = REPO_ROOT, junit_dir: Path | None = None) -> list[St
         command = [python, "-m", "pytest", *args, *report]
         steps.append(Step(name, command, root, junit=junit, weight=weight))
     if (root / "mkdocs.yml").is_file():
-        steps.append(
-            Step(
-                "mkdocs build",
-                [python, "-m", "mkdocs", "build", "--strict"],
-                root,
-                {"NO_MKDOCS_2_WARNING": "1"},
-            )
-        )
+        mkdocs = [python, "-m", "mkdocs", "build", "--strict"]
+        steps.append(Step("mkdocs build", mkdocs, root, {"NO_MKDOCS_2_WARNING": "1"}))
     return steps
 
 
@@ -290,13 +290,6 @@ def _mypy_stage(stage: Stage, root: Path) -> Step:
 
 def _pytest() -> list[str]:
     return [sys.executable, "-m", "pytest", "tests"]
-
-
-HEARTBEAT = 30.0  # seconds between "still running" lines
-SEPARATE_META_RUNS = {  # long repository checks, run as steps of their own: (name, weight)
-    "tests/meta/test_exercise_checks.py": ("pytest exercise checks", 100.0),
-    "tests/meta/test_site_in_browser.py": ("pytest site in a browser", 20.0),
-}
 
 
 def _short(arg: str) -> str:
