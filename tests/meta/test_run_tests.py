@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -73,14 +74,34 @@ def test_one_stage_ends_with_the_same_summary_lines_as_the_full_run() -> None:
     assert lines[-1] == "tests: 0 passed, 0 failed, 0 skipped"
 
 
-def test_the_plain_run_leaves_out_only_what_the_final_stage_run_repeats() -> None:
-    options = ["--ignore=tests/meta", "--skip-final-stage-repeats", "--collect-only", "-q"]
+def collect(*options: str) -> list[str]:
+    command = [sys.executable, "-m", "pytest", "tests", "--ignore=tests/meta", "--collect-only"]
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "tests", *options, "-p", "no:cacheprovider"],
+        [*command, "-q", *options, "-p", "no:cacheprovider"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=120,
     )
-    collected = [line for line in done.stdout.splitlines() if "::" in line]
-    assert collected == ["tests/contract/test_worker_server.py::test_the_console_script_serves"]
+    return [line for line in done.stdout.splitlines() if "::" in line]
+
+
+def test_the_plain_run_leaves_out_only_what_the_final_stage_run_repeats() -> None:
+    kept = collect("--skip-final-stage-repeats")
+    assert "tests/contract/test_worker_server.py::test_the_console_script_serves" in kept
+    assert kept == collect("-m", "library")
+
+
+def test_every_test_left_to_the_plain_run_is_marked_library() -> None:
+    """A contract test that skips itself under ``--stage`` ("tested in the plain run") must be
+    marked ``library``, or ``--skip-final-stage-repeats`` would leave it out of the plain run
+    too, and it would never run."""
+    unmarked = []
+    for path in sorted((REPO_ROOT / "tests" / "contract").glob("test_*.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if not isinstance(node, ast.FunctionDef) or not node.name.startswith("test_"):
+                continue
+            marked = any("library" in ast.unparse(d) for d in node.decorator_list)
+            if "plain run" in ast.unparse(node) and not marked:
+                unmarked.append(f"{path.name}::{node.name}")
+    assert unmarked == []
