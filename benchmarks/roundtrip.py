@@ -1,6 +1,6 @@
 """Small-message round trips per second: MiniRay next to the raw sockets it is built on.
 
-    python benchmarks/roundtrip.py [--seconds 1.0] [--repeats 5]
+    python benchmarks/roundtrip.py [--seconds 1.0] [--repeats 5] [--one-core | --unpinned]
 
 Every row is measured in this one process, one after another, and reported as the
 median of ``--repeats`` runs. Ratios compare each MiniRay row with the baseline above
@@ -19,7 +19,8 @@ than anything MiniRay does (on this 2-core machine, by up to 2x, from run to run
 every pair is pinned: this process to the first CPU, the peer to the last one (a
 cross-core round trip, as between a trainer and its workers). ``--one-core`` pins both
 to the first CPU: then a round trip is just the CPU work of both sides, and the ratios
-show MiniRay's per-message overhead (JSON both ways, which the raw rows skip).
+show MiniRay's per-message overhead (JSON both ways and, over TCP, a MAC per frame,
+which the raw rows skip). ``--unpinned`` leaves placement to the scheduler, as in real use.
 
 Read the cross-core rows with care: on this (virtual) machine a round trip across cores
 got *faster* when each side did more work per message; a bare socket ping-pong idles
@@ -60,9 +61,13 @@ def main() -> None:
         action="store_true",
         help="pin both ends of every pair to one CPU: measures the CPU cost per message",
     )
+    parser.add_argument(
+        "--unpinned", action="store_true", help="pin nothing: let the scheduler place both ends"
+    )
     args = parser.parse_args()
     cpus = sorted(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpus[0]})
+    if not args.unpinned:
+        os.sched_setaffinity(0, {cpus[0]})
     peer_cpu = cpus[0] if args.one_core else cpus[-1]
     pingers = {
         "raw socketpair, length-prefixed bytes": raw_socketpair_pingpong(),
@@ -73,7 +78,8 @@ def main() -> None:
         pingers["raw TCP loopback, length-prefixed bytes"] = raw_tcp_pingpong()
         pingers["miniray.RemoteWorker"] = miniray_remote_pingpong()
     for ping in pingers.values():
-        os.sched_setaffinity(ping.peer_pid, {peer_cpu})
+        if not args.unpinned:
+            os.sched_setaffinity(ping.peer_pid, {peer_cpu})
     rates = median_rates(pingers, args.seconds, args.repeats)
 
     ratios = {

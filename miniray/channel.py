@@ -21,7 +21,7 @@ import socket
 import struct
 import time
 from collections import deque
-from typing import Any
+from typing import Any, Protocol
 
 from .errors import ChannelClosed, ProtocolError
 from .timeouts import check_timeout, deadline_after, ms_until
@@ -45,6 +45,16 @@ _SMALL_FRAME = 64 * 1024  # below this, header and payload go out in one send
 _FRAME_COST = 100  # bytes a received frame costs beyond its payload (tuple, bytes object, slot)
 
 
+class FrameAuth(Protocol):
+    """Seals each frame sent and checks each frame received (stage 2's per-frame MAC)."""
+
+    tag_size: int  # bytes of tag after each payload, counted in the frame's length
+
+    def seal(self, kind: int, payload: bytes) -> bytes: ...  # the next frame's tag
+
+    def check(self, kind: int, payload: bytes, tag: bytes) -> None: ...  # or ProtocolError
+
+
 class Channel:
     """One end of a framed, JSON-speaking socket.
 
@@ -55,6 +65,8 @@ class Channel:
             has exited (a pidfd); a wait then ends instead of hanging on a socket that a
             grandchild may still hold open.
         peer_pid: The peer's process id, used in error messages.
+        frame_auth: Optional: every frame then ends with a tag it seals and checks; a
+            frame that fails the check ends the stream with a ProtocolError.
         from_worker: True when the peer is a worker, the only side that sends ERROR and
             EXIT frames; on a worker's own handle (False) such a frame is a ProtocolError.
     """
@@ -66,9 +78,12 @@ class Channel:
         max_frame: int = DEFAULT_MAX_FRAME,
         watch_fd: int | None = None,
         peer_pid: int = 0,
+        frame_auth: FrameAuth | None = None,
         from_worker: bool = True,
     ) -> None:
         self.max_frame = max_frame
+        self._frame_auth = frame_auth
+        self._tag_size = 0 if frame_auth is None else frame_auth.tag_size
         self.peer_pid = peer_pid
         self.from_worker = from_worker
         self._sock = sock
@@ -111,15 +126,17 @@ class Channel:
             raise ProtocolError(
                 f"message of {len(payload)} bytes exceeds max_frame={self.max_frame}; not sent"
             )
-        header = HEADER.pack(len(payload), kind)
+        tag = b"" if self._frame_auth is None else self._frame_auth.seal(kind, payload)
+        header = HEADER.pack(len(payload) + len(tag), kind)
         try:
             if timeout is not None:  # (settimeout costs two system calls: not on every send)
                 self._sock.settimeout(timeout)
             if len(payload) < _SMALL_FRAME:
-                self._sock.sendall(header + payload)
-            else:  # two sends, to avoid copying a big payload just to prepend 9 bytes
+                self._sock.sendall(header + payload + tag)
+            else:  # separate sends, to avoid copying a big payload just to prepend 9 bytes
                 self._sock.sendall(header)
                 self._sock.sendall(payload)
+                self._sock.sendall(tag)
         except (TimeoutError, BlockingIOError):  # BlockingIOError: timeout=0, socket full
             self._send_broken = True  # part of the frame may be out: the next would land inside
             raise TimeoutError(f"send did not complete within {timeout} s") from None
@@ -284,7 +301,9 @@ class Channel:
             return
         self._buffer += data
         try:
-            while (frame := take_frame(self._buffer, self.max_frame)) is not None:
+            limit = self.max_frame + self._tag_size  # max_frame counts the payload only
+            while (frame := take_frame(self._buffer, limit)) is not None:
+                frame = self._checked(frame)  # authenticated before its kind means anything
                 if frame[0] in (ERROR, EXIT) and not self.from_worker:
                     raise ProtocolError(
                         f"frame kind {frame[0]} is a worker's report: never sent to one"
@@ -297,6 +316,17 @@ class Channel:
     def _pop_frame(self) -> None:
         _, payload = self._frames.popleft()
         self._frames_cost -= len(payload) + _FRAME_COST
+
+    def _checked(self, frame: tuple[int, bytes]) -> tuple[int, bytes]:
+        """The frame without its tag, once ``frame_auth`` accepts it (else ProtocolError)."""
+        if self._frame_auth is None:
+            return frame
+        kind, body = frame
+        if len(body) < self._tag_size:
+            raise ProtocolError("a frame too short to carry its tag")
+        payload = body[: -self._tag_size]
+        self._frame_auth.check(kind, payload, body[-self._tag_size :])
+        return kind, payload
 
     def _check_watched_process(self) -> None:
         """End the stream if the watched process has exited (after reading all it sent)."""

@@ -32,3 +32,23 @@ def raw_socket(handle: Any) -> socket.socket:
     """The socket under a worker's handle, to write bytes that break the protocol."""
     sock: socket.socket = handle._sock
     return sock
+
+
+def frame_tag_size() -> int:
+    """Bytes of MAC that end every frame after a TCP handshake (0 where there is none)."""
+    try:
+        from miniray.session import TAG_SIZE
+    except ImportError:  # a stage without frame MACs
+        return 0
+    return TAG_SIZE
+
+
+def frames_from(handle: Any, payloads: list[bytes]) -> bytes:
+    """MESSAGE frames for ``payloads``, sealed by ``handle``'s frame MAC if it has one.
+
+    What ``handle.send`` would write, built in bulk: for tests that must outpace a reader.
+    """
+    frame_auth = getattr(handle, "_frame_auth", None)
+    if frame_auth is None:
+        return b"".join(frame(p) for p in payloads)
+    return b"".join(frame(p + frame_auth.seal(MESSAGE_KIND, p)) for p in payloads)

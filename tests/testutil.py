@@ -7,6 +7,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from collections.abc import Callable, Sequence
 
 
 def process_exists(pid: int) -> bool:
@@ -48,8 +49,17 @@ class ServerProcess:
     from ``env`` (set ``MINIRAY_SECRET_FILE`` or ``MINIRAY_SECRET`` there).
     """
 
-    def __init__(self, work_fn: str, *args: str, env: dict[str, str], timeout: float = 20) -> None:
-        command = [sys.executable, "-m", "miniray.worker_server", "--port", "0"]
+    def __init__(
+        self,
+        work_fn: str,
+        *args: str,
+        env: dict[str, str],
+        timeout: float = 20,
+        run_as: Sequence[str] = (),
+        preexec_fn: Callable[[], None] | None = None,
+    ) -> None:
+        """``run_as`` prefixes the command (e.g. setpriv); ``preexec_fn`` runs before it."""
+        command = [*run_as, sys.executable, "-m", "miniray.worker_server", "--port", "0"]
         command += ["--work-fn", f"{WORKFNS}:{work_fn}", *args]
         self._log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (a file, not a pipe: a full pipe blocks)
         self.proc = subprocess.Popen(  # cwd: `-m` puts it first on sys.path, and the repo
@@ -59,6 +69,7 @@ class ServerProcess:
             stderr=self._log,
             text=True,
             env=env,
+            preexec_fn=preexec_fn,
         )
         self.port = self._read_ready_line(timeout)["port"]
 

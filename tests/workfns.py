@@ -81,19 +81,19 @@ def flood(handle: Any) -> None:
 
     The first message is ``{"size": n, "seconds": t}``. The messages are
     ``{"i": i, "pad": "xx..."}`` with ``i`` counting 0 to 999, over and over. To outpace
-    any reader, those 1,000 frames are built once, by hand, and written straight to the
-    socket again and again. Afterwards the worker waits for its client to hang up; it
-    stops early if the client goes away.
+    any reader, those 1,000 frames are built by hand (and sealed, over TCP) and written
+    straight to the socket, again and again. Afterwards the worker waits for its client
+    to hang up; it stops early if the client goes away.
     """
     import adapters  # tests/ is on the worker's path; it builds frames by hand
 
     request = handle.recv()
     pad = b"x" * request["size"]
-    batch = b"".join(adapters.frame(b'{"i":%d,"pad":"%s"}' % (i, pad)) for i in range(1000))
+    payloads = [b'{"i":%d,"pad":"%s"}' % (i, pad) for i in range(1000)]
     sock = adapters.raw_socket(handle)
     deadline = time.monotonic() + request["seconds"]
-    while time.monotonic() < deadline:
-        sock.sendall(batch)
+    while time.monotonic() < deadline:  # sealed anew each time, where frames carry a MAC
+        sock.sendall(adapters.frames_from(handle, payloads))
     handle.recv()
 
 
@@ -105,3 +105,13 @@ def print_a_lot(handle: Any) -> None:
     sys.stdout.flush()
     while True:
         handle.send(handle.recv())
+
+
+def fork_grandchild(handle: Any) -> None:
+    """Fork a process that sleeps holding the connection; send both pids; return when told."""
+    grandchild = os.fork()
+    if grandchild == 0:
+        time.sleep(30)
+        os._exit(0)
+    handle.send({"pid": os.getpid(), "grandchild": grandchild})
+    handle.recv()

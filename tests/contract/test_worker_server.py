@@ -157,7 +157,9 @@ def test_a_wrong_secret_is_refused_and_logged_and_the_server_goes_on(
         connect(echo_server, secret="not-the-secret-at-all-000")
     assert_serves(echo_server)
     assert echo_server.stop() == 0
-    assert "refused 127.0.0.1" in echo_server.stderr()
+    assert "refused unauthenticated connections: 1 (1 wrong secret) from 127.0.0.1" in (
+        echo_server.stderr()
+    )
 
 
 def test_refused_connection_says_is_the_server_running() -> None:
@@ -171,31 +173,48 @@ def test_refused_connection_says_is_the_server_running() -> None:
 
 
 @pytest.mark.ex02_2
-def test_a_peer_that_is_not_a_miniray_server_is_a_protocol_error() -> None:
-    from miniray import ProtocolError, RemoteWorker
+@pytest.mark.parametrize(
+    ("speech", "shown"),
+    [
+        (b"HTTP/1.1 400 Bad Request\r\n\r\n", "b'HTTP/1.1 400 Bad Request"),  # 29 bytes, hang up
+        (b"SSH-2.0-OpenSSH_9.2p1\r\n", "b'SSH-2.0-OpenSSH_9.2p1"),  # then silence
+        (b"", "b''"),  # accept and hang up at once
+    ],
+    ids=["http", "ssh-banner", "hang-up"],
+)
+def test_a_peer_that_is_not_a_miniray_server_is_named_at_once(speech: bytes, shown: str) -> None:
+    import threading
+
+    from miniray import RemoteWorker, ServerUnreachable
 
     with socket.create_server(("127.0.0.1", 0)) as listener:
         port = listener.getsockname()[1]
-        import threading
 
-        def speak_http() -> None:
+        def speak() -> None:
             conn, _ = listener.accept()
-            conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n" + b"x" * 64)
-            time.sleep(0.5)
+            conn.sendall(speech)
+            if speech.startswith(b"SSH"):
+                time.sleep(3)  # an SSH server waits for the client's banner
             conn.close()
 
-        threading.Thread(target=speak_http, daemon=True).start()
-        with pytest.raises(ProtocolError, match="not a MiniRay server"):
+        threading.Thread(target=speak, daemon=True).start()
+        started = time.monotonic()
+        with pytest.raises(ServerUnreachable) as caught:
             RemoteWorker("127.0.0.1", port, secret=SECRET, connect_timeout=2)
+        assert time.monotonic() - started < 2  # from the first bytes, not a timeout
+    assert f"127.0.0.1:{port} did not answer like a MiniRay server (got {shown}" in str(
+        caught.value
+    )
 
 
 def test_a_silent_server_times_out_instead_of_hanging() -> None:
     from miniray import RemoteWorker
 
     with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
         started = time.monotonic()
-        with pytest.raises(TimeoutError):
-            RemoteWorker("127.0.0.1", listener.getsockname()[1], secret=SECRET, connect_timeout=0.5)
+        with pytest.raises(TimeoutError, match=f"127.0.0.1:{port}"):
+            RemoteWorker("127.0.0.1", port, secret=SECRET, connect_timeout=0.5)
         assert time.monotonic() - started < 3
 
 

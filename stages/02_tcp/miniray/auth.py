@@ -1,14 +1,23 @@
-"""Who may talk to a WorkerServer: a shared secret, proven without being sent.
+"""Who may talk to a WorkerServer: a shared secret, proven without being sent; and
+a key for every frame after that.
 
 Before a single frame is parsed, both sides prove they know the same secret with an
 HMAC challenge-response (mutual: a client also knows it reached a real server):
 
-    server -> client   MAGIC, status, server_nonce               (41 bytes)
-    client -> server   client_nonce, HMAC(secret, "client" + server_nonce + client_nonce)
-    server -> client   verdict, HMAC(secret, "server" + client_nonce + server_nonce)
+    server -> client   MAGIC, READY, server_nonce                (41 bytes)
+    client -> server   client_nonce, HMAC(secret, "client" + Ns + Nc)  (64 bytes)
+    server -> client   verdict, HMAC(secret, "server" + verdict + Nc + Ns)  (33 bytes)
+
+The verdict is ACCEPTED, FULL (no free worker slot) or BUSY (the server could not
+start a worker just now), each carrying the server's proof, so a client believes
+"full" only from a server that knows the secret; REJECTED (wrong secret) cannot carry
+a proof the client could check, and is taken as an authentication failure.
 
 Fresh random nonces make every proof single-use: a recorded handshake replays nowhere.
 The secret never crosses the wire and never appears on a command line.
+
+Both sides then hold a :class:`~.session.Session`: a key derived from the secret and
+both nonces, with which every frame after the handshake is sealed (``session.py``).
 
 What it does not do: encrypt. Anyone on the path can read the messages. Use it on
 a private network or through an SSH tunnel (stage 3 launches over SSH).
@@ -22,7 +31,6 @@ by default ``~/.config/miniray/secret``.
 from __future__ import annotations
 
 import errno
-import hashlib
 import hmac
 import os
 import secrets
@@ -31,79 +39,96 @@ import stat
 import time
 from pathlib import Path
 
-from .errors import AuthenticationError, ProtocolError, ServerFull
+from .errors import AuthenticationError, ProtocolError, ServerFull, ServerUnreachable
+from .session import Session, derive
 
 # --8<-- [start:handshake_format]
-MAGIC = b"MINIRAY2"
+MAGIC = b"MINIRAY3"  # also the protocol version: 3 has the per-frame MAC
 NONCE_SIZE = MAC_SIZE = 32
-READY, FULL = 0, 1  # status in the server's greeting
-ACCEPTED, REJECTED = 0, 1  # the server's verdict
+READY = 0  # the greeting's status byte (the only one; anything else is a ProtocolError)
+ACCEPTED, REJECTED, FULL, BUSY = 0, 1, 2, 3  # the server's verdict
+GREETING_SIZE = len(MAGIC) + 1 + NONCE_SIZE  # 41
+ANSWER_SIZE = NONCE_SIZE + MAC_SIZE  # 64: all the server ever reads before authentication
+VERDICT_SIZE = 1 + MAC_SIZE  # 33
 # --8<-- [end:handshake_format]
+REJECTION = bytes([REJECTED]) + bytes(MAC_SIZE)  # no proof: the client could not check one
 _MIN_SECRET_CHARS = 16
 
 
-# --8<-- [start:server_handshake]
-def server_handshake(sock: socket.socket, secret: bytes, timeout: float) -> None:
-    """Challenge a new client; return if it proves it knows ``secret``.
+def greeting(server_nonce: bytes) -> bytes:
+    """The server's first words on a new connection: MAGIC, READY, its nonce."""
+    return MAGIC + bytes([READY]) + server_nonce
 
-    Reads exactly 64 bytes, whatever the client sends, and parses nothing else.
+
+# --8<-- [start:check_answer]
+def check_answer(secret: bytes, server_nonce: bytes, answer: bytes) -> Session:
+    """Check a client's 64-byte answer to the greeting; return the session it opens.
+
+    The answer is the client's nonce and its proof, HMAC(secret, "client" + Ns + Nc).
+    The proof is compared with ``hmac.compare_digest`` (never ``==``, whose time tells
+    an attacker how many leading bytes were right).
 
     Raises:
-        AuthenticationError: Wrong proof (the client is told, then the caller hangs up).
-        TimeoutError: The whole handshake took longer than ``timeout`` seconds.
-        ConnectionError: The client went away.
+        AuthenticationError: The proof is wrong (the client does not know the secret).
     """
-    deadline = time.monotonic() + timeout
-    server_nonce = secrets.token_bytes(NONCE_SIZE)
-    _send(sock, MAGIC + bytes([READY]) + server_nonce, deadline)
-    answer = _recv_exactly(sock, NONCE_SIZE + MAC_SIZE, deadline)
-    client_nonce, client_mac = answer[:NONCE_SIZE], answer[NONCE_SIZE:]
-    if not hmac.compare_digest(client_mac, _mac(secret, b"client", server_nonce, client_nonce)):
-        _send(sock, bytes([REJECTED]) + bytes(MAC_SIZE), deadline)
+    client_nonce, proof = answer[:NONCE_SIZE], answer[NONCE_SIZE:]
+    if not hmac.compare_digest(proof, derive(secret, b"client", server_nonce, client_nonce)):
         raise AuthenticationError("client failed the challenge (wrong secret)")
-    _send(sock, bytes([ACCEPTED]) + _mac(secret, b"server", client_nonce, server_nonce), deadline)
+    return Session(secret, server_nonce, client_nonce)
 
 
-# --8<-- [end:server_handshake]
+# --8<-- [end:check_answer]
 
 
 # --8<-- [start:client_handshake]
-def client_handshake(sock: socket.socket, secret: bytes, timeout: float) -> None:
-    """Answer the server's challenge and check the server's own proof.
+def client_handshake(
+    sock: socket.socket, secret: bytes, timeout: float, *, peer: str = "the server"
+) -> Session:
+    """Answer the server's challenge, check its verdict and proof; return the session.
+
+    The greeting is checked as its bytes arrive: the first byte that differs from MAGIC
+    (or a hang-up before the whole greeting) means the peer is no MiniRay server.
+
+    Args:
+        sock: A connected socket; nothing has been read from it yet.
+        secret: The shared secret.
+        timeout: Seconds for the whole handshake (one deadline, not one per read).
+        peer: ``"host:port"``, to name the server in error messages.
 
     Raises:
-        ServerFull: The server refused us before the challenge: no free worker slot.
-        AuthenticationError: The server rejected our secret, or could not prove its own.
-        ProtocolError: The peer is not a MiniRay server.
+        ServerUnreachable: ``"{peer} did not answer like a MiniRay server (got b'...')"``,
+            quoting what it sent (``_recv_greeting`` raises it).
+        ProtocolError: ``"{peer} sent an unknown status byte N"`` (greeting not READY),
+            or ``"{peer} sent an unknown verdict byte N"``.
+        AuthenticationError: ``"the server rejected our secret"`` (REJECTED), or
+            ``"{peer} could not prove it knows the secret"``: an ACCEPTED, FULL or BUSY
+            verdict that differs from ``session.verdict(byte)``.
+        ServerFull: A proven FULL (no free worker slot) or BUSY (it could not start a
+            worker just now).
         TimeoutError: The handshake took longer than ``timeout`` seconds.
     """
     deadline = time.monotonic() + timeout
-    greeting = _recv_exactly(sock, len(MAGIC) + 1 + NONCE_SIZE, deadline)
-    if greeting[: len(MAGIC)] != MAGIC:
-        raise ProtocolError("the peer is not a MiniRay server (or a different version)")
-    if greeting[len(MAGIC)] == FULL:
-        raise ServerFull("the server is running as many workers as it allows (--workers)")
-    server_nonce = greeting[len(MAGIC) + 1 :]
-    client_nonce = secrets.token_bytes(NONCE_SIZE)
-    proof = _mac(secret, b"client", server_nonce, client_nonce)
-    _send(sock, client_nonce + proof, deadline)
-    verdict = _recv_exactly(sock, 1 + MAC_SIZE, deadline)
-    if verdict[0] != ACCEPTED:
+    greeted = _recv_greeting(sock, deadline, peer)
+    if greeted[len(MAGIC)] != READY:
+        raise ProtocolError(f"{peer} sent an unknown status byte {greeted[len(MAGIC)]}")
+    session = Session(secret, greeted[len(MAGIC) + 1 :], secrets.token_bytes(NONCE_SIZE))
+    proof = derive(secret, b"client", session.server_nonce, session.client_nonce)
+    _send(sock, session.client_nonce + proof, deadline)
+    verdict = _recv_exactly(sock, VERDICT_SIZE, deadline, peer)
+    if verdict[0] == REJECTED:
         raise AuthenticationError("the server rejected our secret")
-    if not hmac.compare_digest(verdict[1:], _mac(secret, b"server", client_nonce, server_nonce)):
-        raise AuthenticationError("the server could not prove it knows the secret")
+    if verdict[0] not in (ACCEPTED, FULL, BUSY):
+        raise ProtocolError(f"{peer} sent an unknown verdict byte {verdict[0]}")
+    if not hmac.compare_digest(verdict, session.verdict(verdict[0])):
+        raise AuthenticationError(f"{peer} could not prove it knows the secret")
+    if verdict[0] == FULL:
+        raise ServerFull(f"{peer} is running as many workers as it allows (--workers)")
+    if verdict[0] == BUSY:
+        raise ServerFull(f"{peer} could not start a worker just now (out of processes?)")
+    return session
 
 
 # --8<-- [end:client_handshake]
-
-
-def refuse_full(sock: socket.socket) -> None:
-    """Tell a client there is no free worker slot (best effort, never blocks)."""
-    try:
-        sock.setblocking(False)
-        sock.send(MAGIC + bytes([FULL]) + bytes(NONCE_SIZE))
-    except OSError:
-        pass
 
 
 # --8<-- [start:load_secret]
@@ -225,25 +250,44 @@ def _refuse_unsafe_file(info: os.stat_result, path: Path) -> None:
         raise AuthenticationError(f"secret file {path} has {info.st_size} bytes: not a secret")
 
 
-def _mac(secret: bytes, role: bytes, *nonces: bytes) -> bytes:
-    return hmac.new(secret, role + b"".join(nonces), hashlib.sha256).digest()
-
-
 def _send(sock: socket.socket, data: bytes, deadline: float) -> None:
     sock.settimeout(max(0.0, deadline - time.monotonic()))
     sock.sendall(data)
 
 
-def _recv_exactly(sock: socket.socket, size: int, deadline: float) -> bytes:
-    """Read exactly ``size`` bytes before ``deadline`` (a slow trickle does not extend it)."""
-    data = bytearray()
-    while len(data) < size:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("handshake timed out")
-        sock.settimeout(remaining)
-        chunk = sock.recv(size - len(data))
+def _recv_greeting(sock: socket.socket, deadline: float, peer: str) -> bytes:
+    """Read the 41-byte greeting, giving up at the first byte that is not MAGIC's."""
+    data = b""
+    while len(data) < GREETING_SIZE:
+        if not MAGIC.startswith(data[: len(MAGIC)]):
+            break
+        chunk = _recv_some(sock, GREETING_SIZE - len(data), deadline, peer)
         if not chunk:
-            raise ConnectionResetError("the peer hung up during the handshake")
+            break
         data += chunk
-    return bytes(data)
+    if len(data) < GREETING_SIZE or not data.startswith(MAGIC):
+        shown = repr(data[:32]) + ("..." if len(data) > 32 else "")
+        raise ServerUnreachable(f"{peer} did not answer like a MiniRay server (got {shown})")
+    return data
+
+
+def _recv_exactly(sock: socket.socket, size: int, deadline: float, peer: str) -> bytes:
+    """Read exactly ``size`` bytes before ``deadline`` (a slow trickle does not extend it)."""
+    data = b""
+    while len(data) < size:
+        chunk = _recv_some(sock, size - len(data), deadline, peer)
+        if not chunk:
+            raise ConnectionResetError(f"{peer} hung up during the handshake")
+        data += chunk
+    return data
+
+
+def _recv_some(sock: socket.socket, size: int, deadline: float, peer: str) -> bytes:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError(f"the handshake with {peer} timed out")
+    sock.settimeout(remaining)
+    try:
+        return sock.recv(size)
+    except TimeoutError:
+        raise TimeoutError(f"the handshake with {peer} timed out") from None

@@ -45,11 +45,18 @@ class AuthenticationError(MiniRayError):
 
 
 class ServerFull(MiniRayError, ConnectionError):
-    """The WorkerServer already runs as many workers as it was allowed (``--workers``)."""
+    """The WorkerServer runs as many workers as it may (``--workers``), or cannot fork one now.
+
+    The server says so only after the client has authenticated, with its own proof.
+    """
 
 
 class ServerUnreachable(MiniRayError, ConnectionError):
-    """No WorkerServer answered at that address: refused, timed out, or not a MiniRay server."""
+    """No WorkerServer answered at that address.
+
+    The connection was refused or not made in time, or what answered does not speak
+    MiniRay (the message quotes its first bytes).
+    """
 
 
 class BacklogFull(MiniRayError):

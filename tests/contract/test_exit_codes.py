@@ -1,0 +1,69 @@
+"""However a worker ends, its caller learns the same exit code, locally and over TCP.
+
+A local Worker reaps its child; a RemoteWorker learns the code from the worker's EXIT
+frame or, for a worker killed by a signal, from the server that reaped it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+import pytest
+
+Connect = Any  # the `connect` fixture of conftest.py: connect(work_fn_name) -> worker
+
+
+def send_until_refused(worker: Any, within: float = 5.0) -> BaseException:
+    """Keep sending until a send fails (TCP takes a send or two after the peer left)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            worker.send("are you there?")
+        except Exception as e:
+            return e
+        time.sleep(0.01)
+    raise AssertionError(f"every send succeeded for {within} s after the worker ended")
+
+
+def test_a_failed_work_function_is_not_reported_as_a_kill(connect: Connect) -> None:
+    from miniray import RemoteError, WorkerDied
+
+    worker = connect("fail")
+    assert worker.recv(timeout=10) == "about to fail"
+    worker.send("boom")
+    with pytest.raises(RemoteError):
+        worker.recv(timeout=10)
+    refused = send_until_refused(worker)
+    assert isinstance(refused, WorkerDied), repr(refused)
+    assert refused.returncode == 1, str(refused)  # not "killed", not "unknown"
+    worker.close()
+    assert worker.returncode == 1
+
+
+def test_an_exit_code_the_worker_chose_survives_close(connect: Connect) -> None:
+    from miniray import WorkerDied
+
+    worker = connect("exit_with")
+    worker.send({"code": 3, "hard": False})
+    assert worker.recv(timeout=10) == "bye"
+    refused = send_until_refused(worker)
+    assert isinstance(refused, WorkerDied) and refused.returncode == 3, repr(refused)
+    worker.close()
+    assert worker.returncode == 3
+
+
+def test_a_worker_killed_by_a_signal_reports_the_signal(connect: Connect) -> None:
+    from miniray import WorkerDied
+
+    worker = connect("sleep_forever")
+    pid = worker.recv(timeout=10)["pid"]  # a remote worker runs on this machine too
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(WorkerDied) as died:
+        worker.recv(timeout=10)
+    assert died.value.returncode == -signal.SIGKILL
+    assert "killed by SIGKILL" in str(died.value)
+    worker.close()
+    assert worker.returncode == -signal.SIGKILL
