@@ -226,3 +226,16 @@ def test_an_infinite_or_huge_timeout_means_no_limit(connect: Connect, forever: f
     assert worker.recv(timeout=forever) == "x"
     assert worker.wait(timeout=forever) == 0
     worker.close(timeout=forever)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), -1.0])
+@pytest.mark.parametrize("call", ["send", "recv", "wait", "close"])
+def test_a_nan_or_negative_timeout_is_a_value_error_at_the_call(
+    connect: Connect, call: str, bad: float
+) -> None:
+    worker = connect("echo")
+    args = ("x",) if call == "send" else ()
+    with pytest.raises(ValueError, match="timeout must be"):
+        getattr(worker, call)(*args, timeout=bad)
+    worker.send("still here", timeout=5)  # nothing was closed or half-done by the refusal
+    assert worker.recv(timeout=5) == "still here"

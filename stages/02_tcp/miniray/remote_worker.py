@@ -32,6 +32,7 @@ from .errors import (
     describe_returncode,
 )
 from .tcp import connect
+from .timeouts import check_timeout, deadline_after, seconds_left
 from .wire import DEFAULT_MAX_FRAME, EXIT, decode_exit
 
 _MIN_BACKLOG = 1 << 20  # bytes of unread messages wait() may hold, whatever max_frame is
@@ -144,7 +145,7 @@ class RemoteWorker:
             RemoteError: The work function raised.
             WorkerDied: The connection ended without an exit code (killed, or server gone).
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = deadline_after(check_timeout(timeout))
         while (end := self._end(deadline)) is None:
             if self._channel.backlog > self._max_backlog:
                 raise BacklogFull(
@@ -182,15 +183,15 @@ class RemoteWorker:
         ended badly, or not in time, is hung up on all the same, and the server stops a
         worker that outlasts its client by the server's ``--exit-grace``.
         """
+        deadline = deadline_after(check_timeout(timeout))
         if self._channel.closed:
             return
-        deadline = time.monotonic() + timeout
         try:
             self._sock.shutdown(socket.SHUT_WR)  # the worker's recv sees end-of-file
             while True:
                 self._channel.discard_messages()  # no one will recv them: hold none
                 try:
-                    self.wait(_until(deadline))
+                    self.wait(seconds_left(deadline))
                 except BacklogFull:
                     continue
                 break
