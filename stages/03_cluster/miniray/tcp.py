@@ -1,0 +1,50 @@
+"""The TCP details both ends share: connecting with clear errors, and socket options.
+
+Loopback hides two things a real network does: small writes wait for more (Nagle's
+algorithm), and a host that loses power sends no goodbye. ``tune`` answers both.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from .errors import ServerUnreachable
+
+
+def connect(host: str, port: int, timeout: float) -> socket.socket:
+    """Open a tuned TCP connection, or say plainly why not.
+
+    Raises:
+        ServerUnreachable: Refused (is the server running?), timed out, or no route.
+    """
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except ConnectionRefusedError:
+        raise ServerUnreachable(
+            f"connection to {host}:{port} refused: is the WorkerServer running on that port?"
+        ) from None
+    except TimeoutError:
+        raise ServerUnreachable(f"no answer from {host}:{port} within {timeout} s") from None
+    except OSError as e:
+        raise ServerUnreachable(f"cannot connect to {host}:{port}: {e}") from None
+    tune(sock)
+    return sock
+
+
+# --8<-- [start:tune]
+def tune(sock: socket.socket) -> None:
+    """No Nagle delay on small messages; keepalives, so a vanished peer is noticed.
+
+    Without keepalives a ``recv()`` with no timeout waits forever on a peer whose host
+    lost power: no FIN or RST ever arrives. With these, the kernel gives up after about
+    20 s of silence, and the connection ends like any other (``WorkerDied`` for a client;
+    for the server, a client that left).
+    """
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 10)  # seconds of silence
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 2)  # between probes
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 5)  # unanswered probes
+
+
+# --8<-- [end:tune]

@@ -1,0 +1,346 @@
+"""Cluster: start, ranks, logs and stop, on localhost and over real SSH (loopback sshd and
+network-namespace hosts). Every test checks that no server or worker is left."""
+
+from __future__ import annotations
+
+import re
+import socket
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sshhosts import SshHosts, processes_with_tag, wait_for_no_processes
+
+pytestmark = pytest.mark.needs("cluster")
+
+RANK_VARIABLES = ["RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK"]
+
+
+def ask_all(workers: list[Any], msg: Any = "hi") -> list[Any]:
+    for worker in workers:
+        worker.send(msg)
+    return [worker.recv(timeout=10) for worker in workers]
+
+
+def port_in_use(address: str, port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex((address, port)) == 0
+
+
+def expected_env(node_sizes: list[tuple[str, int]]) -> list[dict[str, str]]:
+    world = sum(n for _, n in node_sizes)
+    envs, rank = [], 0
+    for group, (host, count) in enumerate(node_sizes):
+        for local in range(count):
+            values = [rank, local, world, count, group]
+            envs.append(
+                {**dict(zip(RANK_VARIABLES, map(str, values), strict=True)), "MINIRAY_HOST": host}
+            )
+            rank += 1
+    return envs
+
+
+def test_localhost_nodes_start_in_rank_order_with_their_environment(
+    node: Any, tag: str, lines: list[Any]
+) -> None:
+    from miniray import Cluster, ClusterWorker
+
+    nodes = [node("localhost", 3), node("127.0.0.1", 2)]
+    with Cluster(nodes, log=lines.append) as cluster:
+        workers = cluster.start(work_fn="cluster_workfns.whoami")
+        assert all(isinstance(w, ClusterWorker) for w in workers)
+        assert [(w.rank, w.local_rank, w.host) for w in workers] == [
+            (0, 0, "localhost"), (1, 1, "localhost"), (2, 2, "localhost"),
+            (3, 0, "127.0.0.1"), (4, 1, "127.0.0.1"),
+        ]  # fmt: skip
+        answers = ask_all(workers)
+        assert [a["env"] for a in answers] == expected_env([("localhost", 3), ("127.0.0.1", 2)])
+        assert len({a["pid"] for a in answers}) == 5
+    assert cluster.workers == []
+    assert wait_for_no_processes(tag, 5.0) == []
+
+
+def test_stop_is_idempotent_and_a_cluster_starts_once(node: Any, tag: str) -> None:
+    from miniray import Cluster, ClusterError
+
+    cluster = Cluster([node("localhost", 1)], log=lambda line: None)
+    cluster.start(work_fn="cluster_workfns.whoami")
+    with pytest.raises(ClusterError, match="already started"):
+        cluster.start(work_fn="cluster_workfns.whoami")
+    cluster.stop()
+    cluster.stop()
+    assert wait_for_no_processes(tag, 5.0) == []
+
+
+def test_logs_arrive_line_by_line_with_rank_and_the_last_line_is_kept(
+    node: Any, tag: str, lines: list[Any]
+) -> None:
+    from miniray import Cluster
+
+    with Cluster([node("localhost", 2)], log=lines.append) as cluster:
+        workers = cluster.start(work_fn="cluster_workfns.chatty")
+        assert ask_all(workers, 50) == ["done", "done"]
+    texts = {(line.rank, line.text) for line in lines if line.rank is not None}
+    for rank in (0, 1):
+        for i in range(50):
+            assert (rank, f"line {i} of rank {rank}") in texts
+            assert (rank, f"err {i} of rank {rank}") in texts
+        assert (rank, f"last words of rank {rank}") in texts  # no newline, still there
+    assert len([line for line in lines if line.rank is not None]) == 2 * 101
+    assert wait_for_no_processes(tag, 5.0) == []
+
+
+def test_logs_go_to_stderr_by_default_and_to_per_rank_files(
+    node: Any, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from miniray import Cluster
+
+    with Cluster([node("localhost", 2)]) as cluster:
+        ask_all(cluster.start(work_fn="cluster_workfns.chatty"), 1)
+    err = capfd.readouterr().err
+    assert "[localhost r1] line 0 of rank 1\n" in err
+    assert "[localhost r0] last words of rank 0\n" in err
+
+    with Cluster([node("localhost", 2)], log=tmp_path / "logs") as cluster:
+        ask_all(cluster.start(work_fn="cluster_workfns.chatty"), 1)
+    rank1 = (tmp_path / "logs" / "rank-1.log").read_text().splitlines()
+    assert sorted(rank1) == sorted(["line 0 of rank 1", "err 0 of rank 1", "last words of rank 1"])
+
+
+def test_a_worker_printing_50_megabytes_never_blocks(node: Any, tag: str) -> None:
+    from miniray import Cluster
+
+    counted = {"lines": 0, "bytes": 0, "whole": True}
+
+    def count(line: Any) -> None:
+        if line.rank is not None:
+            counted["lines"] += 1
+            counted["bytes"] += len(line.text) + 1
+            counted["whole"] = counted["whole"] and line.text == str(line.rank) * 9999
+
+    with Cluster([node("localhost", 2)], log=count) as cluster:
+        workers = cluster.start(work_fn="cluster_workfns.flood")
+        for worker in workers:
+            worker.send(25)  # 2 workers x 25 MB
+        assert [w.recv(timeout=60) for w in workers] == [2500, 2500]
+    assert counted == {"lines": 5000, "bytes": 50_000_000, "whole": True}
+    assert wait_for_no_processes(tag, 5.0) == []
+
+
+def test_stop_kills_workers_that_ignore_end_of_file_and_says_so(
+    node: Any, tag: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from miniray import Cluster
+
+    with Cluster([node("localhost", 2)], log=lambda line: None, stop_grace=0.3) as cluster:
+        workers = cluster.start(work_fn="cluster_workfns.stubborn")
+        assert [w.recv(timeout=10) for w in workers] == ["ready", "ready"]
+    assert "killed workers that did not end in time: ranks [0, 1]" in caplog.text
+    assert wait_for_no_processes(tag, 5.0) == []
+
+
+def test_wait_any_takes_local_workers_and_cluster_workers(node: Any, tag: str) -> None:
+    import cluster_workfns
+
+    from miniray import Cluster, Worker, wait_any
+
+    with Cluster([node("localhost", 2)], log=lambda line: None) as cluster:
+        workers = [*cluster.start(work_fn="cluster_workfns.whoami")]
+        local = Worker(cluster_workfns.whoami)
+        try:
+            pending = {*workers, local}
+            for worker in pending:
+                worker.send("x")
+            seen = []
+            while pending:
+                for worker in wait_any(pending, timeout=10):
+                    assert worker.recv(timeout=0)["msg"] == "x"
+                    seen.append(worker)
+                    pending.discard(worker)
+            assert set(seen) == {*workers, local}
+        finally:
+            local.close()
+    assert wait_for_no_processes(tag, 5.0) == []
+
+
+@pytest.mark.parametrize("hosts", [("localhost", "localhost"), ("node1.local", "node2.local")])
+def test_the_first_snippet_of_the_original_design_runs(
+    hosts: tuple[str, str], tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Verbatim but for the host names: localhost (no SSH), or ssh aliases (loopback sshd)."""
+    if hosts[0] != "localhost":
+        request.getfixturevalue("use_ssh_config")
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    (tmp_path / "module.py").write_text("def train_fn(handle):\n    handle.send(handle.recv())\n")
+    monkeypatch.chdir(tmp_path)
+    snippet = """
+        from miniray import Cluster, NodeConfig
+
+        # Define cluster
+        cluster = Cluster(nodes=[
+            NodeConfig("node1.local", num_workers=4),
+            NodeConfig("node2.local", num_workers=4),
+        ])
+
+        # Launch workers (SSH + connect)
+        workers = cluster.start(work_fn="module.train_fn")
+
+        # Use them (same API as local!)
+        for worker in workers:
+            worker.send({"cmd": "train", "batch": batch})
+
+        results = [w.recv() for w in workers]
+
+        # Cleanup
+        cluster.stop()
+    """
+    snippet = snippet.replace("node1.local", hosts[0]).replace("node2.local", hosts[1])
+    scope: dict[str, Any] = {"batch": [1, 2]}
+    exec(textwrap.dedent(snippet), scope)
+    assert scope["results"] == [{"cmd": "train", "batch": [1, 2]}] * 8
+    assert [w.host for w in scope["workers"]] == [hosts[0]] * 4 + [hosts[1]] * 4
+
+
+# --- over SSH ---------------------------------------------------------------------------
+
+
+def test_a_node_over_ssh_runs_its_workers_with_ranks(
+    use_ssh_config: SshHosts, node: Any, tag: str, lines: list[Any]
+) -> None:
+    from miniray import Cluster
+
+    nodes = [node("sshnode", 2), node("localhost", 1)]
+    with Cluster(nodes, log=lines.append) as cluster:
+        workers = cluster.start(work_fn="cluster_workfns.chatty")
+        assert ask_all(workers, 1) == ["done"] * 3
+    assert {(line.host, line.rank, line.text) for line in lines if line.rank is not None} >= {
+        ("sshnode", 0, "line 0 of rank 0"),
+        ("sshnode", 1, "last words of rank 1"),
+        ("localhost", 2, "err 0 of rank 2"),
+    }
+    assert wait_for_no_processes(tag, 5.0) == []
+
+
+def test_the_second_snippet_of_the_original_design_runs_over_ssh(
+    use_ssh_config: SshHosts, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # node1 and node2 are ssh aliases for 127.0.0.2 and 127.0.0.3: each server binds
+    # port 10000 on the address its ssh connection arrived at.
+    (tmp_path / "my_module.py").write_text(
+        "import os\ndef train_fn(handle):\n"
+        "    handle.send({'got': handle.recv(), 'rank': os.environ['RANK']})\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    for address in ("127.0.0.2", "127.0.0.3"):
+        if port_in_use(address, 10000):
+            pytest.skip(f"port 10000 on {address} is taken by another program")
+    snippet = """
+        from miniray import Cluster, NodeConfig
+
+        cluster = Cluster(nodes=[
+            NodeConfig("node1", num_workers=4, base_port=10000),
+            NodeConfig("node2", num_workers=4, base_port=10000),
+        ])
+
+        workers = cluster.start(work_fn="my_module.train_fn")
+
+        # Use workers
+        for worker in workers:
+            worker.send({"cmd": "train"})
+
+        results = [w.recv() for w in workers]
+        cluster.stop()
+    """
+    scope: dict[str, Any] = {}
+    exec(textwrap.dedent(snippet), scope)
+    assert scope["results"] == [{"got": {"cmd": "train"}, "rank": str(r)} for r in range(8)]
+    assert {w.address for w in scope["workers"]} == {"127.0.0.2", "127.0.0.3"}
+    deadline = time.monotonic() + 5.0  # both servers are gone: their ports are free again
+    while any(port_in_use(a, 10000) for a in ("127.0.0.2", "127.0.0.3")):
+        assert time.monotonic() < deadline, "a server still listens on port 10000"
+        time.sleep(0.05)
+
+
+def test_three_namespace_hosts_each_run_their_own_workers(
+    use_ssh_config: SshHosts, ns_hosts: list[tuple[str, str]], node: Any, tag: str
+) -> None:
+    from miniray import Cluster
+
+    nodes = [node("h1", 2), node("h2", 1), node("h3", 2)]
+    with Cluster(nodes, log=lambda line: None) as cluster:
+        answers = ask_all(cluster.start(work_fn="cluster_workfns.whoami"))
+        assert [a["env"] for a in answers] == expected_env([("h1", 2), ("h2", 1), ("h3", 2)])
+        addresses = [address for _, address in ns_hosts]
+        where = [(a["hostname"], a["address"]) for a in answers]
+        assert where == [
+            ("h1", addresses[0]), ("h1", addresses[0]), ("h2", addresses[1]),
+            ("h3", addresses[2]), ("h3", addresses[2]),
+        ]  # fmt: skip
+    assert wait_for_no_processes(tag, 5.0) == []
+    for namespace, _ in ns_hosts:  # nothing but the sshd is left on any host
+        assert use_ssh_config.namespace_pids(namespace) <= use_ssh_config.sshd_pids()
+
+
+def test_the_cluster_demo_runs(stage_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    demo = Path(__file__).resolve().parents[2] / "examples" / "cluster_demo.py"
+    env = {**os.environ, "PYTHONPATH": str(stage_path)}
+    result = subprocess.run([sys.executable, str(demo)], cwd="/", env=env,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "rank 0 on localhost: {'cmd': 'echo', 'data': 'hello rank 0'}"
+    assert lines[8] == "cluster stopped: 8 workers, exit codes [0]"
+
+
+def test_a_log_function_that_raises_does_not_stop_the_logs(
+    node: Any, tag: str, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    from miniray import Cluster
+
+    def broken(line: Any) -> None:
+        raise RuntimeError("full disk")
+
+    with Cluster([node("localhost", 1)], log=broken) as cluster:
+        workers = cluster.start(work_fn="cluster_workfns.chatty")
+        assert ask_all(workers, 3) == ["done"]
+    assert "log sink failed" in caplog.text
+    assert "[localhost r0] last words of rank 0" in capfd.readouterr().err
+    assert wait_for_no_processes(tag, 5.0) == []
+
+
+def test_the_secret_is_in_no_command_line_and_no_environment(
+    use_ssh_config: SshHosts, node: Any, tag: str
+) -> None:
+    from miniray import Cluster
+
+    secret = re.compile(rb"[0-9a-f]{64}")  # what Cluster makes: secrets.token_hex(32)
+    with Cluster([node("localhost", 1), node("sshnode", 1)], log=lambda line: None) as cluster:
+        ask_all(cluster.start(work_fn="cluster_workfns.whoami"))
+        servers_and_workers = processes_with_tag(tag)
+        assert len(servers_and_workers) == 4
+        for pid in servers_and_workers:
+            for part in ("cmdline", "environ"):
+                with open(f"/proc/{pid}/{part}", "rb") as f:
+                    assert not secret.search(f.read().replace(tag.encode(), b"")), (pid, part)
+
+
+def test_interrupt_raises_keyboard_interrupt_in_every_work_fn(
+    use_ssh_config: SshHosts, node: Any, tag: str
+) -> None:
+    from miniray import Cluster, RemoteError
+
+    with Cluster([node("localhost", 2), node("sshnode", 1)], log=lambda line: None) as cluster:
+        workers = cluster.start(work_fn="cluster_workfns.sleeper")
+        assert [w.recv(timeout=10)["rank"] for w in workers] == [0, 1, 2]
+        cluster.interrupt()
+        for worker in workers:
+            with pytest.raises(RemoteError) as caught:
+                worker.recv(timeout=10)
+            assert caught.value.remote_type == "KeyboardInterrupt"
+    assert wait_for_no_processes(tag, 5.0) == []

@@ -1,0 +1,244 @@
+"""The parts of a Cluster, one at a time (the stage 3 exercises): the quoted command line,
+the ready line with a deadline, the lease, and rank assignment."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from sshhosts import TESTS_DIR, wait_for_no_processes
+
+pytestmark = pytest.mark.needs("cluster")
+
+
+# --- 3.1 the command line -------------------------------------------------------------------
+
+
+@pytest.mark.ex03_1
+def test_the_command_line_survives_a_shell_unchanged(tmp_path: os.PathLike[str]) -> None:
+    from miniray.launch import remote_command
+
+    hostile = ["a b", "it's", '"q"', "$HOME", "`id`", "x;y", "&&", "*", "\\", "", "new\nline"]
+    folder = os.path.join(str(tmp_path), "dir with 'quotes' and $dollar")
+    os.mkdir(folder)
+    script = (
+        "import os, sys, json; print(json.dumps([os.getcwd(), os.environ['V1'], sys.argv[1:]]))"
+    )
+    env = {"V1": "value with spaces; $(echo no) 'and' quotes"}
+    command = remote_command(sys.executable, ["-c", script, *hostile], cwd=folder, env=env)
+    out = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, check=True)
+    import json
+
+    assert json.loads(out.stdout) == [folder, env["V1"], hostile]
+
+
+@pytest.mark.ex03_1
+def test_the_command_line_execs_the_server_in_its_folder() -> None:
+    from miniray.launch import remote_command
+
+    command = remote_command("/usr/bin/python3", ["-m", "x"], cwd="/tmp")
+    assert command == "cd /tmp && exec /usr/bin/python3 -m x"
+    with_env = remote_command("/p", [], cwd="/", env={"A": "1"})
+    assert shlex.split(with_env) == ["cd", "/", "&&", "exec", "env", "A=1", "/p"]
+
+
+@pytest.mark.ex03_1
+def test_an_environment_name_that_is_not_a_shell_name_is_refused() -> None:
+    from miniray.launch import ConfigError, remote_command
+
+    with pytest.raises(ConfigError, match="not a shell name"):
+        remote_command("/p", [], cwd="/", env={"A=B; rm": "1"})
+
+
+# --- 3.2 the ready line ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def pipe() -> Iterator[tuple[int, int]]:
+    read_end, write_end = os.pipe()
+    yield read_end, write_end
+    for fd in (read_end, write_end):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def write_later(fd: int, pieces: list[bytes], delay: float = 0.05) -> threading.Thread:
+    def run() -> None:
+        for piece in pieces:
+            time.sleep(delay)
+            os.write(fd, piece)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+@pytest.mark.ex03_2
+def test_the_ready_line_is_found_after_chatter_and_in_pieces(pipe: tuple[int, int]) -> None:
+    from miniray.launch import read_ready_line
+
+    pieces = [b"Welcome to node1\nlast ", b"login: today\nMINIRAY_READY {\"host\": \"10.0.0.1\", ",
+              b"\"port\": 10000, \"pid\": 7}\nMINIRAY_LOG 0 early"]  # fmt: skip
+    writer = write_later(pipe[1], pieces)
+    ready, rest = read_ready_line(pipe[0], timeout=5)
+    writer.join()
+    assert ready == {"host": "10.0.0.1", "port": 10000, "pid": 7}
+    assert rest.startswith(b"MINIRAY_LOG 0 early")
+
+
+@pytest.mark.ex03_2
+def test_no_ready_line_in_time_is_a_timeout_not_a_hang(pipe: tuple[int, int]) -> None:
+    from miniray.launch import read_ready_line
+
+    os.write(pipe[1], b'MINIRAY_READY {"host": "h", ')  # half a line, then silence
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        read_ready_line(pipe[0], timeout=0.3)
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.ex03_2
+def test_the_end_of_the_stream_before_the_ready_line_is_eof(pipe: tuple[int, int]) -> None:
+    from miniray.launch import read_ready_line
+
+    os.write(pipe[1], b"bash: python3: command not found\n")
+    os.close(pipe[1])
+    with pytest.raises(EOFError):
+        read_ready_line(pipe[0], timeout=5)
+
+
+@pytest.mark.ex03_2
+def test_a_garbled_ready_line_is_a_protocol_error(pipe: tuple[int, int]) -> None:
+    from miniray import ProtocolError
+    from miniray.launch import read_ready_line
+
+    os.write(pipe[1], b"MINIRAY_READY {not json}\n")
+    with pytest.raises(ProtocolError, match="garbled"):
+        read_ready_line(pipe[0], timeout=5)
+
+
+# --- 3.3 the lease --------------------------------------------------------------------------
+
+
+@pytest.mark.ex03_3
+def test_the_lease_acts_on_interrupts_and_ends_at_end_of_file(pipe: tuple[int, int]) -> None:
+    from miniray.cluster_server import follow_lease
+
+    calls: list[str] = []
+    thread = threading.Thread(
+        target=follow_lease,
+        args=(pipe[0], lambda: calls.append("interrupt"), lambda: calls.append("end")),
+    )
+    thread.start()
+    os.write(pipe[1], b"interr")
+    time.sleep(0.05)
+    os.write(pipe[1], b"upt\nnonsense\ninterrupt\n")
+    time.sleep(0.05)
+    assert calls == ["interrupt", "interrupt"]
+    os.close(pipe[1])
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+    assert calls == ["interrupt", "interrupt", "end"]
+
+
+@pytest.mark.ex03_3
+def test_a_server_and_its_workers_end_when_its_stdin_closes(tag: str) -> None:
+    """The whole lease: a cluster server started by hand, one worker; close its stdin."""
+    from miniray import RemoteWorker
+    from miniray.launch import read_ready_line
+    from miniray.ranks import assign_ranks
+
+    env = {**os.environ, "MINIRAY_TEST_TAG": tag}
+    command = [sys.executable, "-m", "miniray.cluster_server", "--work-fn",
+               "cluster_workfns.sleeper", "--workers", "1", "--host", "127.0.0.1"]  # fmt: skip
+    server = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=TESTS_DIR
+    )
+    assert server.stdin is not None and server.stdout is not None
+    try:
+        server.stdin.write(b"a-secret-of-the-right-length-0123456789\n")
+        server.stdin.flush()
+        ready, _ = read_ready_line(server.stdout.fileno(), timeout=20)
+        worker = RemoteWorker(ready["host"], ready["port"],
+                              secret="a-secret-of-the-right-length-0123456789")  # fmt: skip
+        worker.send(assign_ranks([("here", 1)])[0][0].message())
+        assert worker.recv(timeout=10)["rank"] == 0
+        server.stdin.close()  # the lease ends
+        assert server.wait(timeout=5) == 0
+        assert wait_for_no_processes(tag, 5.0) == []
+        worker.close()
+    finally:
+        server.kill()
+        server.wait()
+        server.stdout.close()
+
+
+# --- 3.4 ranks ------------------------------------------------------------------------------
+
+
+@pytest.mark.ex03_4
+def test_ranks_go_node_by_node_then_by_local_index() -> None:
+    from miniray.ranks import assign_ranks
+
+    ranks = assign_ranks([("a", 2), ("b", 3), ("c", 1)])
+    flat = [(r.rank, r.local_rank, r.world_size, r.local_world_size, r.group_rank, r.host)
+            for node in ranks for r in node]  # fmt: skip
+    assert flat == [
+        (0, 0, 6, 2, 0, "a"), (1, 1, 6, 2, 0, "a"),
+        (2, 0, 6, 3, 1, "b"), (3, 1, 6, 3, 1, "b"), (4, 2, 6, 3, 1, "b"),
+        (5, 0, 6, 1, 2, "c"),
+    ]  # fmt: skip
+    assert assign_ranks([]) == []
+
+
+@pytest.mark.ex03_4
+def test_a_rank_becomes_torchrun_s_environment() -> None:
+    from miniray.ranks import assign_ranks
+
+    info = assign_ranks([("a", 1), ("b", 2)])[1][1]
+    assert info.environment() == {
+        "RANK": "2", "LOCAL_RANK": "1", "WORLD_SIZE": "3", "LOCAL_WORLD_SIZE": "2",
+        "GROUP_RANK": "1", "MINIRAY_HOST": "b",
+    }  # fmt: skip
+
+
+def test_a_worker_refuses_a_first_message_that_is_no_rank() -> None:
+    from miniray import ProtocolError
+    from miniray.ranks import RankInfo
+
+    out_of_range = {"rank": 3, "local_rank": 0, "world_size": 2, "local_world_size": 1}
+    out_of_range |= {"group_rank": 0, "host": "h"}
+    for bad in [
+        {"cmd": "train"},
+        {"miniray_rank": {"rank": 5}},
+        None,
+        {"miniray_rank": out_of_range},
+    ]:
+        with pytest.raises(ProtocolError):
+            RankInfo.from_message(bad)
+
+
+def test_ssh_runs_in_batch_mode_and_leaves_host_keys_to_the_user(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from miniray.launch import ssh_command
+
+    monkeypatch.delenv("MINIRAY_SSH_COMMAND", raising=False)
+    argv = ssh_command(
+        "node1", "CMD", user="me", port=2222, identity_file="/k", options=["-F", "/c"]
+    )
+    assert argv[0] == "ssh" and argv[-2:] == ["node1", "CMD"]
+    joined = " ".join(argv)
+    for wanted in ["BatchMode=yes", "ConnectTimeout=", "ServerAliveInterval=", "-l me",
+                   "-p 2222", "-i /k", "-F /c"]:  # fmt: skip
+        assert wanted in joined
+    assert "StrictHostKeyChecking" not in joined and "KnownHosts" not in joined
+    monkeypatch.setenv("MINIRAY_SSH_COMMAND", "ssh -F '/my config'")
+    assert ssh_command("n", "CMD")[:3] == ["ssh", "-F", "/my config"]

@@ -1,0 +1,296 @@
+"""Cluster faults: each one gives a typed error naming the host, within its timeout, and
+leaves no server or worker process on any host (checked by the tag in their environment).
+
+The coordinator-side faults (kill -9, Ctrl-C) run the coordinator in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from typing import Any
+
+import pytest
+from sshhosts import TESTS_DIR, SshHosts, processes_with_tag, wait_for_no_processes
+
+pytestmark = pytest.mark.needs("cluster")
+LEASE_END = 5.0  # seconds within which every process of a cluster must be gone
+
+
+# --- start failures -------------------------------------------------------------------------
+
+
+def test_an_unreachable_host_fails_the_start_and_stops_the_others(
+    use_ssh_config: SshHosts, node: Any, tag: str
+) -> None:
+    from miniray import Cluster, ClusterError
+
+    cluster = Cluster([node("localhost", 2), node("deadhost", 1)], log=lambda line: None)
+    with pytest.raises(ClusterError, match=r"node deadhost: .*(?s:.*)Connection refused"):
+        cluster.start(work_fn="cluster_workfns.whoami")
+    assert cluster.workers == []
+    assert wait_for_no_processes(tag, LEASE_END) == []
+
+
+def test_a_refused_key_is_a_cluster_error_with_ssh_s_words(
+    use_ssh_config: SshHosts, node: Any, tag: str
+) -> None:
+    from miniray import Cluster, ClusterError
+
+    wrong = node("wrongkey", 1, identity_file=str(use_ssh_config.wrong_key))
+    with pytest.raises(ClusterError, match=r"node wrongkey: (?s:.*)Permission denied"):
+        Cluster([wrong], log=lambda line: None).start(work_fn="cluster_workfns.whoami")
+    assert wait_for_no_processes(tag, LEASE_END) == []
+
+
+def test_a_bad_work_fn_is_reported_with_the_server_s_message(
+    use_ssh_config: SshHosts, node: Any, tag: str
+) -> None:
+    from miniray import Cluster, ClusterError
+
+    cluster = Cluster([node("localhost", 1), node("sshnode", 1)], log=lambda line: None)
+    with pytest.raises(ClusterError) as caught:
+        cluster.start(work_fn="no_such_module.train_fn")
+    message = str(caught.value)
+    assert "node localhost: the server did not start (exit code 2)" in message
+    assert "node sshnode: the server did not start (exit code 2)" in message
+    assert "cannot import 'no_such_module'" in message
+    assert wait_for_no_processes(tag, LEASE_END) == []
+
+
+def test_a_busy_base_port_names_the_host_and_port(node: Any, tag: str) -> None:
+    from miniray import Cluster, ClusterError
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        cluster = Cluster([node("localhost", 1, base_port=port)], log=lambda line: None)
+        with pytest.raises(ClusterError, match=rf"node localhost: (?s:.*)port {port} .* in use"):
+            cluster.start(work_fn="cluster_workfns.whoami")
+    assert wait_for_no_processes(tag, LEASE_END) == []
+
+
+def test_a_server_not_ready_in_time_is_stopped(node: Any, tag: str) -> None:
+    from miniray import Cluster, ClusterError
+
+    cluster = Cluster([node("localhost", 1)], log=lambda line: None, start_timeout=0.5)
+    with pytest.raises(ClusterError, match=r"did not report ready within 0\.5 s"):
+        cluster.start(work_fn="cluster_slow_import.work_fn")
+    assert wait_for_no_processes(tag, LEASE_END) == []
+
+
+def test_bad_node_settings_are_config_errors() -> None:
+    from miniray import MiniRayError, NodeConfig
+
+    for bad in [dict(host="-oProxyCommand=x"), dict(host="a", num_workers=0),
+                dict(host="a", base_port=70000)]:  # fmt: skip
+        with pytest.raises(MiniRayError):
+            NodeConfig(**bad)  # type: ignore[arg-type]
+
+
+# --- faults while running ---------------------------------------------------------------
+
+
+def test_a_killed_server_fails_only_its_own_workers(
+    use_ssh_config: SshHosts, node: Any, tag: str
+) -> None:
+    from miniray import Cluster, WorkerDied
+
+    nodes = [node("localhost", 2), node("sshnode", 2, env={"NODE_MARK": "victim"})]
+    with Cluster(nodes, log=lambda line: None) as cluster:
+        workers = cluster.start(work_fn="cluster_workfns.whoami")
+        victim = server_pid(tag, "NODE_MARK=victim")
+        os.kill(victim, signal.SIGKILL)
+        for worker in workers[2:]:
+            with pytest.raises(WorkerDied):  # the connection ends without an exit report
+                worker.wait(timeout=10)
+            with pytest.raises(WorkerDied):
+                worker.send("still there?")
+        for worker in workers[:2]:
+            worker.send("still there?")
+            assert worker.recv(timeout=10)["msg"] == "still there?"
+    assert wait_for_no_processes(tag, LEASE_END) == []
+
+
+def test_a_coordinator_killed_with_sigkill_leaves_nothing_behind(
+    use_ssh_config: SshHosts, node: Any, tag: str
+) -> None:
+    coordinator = start_coordinator(tag, "cluster_workfns.sleeper", "time.sleep(60)")
+    try:
+        Lines(coordinator.stdout).wait_for("ready", timeout=30)
+        assert len(processes_with_tag(tag)) == 2 + 4  # two servers, four workers
+        coordinator.kill()
+        coordinator.wait(timeout=5)
+    finally:
+        coordinator.kill()
+    assert wait_for_no_processes(tag, LEASE_END) == []
+
+
+def test_ctrl_c_once_interrupts_the_workers_and_returns_control(
+    use_ssh_config: SshHosts, node: Any, tag: str
+) -> None:
+    after_ready = """
+        outcomes = []
+        for worker in workers:
+            try:
+                outcomes.append(worker.recv(timeout=20))
+            except RemoteError as e:
+                outcomes.append(e.remote_type)
+        print(json.dumps(outcomes), flush=True)
+    """
+    coordinator = start_coordinator(tag, "cluster_workfns.sleeper", after_ready)
+    try:
+        out = Lines(coordinator.stdout)
+        out.wait_for("ready", timeout=30)
+        coordinator.send_signal(signal.SIGINT)
+        outcomes = json.loads(out.wait_for("[", timeout=20))
+        assert outcomes == ["KeyboardInterrupt"] * 4
+        assert out.wait_for("stopped", timeout=20)
+        assert coordinator.wait(timeout=10) == 0
+    finally:
+        coordinator.kill()
+    assert wait_for_no_processes(tag, LEASE_END) == []
+
+
+def test_ctrl_c_twice_stops_the_cluster_at_once(
+    use_ssh_config: SshHosts, node: Any, tag: str
+) -> None:
+    after_ready = """
+        workers[0].recv(timeout=60)  # never answers: the workers ignore the first Ctrl-C
+    """
+    coordinator = start_coordinator(tag, "cluster_workfns.unbothered", after_ready)
+    try:
+        out, err = Lines(coordinator.stdout), Lines(coordinator.stderr)
+        out.wait_for("ready", timeout=30)
+        coordinator.send_signal(signal.SIGINT)
+        for _ in range(4):
+            err.wait_for("ignored KeyboardInterrupt", timeout=20)
+        coordinator.send_signal(signal.SIGINT)
+        assert coordinator.wait(timeout=LEASE_END) != 0  # KeyboardInterrupt ended it
+    finally:
+        coordinator.kill()
+    assert wait_for_no_processes(tag, LEASE_END) == []
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+def start_coordinator(tag: str, work_fn: str, after_ready: str) -> subprocess.Popen[str]:
+    """A coordinator program: a cluster of localhost x2 and sshnode x2 running ``work_fn``;
+    it prints "ready" once each worker sent its first message, then runs ``after_ready``,
+    stops the cluster and prints "stopped"."""
+    program = f"""
+        import json
+        import time
+        from miniray import Cluster, NodeConfig, RemoteError
+        env = {{"MINIRAY_TEST_TAG": {tag!r}}}
+        nodes = [NodeConfig("localhost", num_workers=2, env=env),
+                 NodeConfig("sshnode", num_workers=2, env=env)]  # cwd: tests/
+        with Cluster(nodes) as cluster:
+            workers = cluster.start(work_fn={work_fn!r})
+            for worker in workers:
+                worker.recv(timeout=20)
+            print("ready", flush=True)
+    """
+    program = textwrap.dedent(program) + textwrap.indent(textwrap.dedent(after_ready), "    ")
+    program += '\nprint("stopped", flush=True)\n'
+    return subprocess.Popen(
+        [sys.executable, "-c", program],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+        cwd=TESTS_DIR,  # so that neither it nor its nodes import the repo root's miniray
+    )
+
+
+class Lines:
+    """The lines of a stream, read by a thread, so that a test can wait for one with a timeout."""
+
+    def __init__(self, stream: Any) -> None:
+        self._queue: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream: Any) -> None:
+        for line in stream:
+            self._queue.put(line)
+
+    def wait_for(self, text: str, timeout: float) -> str:
+        """The next line that contains ``text``, read within ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                if text in line:
+                    return line
+        except queue.Empty:
+            raise AssertionError(f"no line with {text!r} within {timeout} s") from None
+
+
+def server_pid(tag: str, mark: str) -> int:
+    """The cluster server among the tagged processes with ``mark`` in their environment:
+    the one whose parent is not one of them (its workers are its children)."""
+    marked = set()
+    for pid in processes_with_tag(tag):
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            if mark.encode() in f.read().split(b"\0"):
+                marked.add(pid)
+    servers = [pid for pid in marked if parent(pid) not in marked]
+    assert len(servers) == 1, servers
+    return servers[0]
+
+
+def parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def test_a_missing_ssh_program_is_a_cluster_error_naming_the_host(
+    node: Any, tag: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from miniray import Cluster, ClusterError
+
+    monkeypatch.setenv("MINIRAY_SSH_COMMAND", "/nonexistent/ssh")
+    cluster = Cluster([node("localhost", 1), node("node1", 1)], log=lambda line: None)
+    with pytest.raises(ClusterError, match=r"node node1: FileNotFoundError: .*/nonexistent/ssh"):
+        cluster.start(work_fn="cluster_workfns.whoami")
+    assert wait_for_no_processes(tag, LEASE_END) == []
+
+
+def test_ctrl_c_while_starting_stops_every_node(
+    use_ssh_config: SshHosts, node: Any, tag: str
+) -> None:
+    program = f"""
+        from miniray import Cluster, NodeConfig
+        env = {{"MINIRAY_TEST_TAG": {tag!r}}}
+        nodes = [NodeConfig("localhost", num_workers=1, env=env),
+                 NodeConfig("sshnode", num_workers=1, env=env)]
+        print("starting", flush=True)
+        Cluster(nodes).start(work_fn="cluster_slow_import.work_fn")  # 3 s to import
+    """
+    coordinator = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(program)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=TESTS_DIR,
+    )
+    try:
+        out, err = Lines(coordinator.stdout), Lines(coordinator.stderr)
+        out.wait_for("starting", timeout=20)
+        deadline = time.monotonic() + 10  # both servers are importing the slow module
+        while len(processes_with_tag(tag)) < 2:
+            assert time.monotonic() < deadline, "the servers did not start"
+            time.sleep(0.02)
+        coordinator.send_signal(signal.SIGINT)
+        assert coordinator.wait(timeout=LEASE_END) != 0
+        err.wait_for("KeyboardInterrupt", timeout=5)
+    finally:
+        coordinator.kill()
+    assert wait_for_no_processes(tag, LEASE_END) == []
