@@ -1,0 +1,354 @@
+"""A Channel: one end of a socket that carries frames (see ``wire.py``).
+
+Both ends of a worker hold a Channel: the parent's ``worker.send``/``worker.recv`` use
+one, and the child's ``handle`` *is* one.
+
+Three rules keep the stream honest:
+
+* The length is checked against ``max_frame`` before a byte of payload is awaited or
+  allocated; a bad length raises :class:`ProtocolError` and the channel refuses further
+  reads, since no later byte can be trusted to start a frame.
+* Bytes are read into our own buffer, and every wait looks in the buffer first, so a
+  message that has already arrived is never missed by a ``select``/``poll`` on the socket.
+* A timeout raises :class:`TimeoutError` and loses nothing: a half-received frame stays
+  in the buffer for the next call.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import struct
+import time
+from collections import deque
+from typing import Any, Protocol
+
+from .errors import ChannelClosed, ProtocolError
+from .timeouts import check_timeout, deadline_after, ms_until
+from .timeouts import wait_readable as wait_readable  # re-exported: older imports use it
+from .wire import (
+    DEFAULT_MAX_FRAME,
+    ERROR,
+    EXIT,
+    HEADER,
+    MESSAGE,
+    decode_error,
+    decode_exit,
+    decode_message,
+    encode_message,
+    take_frame,
+)
+
+_RECV_SIZE = 64 * 1024  # bigger reads cost an mmap per call in malloc
+_WATCH_INTERVAL = 0.1  # seconds between looks at a watched process during a blocking read
+_SMALL_FRAME = 64 * 1024  # below this, header and payload go out in one send
+_FRAME_COST = 100  # bytes a received frame costs beyond its payload (tuple, bytes object, slot)
+
+
+class FrameAuth(Protocol):
+    """Seals each frame sent and checks each frame received (stage 2's per-frame MAC)."""
+
+    tag_size: int  # bytes of tag after each payload, counted in the frame's length
+
+    def seal(self, kind: int, payload: bytes) -> bytes: ...  # the next frame's tag
+
+    def check(self, kind: int, payload: bytes, tag: bytes) -> None: ...  # or ProtocolError
+
+
+class Channel:
+    """One end of a framed, JSON-speaking socket.
+
+    Args:
+        sock: A connected stream socket (a socketpair end or a TCP connection).
+        max_frame: Largest payload accepted or sent, in bytes.
+        watch_fd: Optional file descriptor that becomes readable when the peer process
+            has exited (a pidfd); a wait then ends instead of hanging on a socket that a
+            grandchild may still hold open.
+        peer_pid: The peer's process id, used in error messages.
+        frame_auth: Optional: every frame then ends with a tag it seals and checks; a
+            frame that fails the check ends the stream with a ProtocolError.
+        from_worker: True when the peer is a worker, the only side that sends ERROR and
+            EXIT frames; on a worker's own handle (False) such a frame is a ProtocolError.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        *,
+        max_frame: int = DEFAULT_MAX_FRAME,
+        watch_fd: int | None = None,
+        peer_pid: int = 0,
+        frame_auth: FrameAuth | None = None,
+        from_worker: bool = True,
+    ) -> None:
+        self.max_frame = max_frame
+        self._frame_auth = frame_auth
+        self._tag_size = 0 if frame_auth is None else frame_auth.tag_size
+        self.peer_pid = peer_pid
+        self.from_worker = from_worker
+        self._sock = sock
+        self._buffer = bytearray()
+        self._frames: deque[tuple[int, bytes]] = deque()  # complete, not yet delivered
+        self._frames_cost = 0  # bytes those frames take, _FRAME_COST each included
+        self._end: _StreamEnd | None = None  # why no more frames will arrive, once known
+        self._send_broken = False
+        self._poller = select.poll()
+        self._poller.register(sock, select.POLLIN)
+        self._watch_fd = watch_fd
+        if watch_fd is not None:
+            self._poller.register(watch_fd, select.POLLIN)
+            # A grandchild may hold the peer's end open after the peer died, so a blocking
+            # read could wait forever: make it return every _WATCH_INTERVAL to check.
+            interval = struct.pack("ll", 0, int(_WATCH_INTERVAL * 1_000_000))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, interval)
+
+    # --8<-- [start:send]
+    def send(self, msg: Any, timeout: float | None = None) -> None:
+        """Send one JSON-serialisable message.
+
+        Raises:
+            TypeError: ``msg`` is not JSON-serialisable (nothing was sent).
+            ProtocolError: The encoded message exceeds ``max_frame`` (nothing was sent).
+            ChannelClosed: The peer is gone.
+            TimeoutError: The peer did not take the bytes in time; since part of a frame
+                may have gone out, the channel refuses further sends.
+        """
+        self.send_frame(MESSAGE, encode_message(msg), timeout)
+
+    def send_frame(self, kind: int, payload: bytes, timeout: float | None = None) -> None:
+        """Send one frame of the given kind; see :meth:`send` for the errors."""
+        timeout = check_timeout(timeout)
+        if self._sock.fileno() < 0:
+            raise ChannelClosed("the channel is closed")
+        if self._send_broken:
+            raise ProtocolError("an earlier send timed out mid-frame; the channel is unusable")
+        if len(payload) > self.max_frame:
+            raise ProtocolError(
+                f"message of {len(payload)} bytes exceeds max_frame={self.max_frame}; not sent"
+            )
+        tag = b"" if self._frame_auth is None else self._frame_auth.seal(kind, payload)
+        header = HEADER.pack(len(payload) + len(tag), kind)
+        try:
+            if timeout is not None:  # (settimeout costs two system calls: not on every send)
+                self._sock.settimeout(timeout)
+            if len(payload) < _SMALL_FRAME:
+                self._sock.sendall(header + payload + tag)
+            else:  # separate sends, to avoid copying a big payload just to prepend 9 bytes
+                self._sock.sendall(header)
+                self._sock.sendall(payload)
+                self._sock.sendall(tag)
+        except (TimeoutError, BlockingIOError):  # BlockingIOError: timeout=0, socket full
+            self._send_broken = True  # part of the frame may be out: the next would land inside
+            raise TimeoutError(f"send did not complete within {timeout} s") from None
+        except (BrokenPipeError, ConnectionResetError) as e:
+            raise ChannelClosed(f"the peer closed the channel ({e.strerror})") from e
+        finally:
+            if timeout is not None and self._sock.fileno() >= 0:
+                self._sock.settimeout(None)
+
+    # --8<-- [end:send]
+
+    # --8<-- [start:recv]
+    def recv(self, timeout: float | None = None) -> Any:
+        """Receive the next message, waiting at most ``timeout`` seconds (``None``: forever).
+
+        Raises:
+            TimeoutError: Nothing arrived in time; the channel stays usable.
+            RemoteError: The peer's work function raised (raised again on every later call).
+            WorkerDied: The peer reported its exit; every message before it was delivered.
+            ChannelClosed: The peer closed the channel or its process ended.
+            ProtocolError: A frame broke the wire format.
+        """
+        deadline = deadline_after(check_timeout(timeout))
+        try:
+            kind, payload = self._next_frame(deadline)
+        except TimeoutError:
+            raise TimeoutError(f"no message from {self._peer_name()} within {timeout} s") from None
+        if kind == MESSAGE:
+            self._pop_frame()
+            return decode_message(payload)
+        if kind == ERROR:  # stays at the head: a failed worker keeps saying why
+            raise decode_error(payload)
+        if kind == EXIT:
+            raise decode_exit(payload, self.peer_pid)
+        self._pop_frame()
+        raise ProtocolError(f"unknown frame kind {kind}")
+
+    # --8<-- [end:recv]
+
+    def poll(self) -> bool:
+        """Return True if :meth:`recv` would return or raise without waiting."""
+        try:
+            self._next_frame(time.monotonic())
+        except TimeoutError:
+            return False
+        except (ChannelClosed, ProtocolError):
+            return True
+        return True
+
+    def final_error(self) -> Exception | None:
+        """If the end of the stream has arrived, the error ``recv`` will raise there.
+
+        That is the peer's error or exit report, or why the stream ended; ``None``
+        while more messages may come. Messages buffered before it are not touched.
+        """
+        try:
+            for kind, payload in self._frames:
+                if kind == ERROR:
+                    return decode_error(payload)
+                if kind == EXIT:
+                    return decode_exit(payload, self.peer_pid)
+        except ProtocolError as e:  # a malformed report: what recv will raise, too
+            return e
+        return None if self._end is None else self._end.error()
+
+    def drain(self, *, deadline: float | None = None, max_backlog: int | None = None) -> None:
+        """Read what has already arrived into the buffer, without waiting for more.
+
+        A peer that sends without pause keeps the socket readable for ever, so this
+        also stops once ``time.monotonic()`` passes ``deadline`` (after one read at
+        least), or once :attr:`backlog` exceeds ``max_backlog`` bytes.
+        """
+        while self._end is None and not self.closed and self._socket_readable_now():
+            if max_backlog is not None and self.backlog > max_backlog:
+                return
+            self._read_some()
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+
+    def discard_messages(self) -> None:
+        """Drop the messages received but not yet delivered; a report of the end stays."""
+        while self._frames and self._frames[0][0] == MESSAGE:
+            self._pop_frame()
+
+    @property
+    def backlog(self) -> int:
+        """Bytes of memory held for :meth:`recv`: frames not yet delivered, and a partial one."""
+        return self._frames_cost + len(self._buffer)
+
+    def fileno(self) -> int:
+        """The socket's file descriptor (for ``select``)."""
+        return self._sock.fileno()
+
+    def wait_fds(self) -> list[int]:
+        """Descriptors that become readable when this channel has news."""
+        fds = [self._sock.fileno()]
+        if self._watch_fd is not None:
+            fds.append(self._watch_fd)
+        return fds
+
+    @property
+    def ended(self) -> bool:
+        """True once the incoming stream has ended (the peer hung up, or it broke)."""
+        return self._end is not None
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called here."""
+        return self._sock.fileno() < 0
+
+    def close(self) -> None:
+        """Close this end; the peer's ``recv`` then sees the channel closed."""
+        if not self.closed:
+            self._poller = select.poll()
+            self._sock.close()
+
+    # --8<-- [start:next_frame]
+    def _next_frame(self, deadline: float | None) -> tuple[int, bytes]:
+        """Return (without removing) the first complete frame, waiting until ``deadline``.
+
+        The buffer is checked before the socket: a frame that has already arrived must
+        not wait for the socket to become readable again (it may never).
+        """
+        while True:
+            if self._frames:
+                return self._frames[0]
+            if self.closed:
+                raise ChannelClosed("the channel is closed")
+            if self._end is not None:
+                raise self._end.error()
+            if deadline is None:  # no deadline: a blocking read, no poll() per message
+                self._read_some()
+                continue
+            ready = [fd for fd, _ in self._poller.poll(ms_until(deadline))]
+            if not ready:
+                raise TimeoutError("no message arrived in time")
+            if self._sock.fileno() in ready:
+                self._read_some()
+            else:
+                self._check_watched_process()
+
+    # --8<-- [end:next_frame]
+
+    def _read_some(self) -> None:
+        """Read what the socket has and cut complete frames off it; blocks if it has nothing.
+
+        With a watched process, the socket's receive timeout (SO_RCVTIMEO) ends a
+        blocking read every ``_WATCH_INTERVAL`` s so we can look at that process.
+        """
+        try:
+            data = self._sock.recv(_RECV_SIZE)
+        except BlockingIOError:  # the receive timeout expired: nothing arrived meanwhile
+            self._check_watched_process()
+            return
+        except (ConnectionResetError, TimeoutError):  # TimeoutError: TCP keepalives gave up
+            data = b""
+        if not data:
+            if self._buffer:
+                self._end = _StreamEnd("the peer closed the channel mid-frame", fatal=True)
+            else:
+                self._end = _StreamEnd("the peer closed the channel", fatal=False)
+            return
+        self._buffer += data
+        try:
+            limit = self.max_frame + self._tag_size  # max_frame counts the payload only
+            while (frame := take_frame(self._buffer, limit)) is not None:
+                frame = self._checked(frame)  # authenticated before its kind means anything
+                if frame[0] in (ERROR, EXIT) and not self.from_worker:
+                    raise ProtocolError(
+                        f"frame kind {frame[0]} is a worker's report: never sent to one"
+                    )
+                self._frames.append(frame)
+                self._frames_cost += len(frame[1]) + _FRAME_COST
+        except ProtocolError as e:
+            self._end = _StreamEnd(str(e), fatal=True)
+
+    def _pop_frame(self) -> None:
+        _, payload = self._frames.popleft()
+        self._frames_cost -= len(payload) + _FRAME_COST
+
+    def _checked(self, frame: tuple[int, bytes]) -> tuple[int, bytes]:
+        """The frame without its tag, once ``frame_auth`` accepts it (else ProtocolError)."""
+        if self._frame_auth is None:
+            return frame
+        kind, body = frame
+        if len(body) < self._tag_size:
+            raise ProtocolError("a frame too short to carry its tag")
+        payload = body[: -self._tag_size]
+        self._frame_auth.check(kind, payload, body[-self._tag_size :])
+        return kind, payload
+
+    def _check_watched_process(self) -> None:
+        """End the stream if the watched process has exited (after reading all it sent)."""
+        assert self._watch_fd is not None
+        if wait_readable([self._watch_fd], 0) and not self._socket_readable_now():
+            self._end = _StreamEnd("the peer process exited", fatal=False)
+
+    def _socket_readable_now(self) -> bool:
+        return any(fd == self._sock.fileno() for fd, _ in self._poller.poll(0))
+
+    def _peer_name(self) -> str:
+        role = "worker" if self.from_worker else "peer"
+        return f"{role} pid {self.peer_pid}" if self.peer_pid else f"the {role}"
+
+
+class _StreamEnd:
+    """Why a channel will deliver no more frames: the peer left, or the stream broke."""
+
+    def __init__(self, reason: str, *, fatal: bool) -> None:
+        self.reason = reason
+        self.fatal = fatal
+
+    def error(self) -> Exception:
+        """The exception a reader gets from now on."""
+        return ProtocolError(self.reason) if self.fatal else ChannelClosed(self.reason)
