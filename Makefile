@@ -6,7 +6,9 @@
 #   make sync                  regenerate inherited files, CHANGES.diff and miniray/
 #   make workspace STAGE=1     copy stage 1 to workspace/ with its exercises stubbed (FORCE=1
 #                              replaces an existing workspace)
-#   make exercise EX=1.3       run exercise 1.3's tests against your workspace
+#   make exercise EX=1.3       test exercise 1.3 in your workspace (any order: the exercises
+#                              you have not written yet run the stage's code meanwhile)
+#   make exercise              your progress: each exercise solved or not yet
 #   make check-exercises       check that every exercise's tests catch a stubbed solution
 #   make docs | serve-docs     build the site (strict) | serve it on http://127.0.0.1:8000
 #
@@ -24,7 +26,7 @@ export NO_MKDOCS_2_WARNING := 1
 .PHONY: help demo test sync workspace exercise check-exercises docs serve-docs
 
 help:
-	@sed -n '3,12s/^# \{0,1\}//p' Makefile
+	@sed -n '3,14s/^# \{0,1\}//p' Makefile
 
 demo: $(STAMP_RUN)
 	$(PY) examples/demo.py
@@ -40,8 +42,7 @@ workspace: $(STAMP_DEV)
 	$(PY) -m tools.exercises workspace $(STAGE) $(if $(FORCE),--force)
 
 exercise: $(STAMP_DEV)
-	@test -n "$(EX)" || { echo "usage: make exercise EX=1.3"; exit 2; }
-	$(PY) -m tools.exercises test $(EX)
+	@$(PY) -m tools.exercises $(if $(EX),test $(EX),progress)
 
 check-exercises: $(STAMP_DEV)
 	$(PY) -m tools.exercises check

@@ -12,7 +12,7 @@ it, so the numbers mean something on any machine:
   TCP loopback ping-pong.
 
 The message is ``{"cmd": "step", "i": <int>}``; the raw rows send its JSON bytes
-pre-encoded, so they pay for no serialisation at all.
+pre-encoded, so they pay for no serialization at all.
 
 Where the scheduler puts the two processes of a pair changes a round trip's cost more
 than anything MiniRay does (on this 2-core machine, by up to 2x, from run to run). So
@@ -105,7 +105,9 @@ def median_rates(pingers: dict[str, Pinger], seconds: float, repeats: int) -> di
     """
     samples: dict[str, list[float]] = {name: [] for name in pingers}
     try:
-        for _ in range(repeats + 1):
+        for round_ in range(repeats + 1):
+            what = "warm-up" if round_ == 0 else f"round {round_} of {repeats}"
+            print(f"measuring: {what}, {len(pingers)} rows", file=sys.stderr, flush=True)
             for name, ping in pingers.items():
                 count, started = 0, time.perf_counter()
                 while (elapsed := time.perf_counter() - started) < seconds:

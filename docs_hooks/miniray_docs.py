@@ -1,22 +1,24 @@
 """MkDocs hook for the MiniRay site: stage pages built from the stage folders, and mermaid
 bundled so that the site works offline.
 
-A stage page names its stage in front matter (``stage: 01_local_worker``) and may hold two
-placeholders, each alone on a line:
+A stage page names its stage in front matter (``stage: 01_local_worker``).  On such a page:
 
-* ``<!-- exercises -->``: replaced by every ``[[exercises]]`` entry of the stage's
-  ``stage.toml``: a heading "Exercise 1.3 — title", the hint, the stub the learner gets
-  (``tools.exercises.render_stub``) and the ``make`` commands that set it up and test it.
-* ``<!-- changed-files -->``: replaced by a table of the files in the stage's generated
-  ``CHANGES.diff`` (new, changed or removed, and how many lines). The diff itself is
-  included on the page with pymdownx.snippets, so a missing diff also fails the build.
+* each exercise of the stage's ``stage.toml`` is placed where the walkthrough quotes its
+  function (`tools.page_exercises.place_exercises`): the statement and the stub first, the
+  stage's code in a collapsed ``??? success "The stage's code"`` block, still included from
+  the source;
+* ``<!-- exercises -->``, alone on a line, becomes the index of those exercises, linking to
+  each one;
+* ``<!-- changed-files -->``, alone on a line, becomes a table of the files in the stage's
+  generated ``CHANGES.diff`` (new, changed or removed, and how many lines) and a link to the
+  diff itself, which ``on_files`` copies into the site as ``changes/NN_name.diff``.
 
 The replacement happens in ``on_page_markdown``, before Markdown is converted, so the
 snippets and superfences extensions process the generated text like hand-written text.
 A placeholder on a page without ``stage:``, an unknown stage, a missing ``CHANGES.diff``
 or a stage page with exercises but no ``<!-- exercises -->`` stops the build.
 
-``on_files`` adds mermaid (the bundle shipped in the ``mermaidx`` wheel) to the site as
+``on_files`` also adds mermaid (the bundle shipped in the ``mermaidx`` wheel) to the site as
 ``assets/javascripts/mermaid.min.js``, which ``mkdocs.yml`` lists in ``extra_javascript``.
 Material only fetches mermaid from its CDN when no global ``mermaid`` object exists.
 """
@@ -24,9 +26,9 @@ Material only fetches mermaid from its CDN when no global ``mermaid`` object exi
 from __future__ import annotations
 
 import importlib.util
+import posixpath
 import re
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +41,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # MkDocs restores sys.path after loading a hook, so import now
     sys.path.insert(0, str(ROOT))
 
-from tools.exercises import render_stub  # noqa: E402
-from tools.stages import DIFF_NAME, Stage, StageError, find_stage  # noqa: E402
+from tools.page_exercises import exercise_index, place_exercises  # noqa: E402
+from tools.stages import DIFF_NAME, Stage, StageError, find_stage, list_stages  # noqa: E402
+from tools.stubs import ExerciseError  # noqa: E402
 
 MERMAID_URI = "assets/javascripts/mermaid.min.js"
+CHANGES_DIR = "changes"  # the stages' CHANGES.diff files, in the site
 EXERCISES_RE = re.compile(r"^[ \t]*<!--[ \t]*exercises[ \t]*-->[ \t]*$", re.MULTILINE)
 CHANGED_FILES_RE = re.compile(r"^[ \t]*<!--[ \t]*changed-files[ \t]*-->[ \t]*$", re.MULTILINE)
 DIFF_HEADER_RE = re.compile(r"^diff --git a/(?P<old>\S+) b/(?P<new>\S+)$")
@@ -63,9 +67,19 @@ def mermaid_bundle() -> Path:
 
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:
-    """Add the mermaid bundle to the site, so that no page needs a CDN."""
+    """Add the mermaid bundle to the site, so that no page needs a CDN, and every stage's
+    ``CHANGES.diff``, so that the stage pages can link to it."""
     files.append(File.generated(config, MERMAID_URI, abs_src_path=str(mermaid_bundle())))
+    for stage in list_stages(ROOT):
+        diff = stage.path / DIFF_NAME
+        if diff.is_file():
+            files.append(File.generated(config, diff_uri(stage), abs_src_path=str(diff)))
     return files
+
+
+def diff_uri(stage: Stage) -> str:
+    """Where a stage's ``CHANGES.diff`` lives in the site: ``changes/01_local_worker.diff``."""
+    return f"{CHANGES_DIR}/{stage.name}.diff"
 
 
 # --- stage pages ------------------------------------------------------------------------------
@@ -87,45 +101,22 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
         raise PluginError(f"{where}: front matter stage {spec!r}: {error}") from None
     if stage.exercises and not has_exercises:
         raise PluginError(f"{where}: stage {stage.name} has exercises; add <!-- exercises -->")
+    try:
+        markdown, unplaced = place_exercises(markdown, stage, ROOT)
+        text = exercise_index(stage, unplaced, ROOT)
+    except ExerciseError as error:
+        raise PluginError(f"{where}: {error}") from None
     if has_exercises:
-        text = exercises_markdown(stage)
         markdown = EXERCISES_RE.sub(lambda _: text, markdown)
     if has_changes:
-        text = changed_files_markdown(stage)
+        link = posixpath.relpath(diff_uri(stage), posixpath.dirname(page.file.src_uri) or ".")
+        text = changed_files_markdown(stage, link)
         markdown = CHANGED_FILES_RE.sub(lambda _: text, markdown)
     return markdown
 
 
-def exercises_markdown(stage: Stage) -> str:
-    """Markdown for every exercise of ``stage``, in ``stage.toml`` order."""
-    if not stage.exercises:
-        return "This stage has no exercises."
-    parts = []
-    for exercise in stage.exercises:
-        try:
-            stub = render_stub(stage, exercise.id).rstrip("\n")
-        except Exception as error:  # the stubber names the exercise and what went wrong
-            raise PluginError(f"exercise {exercise.id}: cannot render its stub: {error}") from None
-        fence = _fence_for(stub)
-        parts.append(
-            f"### Exercise {exercise.id} — {exercise.title}\n\n"
-            f"In `{exercise.file}`, write `{exercise.qualname}`. "
-            f"Its tests are marked `{exercise.marker}`.\n\n"
-            f'??? tip "Hint"\n\n{textwrap.indent(exercise.hint, "    ")}\n\n'
-            f"You start from this stub:\n\n"
-            f'{fence}python title="{exercise.file}"\n{stub}\n{fence}\n\n'
-            f"Make a workspace once (it stubs every exercise of the stage), then test "
-            f"your answer:\n\n"
-            f"```bash\n"
-            f"make workspace STAGE={stage.number}\n"
-            f"make exercise EX={exercise.id}\n"
-            f"```\n"
-        )
-    return "\n".join(parts)
-
-
-def changed_files_markdown(stage: Stage) -> str:
-    """A table of the files in the stage's ``CHANGES.diff``."""
+def changed_files_markdown(stage: Stage, link: str) -> str:
+    """A table of the files in the stage's ``CHANGES.diff``, and a link to the diff."""
     path = stage.path / DIFF_NAME
     if not path.is_file():
         raise PluginError(f"{path} is missing: run `python -m tools.stages sync`")
@@ -134,6 +125,12 @@ def changed_files_markdown(stage: Stage) -> str:
         return "No file changed since the previous stage."
     lines = ["| File | Change | Lines added | Lines removed |", "| --- | --- | ---: | ---: |"]
     lines += [f"| `{r['file']}` | {r['change']} | {r['added']} | {r['removed']} |" for r in rows]
+    added, removed = sum(r["added"] for r in rows), sum(r["removed"] for r in rows)
+    lines += [
+        "",
+        f"The whole diff, {added} lines added and {removed} removed: [{DIFF_NAME}]({link}) "
+        f"(`stages/{stage.name}/{DIFF_NAME}` in the repository; `git apply` takes it).",
+    ]
     return "\n".join(lines)
 
 
@@ -162,8 +159,3 @@ def diff_summary(diff: str) -> list[dict[str, Any]]:
             rows[-1]["removed"] += 1
     return rows
 
-
-def _fence_for(text: str) -> str:
-    """A backtick fence longer than any run of backticks inside ``text``."""
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    return "`" * max(3, longest + 1)

@@ -10,13 +10,20 @@
   those tests check the repository, and run in the plain run.
 * ``@pytest.mark.ex01_3``: the tests of exercise 1.3.  One marker is registered per exercise
   of every stage, so ``--strict-markers`` catches typos.
+* ``--skip-final-stage-repeats`` (plain run only, as ``make test`` uses it): when the
+  top-level ``miniray/`` is byte for byte the final stage's package, its contract tests are
+  the final stage's run over again, so only ``tests/meta/`` and the tests marked
+  ``@pytest.mark.library`` (the installed package: its console script) run.  If the two
+  packages differ, everything runs.
 * Fixtures ``stage`` (a `tools.stages.Stage`) and ``stage_path`` describe the target.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import importlib.util
+import json
 import os
 import re
 import sys
@@ -31,7 +38,13 @@ META_DIR = TESTS_DIR / "meta"
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))  # for `tools`; appended so it never shadows the stage's miniray
 
-from tools.stages import Stage, StageError, find_stage, list_stages  # noqa: E402
+from tools.stages import (  # noqa: E402
+    Stage,
+    StageError,
+    find_stage,
+    list_stages,
+    tracked_files,
+)
 
 TARGET_KEY = pytest.StashKey[Stage]()
 UNKNOWN_KEY = pytest.StashKey[set[str]]()  # capabilities named by `needs` that no stage has
@@ -45,6 +58,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="SPEC",
         help="test this stage (1, 01_local_worker, stages/01_local_worker or a workspace "
         "directory) instead of the top-level miniray package",
+    )
+    parser.addoption(
+        "--exercise-tests-json",
+        default=None,
+        metavar="PATH",
+        help="write how many selected tests carry each exercise marker to PATH (JSON), "
+        "for tools.exercises: one collection serves every exercise of a stage",
+    )
+    parser.addoption(
+        "--skip-final-stage-repeats",
+        action="store_true",
+        help="without --stage: if miniray/ is a byte copy of the final stage's package, run "
+        "only tests/meta and the tests marked library (the final stage's run covers the rest)",
     )
 
 
@@ -78,18 +104,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     config.stash[UNKNOWN_KEY] = set()
     known = {c for s in list_stages(ROOT) for c in s.capabilities} | target.capabilities
     stage_run = config.getoption("stage") is not None
+    repeats = not stage_run and config.getoption("skip_final_stage_repeats") and is_final_copy()
     keep: list[pytest.Item] = []
     drop: list[pytest.Item] = []
     for item in items:
         needed = needed_capabilities(item)
         config.stash[UNKNOWN_KEY].update(needed - known)
         is_meta = item.path.is_relative_to(META_DIR)
-        (drop if (stage_run and is_meta) or not needed <= target.capabilities else keep).append(
-            item
-        )
+        repeated = repeats and not is_meta and item.get_closest_marker("library") is None
+        wrong_place = (stage_run and is_meta) or not needed <= target.capabilities
+        (drop if wrong_place or repeated else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+    report = config.getoption("exercise_tests_json")
+    if report:
+        markers = (m.name for item in items for m in item.iter_markers())
+        counts = collections.Counter(m for m in markers if EXERCISE_MARKER_RE.fullmatch(m))
+        Path(report).write_text(json.dumps(counts), encoding="utf-8")
 
 
 def pytest_terminal_summary(
@@ -133,6 +165,15 @@ def top_level_target(stages: list[Stage]) -> Stage:
     return dataclasses.replace(
         final, name="miniray", path=ROOT, title=f"the miniray library (= {final.name})", inherit=()
     )
+
+
+def is_final_copy() -> bool:
+    """Whether the top-level ``miniray/`` holds exactly the final stage's package files."""
+    stages = list_stages(ROOT)
+    if not stages:
+        return False
+    final = {p: b for p, b in tracked_files(stages[-1].path).items() if p.startswith("miniray/")}
+    return tracked_files(ROOT) == final
 
 
 def put_first_on_path(folder: Path) -> None:

@@ -9,7 +9,17 @@ matter says ``stage: 01_local_worker`` gets that stage's folder instead.  A fenc
 file name, ```python title="squares.py"```, is written to that file in the working directory
 instead of being run, so a later block can import it.
 
-``tests/meta/test_docs.py`` runs every page this way.
+``tests/meta/test_docs.py`` runs every page this way; `tools.doc_driver` is the program that
+runs a page's blocks.
+
+Why not sybil or pytest-markdown-docs, which collect Markdown code blocks as tests?  What this
+does that they cannot: both run the blocks inside the pytest process, where ``miniray`` is
+whichever package that run imported first; here a stage page gets its own stage's
+``miniray`` (a page about stage 1 must not run against stage 2's package, and two
+``miniray`` packages cannot be imported in one process), in a fresh process per page.  And
+the blocks fork workers and start servers: a page that hangs is killed here with its whole
+process group, workers included, and named by block, where a block run in-process leaves
+its children to the test runner.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ from pathlib import Path
 from tools.stages import REPO_ROOT, find_stage
 
 DOCS_DIR = REPO_ROOT / "docs"
+DRIVER = Path(__file__).with_name("doc_driver.py")  # the program that runs a page's blocks
 PAGE_TIMEOUT = 60.0  # seconds for all the blocks of one page
 PYTHON_LANGUAGES = frozenset({"python", "py", "python3"})
 
@@ -116,7 +127,7 @@ def run_page(
     import_path = find_stage(page.stage, root).path if page.stage else root
     env = {**os.environ, "PYTHONPATH": str(import_path), "PYTHONDONTWRITEBYTECODE": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-c", DRIVER, str(blocks_file), str(progress_file)],
+        [sys.executable, str(DRIVER), str(blocks_file), str(progress_file)],
         cwd=workdir,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -188,39 +199,3 @@ def _strip_indent(line: str, indent: int) -> str:
     expanded = line.expandtabs(4)
     leading = len(expanded) - len(expanded.lstrip(" "))
     return expanded[min(indent, leading) :]
-
-
-# --- the process that runs a page ------------------------------------------------------------
-
-# Runs in the page's process: `python -c DRIVER blocks.json progress`, cwd = the working directory.
-DRIVER = r"""
-import json, linecache, os, sys, traceback
-blocks = json.load(open(sys.argv[1], encoding="utf-8"))
-progress = sys.argv[2]
-namespace = {"__name__": "__main__", "__builtins__": __builtins__}
-for block in blocks:
-    with open(progress, "w") as f:
-        f.write(str(block["number"]))
-    if block["filename"]:
-        path = os.path.normpath(block["filename"])
-        if os.path.isabs(path) or path.startswith(".."):
-            sys.exit(f"block {block['number']}: title {block['filename']!r} leaves the directory")
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(block["code"])
-        continue
-    name = f"<{block['page']} block {block['number']}, line {block['line']}>"
-    linecache.cache[name] = (len(block["code"]), None, block["code"].splitlines(True), name)
-    try:
-        exec(compile(block["code"], name, "exec"), namespace)
-    except BaseException as error:
-        sys.stdout.flush()
-        print(f"docs: {name} raised:", file=sys.stderr)
-        traceback.print_exception(type(error), error, error.__traceback__.tb_next)
-        sys.stderr.flush()
-        os._exit(1)
-    sys.stdout.flush()
-    sys.stderr.flush()
-with open(progress, "w") as f:
-    f.write("done")
-"""

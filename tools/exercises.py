@@ -1,17 +1,20 @@
-"""Exercises: run an exercise's tests against a learner's workspace, and check that every
-exercise is a real one; with the command line for both and for making workspaces.
+"""Exercises: test one exercise against a learner's workspace, show a learner's progress, and
+check that every exercise is a real one; with the command line for these and for workspaces.
 
 An exercise (``[[exercises]]`` in ``stage.toml``) names a target function or method, such as
 ``miniray/process.py:run_work_fn``.  Its tests carry the marker ``ex01_3`` (for id "1.3").
 
     python -m tools.exercises workspace STAGE [--dest DIR] [--only ID ...] [--force]
         copy the stage to workspace/NN_name/ with every exercise's body replaced by
-        ``raise NotImplementedError("Exercise 1.3: <title>")``
+        ``raise NotImplementedError("Exercise 1.3: <title>")``       (make workspace STAGE=1)
     python -m tools.exercises test ID [--workspace DIR] [-- PYTEST_ARGS ...]
-        run the exercise's tests against the workspace
-    python -m tools.exercises check [ID ...]
-        for each exercise: the solution passes its tests, and a workspace with only that
-        exercise stubbed fails them
+        run the exercise's tests against the workspace, with every *other* exercise that is
+        still a stub filled in with the stage's code for this run     (make exercise EX=1.3)
+    python -m tools.exercises progress [--workspace DIR ...]
+        each exercise of each workspace: solved, or not yet           (make exercise)
+    python -m tools.exercises check [ID ...] [--jobs N]
+        for each exercise: the solution passes its tests, and a copy of the stage with only
+        that exercise stubbed fails them                              (make check-exercises)
 
 Stubbing lives in `tools.stubs` and workspaces in `tools.workspaces`; their public functions
 are importable from here too.
@@ -21,22 +24,32 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
-import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from tools.stages import REPO_ROOT, STAGE_TOML, Exercise, Stage, StageError, find_stage, list_stages
+from tools.exercise_runs import (
+    DEFAULT_TIMEOUT,
+    CheckResult,
+    check_exercise,
+    check_exercises,
+    exercises_to_check,
+    find_exercise,
+    run_alone_in_workspace,
+    run_exercise_tests,
+)
+from tools.stages import REPO_ROOT, STAGE_TOML, Stage, StageError, find_stage
 from tools.stubs import ExerciseError, stub_source
 from tools.workspaces import (
+    WORKSPACE_DIR,
     default_workspace,
     exercise_message,
     make_workspace,
+    overlay_workspace,
     render_stub,
     selected_exercises,
     shown_path,
+    unsolved_exercises,
 )
 
 __all__ = [
@@ -47,12 +60,13 @@ __all__ = [
     "exercise_message",
     "main",
     "make_workspace",
+    "overlay_workspace",
     "render_stub",
+    "run_alone_in_workspace",
     "run_exercise_tests",
     "stub_source",
 ]
 
-DEFAULT_TIMEOUT = 300.0
 RC_WORDS = {
     0: "passed",
     1: "failed",
@@ -63,100 +77,6 @@ RC_WORDS = {
 }
 
 
-@dataclass(frozen=True)
-class CheckResult:
-    """The outcome of `check_exercise`: return codes of the two pytest runs (None: timeout)."""
-
-    stage: Stage
-    exercise: Exercise
-    solution_rc: int | None
-    stubbed_rc: int | None
-    output: str = ""  # the output of the run that went wrong, if one did
-
-    @property
-    def ok(self) -> bool:
-        return self.solution_rc == 0 and self.stubbed_rc == 1
-
-    @property
-    def verdict(self) -> str:
-        marker = self.exercise.marker
-        if self.solution_rc == 5:
-            return f"no test is marked {marker}"
-        if self.solution_rc != 0:
-            return "the solution fails its tests"
-        if self.stubbed_rc == 0:
-            return "the tests pass with the function stubbed"
-        if self.stubbed_rc != 1:
-            return "the stubbed run broke instead of failing tests"
-        return "ok"
-
-
-def run_exercise_tests(
-    exercise_id: str,
-    workspace: Path,
-    extra_args: Sequence[str] = (),
-    *,
-    timeout: float | None = None,
-    capture: bool = False,
-    root: Path = REPO_ROOT,
-) -> tuple[int | None, str]:
-    """Run ``pytest tests --stage WORKSPACE -m exNN_M``; return (exit code or None on
-    timeout, captured output or "")."""
-    exercise = _find_exercise(exercise_id, root)[1]
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "tests",
-        "--stage",
-        str(workspace),
-        "-m",
-        exercise.marker,
-        *extra_args,
-    ]
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    try:
-        done = subprocess.run(
-            command,
-            cwd=root,
-            env=env,
-            timeout=timeout,
-            capture_output=capture,
-            text=True,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as expired:
-        return None, _text(expired.stdout) + _text(expired.stderr)
-    return done.returncode, (done.stdout or "") + (done.stderr or "")
-
-
-def check_exercise(
-    stage: Stage, exercise: Exercise, *, timeout: float = DEFAULT_TIMEOUT, root: Path = REPO_ROOT
-) -> CheckResult:
-    """Run the exercise's tests on the solution (must pass) and on a workspace with only this
-    exercise stubbed (must fail: pytest exit code 1)."""
-    args = ["-p", "no:cacheprovider", "-q"]
-    solution_rc, solution_out = run_exercise_tests(
-        exercise.id, stage.path, args, timeout=timeout, capture=True, root=root
-    )
-    with tempfile.TemporaryDirectory(prefix="miniray-exercise-") as tmp:
-        workspace = make_workspace(stage, Path(tmp) / stage.name, [exercise.id], root=root)
-        stubbed_rc, stubbed_out = run_exercise_tests(
-            exercise.id, workspace, args, timeout=timeout, capture=True, root=root
-        )
-    output = solution_out if solution_rc != 0 else stubbed_out
-    return CheckResult(stage, exercise, solution_rc, stubbed_rc, output)
-
-
-def check_exercises(
-    ids: Sequence[str] = (), *, timeout: float = DEFAULT_TIMEOUT, root: Path = REPO_ROOT
-) -> list[CheckResult]:
-    """`check_exercise` for the given exercise ids, or for every exercise of every stage."""
-    return [
-        check_exercise(s, e, timeout=timeout, root=root) for s, e in _exercises_to_check(ids, root)
-    ]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -165,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_workspace(args)
         if args.command == "test":
             return _cmd_test(args)
+        if args.command == "progress":
+            return _cmd_progress(args)
         return _cmd_check(args)
     except (ExerciseError, StageError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -188,9 +110,14 @@ def _parser() -> argparse.ArgumentParser:
     test.add_argument("id", help="exercise id, like 1.3")
     test.add_argument("--workspace", type=Path, help="default: workspace/NN_name")
     test.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+    progress = sub.add_parser("progress", help="which exercises of your workspaces are solved")
+    progress.add_argument("--workspace", type=Path, nargs="+", help="default: workspace/*")
     check = sub.add_parser("check", help="check that every exercise is tested")
     check.add_argument("ids", nargs="*", metavar="ID", help="default: every exercise")
     check.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="per pytest run")
+    check.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="checks at a time (default: cores)"
+    )
     return parser
 
 
@@ -202,35 +129,72 @@ def _cmd_workspace(args: argparse.Namespace) -> int:
     for exercise in exercises:
         print(f"  {exercise.id}  {exercise.target}: {exercise.title}")
         print(f"       hint: {exercise.hint}")
-    first = exercises[0].id if exercises else "ID"
-    print(f"test one with: python -m tools.exercises test {first}   (or: make exercise EX={first})")
+    if exercises:
+        print(
+            f"test one with: make exercise EX={exercises[0].id}   (any order: the others run "
+            "the stage's code until you write them)\nsee your progress with: make exercise"
+        )
     return 0
 
 
 def _cmd_test(args: argparse.Namespace) -> int:
-    stage, exercise = _find_exercise(args.id, REPO_ROOT)
-    workspace = args.workspace or default_workspace(stage)
-    if not (workspace / STAGE_TOML).is_file():
-        raise ExerciseError(
-            f"no workspace at {shown_path(workspace)}; create it with "
-            f"`python -m tools.exercises workspace {stage.number}`"
-        )
+    stage, exercise = find_exercise(args.id, REPO_ROOT)
+    workspace = _existing_workspace(stage, args.workspace)
     print(f"exercise {exercise.id}: {exercise.title}\n  hint: {exercise.hint}", flush=True)
-    rc, _ = run_exercise_tests(exercise.id, workspace.resolve(), args.pytest_args)
+    rc, _ = run_alone_in_workspace(exercise.id, workspace, args.pytest_args)
     return 1 if rc is None else rc
 
 
+def _cmd_progress(args: argparse.Namespace) -> int:
+    workspaces = args.workspace or sorted(
+        p.parent for p in (REPO_ROOT / WORKSPACE_DIR).glob(f"*/{STAGE_TOML}")
+    )
+    if not workspaces:
+        print("no workspace yet; make one with: make workspace STAGE=1")
+        return 0
+    for workspace in workspaces:
+        exercises = find_stage(str(workspace)).exercises
+        if not exercises:
+            print(f"{shown_path(workspace)}: no exercises")
+            continue
+        solution = find_exercise(exercises[0].id)[0]  # the stage whose code this workspace is
+        unsolved = {e.id for e in unsolved_exercises(solution, workspace)}
+        print(f"{shown_path(workspace)} (stage {solution.number}: {solution.title})", flush=True)
+        solved = 0
+        for exercise in solution.exercises:
+            if exercise.id in unsolved:
+                state = "not yet   (still the stub)"
+            else:
+                rc, _ = run_alone_in_workspace(
+                    exercise.id, workspace, ["-q"], capture=True, quiet=True
+                )
+                solved += rc == 0
+                state = "solved" if rc == 0 else "not yet   (its tests fail: make exercise EX="
+                state += "" if rc == 0 else f"{exercise.id})"
+            print(f"  {exercise.id:<5} {state:<44} {exercise.title}", flush=True)
+        print(f"  {solved} of {len(solution.exercises)} solved")
+    return 0
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
-    results: list[CheckResult] = []
-    print(f"{'exercise':<9}{'target':<48}{'solution':<12}{'stubbed':<12}verdict", flush=True)
-    for stage, exercise in _exercises_to_check(args.ids, REPO_ROOT):
-        result = check_exercise(stage, exercise, timeout=args.timeout)
-        results.append(result)
+    todo = exercises_to_check(args.ids, REPO_ROOT)
+    print(
+        f"checking {len(todo)} exercise(s), {args.jobs} at a time: each runs its tests on the "
+        "solution and on the stub",
+        flush=True,
+    )
+    header = f"{'exercise':<9}{'target':<48}{'solution':<10}{'stubbed':<10}{'seconds':>8}  verdict"
+    print(header, flush=True)
+
+    def show(result: CheckResult) -> None:
         print(
-            f"{exercise.id:<9}{exercise.target:<48}{_rc_word(result.solution_rc):<12}"
-            f"{_rc_word(result.stubbed_rc):<12}{result.verdict}",
+            f"{result.exercise.id:<9}{result.exercise.target:<48}"
+            f"{_rc_word(result.solution_rc):<10}{_rc_word(result.stubbed_rc):<10}"
+            f"{result.seconds:>8.1f}  {result.verdict}",
             flush=True,
         )
+
+    results = check_exercises(args.ids, timeout=args.timeout, jobs=args.jobs, on_result=show)
     bad = [r for r in results if not r.ok]
     for result in bad:
         tail = "\n".join(result.output.splitlines()[-30:])
@@ -242,30 +206,18 @@ def _cmd_check(args: argparse.Namespace) -> int:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _find_exercise(exercise_id: str, root: Path) -> tuple[Stage, Exercise]:
-    for stage in list_stages(root):
-        for exercise in stage.exercises:
-            if exercise.id == exercise_id:
-                return stage, exercise
-    raise ExerciseError(f"no exercise {exercise_id!r} in any stage.toml")
-
-
-def _exercises_to_check(ids: Sequence[str], root: Path) -> list[tuple[Stage, Exercise]]:
-    """The exercises with these ids, or every exercise of every stage if none are given."""
-    if ids:
-        return [_find_exercise(i, root) for i in ids]
-    return [(s, e) for s in list_stages(root) for e in s.exercises]
+def _existing_workspace(stage: Stage, given: Path | None) -> Path:
+    workspace = given or default_workspace(stage)
+    if not (workspace / STAGE_TOML).is_file():
+        raise ExerciseError(
+            f"no workspace at {shown_path(workspace)}; make it with: "
+            f"make workspace STAGE={stage.number}"
+        )
+    return workspace.resolve()
 
 
 def _rc_word(rc: int | None) -> str:
     return "timeout" if rc is None else RC_WORDS.get(rc, f"rc {rc}")
-
-
-def _text(data: str | bytes | None) -> str:
-    # TimeoutExpired carries bytes even when the run was started with text=True
-    if isinstance(data, bytes):
-        return data.decode("utf-8", "replace")
-    return data or ""
 
 
 if __name__ == "__main__":

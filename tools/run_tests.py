@@ -1,17 +1,31 @@
-"""Run every check of the repository, step by step, and summarise.
+"""Run every check of the repository, several steps at a time, and summarise.
 
-    python -m tools.run_tests                              # everything
+    python -m tools.run_tests [--jobs N]                   # everything
     python -m tools.run_tests --stage 1 [-- PYTEST_ARGS]   # only: pytest tests --stage 1
 
-The steps, in order: ``ruff check .``; ``mypy --strict`` on the top-level package and the tools;
+The steps: ``ruff check .``; ``mypy --strict`` on the top-level package and the tools;
 ``mypy --strict`` on each stage, in its own folder and its own process (two ``miniray``
 packages must not meet in one mypy run); ``python -m tools.stages check``; ``pytest tests
---stage NN`` for each stage; plain ``pytest tests`` (the repository checks and the top-level
-package); ``mkdocs build --strict`` when there is a ``mkdocs.yml``.
+--stage NN`` for each stage; plain ``pytest tests --skip-final-stage-repeats`` (the
+repository checks, and the tests of the top-level package that the final stage's run does
+not already cover: that package is a byte copy of the final stage's, as the stages check and
+``tests/conftest.py`` verify) but for the exercise checks and the browser check, which are
+steps of their own; ``mkdocs build --strict`` when there is a ``mkdocs.yml``.
 
-A failing step stops nothing.  The exit status is 1 if any step failed.  The summary ends
-with two lines: ``steps: N passed, M failed``, and, last, ``tests: N passed, M failed,
-K skipped``, added up from every pytest step's JUnit report (the line CI reads).
+The steps are independent, so ``--jobs`` of them (default: the number of cores) run at once,
+the longest first.  Each step's output is printed in one piece when it ends; while steps run,
+a line every 30 seconds says which.  A failing step stops nothing.  The exit status is 1 if
+any step failed.  The summary ends with two lines: ``steps: N passed, M failed``, and, last,
+``tests: N passed, M failed, K skipped``, added up from every pytest step's JUnit report (the
+line CI reads).  ``--stage`` ends with the same two lines.
+
+Why not nox, which runs such sessions (``@nox.session`` parametrized by stage)?  What this
+file does that nox cannot: it ends with one line that adds up the tests of every pytest run.
+Nox always prints its own report last (``nox > Ran multiple sessions:`` and a line per
+session, or ``nox > Session ... was successful``), so the last line could never be the summed
+count that CI reads; nox counts sessions, not tests.  Its parallel mode (``-j``, nox
+2026.08.17) is also still marked experimental.  The sessions would run these same commands,
+so nox would add a dependency without removing the part that is ours.
 """
 
 from __future__ import annotations
@@ -21,13 +35,21 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tools.stages import DEMO, PACKAGE, REPO_ROOT, Stage, StageError, list_stages
+
+HEARTBEAT = 30.0  # seconds between "still running" lines
+SEPARATE_META_RUNS = {  # long repository checks, run as steps of their own: (name, weight)
+    "tests/meta/test_exercise_checks.py": ("pytest exercise checks", 100.0),
+    "tests/meta/test_site_in_browser.py": ("pytest site in a browser", 20.0),
+}
 
 
 @dataclass(frozen=True)
@@ -39,6 +61,7 @@ class Step:
     cwd: Path = REPO_ROOT
     env: dict[str, str] = field(default_factory=dict)
     junit: Path | None = None  # where a pytest step writes its report
+    weight: float = 1.0  # a rough guess of its duration: heavier steps start first
 
 
 @dataclass(frozen=True)
@@ -86,21 +109,61 @@ def main(argv: Sequence[str] | None = None) -> int:
         epilog="Arguments after -- go to pytest (with --stage only).",
     )
     parser.add_argument("--stage", metavar="N", help="only run pytest for this stage")
+    parser.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="steps at a time (default: cores)"
+    )
     options = parser.parse_args(args)
-    if options.stage is not None:
-        return run_stage_tests(options.stage, extra)
-    if extra:
+    if extra and options.stage is None:
         parser.error("arguments after -- need --stage")
     with tempfile.TemporaryDirectory(prefix="miniray-junit-") as reports:
-        outcomes = [run_step(step) for step in plan_steps(junit_dir=Path(reports))]
+        if options.stage is not None:
+            junit = Path(reports) / "stage.xml"
+            command = [*_pytest(), "--stage", options.stage, f"--junitxml={junit}", *extra]
+            outcomes = [run_step(Step(f"pytest --stage {options.stage}", command, junit=junit))]
+        else:
+            outcomes = run_steps(plan_steps(junit_dir=Path(reports)), jobs=options.jobs)
     print(summary(outcomes))
     return 0 if all(o.passed for o in outcomes) else 1
 
 
-def run_stage_tests(spec: str, pytest_args: Sequence[str] = ()) -> int:
-    """``pytest tests --stage SPEC [ARGS]``; returns pytest's exit code."""
-    step = Step(f"pytest --stage {spec}", [*_pytest(), "--stage", spec, *pytest_args])
-    return run_step(step).returncode
+def run_steps(steps: Sequence[Step], jobs: int = 1) -> list[Outcome]:
+    """Run ``steps``, ``jobs`` at a time, heaviest first; outcomes in the order given.
+
+    With one job, each step's output streams through.  With more, each step's output is
+    printed in one piece when it ends, and a line every `HEARTBEAT` seconds names the steps
+    still running.
+    """
+    if jobs <= 1:
+        return [run_step(step) for step in steps]
+    order = sorted(range(len(steps)), key=lambda i: -steps[i].weight)
+    started: dict[int, float] = {}  # step index -> when it began (queued steps are not here)
+    outcomes: dict[int, Outcome] = {}
+    lock = threading.Lock()
+
+    def start(i: int) -> Outcome:
+        started[i] = time.monotonic()
+        return run_step(steps[i], capture=True, lock=lock)
+
+    print(f"running {len(steps)} steps, {jobs} at a time", flush=True)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        pending: dict[Future[Outcome], int] = {pool.submit(start, i): i for i in order}
+        while pending:
+            done, _ = wait(pending, timeout=HEARTBEAT, return_when=FIRST_COMPLETED)
+            for future in done:
+                outcomes[pending.pop(future)] = future.result()
+            if not done:
+                now = time.monotonic()
+                busy = [
+                    f"{steps[i].name} ({now - t:.0f} s)"
+                    for i, t in list(started.items())
+                    if i not in outcomes
+                ]
+                with lock:
+                    print(
+                        f"... {len(outcomes)}/{len(steps)} steps done; running: {', '.join(busy)}",
+                        flush=True,
+                    )
+    return [outcomes[i] for i in range(len(steps))]
 
 
 def plan_steps(root: Path = REPO_ROOT, junit_dir: Path | None = None) -> list[Step]:
@@ -117,39 +180,61 @@ def plan_steps(root: Path = REPO_ROOT, junit_dir: Path | None = None) -> list[St
     ]
     steps += [_mypy_stage(stage, root) for stage in stages]
     steps.append(Step("stages check", [python, "-m", "tools.stages", "check"], root))
-    pytest_runs = {f"pytest stage {s.name}": ["--stage", s.name] for s in stages}
-    pytest_runs["pytest miniray + meta"] = []
-    for index, (name, args) in enumerate(pytest_runs.items()):
+    # pytest runs: (name, arguments, a guess of their weight: the heaviest start first)
+    runs = [
+        (f"pytest stage {s.name}", ["tests", "--stage", s.name], 30.0 + 10 * s.number)
+        for s in stages
+    ]
+    own_steps = [p for p in SEPARATE_META_RUNS if (root / p).is_file()]
+    plain = ["tests", *(f"--ignore={p}" for p in own_steps), "--skip-final-stage-repeats"]
+    runs.append(("pytest library + meta", plain, 60.0))
+    runs += [(SEPARATE_META_RUNS[p][0], [p], SEPARATE_META_RUNS[p][1]) for p in own_steps]
+    for index, (name, args, weight) in enumerate(runs):
         junit = None if junit_dir is None else junit_dir / f"{index}.xml"
         report = [] if junit is None else [f"--junitxml={junit}"]
-        steps.append(Step(name, [*_pytest(), *args, *report], root, junit=junit))
+        command = [python, "-m", "pytest", *args, *report]
+        steps.append(Step(name, command, root, junit=junit, weight=weight))
     if (root / "mkdocs.yml").is_file():
-        steps.append(
-            Step(
-                "mkdocs build",
-                [python, "-m", "mkdocs", "build", "--strict"],
-                root,
-                {"NO_MKDOCS_2_WARNING": "1"},
-            )
-        )
+        mkdocs = [python, "-m", "mkdocs", "build", "--strict"]
+        steps.append(Step("mkdocs build", mkdocs, root, {"NO_MKDOCS_2_WARNING": "1"}))
     return steps
 
 
-def run_step(step: Step) -> Outcome:
-    """Run one step with its output streaming through; time it."""
-    print(f"\n==> {step.name}: {' '.join(_short(c) for c in step.command)}", flush=True)
+def run_step(step: Step, *, capture: bool = False, lock: threading.Lock | None = None) -> Outcome:
+    """Run one step and time it.  Its output streams through, or with ``capture`` is printed
+    in one piece (under ``lock``) when it ends."""
+    header = f"\n==> {step.name}: {' '.join(_short(c) for c in step.command)}"
+    if not capture:
+        print(header, flush=True)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MYPYPATH")}
     started = time.monotonic()
+    output = ""
     try:
-        returncode = subprocess.run(
-            step.command, cwd=step.cwd, env={**env, **step.env}, check=False
-        ).returncode
+        done = subprocess.run(
+            step.command,
+            cwd=step.cwd,
+            env={**env, **step.env},
+            check=False,
+            stdout=subprocess.PIPE if capture else None,
+            stderr=subprocess.STDOUT if capture else None,
+            text=True,
+        )
+        returncode, output = done.returncode, done.stdout or ""
     except OSError as error:
-        print(f"error: cannot run {step.command[0]}: {error}", file=sys.stderr)
+        output = f"error: cannot run {step.command[0]}: {error}\n"
         returncode = 127
+        if not capture:
+            print(output, end="", file=sys.stderr)
     tests = None if step.junit is None else read_junit(step.junit)
     outcome = Outcome(step.name, returncode, time.monotonic() - started, tests)
-    print(f"<== {step.name}: {'passed' if outcome.passed else 'FAILED'}", flush=True)
+    footer = (
+        f"<== {step.name}: {'passed' if outcome.passed else 'FAILED'} ({outcome.seconds:.1f} s)"
+    )
+    if capture:
+        with lock or threading.Lock():
+            print(f"{header}\n{output.rstrip()}\n{footer}", flush=True)
+    else:
+        print(footer, flush=True)
     return outcome
 
 

@@ -53,6 +53,44 @@ def function_source(text: str, qualname: str) -> str:
     return textwrap.dedent("".join(split_lines(text)[_first_line(func) - 1 : end]))
 
 
+def is_stub(text: str, qualname: str) -> bool:
+    """Whether function ``qualname`` in ``text`` is still a stub: apart from its docstring,
+    its body is one ``raise NotImplementedError(...)``."""
+    func = find_definition(_parse(text), qualname)
+    body = func.body[1:] if _is_docstring(func.body[0]) else func.body
+    if len(body) != 1 or not isinstance(body[0], ast.Raise):
+        return False
+    raised = body[0].exc
+    if isinstance(raised, ast.Call):
+        raised = raised.func
+    return isinstance(raised, ast.Name) and raised.id == "NotImplementedError"
+
+
+def replace_definition(text: str, qualname: str, definition: str) -> str:
+    """``text`` with the definition of function ``qualname`` (decorators included) replaced by
+    ``definition``, a dedented definition such as `function_source` returns; it is indented
+    to where the old one stood.  Every other byte of ``text`` stays."""
+    func = find_definition(_parse(text), qualname)
+    lines = split_lines(text)
+    first, last = _first_line(func), func.end_lineno or func.lineno
+    line = lines[first - 1]
+    indent = line[: len(line) - len(line.lstrip(" \t"))]
+    new = textwrap.indent(definition.rstrip("\r\n"), indent) + (_ending(lines[last - 1]) or "")
+    result = "".join(lines[: first - 1]) + new + "".join(lines[last:])
+    try:
+        ast.parse(result)
+    except SyntaxError as error:
+        raise ExerciseError(f"replacing {qualname} produced invalid Python: {error}") from None
+    return result
+
+
+def definition_lines(text: str, qualname: str) -> tuple[int, int]:
+    """The first and last line (1-based) of function ``qualname``'s definition, decorators
+    included."""
+    func = find_definition(_parse(text), qualname)
+    return _first_line(func), func.end_lineno or func.lineno
+
+
 def find_definition(tree: ast.Module, qualname: str) -> FunctionNode:
     """The function or method ``qualname`` names, looking through class and function bodies.
 

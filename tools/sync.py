@@ -8,6 +8,10 @@ in ``stage.toml``).  Two kinds of files are generated and never edited by hand:
   covering ``demo.py`` and everything under ``miniray/``;
 * ``miniray/`` at the repository root: a byte-identical copy of the final stage's package.
 
+A stage's *own* copy of a file that the previous stage also has is not generated, but fixes
+in the earlier file must reach it: `sync` merges them in and `problems` reports those that have
+not travelled (`tools.carry`).
+
 `problems` also reports misnamed, misnumbered or incomplete stage folders and exercises whose
 ids or target files do not fit their stage.  Import `sync` and `problems` from `tools.stages`.
 """
@@ -18,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tools.carry import CarryReport, carry_forward, carry_problems
 from tools.diffs import unified_diff
 from tools.stage_model import (
     DEMO,
@@ -49,21 +54,40 @@ def problems(root: Path = REPO_ROOT) -> list[str]:
     found += _exercise_problems(stages)
     plans, plan_errors = _plan(stages)
     found += plan_errors
-    for plan in plans:
+    for index, plan in enumerate(plans):
         found += _stage_file_problems(root, plan)
+        if index > 0:
+            previous = plans[index - 1]
+            name = f"{STAGES_DIR}/{previous.stage.name}"
+            found += carry_problems(plan.stage, plan.owned, previous.files, name)
     if plans:
         found += _package_problems(root, plans[-1].files)
     return found
 
 
-def sync(root: Path = REPO_ROOT) -> list[Path]:
-    """Write inherited files, every ``CHANGES.diff`` and the top-level package; return what
-    changed.  Raises `StageError`, before writing anything, if an inherited file is missing."""
+def sync(root: Path = REPO_ROOT, carried: list[CarryReport] | None = None) -> list[Path]:
+    """Merge earlier stages' changes into later stages' own copies, then write inherited
+    files, every ``CHANGES.diff`` and the top-level package; return what changed.
+
+    ``carried``, if given, receives one `CarryReport` per stage after the first (what was
+    merged, where conflict markers were written).  Raises `StageError`, before writing
+    anything, if an inherited file is missing.
+    """
     root = root.resolve()
-    plans, plan_errors = _plan(list_stages(root))
+    stages = list_stages(root)
+    plans, plan_errors = _plan(stages)
     if plan_errors:
         raise StageError("\n".join(plan_errors))
     written: list[Path] = []
+    for index in range(1, len(stages)):
+        # the earlier stage as this sync leaves it (its own merges done already)
+        earlier, this = _plan(stages[: index + 1])[0][-2:]
+        name = f"{STAGES_DIR}/{earlier.stage.name}"
+        report = carry_forward(this.stage, this.owned, earlier.files, name)
+        written += report.written
+        if carried is not None:
+            carried.append(report)
+    plans = _plan(stages)[0]
     for plan in plans:
         for rel, content in sorted(plan.inherited.items()):
             written += _write_if_changed(plan.stage.path / rel, content)
@@ -115,6 +139,11 @@ class _StagePlan:
     own: FileMap  # the stage folder's tracked files as they are now
     inherited: FileMap  # what it must hold of the previous stage's files
     diff: str  # what its CHANGES.diff must say
+
+    @property
+    def owned(self) -> FileMap:
+        """The stage's own files: those it does not inherit."""
+        return {p: b for p, b in self.own.items() if p not in self.inherited}
 
     @property
     def files(self) -> FileMap:

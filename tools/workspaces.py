@@ -1,5 +1,6 @@
-"""Learner workspaces: a copy of a stage with its exercises stubbed, and the stub of one
-exercise as a documentation page shows it.
+"""Learner workspaces: a copy of a stage with its exercises stubbed; the overlay that lets a
+learner test one exercise while others are still stubs; and the stub of one exercise as a
+documentation page shows it.
 
 Import these from `tools.exercises`, which also runs and checks the exercises' tests.
 """
@@ -11,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tools.stages import DIFF_NAME, REPO_ROOT, STAGE_TOML, Exercise, Stage, find_stage, list_stages
-from tools.stubs import ExerciseError, function_source, stub_source
+from tools.stubs import ExerciseError, function_source, is_stub, replace_definition, stub_source
 
 WORKSPACE_DIR = "workspace"
 
@@ -41,6 +42,35 @@ def make_workspace(
     for rel, text in stubbed.items():
         (dest / rel).write_bytes(text.encode("utf-8"))
     return dest
+
+
+def unsolved_exercises(stage: Stage, workspace: Path) -> list[Exercise]:
+    """The exercises whose target in ``workspace`` is still a stub (its body only raises
+    NotImplementedError)."""
+    return [e for e in stage.exercises if _is_stub_in(workspace, e)]
+
+
+def overlay_workspace(
+    stage: Stage, workspace: Path, dest: Path, keep: str
+) -> tuple[Path, list[Exercise]]:
+    """Copy ``workspace`` to ``dest`` with every unsolved exercise except ``keep`` filled in
+    with the stage's own code; return the copy and the exercises filled in.
+
+    This is how exercise ``keep`` is tested alone: exercises call each other (1.3's tests run
+    1.4's code), so a stub elsewhere would fail ``keep``'s tests for a reason not its own.
+    The workspace itself is not changed.
+    """
+    shutil.copytree(workspace, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    filled = [e for e in unsolved_exercises(stage, workspace) if e.id != keep]
+    for exercise in filled:
+        path = dest / exercise.file
+        solution = function_source(_read_target(stage, exercise), exercise.qualname)
+        try:
+            text = replace_definition(_read(path, exercise), exercise.qualname, solution)
+        except ExerciseError as error:
+            raise ExerciseError(f"cannot fill in exercise {exercise.id}: {error}") from None
+        path.write_bytes(text.encode("utf-8"))
+    return dest, filled
 
 
 def render_stub(stage: Stage | str, exercise_id: str) -> str:
@@ -88,15 +118,33 @@ def _stubbed_files(stage: Stage, exercises: Sequence[Exercise]) -> dict[str, str
 
 
 def _read_target(stage: Stage, exercise: Exercise) -> str:
-    path = stage.path / exercise.file
+    return _read(stage.path / exercise.file, exercise)
+
+
+def _read(path: Path, exercise: Exercise) -> str:
     if not path.is_file():
-        raise ExerciseError(f"exercise {exercise.id}: {path} does not exist")
+        raise ExerciseError(f"exercise {exercise.id}: {shown_path(path)} does not exist")
     return path.read_bytes().decode("utf-8")
+
+
+def _is_stub_in(workspace: Path, exercise: Exercise) -> bool:
+    try:
+        return is_stub(_read(workspace / exercise.file, exercise), exercise.qualname)
+    except ExerciseError:  # the learner's file does not parse (yet): their tests will say so
+        return False
+
+
+def _stage_number(folder: Path) -> str:
+    prefix = folder.name.partition("_")[0]
+    return str(int(prefix)) if prefix.isdigit() else folder.name
 
 
 def _remove_old_workspace(dest: Path, *, force: bool, root: Path) -> None:
     if not force:
-        raise ExerciseError(f"{shown_path(dest)} exists; add --force to replace it")
+        raise ExerciseError(
+            f"{shown_path(dest)} exists; to replace it (and lose your answers in it): "
+            f"make workspace STAGE={_stage_number(dest)} FORCE=1"
+        )
     stages = {s.path for s in list_stages(root)}
     if not (dest / STAGE_TOML).is_file() or dest in stages or dest == root.resolve():
         raise ExerciseError(f"{shown_path(dest)} does not look like a workspace; not replacing it")

@@ -108,7 +108,7 @@ def test_recv_with_zero_timeout_returns_what_is_there() -> None:
         channel.recv(timeout=0)
 
 
-def test_send_rejects_oversize_and_unserialisable_messages_without_sending() -> None:
+def test_send_rejects_oversize_and_unserializable_messages_without_sending() -> None:
     channel, peer = adapters.channel_pair(max_frame=100)
     with pytest.raises(ProtocolError, match="not sent"):
         channel.send("x" * 200)

@@ -1,6 +1,6 @@
 """What only a forked local Worker promises: fork hygiene and process ownership.
 
-Stage 1 fixed each of these in the seed's sketch; every later stage keeps them.
+Stage 1 fixed each of these in the original design; every later stage keeps them.
 Tests that must kill "the parent" run a small parent program in a subprocess.
 """
 

@@ -28,6 +28,7 @@ def test_the_package_has_a_version_and_its_docstring_names_it() -> None:
     assert first_line.startswith(f"MiniRay {major_minor}, the library as the tutorial's stage")
 
 
+@pytest.mark.library
 def test_the_installed_version_is_the_packages(stage: Stage) -> None:
     import miniray
 

@@ -52,11 +52,11 @@ def assert_serves(server: ServerProcess) -> None:
 
 @pytest.mark.ex02_3
 @pytest.mark.ex02_5
-def test_the_seed_quick_start_works_verbatim(tmp_path: Path) -> None:
-    """The seed's two-terminal example, as written (port 10000, my_module.work_fn)."""
+def test_the_original_designs_quick_start_works_verbatim(tmp_path: Path) -> None:
+    """The original design's two-terminal example, as written (port 10000, my_module.work_fn)."""
     with socket.socket() as probe:
         if probe.connect_ex(("127.0.0.1", 10000)) == 0:
-            pytest.skip("port 10000 is in use by another program; the seed example needs it")
+            pytest.skip("port 10000 is in use by another program; the example needs it")
     (tmp_path / "my_module.py").write_text(
         "def work_fn(handle):\n"
         "    while True:\n"
@@ -339,6 +339,7 @@ def test_a_signal_to_one_worker_leaves_its_siblings_alone(echo_server: ServerPro
     sibling.close()  # type: ignore[attr-defined]
 
 
+@pytest.mark.library
 def test_the_console_script_serves(env: dict[str, str], stage_path: Path) -> None:
     import shutil
 

@@ -1,36 +1,21 @@
-"""The documentation works: its hand-written Python runs, and the site builds with --strict.
+"""The documentation's hand-written Python runs.
 
-Code blocks
-    Every hand-written ```python fence in ``docs/**/*.md`` runs, page by page, as
-    `tools.doc_blocks` describes (one fresh process per page, blocks in order, front matter
-    ``stage:`` picks the stage's package, a fence titled ``name.py`` is written to that file).
-    Each page has `PAGE_TIMEOUT` seconds.
-
-The site
-    ``mkdocs build --strict`` passes; the built site loads nothing from the network (mermaid is
-    bundled); stage pages have their exercises and included code.  The build also fails, as it
-    should, on a missing snippet file or section and on a broken stage placeholder.
-
-The collector and runner are also fed small broken pages, to show that these tests can fail.
+Every hand-written ```python fence in ``docs/**/*.md`` runs, page by page, as
+`tools.doc_blocks` describes (one fresh process per page, blocks in order, front matter
+``stage:`` picks the stage's package, a fence titled ``name.py`` is written to that file).
+Each page has `PAGE_TIMEOUT` seconds.  The collector and runner are also fed small broken
+pages, to show that these tests can fail.  The built site is tested in ``test_site.py``.
 """
 
 from __future__ import annotations
 
-import html as htmllib
-import os
-import re
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from tools.doc_blocks import PAGE_TIMEOUT, DocPage, collect_pages, parse_page, run_page
-from tools.stages import REPO_ROOT, find_stage
-
-HOOK = REPO_ROOT / "docs_hooks" / "miniray_docs.py"
-
+from tools.stages import REPO_ROOT
 
 # --- the real docs -----------------------------------------------------------------------------
 
@@ -182,97 +167,3 @@ def test_a_hanging_page_times_out_and_names_the_block(tmp_path: Path) -> None:
     assert run.returncode is None
     assert run.failed_block is not None and run.failed_block.number == 2
     assert "timed out" in run.message()
-
-
-# --- the site ----------------------------------------------------------------------------------
-
-
-def mkdocs_build(config: Path, site_dir: Path) -> subprocess.CompletedProcess[str]:
-    """``mkdocs build --strict`` from the repository root (snippet paths are relative to it)."""
-    command = ["build", "--strict", "--config-file", str(config), "--site-dir", str(site_dir)]
-    return subprocess.run(
-        [sys.executable, "-m", "mkdocs", *command],
-        cwd=REPO_ROOT,
-        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    site_dir = tmp_path_factory.mktemp("site")
-    done = mkdocs_build(REPO_ROOT / "mkdocs.yml", site_dir)
-    assert done.returncode == 0, f"mkdocs build --strict failed:\n{done.stdout}\n{done.stderr}"
-    return site_dir
-
-
-def test_mkdocs_build_strict_passes(site: Path) -> None:
-    assert (site / "index.html").is_file()
-    assert (site / "stages" / "01_local_worker" / "index.html").is_file()
-
-
-def test_the_site_loads_nothing_from_the_network(site: Path) -> None:
-    mermaid = site / "assets" / "javascripts" / "mermaid.min.js"
-    assert mermaid.stat().st_size > 1_000_000, "the bundled mermaid is missing or truncated"
-    external = re.compile(r"<(?:script|link)\b[^>]*\b(?:src|href)=\"(?:https?:)?//[^\"]*\"[^>]*>")
-    for html in site.rglob("*.html"):
-        text = html.read_text(encoding="utf-8")
-        tags = [t for t in external.findall(text) if "<link" not in t or "stylesheet" in t]
-        assert not tags, f"{html.relative_to(site)} loads from the network: {tags}"
-        if html.name == "index.html":
-            assert "assets/javascripts/mermaid.min.js" in text, html
-
-
-def visible_text(html: str) -> str:
-    """The text of an HTML page as a reader sees it: tags removed, entities decoded."""
-    return htmllib.unescape(re.sub(r"<[^>]*>", "", html))
-
-
-def test_stage_pages_have_their_code_and_exercises(site: Path) -> None:
-    html = (site / "stages" / "01_local_worker" / "index.html").read_text(encoding="utf-8")
-    assert "<!-- exercises -->" not in html and "<!-- changed-files -->" not in html
-    assert 'class="mermaid"' in html
-    text = visible_text(html)
-    assert "--8<--" not in text, "a snippet line was not replaced"
-    assert "def take_frame(buffer" in text and "def die_with_parent(" in text
-    for exercise in find_stage("01_local_worker").exercises:
-        assert f"Exercise {exercise.id} — {exercise.title}" in text
-        assert f"make exercise EX={exercise.id}" in text
-
-
-BROKEN_SITES = {
-    "good include": ('```python\n--8<-- "{stage}/miniray/wire.py:format"\n```\n', None),
-    "missing section": (
-        '```python\n--8<-- "{stage}/miniray/channel.py:no_such_section"\n```\n',
-        "could not be located",
-    ),
-    "missing file": ('```python\n--8<-- "{stage}/miniray/no_such_file.py"\n```\n', "could not be"),
-    "placeholder without stage": ("<!-- exercises -->\n", "front matter"),
-    "unknown stage": ("---\nstage: 99_nothing\n---\n<!-- exercises -->\n", "99_nothing"),
-}
-
-
-@pytest.mark.parametrize("case", BROKEN_SITES)
-def test_the_build_fails_on_broken_includes_and_placeholders(case: str, tmp_path: Path) -> None:
-    body, expected_error = BROKEN_SITES[case]
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "index.md").write_text(body.format(stage="stages/01_local_worker"), encoding="utf-8")
-    config = tmp_path / "mkdocs.yml"
-    config.write_text(
-        f"INHERIT: {REPO_ROOT / 'mkdocs.yml'}\n"
-        f"docs_dir: {docs}\n"
-        f"hooks: [{HOOK}]\n"
-        "watch: []\n"
-        "nav: [index.md]\n",
-        encoding="utf-8",
-    )
-    done = mkdocs_build(config, tmp_path / "site")
-    output = done.stdout + done.stderr
-    if expected_error is None:
-        assert done.returncode == 0, output
-    else:
-        assert done.returncode != 0, f"the build passed despite: {case}"
-        assert expected_error in output, output

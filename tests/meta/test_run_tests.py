@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import ast
+import re
+import subprocess
+import sys
 from pathlib import Path
 
-from tools.run_tests import Outcome, Tally, read_junit, summary
+import pytest
+
+from tools.run_tests import Outcome, Step, Tally, read_junit, run_steps, summary
+from tools.stages import REPO_ROOT
 
 REPORT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest"
 errors="1" failures="2" skipped="3" tests="10" time="1.0">
@@ -33,3 +40,68 @@ def test_the_summary_ends_with_steps_then_the_summed_tests() -> None:
     assert "failed test: tests.t::test_flaky" in lines
     assert lines[-2] == "steps: 2 passed, 1 failed"
     assert lines[-1] == "tests: 120 passed, 1 failed, 2 skipped"
+
+
+def test_steps_run_in_parallel_and_their_outcomes_keep_the_given_order(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def step(name: str, code: str, weight: float) -> Step:
+        return Step(name, [sys.executable, "-c", code], weight=weight)
+
+    steps = [
+        step("light fails", "import sys; print('light out'); sys.exit(3)", 1.0),
+        step("heavy passes", "import time; time.sleep(0.3); print('heavy out')", 9.0),
+    ]
+    outcomes = run_steps(steps, jobs=2)
+    assert [(o.name, o.returncode) for o in outcomes] == [("light fails", 3), ("heavy passes", 0)]
+    out = capsys.readouterr().out
+    # each step's output comes in one piece, between its own header and footer
+    assert re.search(r"==> light fails: .*\nlight out\n<== light fails: FAILED", out), out
+    assert re.search(r"==> heavy passes: .*\nheavy out\n<== heavy passes: passed", out), out
+
+
+def test_one_stage_ends_with_the_same_summary_lines_as_the_full_run() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.run_tests", "--stage", "1", "--", "-k", "no_such_test_xyz"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = done.stdout.splitlines()
+    assert done.returncode == 1  # pytest found nothing to run: exit code 5, a failed step
+    assert lines[-2] == "steps: 0 passed, 1 failed"
+    assert lines[-1] == "tests: 0 passed, 0 failed, 0 skipped"
+
+
+def collect(*options: str) -> list[str]:
+    command = [sys.executable, "-m", "pytest", "tests", "--ignore=tests/meta", "--collect-only"]
+    done = subprocess.run(
+        [*command, "-q", *options, "-p", "no:cacheprovider"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return [line for line in done.stdout.splitlines() if "::" in line]
+
+
+def test_the_plain_run_leaves_out_only_what_the_final_stage_run_repeats() -> None:
+    kept = collect("--skip-final-stage-repeats")
+    assert "tests/contract/test_worker_server.py::test_the_console_script_serves" in kept
+    assert kept == collect("-m", "library")
+
+
+def test_every_test_left_to_the_plain_run_is_marked_library() -> None:
+    """A contract test that skips itself under ``--stage`` ("tested in the plain run") must be
+    marked ``library``, or ``--skip-final-stage-repeats`` would leave it out of the plain run
+    too, and it would never run."""
+    unmarked = []
+    for path in sorted((REPO_ROOT / "tests" / "contract").glob("test_*.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if not isinstance(node, ast.FunctionDef) or not node.name.startswith("test_"):
+                continue
+            marked = any("library" in ast.unparse(d) for d in node.decorator_list)
+            if "plain run" in ast.unparse(node) and not marked:
+                unmarked.append(f"{path.name}::{node.name}")
+    assert unmarked == []

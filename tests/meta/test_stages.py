@@ -178,6 +178,15 @@ TAMPERINGS: dict[str, tuple[Tamper, str]] = {
         lambda t: (t / "miniray/a.py").unlink(),
         "miniray/a.py: missing",
     ),
+    "earlier copy of an owned file changed": (
+        lambda t: write(t / "stages/01_one/miniray/__init__.py", '"""One, fixed."""\n'),
+        "stages/02_two/miniray/__init__.py: stages/01_one/miniray/__init__.py changed since "
+        "this copy last took it in",
+    ),
+    "merge base deleted": (
+        lambda t: (t / "stages/02_two/.merge-base/miniray/__init__.py").unlink(),
+        "stages/02_two/miniray/__init__.py: owns a copy of stages/01_one's file but has no merge",
+    ),
     "top-level file added": (
         lambda t: write(t / "miniray/extra.py", ""),
         "miniray/extra.py: extra",

@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from tools.stubs import ExerciseError, stub_source
+from tools.stubs import ExerciseError, is_stub, replace_definition, stub_source
 
 MESSAGE = "Exercise 9.9: do it"
 RAISE = 'raise NotImplementedError("Exercise 9.9: do it")'
@@ -188,3 +188,31 @@ def test_the_message_is_a_valid_literal_whatever_it_holds() -> None:
     with pytest.raises(NotImplementedError) as raised:
         call(result, "f")
     assert str(raised.value) == message
+
+
+def test_is_stub_tells_a_stub_from_a_written_body() -> None:
+    source = "class C:\n    def m(self):\n        return 1\n"
+    stubbed = stub_source(source, "C.m", MESSAGE)
+    assert is_stub(stubbed, "C.m") and not is_stub(source, "C.m")
+    assert not is_stub('def f():\n    """Doc."""\n    raise ValueError()\n', "f")
+
+
+def test_replace_definition_puts_a_solution_back_where_the_stub_was() -> None:
+    source = textwrap.dedent(
+        """\
+        class C:
+            @staticmethod
+            def m(x):
+                '''Doc.'''
+                # a comment the stub drops
+                return x + 1
+
+            def other(self):
+                return 2
+        """
+    )
+    stubbed = stub_source(source, "C.m", MESSAGE)
+    solution = "@staticmethod\ndef m(x):\n    '''Doc.'''\n    return x + 1\n"
+    filled = replace_definition(stubbed, "C.m", solution)
+    assert filled == source.replace("        # a comment the stub drops\n", "")
+    assert call(filled, "C.m", 1) == 2

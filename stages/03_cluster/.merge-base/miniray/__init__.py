@@ -1,0 +1,53 @@
+"""MiniRay 0.2, the library as the tutorial's stage 2 leaves it: workers on this machine
+(``Worker``) or on a server (``RemoteWorker``).
+
+Both have the same API: ``send``, ``recv(timeout)``, ``wait(timeout)``, ``is_alive``,
+``close``, and a context manager.
+
+    # terminal 1
+    python -m miniray.worker_server --port 10000 --workers 4 --work-fn my_module.work_fn
+
+    # terminal 2
+    from miniray import RemoteWorker
+    worker = RemoteWorker("localhost", 10000)
+    worker.send({"cmd": "echo", "data": "hello"})
+    print(worker.recv())
+"""
+
+from .channel import Channel
+from .errors import (
+    AuthenticationError,
+    BacklogFull,
+    ChannelClosed,
+    MiniRayError,
+    ProtocolError,
+    RemoteError,
+    ServerFull,
+    ServerUnreachable,
+    WorkerDied,
+    WorkFnNotFound,
+)
+from .remote_worker import RemoteWorker
+from .server import WorkerServer
+from .worker import Worker, spawn_workers, wait_any
+
+__version__ = "0.2.0"  # the library after stage N is 0.N; pyproject.toml reads it from here
+
+__all__ = [
+    "AuthenticationError",
+    "BacklogFull",
+    "Channel",
+    "ChannelClosed",
+    "MiniRayError",
+    "ProtocolError",
+    "RemoteError",
+    "RemoteWorker",
+    "ServerFull",
+    "ServerUnreachable",
+    "WorkFnNotFound",
+    "Worker",
+    "WorkerDied",
+    "WorkerServer",
+    "spawn_workers",
+    "wait_any",
+]
