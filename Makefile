@@ -1,6 +1,8 @@
 # MiniRay: the commands a newcomer needs, and the maintenance ones.
 #
-#   make demo                  run examples/demo.py (creates .venv and installs MiniRay first)
+#   make demo                  train a small model with FSDP on 2 local "nodes" x 2 ranks
+#                              (creates .venv, installs MiniRay and torch first)
+#   make demo-echo             the smallest demo: examples/demo.py, a local and a TCP worker
 #   make test                  lint, type-check and test everything (python -m tools.run_tests)
 #   make test STAGE=1          only the tests of stage 1
 #   make sync                  regenerate inherited files, CHANGES.diff and miniray/
@@ -20,15 +22,20 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP_RUN := $(VENV)/.stamp-run
 STAMP_DEV := $(VENV)/.stamp-dev
+# torch, pinned: an unpinned torch can pull a multi-GB CUDA build (see pyproject's extra).
+TORCH_PIN ?= torch==2.13.0
 export NO_MKDOCS_2_WARNING := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test sync workspace exercise check-exercises docs serve-docs
+.PHONY: help demo demo-echo test sync workspace exercise check-exercises docs serve-docs
 
 help:
 	@sed -n '3,14s/^# \{0,1\}//p' Makefile
 
 demo: $(STAMP_RUN)
+	$(PY) examples/train_distributed_miniray.py
+
+demo-echo: $(STAMP_RUN)
 	$(PY) examples/demo.py
 
 test: $(STAMP_DEV)
@@ -59,9 +66,9 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP_RUN): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -e '.[torch]' '$(TORCH_PIN)'
 	touch $@
 
 $(STAMP_DEV): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,torch]' '$(TORCH_PIN)'
 	touch $@ $(STAMP_RUN)
