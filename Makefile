@@ -15,7 +15,7 @@
 #   make docs | serve-docs     build the site (strict) | serve it on http://127.0.0.1:8000
 #
 # The virtual environment is .venv (override with VENV=...); installs happen once, and again
-# when pyproject.toml changes (stamp files in .venv).
+# when pyproject.toml or the version in miniray/__init__.py changes (stamp files in .venv).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -65,10 +65,10 @@ $(PY):
 	  echo "MiniRay needs Python 3.11 or newer; try: make PYTHON=python3.11 ..."; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP_RUN): pyproject.toml | $(PY)
+$(STAMP_RUN): pyproject.toml miniray/__init__.py | $(PY)
 	$(PY) -m pip install --quiet -e '.[torch]' '$(TORCH_PIN)'
 	touch $@
 
-$(STAMP_DEV): pyproject.toml | $(PY)
+$(STAMP_DEV): pyproject.toml miniray/__init__.py | $(PY)
 	$(PY) -m pip install --quiet -e '.[dev,torch]' '$(TORCH_PIN)'
 	touch $@ $(STAMP_RUN)
