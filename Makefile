@@ -1,6 +1,8 @@
 # MiniRay: the commands a newcomer needs, and the maintenance ones.
 #
-#   make demo                  run examples/demo.py (creates .venv and installs MiniRay first)
+#   make demo                  train a small model with FSDP on 2 local "nodes" x 2 ranks
+#                              (creates .venv, installs MiniRay and torch first)
+#   make demo-echo             the smallest demo: examples/demo.py, a local and a TCP worker
 #   make test                  lint, type-check and test everything (python -m tools.run_tests)
 #   make test STAGE=1          only the tests of stage 1
 #   make sync                  regenerate inherited files, CHANGES.diff and miniray/
@@ -13,22 +15,27 @@
 #   make docs | serve-docs     build the site (strict) | serve it on http://127.0.0.1:8000
 #
 # The virtual environment is .venv (override with VENV=...); installs happen once, and again
-# when pyproject.toml changes (stamp files in .venv).
+# when pyproject.toml or the version in miniray/__init__.py changes (stamp files in .venv).
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP_RUN := $(VENV)/.stamp-run
 STAMP_DEV := $(VENV)/.stamp-dev
+# torch, pinned: an unpinned torch can pull a multi-GB CUDA build (see pyproject's extra).
+TORCH_PIN ?= torch==2.13.0
 export NO_MKDOCS_2_WARNING := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test sync workspace exercise check-exercises docs serve-docs
+.PHONY: help demo demo-echo test sync workspace exercise check-exercises docs serve-docs
 
 help:
 	@sed -n '3,14s/^# \{0,1\}//p' Makefile
 
 demo: $(STAMP_RUN)
+	$(PY) examples/train_distributed_miniray.py
+
+demo-echo: $(STAMP_RUN)
 	$(PY) examples/demo.py
 
 test: $(STAMP_DEV)
@@ -58,10 +65,10 @@ $(PY):
 	  echo "MiniRay needs Python 3.11 or newer; try: make PYTHON=python3.11 ..."; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP_RUN): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e .
+$(STAMP_RUN): pyproject.toml miniray/__init__.py | $(PY)
+	$(PY) -m pip install --quiet -e '.[torch]' '$(TORCH_PIN)'
 	touch $@
 
-$(STAMP_DEV): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[dev]'
+$(STAMP_DEV): pyproject.toml miniray/__init__.py | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev,torch]' '$(TORCH_PIN)'
 	touch $@ $(STAMP_RUN)

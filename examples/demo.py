@@ -1,6 +1,6 @@
 """MiniRay's main demo: the original design's quick start, in one runnable script.
 
-    make demo            # or: python examples/demo.py (with miniray installed)
+    make demo-echo       # or: python examples/demo.py (with miniray installed)
 
 MiniRay began as a ~600-line design sketch (the original design); its quick start has
 two terminals. This script does both: it starts a WorkerServer serving

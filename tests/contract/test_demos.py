@@ -1,4 +1,4 @@
-"""Every stage's demo runs as a reader would run it, and so does ``make demo``'s script."""
+"""Every stage's demo runs as a reader would run it, and so does ``make demo-echo``'s script."""
 
 from __future__ import annotations
 
