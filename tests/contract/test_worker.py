@@ -7,7 +7,9 @@ Each test runs once per transport the stage has (see ``conftest.connect``): a fo
 from __future__ import annotations
 
 import os
+import select
 import signal
+import socket
 import time
 from typing import Any
 
@@ -239,3 +241,59 @@ def test_a_nan_or_negative_timeout_is_a_value_error_at_the_call(
         getattr(worker, call)(*args, timeout=bad)
     worker.send("still here", timeout=5)  # nothing was closed or half-done by the refusal
     assert worker.recv(timeout=5) == "still here"
+
+
+class _PublicContractOnly:
+    """A waitable that is no worker at all: only ``wait_fds()`` and ``poll()``, no channel."""
+
+    def __init__(self) -> None:
+        self.inside, self.outside = socket.socketpair()
+
+    def wait_fds(self) -> list[int]:
+        return [self.inside.fileno()]
+
+    def poll(self) -> bool:
+        return bool(select.select([self.inside], [], [], 0)[0])
+
+
+def test_wait_any_needs_only_the_public_contract(connect: Connect) -> None:
+    worker = connect("echo")
+    other = _PublicContractOnly()
+    try:
+        with pytest.raises(TimeoutError):
+            wait_any([worker, other], timeout=0.1)
+        other.outside.send(b"!")
+        assert wait_any([worker, other], timeout=5) == [other]
+        other.inside.recv(1)
+        worker.send("hi")
+        assert wait_any([worker, other], timeout=5) == [worker]
+    finally:
+        other.inside.close()
+        other.outside.close()
+
+
+def test_a_fork_of_the_owner_keeps_none_of_the_workers_descriptors(connect: Connect) -> None:
+    worker = connect("echo")
+    mine = {fd: os.fstat(fd).st_ino for fd in worker.wait_fds()}
+    report_read, report_write = os.pipe()
+    pid = os.fork()  # anyone's fork, not the library's: the rule must hold for it too
+    if pid == 0:
+        kept = [fd for fd, inode in mine.items() if _open_with_inode(fd, inode)]
+        os.write(report_write, repr(kept).encode())
+        os._exit(0)
+    os.close(report_write)
+    try:
+        report = os.read(report_read, 1000).decode()
+    finally:
+        os.close(report_read)
+        os.waitpid(pid, 0)
+    assert report == "[]", f"the forked child kept descriptors {report} of {worker!r}"
+    worker.send("still mine")
+    assert worker.recv(timeout=5) == "still mine"
+
+
+def _open_with_inode(fd: int, inode: int) -> bool:
+    try:
+        return os.fstat(fd).st_ino == inode
+    except OSError:
+        return False

@@ -31,6 +31,8 @@ from .errors import (
     WorkerDied,
     describe_returncode,
 )
+from .handle import ChannelHandle
+from .process import drop_in_children
 from .tcp import connect
 from .timeouts import check_timeout, deadline_after, seconds_left
 from .wire import DEFAULT_MAX_FRAME, EXIT, decode_exit
@@ -39,7 +41,7 @@ _MIN_BACKLOG = 1 << 20  # bytes of unread messages wait() may hold, whatever max
 _LOOK_SECONDS = 0.05  # how long is_alive() may spend reading what has arrived
 
 
-class RemoteWorker:
+class RemoteWorker(ChannelHandle):
     """A connection to one worker process forked for us by a WorkerServer.
 
     Args:
@@ -79,6 +81,7 @@ class RemoteWorker:
         key = load_secret(secret)
         deadline = time.monotonic() + connect_timeout
         self._sock = connect(host, port, connect_timeout)
+        drop_in_children(self._sock)  # a forked copy would keep the worker from seeing EOF
         try:
             session = client_handshake(self._sock, key, _until(deadline), peer=f"{host}:{port}")
             self._sock.settimeout(None)
@@ -107,24 +110,23 @@ class RemoteWorker:
         """
         if self._channel.ended or self.returncode is not None:  # TCP would take it anyway
             raise self._send_refused()
-        try:
-            self._channel.send(msg, timeout)
-            return
-        except WorkerDied:
-            raise
-        except ChannelClosed:
-            pass  # what the worker reported, if anything, says more than EPIPE
-        raise self._send_refused()
+        super().send(msg, timeout)
 
     def recv(self, timeout: float | None = None) -> Any:
         """Return the worker's next message; same errors as ``Worker.recv``."""
-        try:
-            return self._channel.recv(timeout)
-        except WorkerDied as e:
-            self.returncode = e.returncode  # the exit report: nothing more will be read
-            raise
-        except ChannelClosed as e:
-            raise self._lost() from e
+        return super().recv(timeout)
+
+    def _explain_closed(self, error: ChannelClosed, *, sending: bool) -> Exception:
+        if isinstance(error, WorkerDied):
+            if not sending:
+                self.returncode = error.returncode  # the exit report: nothing more to read
+            return error
+        if not sending:
+            return self._lost()
+        refused = self._send_refused()  # what the worker reported says more than EPIPE
+        if refused.__cause__ is None:
+            refused.__cause__ = None  # and EPIPE is not its cause
+        return refused
 
     # --8<-- [start:remote_wait]
     def wait(self, timeout: float | None = None) -> int:

@@ -130,7 +130,7 @@ def await_phase(
             if remaining <= 0:
                 raise _Stalled("timed out")
             waiting = [w for w in workers if w.rank not in reports]
-            wait_readable([fd for w in waiting for fd in w._channel.wait_fds()], remaining)
+            wait_readable([fd for w in waiting for fd in w.wait_fds()], remaining)
     return [reports[w.rank] for w in workers]
 
 

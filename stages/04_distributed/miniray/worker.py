@@ -18,30 +18,22 @@ import signal
 import socket
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from .channel import Channel
 from .errors import ChannelClosed, RemoteError, WorkerDied, describe_returncode
-from .process import ChildProcess, fork_child, run_work_fn
+from .handle import ChannelHandle, Waitable
+from .process import ChildProcess, drop_in_children, fork_child, run_work_fn
 from .timeouts import check_timeout, deadline_after, seconds_left, wait_readable
 from .wire import DEFAULT_MAX_FRAME
 
 WorkFn = Callable[[Channel], object]
 _EXIT_GRACE = 1.0  # seconds to wait for a child whose channel closed to finish exiting
-_live_workers: weakref.WeakSet[Worker] = weakref.WeakSet()  # closed in every new child
-
-
-class HasChannel(Protocol):
-    """Anything ``wait_any`` can wait on: an object talking through a Channel."""
-
-    _channel: Channel
-
-
-AnyWorker = TypeVar("AnyWorker", bound=HasChannel)
+AnyWorker = TypeVar("AnyWorker", bound=Waitable)
 
 
 # --8<-- [start:worker_init]
-class Worker:
+class Worker(ChannelHandle):
     """A forked child process running ``work_fn(handle)``, with a message channel to it.
 
     Args:
@@ -69,13 +61,12 @@ class Worker:
         handle = Channel(child_end, max_frame=max_frame, peer_pid=os.getpid(), from_worker=False)
 
         def child_body() -> int:
-            for sibling in list(_live_workers):
-                sibling._abandon()  # so closing a sibling's channel gives it EOF at once
             os.environ.update(env or {})
             return run_work_fn(work_fn, handle)
 
+        drop_in_children(parent_end)  # so closing our end gives the child EOF at once
         try:
-            self._process = ChildProcess(fork_child(child_body, close_in_child=[parent_end]))
+            self._process = ChildProcess(fork_child(child_body))
         except BaseException:  # e.g. fork() failed: out of processes or memory
             parent_end.close()
             raise
@@ -89,17 +80,14 @@ class Worker:
         # A Worker dropped without close() must not leave its child running, nor leak the
         # descriptors; the finalizer holds the process and channel, never the Worker.
         self._finalizer = weakref.finalize(self, _release, self._process, self._channel)
-        _live_workers.add(self)
+        drop_in_children(self)  # no later fork (a sibling's, anyone's) keeps our descriptors
 
     # --8<-- [end:worker_init]
 
     # --8<-- [start:worker_io]
     def send(self, msg: Any, timeout: float | None = None) -> None:
         """Send a message to the child. Raises :class:`WorkerDied` if it has ended."""
-        try:
-            self._channel.send(msg, timeout)
-        except ChannelClosed as e:
-            raise self._closed_error() from e
+        super().send(msg, timeout)
 
     def recv(self, timeout: float | None = None) -> Any:
         """Return the child's next message, waiting at most ``timeout`` seconds.
@@ -109,12 +97,12 @@ class Worker:
             RemoteError: ``work_fn`` raised (after every message sent before it).
             WorkerDied: The child ended (after every message it sent).
         """
-        try:
-            return self._channel.recv(timeout)
-        except WorkerDied:
-            raise
-        except ChannelClosed as e:
-            raise self._closed_error() from e
+        return super().recv(timeout)
+
+    def _explain_closed(self, error: ChannelClosed, *, sending: bool) -> Exception:
+        if isinstance(error, WorkerDied) and not sending:
+            return error  # the channel saw the child's end itself
+        return self._closed_error()
 
     # --8<-- [end:worker_io]
 
@@ -170,7 +158,6 @@ class Worker:
         if not self._process.reaped:
             self._kill_and_wait(signal.SIGKILL, None)
         self._finalizer()  # closes the pidfd; the child is reaped, so it signals nothing
-        _live_workers.discard(self)
 
     def __enter__(self) -> Worker:
         return self
@@ -201,10 +188,9 @@ class Worker:
         except TimeoutError:
             pass
 
-    def _abandon(self) -> None:
-        """In a forked child: drop this (sibling's) descriptors without touching the process."""
+    def close_in_child(self) -> None:
+        """In a forked child: drop these descriptors without touching the worker process."""
         self._finalizer()  # in a forked copy of the owner this only closes descriptors
-        _live_workers.discard(self)
 
     def _closed_error(self) -> ChannelClosed:
         """The error for a channel that ended: WorkerDied with the exit code, if it died."""
@@ -250,6 +236,9 @@ def spawn_workers(
 def wait_any(workers: Iterable[AnyWorker], timeout: float | None = None) -> list[AnyWorker]:
     """Wait until at least one worker has a message (or has ended); return those that do.
 
+    Any object with the public ``wait_fds()`` and ``poll()`` (``handle.Waitable``) can
+    be waited on: local and remote workers alike, mixed in one call.
+
     A worker whose message is already buffered counts at once. ``recv(timeout=0)`` on a
     returned worker does not wait.
 
@@ -259,10 +248,10 @@ def wait_any(workers: Iterable[AnyWorker], timeout: float | None = None) -> list
     workers = list(workers)
     deadline = deadline_after(check_timeout(timeout))
     while True:
-        ready = [w for w in workers if w._channel.poll()]
+        ready = [w for w in workers if w.poll()]
         if ready:
             return ready
-        fds = [fd for w in workers for fd in w._channel.wait_fds()]
+        fds = [fd for w in workers for fd in w.wait_fds()]
         if not wait_readable(fds, seconds_left(deadline)):
             raise TimeoutError(f"no worker had a message within {timeout} s")
 

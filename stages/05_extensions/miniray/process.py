@@ -26,8 +26,9 @@ import os
 import signal
 import sys
 import traceback
+import weakref
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from .channel import Channel
 from .errors import ChannelClosed, MiniRayError
@@ -42,6 +43,40 @@ class Closable(Protocol):
     """Anything with a ``close()``: sockets, channels."""
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class DropsInChild(Protocol):
+    """An owner of descriptors that knows how to let go of them in a forked child."""
+
+    def close_in_child(self) -> None: ...
+
+
+# --8<-- [start:drop_in_children]
+_parent_only: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def drop_in_children(thing: Closable | DropsInChild) -> None:
+    """Make every later fork of this process, whoever forks, let go of ``thing``.
+
+    One rule for every kind of handle (a worker's channel and pidfd, a server's listener
+    and connections): a child that kept a copy would hold the stream open, so the peer
+    would never see end-of-file. The child calls ``thing.close_in_child()`` if it has
+    one, else ``thing.close()``. Held weakly: a handle that is gone needs no closing.
+    """
+    _parent_only.add(thing)
+
+
+def _drop_parent_only() -> None:
+    """Runs in every child right after ``os.fork()`` (``os.register_at_fork``)."""
+    for thing in list(_parent_only):
+        with contextlib.suppress(OSError):
+            thing.close_in_child() if isinstance(thing, DropsInChild) else thing.close()
+    _parent_only.clear()
+
+
+os.register_at_fork(after_in_child=_drop_parent_only)
+# --8<-- [end:drop_in_children]
 
 
 # --8<-- [start:fork_child]
