@@ -129,10 +129,6 @@ class Handshakes:
             self._drop(pending, "server stopping")
         self.tally.log_if_due(force=True)
 
-    def inherited(self) -> list[socket.socket]:
-        """The pending connections: a forked worker must close its copies."""
-        return [p.conn for p in self._pending.values()]
-
     # --8<-- [start:read_answer]
     def _read_answer(self, pending: _Pending) -> None:
         try:

@@ -27,7 +27,7 @@ import signal
 import sys
 import traceback
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from .channel import Channel
@@ -67,6 +67,11 @@ def drop_in_children(thing: Closable | DropsInChild) -> None:
     _parent_only.add(thing)
 
 
+def keep_in_children(thing: Closable | DropsInChild) -> None:
+    """Undo ``drop_in_children``: the next fork keeps ``thing`` (it is the child's own)."""
+    _parent_only.discard(thing)
+
+
 def _drop_parent_only() -> None:
     """Runs in every child right after ``os.fork()`` (``os.register_at_fork``)."""
     for thing in list(_parent_only):
@@ -80,11 +85,11 @@ os.register_at_fork(after_in_child=_drop_parent_only)
 
 
 # --8<-- [start:fork_child]
-def fork_child(body: Callable[[], int], *, close_in_child: Iterable[Closable | int] = ()) -> int:
+def fork_child(body: Callable[[], int]) -> int:
     """Fork a process that runs ``body()`` and exits with the code it returns.
 
-    ``close_in_child`` lists what the child must not keep: the parent's and siblings'
-    sockets (objects with ``close()``) and raw descriptors (ints).
+    What the child must not keep (the parent's and siblings' sockets and pidfds) it has
+    already let go of when ``os.fork()`` returns: see :func:`drop_in_children`.
 
     Returns the child's pid (in the parent). In the child this never returns: whatever
     happens, it ends in ``os._exit``, so the child cannot fall back into the parent's
@@ -102,8 +107,6 @@ def fork_child(body: Callable[[], int], *, close_in_child: Iterable[Closable | i
         os.setpgid(0, 0)
         die_with_parent(parent_pid)
         reset_signal_handlers()
-        for thing in close_in_child:
-            os.close(thing) if isinstance(thing, int) else thing.close()
         code = body()
     except BaseException:
         _print_quietly(traceback.format_exc())

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from .auth import ACCEPTED, BUSY, FULL, load_secret
 from .channel import Channel, wait_readable
 from .handshakes import Handshakes, Tally, tell_and_close
-from .process import Closable, die_with_parent, fork_child, run_work_fn
+from .process import die_with_parent, drop_in_children, fork_child, keep_in_children, run_work_fn
 from .session import Session
 from .tcp import tune
 from .wire import DEFAULT_MAX_FRAME
@@ -49,7 +49,7 @@ _TERM_TO_KILL = 2.0  # seconds between SIGTERM and SIGKILL
 _ACCEPTS_PER_WAKEUP = 16  # a burst of connections is taken in few loop turns, not one each
 
 
-@dataclass
+@dataclass(eq=False)  # hashed by identity: held in process.drop_in_children's WeakSet
 class _Child:
     pid: int
     pidfd: int
@@ -58,6 +58,11 @@ class _Child:
     session: Session  # to seal the exit report the server sends when it reaps the child
     kill_at: float | None = None  # when to send next_signal, once the client has left
     next_signal: signal.Signals = signal.SIGTERM
+
+    def close_in_child(self) -> None:
+        """In a later fork: a sibling's connection and pidfd are not the new worker's."""
+        self.conn.close()
+        os.close(self.pidfd)
 
 
 class WorkerServer:
@@ -102,6 +107,7 @@ class WorkerServer:
         self._max_frame = max_frame
         self._listener = socket.create_server((host, port))
         self._listener.setblocking(False)
+        drop_in_children(self._listener)  # as is everything the server opens: one rule
         self.host, self.port = self._listener.getsockname()[:2]
         self._children: dict[int, _Child] = {}
         self._poller = select.poll()
@@ -125,7 +131,9 @@ class WorkerServer:
         """Serve until SIGTERM or SIGINT; then stop every worker, reap it, and return."""
         wake_read, wake_write = socket.socketpair()
         wake_write.setblocking(False)
-        self._wake = (wake_read, wake_write)  # closed in every child
+        self._wake = (wake_read, wake_write)
+        for end in self._wake:
+            drop_in_children(end)
         self._watch(wake_read.fileno(), select.POLLIN, lambda _: wake_read.recv(512))
         previous_fd = signal.set_wakeup_fd(wake_write.fileno())
         previous = {sig: signal.signal(sig, self._on_stop_signal) for sig in _STOP_SIGNALS}
@@ -168,6 +176,7 @@ class WorkerServer:
         for _ in range(_ACCEPTS_PER_WAKEUP):
             try:
                 conn, address = self._listener.accept()
+                drop_in_children(conn)  # until it becomes a worker's own connection
                 tune(conn)
             except (BlockingIOError, ConnectionAbortedError):
                 return  # no one (left) waiting
@@ -185,17 +194,10 @@ class WorkerServer:
             tell_and_close(conn, session.verdict(FULL))
             return
         try:
-            spare = os.open(os.devnull, os.O_RDONLY)  # keeps a descriptor free for the pidfd
-            try:
-                inherited: list[Closable | int] = [spare, self._listener, *self._wake]
-                inherited += self._handshakes.inherited()
-                inherited += [c.conn for c in self._children.values()]
-                inherited += [c.pidfd for c in self._children.values()]
-                pid = fork_child(
-                    lambda: self._serve_client(conn, session), close_in_child=inherited
-                )
-            finally:
-                os.close(spare)
+            with open(os.devnull, "rb") as spare:  # keeps a descriptor free for the pidfd
+                drop_in_children(spare)
+                keep_in_children(conn)  # the child's own; all else it drops at the fork
+                pid = fork_child(lambda: self._serve_client(conn, session))
         except OSError as e:  # out of processes (EAGAIN), memory or descriptors (EMFILE)
             log.error("cannot start a worker for %s: %s", client, e)
             tell_and_close(conn, session.verdict(BUSY))
@@ -205,6 +207,7 @@ class WorkerServer:
             conn.close()
             return
         child = _Child(pid, pidfd, conn, client, session)
+        drop_in_children(child)  # later workers must not keep a sibling's stream or pidfd
         self._children[pid] = child
         self._watch(pidfd, select.POLLIN, lambda _: self._reap(child))
         self._watch(conn.fileno(), select.POLLRDHUP, lambda _: self._client_left(child))
@@ -238,6 +241,7 @@ class WorkerServer:
         log.info("worker pid %d for %s ended with code %d", child.pid, child.client, code)
         for fd in (child.pidfd, child.conn.fileno()):
             self._unwatch(fd)
+        keep_in_children(child)  # its descriptors close now: their numbers may be reused
         os.close(child.pidfd)
         tell_and_close(child.conn, child.session.exit_report(code))
         del self._children[child.pid]
