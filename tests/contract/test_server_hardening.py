@@ -278,3 +278,41 @@ def test_after_kill_9_of_the_server_the_client_learns_promptly_despite_a_grandch
     assert died.value.returncode is None  # nobody could tell how the worker ended
     assert not worker.is_alive()  # type: ignore[attr-defined]
     assert wait_gone(pids["pid"]) and wait_gone(pids["grandchild"])
+
+
+def test_a_stale_event_never_reaches_the_new_owner_of_a_reused_descriptor() -> None:
+    """One poll batch: an earlier handler closes a descriptor, and a new one takes its number.
+
+    Under load this happened for real: a reap freed a pidfd's number, the next worker's
+    pidfd or connection took it, and the stale event of the same batch reaped (killed) the
+    new worker, or wrote its exit report into a client's handshake.
+    """
+    from miniray import WorkerServer
+
+    server = WorkerServer(lambda handle: None, secret=SECRET)
+    first, first_peer = socket.socketpair()
+    doomed, doomed_peer = socket.socketpair()
+    first_peer.send(b"x")
+    doomed_peer.send(b"x")  # both readable: one batch holds both events, first's first
+    doomed_number = doomed.fileno()
+    calls: list[str] = []
+    reused: list[socket.socket] = []
+    numbers: list[int] = []
+
+    def close_doomed_and_reuse_its_number(_events: int) -> None:
+        server._unwatch(first.fileno())
+        server._unwatch(doomed_number)
+        doomed.close()
+        newcomer, newcomer_peer = socket.socketpair()
+        reused.extend([newcomer, newcomer_peer])
+        numbers.append(newcomer.fileno())
+        server._watch(newcomer.fileno(), 1, lambda _: calls.append("newcomer"))
+        server._stopping = True  # this batch is the last
+
+    server._watch(first.fileno(), 1, close_doomed_and_reuse_its_number)
+    server._watch(doomed_number, 1, lambda _: calls.append("doomed"))
+    server.serve_forever()
+    for sock in [first, first_peer, doomed_peer, *reused]:
+        sock.close()
+    assert numbers == [doomed_number], "the kernel did not reuse the number: nothing tested"
+    assert calls == [], "a stale event was handed to a closed or reused descriptor's handler"

@@ -139,11 +139,14 @@ class WorkerServer:
         previous = {sig: signal.signal(sig, self._on_stop_signal) for sig in _STOP_SIGNALS}
         try:
             while not self._stopping:
-                # The listener was registered first, so its events come first: accept()
-                # runs before a reap in the same batch can free a descriptor number.
-                for fd, events in self._poller.poll(self._ms_to_next_timer()):
-                    handler = self._handlers.get(fd)  # an earlier handler may have dropped it
-                    if handler is not None:
+                # An event belongs to the handler that was watching when poll() returned.
+                # A handler earlier in the batch may close a descriptor and a later one
+                # reuse its number (a reap frees a pidfd, the next worker's pidfd takes
+                # it): a stale event must not reach the new owner's handler.
+                batch = self._poller.poll(self._ms_to_next_timer())
+                owners = [(fd, events, self._handlers.get(fd)) for fd, events in batch]
+                for fd, events, handler in owners:
+                    if handler is not None and self._handlers.get(fd) is handler:
                         handler(events)
                 self._handshakes.expire()
                 self._accept_failures.log_if_due()
