@@ -17,8 +17,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from distributed_support import EXAMPLE, ROOT, example, needs_torch
-from sshhosts import SshHosts, wait_for_no_processes
+from distributed_support import EXAMPLE, example, needs_torch
+from sshhosts import TESTS_DIR, SshHosts, wait_for_no_processes
 
 pytestmark = [pytest.mark.needs("distributed"), needs_torch]
 __all__ = ["example"]  # a fixture
@@ -114,7 +114,12 @@ def first_run(
     checkpoints = tmp_path_factory.mktemp("checkpoints")
     tag = os.urandom(8).hex()
     env = {"MINIRAY_TEST_TAG": tag}
-    nodes = [NodeConfig(host, num_workers=2, env=env) for host in ["localhost", "127.0.0.1"]]
+    # Nodes start in tests/, not the repository root: there `python -m` would load the
+    # top-level miniray (the final stage) instead of the stage under test.
+    nodes = [
+        NodeConfig(host, num_workers=2, env=env, cwd=str(TESTS_DIR))
+        for host in ["localhost", "127.0.0.1"]
+    ]
     with Cluster(nodes, log=lambda line: None) as cluster:
         workers = start_training(cluster, checkpoints)
         losses = train(example, workers, range(STEPS), save_at=SAVE_AT)
@@ -243,7 +248,7 @@ def test_the_example_trains_end_to_end(tag: str) -> None:
     env = {**os.environ, "MINIRAY_TEST_TAG": tag}
     done = subprocess.run(
         [sys.executable, str(EXAMPLE), "--steps", "3", "--timeout", str(TIMEOUT)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=3 * TIMEOUT,
+        cwd=TESTS_DIR, env=env, capture_output=True, text=True, timeout=3 * TIMEOUT,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert "4 ranks on 2 nodes, backend gloo" in done.stdout
