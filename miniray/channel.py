@@ -12,11 +12,11 @@ one, and the child's ``handle`` *is* one.
 Three rules keep the stream honest:
 
 * The length is checked against ``max_frame`` before a byte of payload is awaited or
-  allocated; a bad length raises :class:`ProtocolError` and the channel refuses further
+  allocated; a bad length raises `ProtocolError` and the channel refuses further
   reads, since no later byte can be trusted to start a frame.
 * Bytes are read into our own buffer, and every wait looks in the buffer first, so a
   message that has already arrived is never missed by a ``select``/``poll`` on the socket.
-* A timeout raises :class:`TimeoutError` and loses nothing: a half-received frame stays
+* A timeout raises `TimeoutError` and loses nothing: a half-received frame stays
   in the buffer for the next call.
 """
 
@@ -130,7 +130,7 @@ class Channel:
     def send_frame(
         self, kind: int, payload: bytes | list[bytes | memoryview], timeout: float | None = None
     ) -> None:
-        """Send one frame of the given kind; see :meth:`send` for the errors."""
+        """Send one frame of the given kind; see `send` for the errors."""
         timeout = check_timeout(timeout)
         parts = (payload,) if isinstance(payload, bytes) else payload
         size = len(payload) if isinstance(payload, bytes) else sum(map(len, payload))
@@ -196,7 +196,7 @@ class Channel:
     # --8<-- [end:recv]
 
     def poll(self) -> bool:
-        """Return True if :meth:`recv` would return or raise without waiting."""
+        """Return True if `recv` would return or raise without waiting."""
         try:
             self._next_frame(time.monotonic())
         except TimeoutError:
@@ -226,7 +226,7 @@ class Channel:
 
         A peer that sends without pause keeps the socket readable for ever, so this
         also stops once ``time.monotonic()`` passes ``deadline`` (after one read at
-        least), or once :attr:`backlog` exceeds ``max_backlog`` bytes.
+        least), or once `backlog` exceeds ``max_backlog`` bytes.
         """
         while self._end is None and not self.closed and self._socket_readable_now():
             if max_backlog is not None and self.backlog > max_backlog:
@@ -242,7 +242,7 @@ class Channel:
 
     @property
     def backlog(self) -> int:
-        """Bytes of memory held for :meth:`recv`: frames not yet delivered, and a partial one."""
+        """Bytes of memory held for `recv`: frames not yet delivered, and a partial one."""
         big = 0 if self._big is None else len(self._big.payload)
         return self._frames_cost + len(self._buffer) + big
 
@@ -264,7 +264,7 @@ class Channel:
 
     @property
     def closed(self) -> bool:
-        """True once :meth:`close` was called here."""
+        """True once `close` was called here."""
         return self._sock.fileno() < 0
 
     def close(self) -> None:

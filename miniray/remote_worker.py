@@ -155,7 +155,7 @@ class RemoteWorker(ChannelHandle, Calls):
         The exit report comes after every message the worker sent, so ``wait`` reads
         those messages and keeps them for ``recv``, but not without limit: once about
         ``2 * max_frame`` bytes of them wait unread (at least 1 MiB), it stops reading
-        and raises :class:`BacklogFull`; ``recv`` them, then wait again. ``timeout`` is
+        and raises `BacklogFull`; ``recv`` them, then wait again. ``timeout`` is
         one deadline for the whole call, however much keeps arriving; ``0`` reads what
         has arrived and answers at once.
 

@@ -4,7 +4,8 @@ The built site loads nothing from the network (mermaid is bundled); stage pages 
 included code, each exercise beside the walkthrough code of its function with the answer
 folded, and a summary of ``CHANGES.diff`` that links the diff.  The build also fails, as it
 should, on a missing snippet file or section and on a broken stage placeholder.  How the pages
-look in a real browser is ``test_site_in_browser.py``.
+look in a real browser is ``test_site_in_browser.py``.  The API reference page documents every
+name in ``miniray.__all__``, with the type of every argument in its signature.
 """
 
 from __future__ import annotations
@@ -171,3 +172,77 @@ def test_the_build_fails_on_broken_includes_and_placeholders(case: str, tmp_path
     else:
         assert done.returncode != 0, f"the build passed despite: {case}"
         assert expected_error in output, output
+
+
+# --- the API reference page (docs/reference.md, rendered by mkdocstrings) -------------------------
+
+OBJECT_HEADING_RE = re.compile(
+    r'<h3 id="(miniray\.[\w.]+)" class="doc doc-heading">\s*'
+    r'<span class="doc doc-object-name doc-(\w+)-name">(\w+)</span>'
+)
+SIGNATURE_RE = re.compile(r'<div class="doc-signature highlight"><pre>(.*?)</pre></div>', re.DOTALL)
+
+
+def public_names() -> list[str]:
+    """``miniray.__all__``, read from the source the page is generated from."""
+    tree = ast.parse((REPO_ROOT / "miniray" / "__init__.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "__all__":
+            names: list[str] = ast.literal_eval(node.value)
+            return names
+    raise AssertionError("miniray/__init__.py has no __all__")
+
+
+def documented_objects(html: str) -> set[str]:
+    """The names of the page's top-level entries (classes and functions, not modules)."""
+    return {
+        name
+        for anchor, kind, name in OBJECT_HEADING_RE.findall(html)
+        if kind != "module" and anchor.rsplit(".", 1)[1] == name
+    }
+
+
+def unannotated_parameters(signature: str) -> list[str]:
+    """The parameters of a rendered signature (``name(a: int, *, b: str = "x") -> T``)
+    that show no type; ``self`` and ``cls`` need none."""
+    function = ast.parse(f"def {signature}: ...").body[0]
+    assert isinstance(function, ast.FunctionDef)
+    args = function.args
+    every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
+    return [a.arg for a in every if a and a.annotation is None and a.arg not in ("self", "cls")]
+
+
+def test_the_reference_documents_every_public_name(site: Path) -> None:
+    html = (site / "reference" / "index.html").read_text(encoding="utf-8")
+    missing = sorted(set(public_names()) - documented_objects(html))
+    assert not missing, f"docs/reference.md does not document: {missing}"
+    text = visible_text(html)
+    assert "--8<--" not in text and "Traceback (most recent call last)" not in text
+    assert not re.search(r":(?:class|meth|attr|func):", text), "a Sphinx role shows raw"
+
+
+def test_the_reference_shows_the_type_of_every_argument(site: Path) -> None:
+    html = (site / "reference" / "index.html").read_text(encoding="utf-8")
+    signatures = [visible_text(block).strip() for block in SIGNATURE_RE.findall(html)]
+    calls = [s for s in signatures if re.match(r"\w+\(", s)]
+    assert len(calls) >= len(public_names()), "fewer signatures than public names"
+    for signature in calls:
+        assert not unannotated_parameters(signature), f"an argument without its type: {signature}"
+    text = " ".join(" ".join(signatures).split())  # one line: the page wraps long signatures
+    for expected in (
+        "Worker( work_fn: WorkFn, *, env: Mapping[str, str] | None = None, max_frame: int",
+        "RemoteWorker( host: str, port: int, *, secret: str | bytes | None = None",
+        "start(work_fn: str) -> list[ClusterWorker]",
+        "NodeConfig( host: str, num_workers: int = 1, base_port: int | None = None",
+        "submit( name: str, /, *args: Any, **kwargs: Any ) -> Future[Any]",
+    ):
+        assert expected in text, expected
+
+
+def test_a_signature_without_a_type_is_caught() -> None:
+    assert unannotated_parameters("f(self, a: int, b, *args, c: str = 'x', **kw) -> None") == [
+        "b",
+        "args",
+        "kw",
+    ]
+    assert unannotated_parameters("Worker(work_fn: WorkFn, *, env: Mapping[str, str] | None)") == []

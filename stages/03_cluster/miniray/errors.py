@@ -1,7 +1,7 @@
 """The errors MiniRay raises: one family, each saying what went wrong and where.
 
-Every error derives from :class:`MiniRayError`, so ``except MiniRayError`` catches
-them all. A timeout is the builtin :class:`TimeoutError`, as everywhere in Python.
+Every error derives from `MiniRayError`, so ``except MiniRayError`` catches
+them all. A timeout is the builtin `TimeoutError`, as everywhere in Python.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ class RemoteError(MiniRayError):
 
     Its message says what and where (``ValueError: bad input (in worker pid 7 on
     node1)``). The worker's traceback is attached as the cause, a
-    :class:`RemoteTraceback`, as ``concurrent.futures`` does: left uncaught, the error
+    `RemoteTraceback`, as ``concurrent.futures`` does: left uncaught, the error
     prints it once, above its own traceback; caught, nothing is printed.
 
     Attributes:

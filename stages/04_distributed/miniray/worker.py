@@ -6,7 +6,7 @@
     worker.close()                    # EOF to the child, then wait (or kill) and reap
 
 The parent watches the child through two descriptors: its end of the socketpair (for
-messages) and a pidfd (for death). So ``recv`` ends promptly with :class:`WorkerDied`
+messages) and a pidfd (for death). So ``recv`` ends promptly with `WorkerDied`
 however the child ends, even when a grandchild still holds the socket open. Each child
 leads a process group of its own, which ends with it (see ``process.ChildProcess``).
 """
@@ -86,7 +86,7 @@ class Worker(ChannelHandle):
 
     # --8<-- [start:worker_io]
     def send(self, msg: Any, timeout: float | None = None) -> None:
-        """Send a message to the child. Raises :class:`WorkerDied` if it has ended."""
+        """Send a message to the child. Raises `WorkerDied` if it has ended."""
         super().send(msg, timeout)
 
     def recv(self, timeout: float | None = None) -> Any:

@@ -1,13 +1,13 @@
 """The public contract every kind of worker keeps, and the base that keeps it once.
 
 A worker of any kind (a local ``Worker``, a ``RemoteWorker``, a cluster's worker) is
-reached through a :class:`~miniray.channel.Channel`. ``wait_any`` needs only two public
-methods of it, the :class:`Waitable` contract, like ``fileno()`` for ``select``:
+reached through a `miniray.channel.Channel`. ``wait_any`` needs only two public
+methods of it, the `Waitable` contract, like ``fileno()`` for ``select``:
 
 * ``wait_fds()``: the descriptors that become readable when something arrives;
 * ``poll()``: True when a message (or the end) is already there, so ``recv`` won't wait.
 
-:class:`ChannelHandle` provides them, and ``send``/``recv`` with the channel's errors
+`ChannelHandle` provides them, and ``send``/``recv`` with the channel's errors
 translated in one place. What differs between kinds is only how a closed stream is
 explained (a local child's exit code, a server's exit report, a lost connection): that
 is the hook ``_explain_closed``.

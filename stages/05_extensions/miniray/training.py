@@ -87,7 +87,9 @@ def train_step(
         ``{"loss": the mean of the ranks' losses}``: the loss on the whole batch.
 
     Raises:
-        WorkerDied, RemoteError, TimeoutError: as `distributed.gather`.
+        WorkerDied: A rank died (as in `gather`, which names it).
+        RemoteError: A rank's step raised.
+        TimeoutError: Not every rank answered a phase within ``timeout`` seconds.
     """
     for worker, shard in zip(workers, shards, strict=True):
         worker.send({"cmd": "forward_backward", "batch": shard})
