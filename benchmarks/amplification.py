@@ -1,6 +1,6 @@
 """What one frame can cost its receiver: peak memory and CPU to decode it, by payload shape.
 
-    python benchmarks/amplification.py [--mib 4] [--shapes empty-dicts,deep-lists]
+    python benchmarks/amplification.py [--mib 4] [--shapes empty-dicts,deep-lists] [--json PATH]
 
 ``max_frame`` bounds the *encoded* size of a message, but decoding JSON builds Python
 objects, and some shapes cost far more than their bytes: ``{},`` is 3 bytes on the wire
@@ -28,6 +28,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the top-level miniray package (= the final stage)
+
+from json_rows import Ratio, Result, write_json  # noqa: E402
 
 from miniray.wire import DEFAULT_MAX_FRAME  # noqa: E402
 
@@ -77,6 +79,7 @@ def main() -> None:
         "--mib", type=float, default=default_mib, help="payload size (default: max_frame's default)"
     )
     parser.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated shapes")
+    parser.add_argument("--json", metavar="PATH", help="also write the rows to PATH as JSON")
     args = parser.parse_args()
     size = int(args.mib * 1024 * 1024)
     names = ["string", *(name for name in args.shapes.split(",") if name != "string")]
@@ -84,15 +87,24 @@ def main() -> None:
     columns = f"{'shape':14} {'element':13} {'peak RSS growth':>16} {'factor':>7} {'CPU s':>7}"
     print(f"{columns}  CPU ratio")
     baseline_seconds = None
+    memory, cpu = [], []  # the rows, for --json: one decode each, so no spread
     for name in names:
         payload_size, peak, seconds = measure(name, size)
         baseline_seconds = baseline_seconds or max(seconds, 1e-6)
+        factor = peak / payload_size
+        memory.append(Result("peak memory", name, factor, factor, factor, 1, "x payload", "lower"))
+        ratios = [Ratio("string", seconds / baseline_seconds)] if name != "string" else []
+        cpu.append(
+            Result("decode CPU", name, seconds, seconds, seconds, 1, "CPU s", "lower", ratios)
+        )
         element = SHAPES[name][0].decode()
         element = element if len(element) <= 10 else f"{element[:4]}...{element[-5:]}"
         print(
             f"{name:14} {element:13} {peak / 2**20:12,.0f} MiB {peak / payload_size:6.1f}x "
             f"{seconds:7.2f}  {seconds / baseline_seconds:,.0f}x string"
         )
+    if args.json:
+        write_json(args.json, memory + cpu, {"payload MiB": args.mib})
 
 
 def measure(name: str, size: int) -> tuple[int, int, float]:

@@ -1,6 +1,6 @@
 """How long a Cluster takes to start, next to plain ssh to the same hosts (same run).
 
-    python benchmarks/cluster_start.py [--repeats 5]
+    python benchmarks/cluster_start.py [--repeats 5] [--json PATH]
 
 Rows (medians over the repeats, each a fresh cluster):
 
@@ -33,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from json_rows import results_from_samples, write_json  # noqa: E402
 from sshhosts import SshHosts, netns_missing_reason, sshd_missing_reason  # noqa: E402
 
 from miniray import Cluster, NodeConfig  # noqa: E402
@@ -43,6 +44,7 @@ WORK_FN = "cluster_workfns.whoami"
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", metavar="PATH", help="also write the rows to PATH as JSON")
     args = parser.parse_args()
     reason = sshd_missing_reason()
     if reason:
@@ -55,7 +57,10 @@ def main() -> int:
         try:
             names, where = make_hosts(hosts)
             os.environ["MINIRAY_SSH_COMMAND"] = f"ssh -F {hosts.ssh_config}"
-            print_table(measure(names, hosts.ssh_config, args.repeats), where, args.repeats)
+            times = measure(names, hosts.ssh_config, args.repeats)
+            print_table(times, where, args.repeats)
+            if args.json:
+                write_rows(args.json, times, {"SSH hosts": where, "repeats": args.repeats})
         finally:
             hosts.close()
     return 0
@@ -131,15 +136,28 @@ def print_table(times: dict[str, list[float]], where: str, repeats: int) -> None
     median = {row: statistics.median(values) for row, values in times.items()}
     rows = list(median)
     print(f"{'what':42} {'median s':>9} {'min s':>7} {'max s':>7}  vs baseline")
-    baselines = {rows[1]: rows[0], rows[3]: rows[2]}
     for row in rows:
         values = times[row]
         line = f"{row:42} {median[row]:9.3f} {min(values):7.3f} {max(values):7.3f}"
-        if row in baselines:
-            base = median[baselines[row]]
+        if row in baselines(rows):
+            base = median[baselines(rows)[row]]
             line += f"  {median[row] / base:.2f}x, +{median[row] - base:.3f} s"
         print(line)
     print(f"({repeats} repeats; SSH hosts: {where})")
+
+
+def write_rows(path: str, times: dict[str, list[float]], notes: dict[str, object]) -> None:
+    """The table's rows as JSON (``--json``), with each ratio's difference."""
+    compared = {row: [base] for row, base in baselines(list(times)).items()}
+    rows = results_from_samples(
+        "cluster start", times, unit="s", better="lower", baselines=compared, differences=True
+    )
+    write_json(path, rows, notes)
+
+
+def baselines(rows: list[str]) -> dict[str, str]:
+    """Each cluster row's baseline: the row above it."""
+    return {rows[1]: rows[0], rows[3]: rows[2]}
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The extensions measured: calls with futures, the marshal codec, and buffers out of band.
 
     python benchmarks/extensions.py [--repeats 5] [--size-mib 64] [--only calls,codec,buffers]
+                                    [--no-ray] [--json PATH]
     taskset -c 0 python benchmarks/extensions.py      # everything on one core
 
 Every row is measured in this run, next to its baseline, and reported as the median of
@@ -55,6 +56,7 @@ from extension_peers import (  # noqa: E402
     worker_calls,
     worker_roundtrip,
 )
+from json_rows import Result, results_from_samples, write_json  # noqa: E402
 
 
 def main() -> None:
@@ -65,6 +67,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=0.3, help="length of a rate run")
     parser.add_argument("--only", default="calls,codec,buffers", help="sections to run")
     parser.add_argument("--no-ray", action="store_true", help="leave out the Ray rows")
+    parser.add_argument("--json", metavar="PATH", help="also write the rows to PATH as JSON")
     parser.add_argument("--package", help=argparse.SUPPRESS)  # internal: one round-trip rate
     args = parser.parse_args()
     RUN_SECONDS[0] = args.seconds
@@ -75,15 +78,24 @@ def main() -> None:
     cpus = sorted(os.sched_getaffinity(0))
     print(f"# {time.strftime('%Y-%m-%d %H:%M')}, CPUs allowed: {cpus}, repeats: {args.repeats}")
     sections = args.only.split(",")
+    results: list[Result] = []
     if "calls" in sections:
-        table(
-            "calls", calls_rows(args.calls), args.repeats, "calls/s", ray and ray_calls(args.calls)
-        )
+        ray_rows = ray and ray_calls(args.calls)
+        results += table("calls", calls_rows(args.calls), args.repeats, "calls/s", ray_rows)
     if "codec" in sections:
-        table("codec", codec_rows(), args.repeats, "per second")
+        results += table("codec", codec_rows(), args.repeats, "per second")
     if "buffers" in sections:
         size = args.size_mib << 20
-        table("buffers", buffer_rows(size), args.repeats, "MB/s", ray and ray_echo(size))
+        results += table("buffers", buffer_rows(size), args.repeats, "MB/s", ray and ray_echo(size))
+    if args.json:
+        notes = {
+            "CPUs allowed": cpus,
+            "repeats": args.repeats,
+            "bulk size MiB": args.size_mib,
+            "calls per run": args.calls,
+            "seconds per rate run": args.seconds,
+        }
+        write_json(args.json, results, notes)
 
 
 def calls_rows(count: int) -> list[Row]:
@@ -199,8 +211,8 @@ def table(
     repeats: int,
     unit: str,
     peer_rows: Callable[[Any], list[Row]] | None = None,
-) -> None:
-    """Measure the rows (then, with Ray up, the peer rows) and print one table."""
+) -> list[Result]:
+    """Measure the rows (then, with Ray up, the peer rows), print one table, return it."""
     samples = measure(rows, repeats)
     if peer_rows is not None:
         peers = ray_peers()
@@ -224,6 +236,9 @@ def table(
             f"| {row.name:44} | {medians[row.name]:12,.0f} | {low:8,.0f}-{high:<8,.0f} | {ratio} |"
         )
     sys.stdout.flush()
+    baselines = {row.name: row.baselines for row in rows}
+    ordered = {row.name: samples[row.name] for row in rows}  # the printed order
+    return results_from_samples(title, ordered, unit=unit, better="higher", baselines=baselines)
 
 
 def measure(rows: list[Row], repeats: int) -> dict[str, list[float]]:

@@ -1,6 +1,7 @@
 """FSDP training step time: driven by MiniRay vs launched by torchrun (same run, same machine).
 
     python benchmarks/fsdp_step.py [--steps 40] [--warmup 5] [--ranks 4] [--batch-per-rank 8]
+                                   [--json PATH]
 
 Both launch the example's model (``examples/train_distributed_miniray.py``) on the same
 number of gloo ranks on this machine, with the same data and the same FSDP2 backend:
@@ -31,6 +32,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from json_rows import results_from_samples, write_json
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "train_distributed_miniray.py"
 OPTIONS = {"optimizer": "adamw", "lr": 3e-3, "seed": 0, "checkpoint_dir": None}
@@ -42,6 +45,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--ranks", type=int, default=4, help="an even number")
     parser.add_argument("--batch-per-rank", type=int, default=8)
+    parser.add_argument("--json", metavar="PATH", help="also write the rows to PATH as JSON")
     parser.add_argument("--torchrun-rank", metavar="OUT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.torchrun_rank:
@@ -60,7 +64,25 @@ def main() -> int:
         f"({args.ranks} gloo ranks on this machine, {args.steps} steps, median after "
         f"{args.warmup} warm-up steps)"
     )
+    if args.json:
+        write_rows(args, dict(rows))
     return 0
+
+
+def write_rows(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> None:
+    """The table's rows as JSON (``--json``): the step times after the warm-up (in ms;
+    their spread is across steps), and the time from launch to the end of the first step."""
+    torchrun, miniray = results
+    steps = {name: [s * 1e3 for s in r["steps"][args.warmup :]] for name, r in results.items()}
+    first = {name: [r["first_step"]] for name, r in results.items()}
+    rows = results_from_samples(
+        "step", steps, unit="ms", better="lower", baselines={miniray: [torchrun]}
+    )
+    rows += results_from_samples(
+        "launch to first step", first, unit="s", better="lower", baselines={miniray: [torchrun]}
+    )
+    notes = {"ranks": args.ranks, "steps": args.steps, "warm-up steps": args.warmup}
+    write_json(args.json, rows, notes | {"batch per rank": args.batch_per_rank})
 
 
 def run_torchrun(args: argparse.Namespace) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Small-message round trips per second: MiniRay next to the raw sockets it is built on.
 
     python benchmarks/roundtrip.py [--seconds 1.0] [--repeats 5] [--one-core | --unpinned]
+                                   [--json PATH]
 
 Every row is measured in this one process, one after another, and reported as the
 median of ``--repeats`` runs. Ratios compare each MiniRay row with the baseline above
@@ -45,6 +46,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the top-level miniray package (= the final stage)
 
+from json_rows import results_from_samples, write_json  # noqa: E402
+
 import miniray  # noqa: E402
 
 HEADER = struct.Struct("!Q")
@@ -64,6 +67,7 @@ def main() -> None:
     parser.add_argument(
         "--unpinned", action="store_true", help="pin nothing: let the scheduler place both ends"
     )
+    parser.add_argument("--json", metavar="PATH", help="also write the rows to PATH as JSON")
     args = parser.parse_args()
     cpus = sorted(os.sched_getaffinity(0))
     if not args.unpinned:
@@ -80,7 +84,8 @@ def main() -> None:
     for ping in pingers.values():
         if not args.unpinned:
             os.sched_setaffinity(ping.peer_pid, {peer_cpu})
-    rates = median_rates(pingers, args.seconds, args.repeats)
+    samples = timed_rates(pingers, args.seconds, args.repeats)
+    rates = {name: statistics.median(values) for name, values in samples.items()}
 
     ratios = {
         "miniray.Worker": [
@@ -95,10 +100,18 @@ def main() -> None:
             f"{rate / rates[base]:.2f}x {label}" for label, base in ratios.get(name, [])
         )
         print(f"{name:42} {rate:14,.0f}  {ratio}")
+    if args.json:
+        placement = "unpinned" if args.unpinned else "one core" if args.one_core else "cross-core"
+        baselines = {name: [base for _, base in pairs] for name, pairs in ratios.items()}
+        rows = results_from_samples(
+            "round trips", samples, unit="round trips/s", better="higher", baselines=baselines
+        )
+        notes = {"placement": placement, "seconds per run": args.seconds, "repeats": args.repeats}
+        write_json(args.json, rows, notes)
 
 
-def median_rates(pingers: dict[str, Pinger], seconds: float, repeats: int) -> dict[str, float]:
-    """Round trips per second of each pinger: the median of ``repeats`` timed runs.
+def timed_rates(pingers: dict[str, Pinger], seconds: float, repeats: int) -> dict[str, list[float]]:
+    """Round trips per second of each pinger, in each of ``repeats`` timed runs.
 
     Runs are interleaved (A, B, C, A, B, C, ...) so that a burst of load from elsewhere
     on the machine hits every row alike, and the first round is a dropped warm-up.
@@ -118,7 +131,7 @@ def median_rates(pingers: dict[str, Pinger], seconds: float, repeats: int) -> di
     finally:  # newest first: a peer forked later holds copies of the older peers' sockets
         for ping in reversed(pingers.values()):
             ping.close()
-    return {name: statistics.median(rates[1:]) for name, rates in samples.items()}
+    return {name: rates[1:] for name, rates in samples.items()}
 
 
 class Pinger:

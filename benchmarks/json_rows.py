@@ -1,0 +1,94 @@
+"""The rows of a benchmark's table, as JSON: what each script's ``--json PATH`` writes.
+
+A script prints its table for people; with ``--json PATH`` it also writes the same rows
+for ``benchmarks/report.py``, which gathers them into ``docs/measured/results.json``::
+
+    {"script": "roundtrip.py", "argv": [...], "notes": {"placement": "unpinned"},
+     "rows": [{"table": "round trips", "name": "miniray.Worker", "median": 12000.0,
+               "low": 11000.0, "high": 13000.0, "samples": 5, "unit": "round trips/s",
+               "better": "higher",
+               "ratios": [{"baseline": "multiprocessing.Pipe (fork, pickle)", "ratio": 0.8}]}]}
+
+``median``, ``low`` and ``high`` are the median and the extremes of the timed runs (the
+spread); ``ratios`` compare this row's median with the median of each named row of the
+same table, measured in the same run (``median / baseline median``, as the table prints
+it; ``better`` says whether a ratio above 1 is good).  A ratio may carry a ``difference``
+(``median - baseline median``) where the script prints one.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Ratio:
+    """This row's median over a baseline's median, both from the same run."""
+
+    baseline: str
+    ratio: float
+    difference: float | None = None  # median - baseline median, where the table prints it
+
+
+@dataclass
+class Result:
+    """One row of a table: the median of its timed runs, their spread, its ratios."""
+
+    table: str
+    name: str
+    median: float
+    low: float
+    high: float
+    samples: int
+    unit: str
+    better: str  # "higher" (a rate) or "lower" (a time)
+    ratios: list[Ratio] = field(default_factory=list)
+
+
+def results_from_samples(
+    table: str,
+    samples: Mapping[str, Sequence[float]],
+    *,
+    unit: str,
+    better: str,
+    baselines: Mapping[str, Sequence[str]] | None = None,
+    differences: bool = False,
+) -> list[Result]:
+    """A `Result` per row of ``samples`` (row name -> timed values), in that order.
+
+    ``baselines`` maps a row to the rows it is compared with; a baseline that was not
+    measured (a Ray row without Ray) is left out, as the printed tables leave it out.
+    """
+    medians = {name: statistics.median(values) for name, values in samples.items()}
+    results = []
+    for name, values in samples.items():
+        ratios = [
+            Ratio(
+                base,
+                medians[name] / medians[base],
+                medians[name] - medians[base] if differences else None,
+            )
+            for base in (baselines or {}).get(name, [])
+            if base in medians
+        ]
+        low, high, count = min(values), max(values), len(values)
+        results.append(Result(table, name, medians[name], low, high, count, unit, better, ratios))
+    return results
+
+
+def write_json(
+    path: str | Path, results: Sequence[Result], notes: Mapping[str, object] | None = None
+) -> None:
+    """Write ``results`` (and ``notes``: what the run was, in words) to ``path``."""
+    document = {
+        "script": Path(sys.argv[0]).name,
+        "argv": sys.argv[1:],
+        "notes": dict(notes or {}),
+        "rows": [asdict(result) for result in results],
+    }
+    Path(path).write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")

@@ -1,0 +1,345 @@
+"""What ``report.py`` makes of ``results.json``: the tables, the goals, and the chart's data.
+
+Everything here is a pure function of the results (no clock, no machine), so the
+generated files can be checked against the committed ``results.json``
+(``tests/meta/test_measured.py``). ``docs/measured.md`` includes the generated Markdown
+section by section (``--8<-- "docs/measured/tables.md:cold-start"``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+# part name -> its variants: (part that holds the rows, column label)
+VARIANTS = {
+    "roundtrip": [("roundtrip", "unpinned"), ("roundtrip-one-core", "one core")],
+    "extensions": [("extensions", "unpinned"), ("extensions-one-core", "one core")],
+    "cold-start": [("cold-start", "unpinned")],
+    "cluster-start": [("cluster-start", "unpinned")],
+    "fsdp-step": [("fsdp-step", "unpinned")],
+    "amplification": [("amplification", "unpinned")],
+}
+COLUMNS = ["unpinned", "one core"]
+
+
+@dataclass(frozen=True)
+class Section:
+    """A section of the page: tables of one script (``tables``: the tables' names)."""
+
+    key: str  # the snippet section's name
+    title: str
+    part: str  # a key of VARIANTS
+    tables: tuple[str, ...]
+    charted: bool = True
+
+
+SECTIONS = [
+    Section("small-messages", "Small messages", "roundtrip", ("round trips",)),
+    Section("codec", "The codec, and small round trips", "extensions", ("codec",)),
+    Section("bulk", "Bulk: buffers", "extensions", ("buffers",)),
+    Section("cold-start", "Cold start", "cold-start", ("cold start",)),
+    Section("calls", "Pipelined calls", "extensions", ("calls",)),
+    Section("cluster-start", "Cluster start", "cluster-start", ("cluster start",)),
+    Section("fsdp-step", "FSDP step vs torchrun", "fsdp-step", ("step", "launch to first step")),
+    Section(
+        "amplification", "Decoding cost", "amplification", ("peak memory", "decode CPU"), False
+    ),
+]
+
+
+@dataclass(frozen=True)
+class Goal:
+    """A goal of the issues, as a ratio (or a difference) of two rows of one table."""
+
+    text: str
+    part: str
+    row: str
+    baseline: str
+    at_least: float | None = None  # the ratio must be >= this ...
+    at_most: float | None = None  # ... or <= this
+    difference_at_most: float | None = None  # or the difference (median - baseline) <= this
+
+
+MEMCPY, RAW_TCP, PIPE = (
+    "memcpy into warm memory",
+    "raw TCP loopback bulk",
+    "multiprocessing.Pipe round trip",
+)
+RAY_ECHO, RAY_ASYNC = "Ray actor numpy echo", "Ray actor, async"
+ONE_AT_A_TIME, REMOTE_ONE_AT_A_TIME = (
+    "Worker call_remote, one at a time",
+    "RemoteWorker call_remote, one at a time",
+)
+PIPELINED, REMOTE_PIPELINED = "Worker submit, pipelined", "RemoteWorker submit, pipelined"
+X = "extensions"
+GOALS = [
+    Goal(
+        "local 64 MiB hand-off (copy) ≥ 0.5x memcpy",
+        X,
+        "Worker hand-off, received as a copy",
+        MEMCPY,
+        0.5,
+    ),
+    Goal(
+        "local 64 MiB hand-off (view) ≥ 0.5x memcpy",
+        X,
+        "Worker hand-off, received as a view",
+        MEMCPY,
+        0.5,
+    ),
+    Goal("64 MiB numpy echo (copies) ≥ 3x Ray's", X, "Worker numpy echo, copies", RAY_ECHO, 3),
+    Goal("64 MiB numpy echo (views) ≥ 3x Ray's", X, "Worker numpy echo, views", RAY_ECHO, 3),
+    Goal(
+        "remote 64 MiB (copy) ≥ 0.8x raw TCP",
+        X,
+        "RemoteWorker hand-off, received as a copy",
+        RAW_TCP,
+        0.8,
+    ),
+    Goal(
+        "remote 64 MiB (view) ≥ 0.8x raw TCP",
+        X,
+        "RemoteWorker hand-off, received as a view",
+        RAW_TCP,
+        0.8,
+    ),
+    Goal(
+        "small round trips no slower than stage 4 (≥ 1.0x)",
+        X,
+        "this Worker round trip (subprocess)",
+        "stage 4 Worker round trip (subprocess)",
+        1.0,
+    ),
+    Goal("Worker round trip, marshal ≥ 1.0x Pipe", X, "Worker round trip, marshal", PIPE, 1.0),
+    Goal("Worker round trip, JSON ≥ 0.9x Pipe", X, "Worker round trip, json", PIPE, 0.9),
+    Goal("Worker pipelined ≥ 3x one at a time", X, PIPELINED, ONE_AT_A_TIME, 3),
+    Goal("RemoteWorker pipelined ≥ 3x one at a time", X, REMOTE_PIPELINED, REMOTE_ONE_AT_A_TIME, 3),
+    Goal("Worker pipelined ≥ 10x Ray async", X, PIPELINED, RAY_ASYNC, 10),
+    Goal("RemoteWorker pipelined ≥ 10x Ray async", X, REMOTE_PIPELINED, RAY_ASYNC, 10),
+    Goal(
+        "Cluster 2 hosts x 4 workers ≤ ssh + 0.3 s",
+        "cluster-start",
+        "Cluster 2 hosts x 4 workers over SSH",
+        "ssh host true, 2 hosts in parallel",
+        difference_at_most=0.3,
+    ),
+    Goal(
+        "FSDP step ≤ 1.05x torchrun (overhead ≤ 5 %)",
+        "fsdp-step",
+        "MiniRay Cluster, 2 nodes",
+        "torchrun (no coordinator)",
+        at_most=1.05,
+    ),
+]
+
+
+def render_tables(results: dict[str, Any]) -> str:
+    """The generated Markdown: the run, the goals, then a snippet section per `SECTIONS`."""
+    out = [
+        "<!-- Generated by benchmarks/report.py from docs/measured/results.json: do not edit. -->",
+        *_snippet("run", _run_section(results)),
+        *_snippet("goals", _goals_table(results)),
+    ]
+    for section in SECTIONS:
+        body: list[str] = []
+        for table in section.tables:
+            body += ["", *_table(results, section, table)]
+        out += _snippet(section.key, body[1:])
+    return "\n".join(out) + "\n"
+
+
+def chart_data(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One entry per ratio of a charted section: how many times as fast as its baseline
+    (a time row's ratio inverted), per column.  The chart draws exactly this."""
+    data = []
+    for section in SECTIONS:
+        if not section.charted:
+            continue
+        for table in section.tables:
+            per_column = _rows_by_column(results, section.part, table)
+            for name in _row_names(per_column):
+                for baseline in _baselines(per_column, name):
+                    speeds = {}
+                    for column, rows in per_column.items():
+                        ratio = _ratio(rows.get(name), baseline)
+                        if ratio is not None:
+                            speed = ratio if rows[name]["better"] == "higher" else 1 / ratio
+                            speeds[column] = speed
+                    where = f"{table}: " if len(section.tables) > 1 else ""
+                    label = f"{where}{name}\nvs {baseline}"
+                    data.append({"section": section.title, "label": label, "speeds": speeds})
+    return data
+
+
+def chart_fingerprint(results: dict[str, Any]) -> str:
+    """A short hash of `chart_data` (and of whether the run was quick), written into the
+    SVG, so a test can see that the chart was drawn from these results."""
+    document = {"quick": results.get("quick"), "data": chart_data(results)}
+    digest = hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+    return f"miniray-chart-{digest[:16]}"
+
+
+def missing_rows(results: dict[str, Any], wanted: dict[str, list[str]]) -> list[str]:
+    """``part: row`` for each wanted row that no variant of the part measured."""
+    missing = []
+    for part, names in wanted.items():
+        measured = {row["name"] for p, _ in VARIANTS[part] for row in _part_rows(results, p)}
+        missing += [f"{part}: {name}" for name in names if name not in measured]
+    return missing
+
+
+# --- the pieces -------------------------------------------------------------------------------
+
+
+def _run_section(results: dict[str, Any]) -> list[str]:
+    machine = results["machine"]
+    lines = []
+    if results.get("quick"):
+        lines += [
+            '!!! warning "Placeholder numbers from a quick run"',
+            "",
+            "    These numbers come from `report.py --quick` (tiny repeats and sizes, on a busy",
+            "    machine): they show the page's shape, not MiniRay's speed. The goals below are",
+            "    judged on them all the same; a full run replaces them.",
+            "",
+        ]
+    versions = ", ".join(
+        f"{name} {machine.get(name) or 'not installed'}" for name in ("python", "torch", "ray")
+    )
+    lines += [
+        f"- **Run:** {results['date']}, `{results['command']}`",
+        f"- **Machine:** {machine['cpu_model']}, {machine['cpu_count']} CPUs, {machine['os']}",
+        f"- **Versions:** {versions}",
+        "",
+        "| part | command | when | load before (1 min) | took |",
+        "|---|---|---|---:|---:|",
+    ]
+    for name, part in results["parts"].items():
+        status = f"{part['seconds']:.0f} s" + (" (quick)" if part.get("quick") else "")
+        if part.get("error"):
+            status += f", failed: {part['error']}"
+        when = part["date"]
+        lines.append(
+            f"| {name} | `{part['command']}` | {when} | {part['load_before']:.2f} | {status} |"
+        )
+    return lines
+
+
+def _goals_table(results: dict[str, Any]) -> list[str]:
+    lines = ["| goal | " + " | ".join(COLUMNS) + " |", "|---|" + "---|" * len(COLUMNS)]
+    for goal in GOALS:
+        cells = []
+        for column in COLUMNS:
+            part = dict((label, p) for p, label in VARIANTS[goal.part]).get(column)
+            cells.append(_judge(goal, part and _find(results, part, goal.row)) if part else "—")
+        lines.append(f"| {goal.text} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _judge(goal: Goal, row: dict[str, Any] | None) -> str:
+    ratio = _ratio(row, goal.baseline)
+    if row is None or ratio is None:
+        return "not measured"
+    if goal.difference_at_most is not None:
+        difference = next(r["difference"] for r in row["ratios"] if r["baseline"] == goal.baseline)
+        met = difference <= goal.difference_at_most
+        measured = f"+{difference:.3f} {row['unit']}"
+    else:
+        met = goal.at_least is None or ratio >= goal.at_least
+        met = met and (goal.at_most is None or ratio <= goal.at_most)
+        measured = f"{_number(ratio)}x"
+    return f"{measured}: **met**" if met else f"{measured}: not met"
+
+
+def _table(results: dict[str, Any], section: Section, table: str) -> list[str]:
+    per_column = _rows_by_column(results, section.part, table)
+    if not any(per_column.values()):
+        errors = [results["parts"].get(p, {}).get("error") for p, _ in VARIANTS[section.part]]
+        why = "; ".join(e for e in errors if e) or "the part was not run"
+        return [f"*{table}: not measured ({why}).*"]
+    unit = next(row["unit"] for rows in per_column.values() for row in rows.values())
+    header = f"| {table} ({unit}) |" + "".join(f" {c} | ratio |" for c in per_column)
+    lines = [header, "|---|" + "---:|---|" * len(per_column)]
+    for name in _row_names(per_column):
+        cells = []
+        for rows in per_column.values():
+            row = rows.get(name)
+            cells += [_value(row), _ratios(row)] if row else ["—", ""]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _value(row: dict[str, Any]) -> str:
+    if row["samples"] == 1 or row["low"] == row["high"]:
+        return _number(row["median"])
+    return f"{_number(row['median'])} ({_number(row['low'])}-{_number(row['high'])})"
+
+
+def _ratios(row: dict[str, Any]) -> str:
+    parts = []
+    for ratio in row["ratios"]:
+        text = f"{_number(ratio['ratio'])}x {ratio['baseline']}"
+        if ratio.get("difference") is not None:
+            text += f" ({ratio['difference']:+.3f} {row['unit']})"
+        parts.append(text)
+    return "; ".join(parts)
+
+
+def _number(value: float) -> str:
+    """Enough digits to read, no more: 12,345 · 123 · 12.3 · 1.23 · 0.123."""
+    size = abs(value)
+    if size >= 100:
+        return f"{value:,.0f}"
+    if size >= 10:
+        return f"{value:.1f}"
+    if size >= 1:
+        return f"{value:.2f}"
+    return f"{value:.2g}" if size >= 0.01 else f"{value:.1e}"
+
+
+def _snippet(key: str, body: list[str]) -> list[str]:
+    return ["", f"<!-- --8<-- [start:{key}] -->", *body, f"<!-- --8<-- [end:{key}] -->"]
+
+
+def _part_rows(results: dict[str, Any], part: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = results["parts"].get(part, {}).get("rows", [])
+    return rows
+
+
+def _rows_by_column(
+    results: dict[str, Any], part: str, table: str
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """column label -> row name -> row, for the variants of ``part`` that were run."""
+    return {
+        label: {row["name"]: row for row in _part_rows(results, p) if row["table"] == table}
+        for p, label in VARIANTS[part]
+        if p in results["parts"]
+    }
+
+
+def _row_names(per_column: dict[str, dict[str, dict[str, Any]]]) -> Iterator[str]:
+    seen: dict[str, None] = {}
+    for rows in per_column.values():
+        seen |= dict.fromkeys(rows)
+    return iter(seen)
+
+
+def _baselines(per_column: dict[str, dict[str, dict[str, Any]]], name: str) -> list[str]:
+    seen: dict[str, None] = {}
+    for rows in per_column.values():
+        seen |= dict.fromkeys(r["baseline"] for r in rows.get(name, {}).get("ratios", []))
+    return list(seen)
+
+
+def _find(results: dict[str, Any], part: str, name: str) -> dict[str, Any] | None:
+    return next((row for row in _part_rows(results, part) if row["name"] == name), None)
+
+
+def _ratio(row: dict[str, Any] | None, baseline: str) -> float | None:
+    if row is None:
+        return None
+    return next((r["ratio"] for r in row["ratios"] if r["baseline"] == baseline), None)
