@@ -13,6 +13,8 @@
 #   make exercise              your progress: each exercise solved or not yet
 #   make check-exercises       check that every exercise's tests catch a stubbed solution
 #   make docs | serve-docs     build the site (strict) | serve it on http://127.0.0.1:8000
+#   make measured              run every benchmark (~10-15 min), remake docs/measured.md's files
+#                              (ARGS="--only cold-start", "--quick" or "--render" for less)
 #
 # The virtual environment is .venv (override with VENV=...); installs happen once, and again
 # when pyproject.toml or the version in miniray/__init__.py changes (stamp files in .venv).
@@ -22,15 +24,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP_RUN := $(VENV)/.stamp-run
 STAMP_DEV := $(VENV)/.stamp-dev
+STAMP_BENCH := $(VENV)/.stamp-bench
 # torch, pinned: an unpinned torch can pull a multi-GB CUDA build (see pyproject's extra).
 TORCH_PIN ?= torch==2.13.0
 export NO_MKDOCS_2_WARNING := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help demo demo-echo test sync workspace exercise check-exercises docs serve-docs
+.PHONY: help demo demo-echo test sync workspace exercise check-exercises docs serve-docs measured
 
 help:
-	@sed -n '3,14s/^# \{0,1\}//p' Makefile
+	@sed -n '3,17s/^# \{0,1\}//p' Makefile
 
 demo: $(STAMP_RUN)
 	$(PY) examples/train_distributed_miniray.py
@@ -60,6 +63,9 @@ docs: $(STAMP_DEV)
 serve-docs: $(STAMP_DEV)
 	$(PY) -m mkdocs serve
 
+measured: $(STAMP_BENCH)
+	$(PY) benchmarks/report.py $(ARGS)
+
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
 	  echo "MiniRay needs Python 3.11 or newer; try: make PYTHON=python3.11 ..."; exit 1; }
@@ -72,3 +78,8 @@ $(STAMP_RUN): pyproject.toml miniray/__init__.py | $(PY)
 $(STAMP_DEV): pyproject.toml miniray/__init__.py | $(PY)
 	$(PY) -m pip install --quiet -e '.[dev,torch]' '$(TORCH_PIN)'
 	touch $@ $(STAMP_RUN)
+
+# The benchmarks' extra (matplotlib, numpy, Ray), beside the dev tools and torch.
+$(STAMP_BENCH): pyproject.toml miniray/__init__.py | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev,torch,bench]' '$(TORCH_PIN)'
+	touch $@ $(STAMP_DEV) $(STAMP_RUN)

@@ -41,7 +41,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the top-level miniray package (= the final stage)
 
-from json_rows import results_from_samples, write_json  # noqa: E402
+from json_rows import Result, results_from_samples, write_json  # noqa: E402
 
 import miniray  # noqa: E402
 
@@ -81,16 +81,19 @@ def main() -> None:
     results = results_from_samples(
         "cold start", times, unit="ms", better="lower", baselines=BASELINES
     )
+    print_table(results, args.repeats)
+    if args.json:
+        write_json(args.json, results, {"repeats": args.repeats})
+
+
+def print_table(results: list[Result], repeats: int) -> None:
     print(f"{'from nothing to the first reply':46} {'median ms':>10} {'spread ms':>17}  ratio")
     for row in results:
         ratio = ", ".join(f"{r.ratio:.2f}x {r.baseline}" for r in row.ratios)
         spread = f"{row.low:8.1f}-{row.high:<8.1f}"
         print(f"{row.name:46} {row.median:10.1f} {spread:>17}  {ratio}")
-    print(
-        f"({args.repeats} repeats after a warm-up; CPUs allowed: {sorted(os.sched_getaffinity(0))})"
-    )
-    if args.json:
-        write_json(args.json, results, {"repeats": args.repeats})
+    cpus = sorted(os.sched_getaffinity(0))
+    print(f"({repeats} repeats after a warm-up; CPUs allowed: {cpus})")
 
 
 def measure(rows: dict[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:

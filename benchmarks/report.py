@@ -1,6 +1,6 @@
 """Run every benchmark and make the page "MiniRay next to Ray, measured" from the results.
 
-    python benchmarks/report.py                      # everything: ~25 minutes on 2 cores
+    python benchmarks/report.py                      # everything: 10-15 minutes on 2 cores
     python benchmarks/report.py --only cold-start,fsdp-step   # rerun parts, keep the rest
     python benchmarks/report.py --quick              # a smoke run: tiny repeats and sizes
     python benchmarks/report.py --render             # tables and chart from results.json
@@ -83,11 +83,11 @@ def main() -> int:
     unknown = [name for name in names if name not in PARTS]
     if unknown:
         parser.error(f"unknown parts {unknown}; the parts are: {', '.join(PARTS)}")
-    previous = {}
+    previous: dict[str, Any] = {}
     if args.only and results_path.is_file():
         previous = json.loads(results_path.read_text(encoding="utf-8"))["parts"]
     parts = {name: run_part(name, PARTS[name], args.quick) for name in names}
-    results = {
+    results: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
         "command": shlex.join(["python", "benchmarks/report.py", *sys.argv[1:]]),
         "machine": machine(),

@@ -13,7 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from report_render import COLUMNS, chart_data
+from report_layout import COLUMNS
+from report_render import chart_data
 
 COLORS = {"unpinned": "#3b75af", "one core": "#ef8636"}
 BAR = 0.38  # height of one bar; a label's bars together take 2 * BAR
@@ -21,17 +22,22 @@ BAR = 0.38  # height of one bar; a label's bars together take 2 * BAR
 
 def draw_chart(results: dict[str, Any], path: Path, fingerprint: str) -> None:
     """Draw the chart of ``results`` as an SVG at ``path``."""
-    import matplotlib
-
+    try:
+        import matplotlib
+    except ImportError:
+        raise SystemExit("the chart needs matplotlib: pip install -e '.[bench]'") from None
     matplotlib.use("Agg")  # no display needed
     from matplotlib import pyplot
+    from matplotlib.patches import Rectangle
     from matplotlib.ticker import FuncFormatter
 
     lines = _lines(chart_data(results))
     speeds = [s for _, entry in lines if entry for s in entry["speeds"].values()]
     low, high = min([*speeds, 1.0]), max([*speeds, 1.0])
-    style = {"svg.hashsalt": "miniray", "svg.fonttype": "none", "font.size": 7.5}
-    with matplotlib.rc_context(style):
+    # a fixed salt for the SVG's ids, text as text: the same results give the same file
+    with matplotlib.rc_context(
+        {"svg.hashsalt": "miniray", "svg.fonttype": "none", "font.size": 7.5}
+    ):
         figure, axes = pyplot.subplots(figsize=(8, 1.2 + 0.36 * len(lines)))
         for y, (_, entry) in enumerate(lines):
             if entry is None:
@@ -62,7 +68,7 @@ def draw_chart(results: dict[str, Any], path: Path, fingerprint: str) -> None:
         axes.set_xlabel(
             "times as fast as the row's baseline, same run (log scale; right of 1: faster)"
         )
-        handles = [pyplot.Rectangle((0, 0), 1, 1, color=COLORS[c]) for c in COLUMNS]
+        handles = [Rectangle((0, 0), 1, 1, color=COLORS[c]) for c in COLUMNS]
         axes.legend(handles, COLUMNS, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         title = "MiniRay next to its baselines and Ray: every ratio of the report"
         if results.get("quick"):
