@@ -126,6 +126,8 @@ def run_part(name: str, part: Part, quick: bool) -> dict[str, Any]:
                 record["error"] = f"exit code {done.returncode}"
         except subprocess.TimeoutExpired:
             record["error"] = f"timed out after {part.timeout:.0f} s"
+        except OSError as error:  # e.g. no taskset on this machine
+            record["error"] = f"could not start: {error}"
         if not record.get("error") and not out.is_file():
             record["error"] = "wrote no JSON"
         document = json.loads(out.read_text()) if not record.get("error") else {}

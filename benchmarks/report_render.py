@@ -28,7 +28,7 @@ def render_tables(results: dict[str, Any]) -> str:
         body: list[str] = []
         for table in section.tables:
             body += ["", *_table(results, section, table)]
-        out += _snippet(section.key, body[1:])
+        out += _snippet(section.key, body[1:] + _notes(results, section))
     return "\n".join(out) + "\n"
 
 
@@ -118,6 +118,10 @@ def _goals_table(results: dict[str, Any]) -> list[str]:
             part = parts.get(column)
             cells.append(_judge(goal, _find(results, part, goal.row)) if part else "—")
         lines.append(f"| {goal.text} | " + " | ".join(cells) + " |")
+    sizes = {p["notes"].get("bulk size MiB") for p in results["parts"].values()} - {None}
+    if sizes:  # the issue's bulk goals are for 64 MiB: say what was measured
+        mib = " and ".join(f"{size} MiB" for size in sorted(sizes))
+        lines += ["", f"The hand-off and echo goals were measured with {mib} buffers."]
     return lines
 
 
@@ -132,7 +136,7 @@ def _judge(goal: Goal, row: dict[str, Any] | None) -> str:
     else:
         met = goal.at_least is None or ratio >= goal.at_least
         met = met and (goal.at_most is None or ratio <= goal.at_most)
-        measured = f"{_number(ratio)}x"
+        measured = _times(ratio)
     return f"{measured}: **met**" if met else f"{measured}: not met"
 
 
@@ -154,6 +158,18 @@ def _table(results: dict[str, Any], section: Section, table: str) -> list[str]:
     return lines
 
 
+def _notes(results: dict[str, Any], section: Section) -> list[str]:
+    """How each variant was run, as its script described it (sizes, repeats, hosts)."""
+    variants = VARIANTS[section.part]
+    lines = []
+    for part, label in variants:
+        notes = results["parts"].get(part, {}).get("notes")
+        if notes:
+            described = ", ".join(f"{key}: {value}" for key, value in notes.items())
+            lines.append(f"- {label}: {described}" if len(variants) > 1 else f"- {described}")
+    return ["", "Settings of this run:", "", *lines] if lines else []
+
+
 def _value(row: dict[str, Any]) -> str:
     if row["samples"] == 1 or row["low"] == row["high"]:
         return _number(row["median"])
@@ -163,7 +179,7 @@ def _value(row: dict[str, Any]) -> str:
 def _ratios(row: dict[str, Any]) -> str:
     parts = []
     for ratio in row["ratios"]:
-        text = f"{_number(ratio['ratio'])}x {ratio['baseline']}"
+        text = f"{_times(ratio['ratio'])} {ratio['baseline']}"
         if ratio.get("difference") is not None:
             text += f" ({ratio['difference']:+.3f} {row['unit']})"
         parts.append(text)
@@ -180,6 +196,13 @@ def _number(value: float) -> str:
     if size >= 1:
         return f"{value:.2f}"
     return f"{value:.2g}" if size >= 0.01 else f"{value:.1e}"
+
+
+def _times(ratio: float) -> str:
+    """A ratio, always with two digits after the point below 10: 0.70x, 3.08x, 0.086x."""
+    if ratio >= 10:
+        return f"{_number(ratio)}x"
+    return f"{ratio:.2f}x" if ratio >= 0.1 else f"{ratio:.2g}x"
 
 
 def _snippet(key: str, body: list[str]) -> list[str]:
