@@ -20,7 +20,7 @@ import pytest
 from distributed_support import EXAMPLE, example, needs_torch
 from sshhosts import TESTS_DIR, SshHosts, wait_for_no_processes
 
-pytestmark = [pytest.mark.needs("distributed"), needs_torch]
+pytestmark = [pytest.mark.needs("distributed"), needs_torch, pytest.mark.heavy]
 __all__ = ["example"]  # a fixture
 
 # SGD, not the example's AdamW: Adam divides each step by sqrt(v), so where the true
