@@ -1,7 +1,8 @@
 """Cluster: start a WorkerServer on every node over SSH, and connect its workers.
 
 New in stage 4: ``distributed_configs()``, every rank's torch.distributed settings,
-asked of the nodes themselves (see ``distributed``).
+asked of the nodes themselves (see ``distributed``). New in stage 5: ``codec=``, the
+codec every worker of the cluster talks (JSON by default, or marshal).
 
     cluster = Cluster(nodes=[NodeConfig("node1", num_workers=4),
                              NodeConfig("node2", num_workers=4)])
@@ -34,6 +35,7 @@ from types import FrameType
 from typing import Any
 
 from .cluster_node import ClusterWorker, Node
+from .codec import get_codec
 from .distributed import distributed_configs
 from .errors import MiniRayError
 from .launch import LOCAL_HOSTS, ClusterError, ConfigError
@@ -98,6 +100,12 @@ class Cluster:
         start_timeout: Seconds for a node's server to report ready (ssh included).
         stop_grace: Seconds workers get to end after ``stop()`` closes their connections.
         connect_timeout: Seconds for each worker connection (handshake included).
+        codec: What every worker's messages are encoded with: ``"json"`` (the default)
+            or ``"marshal"`` (keeps tuples, bytes, sets and int keys; every node must run
+            the same Python version). The node servers allow this codec only.
+
+    Raises:
+        ConfigError: No nodes, or an unknown ``codec`` (a `ValueError`, too).
     """
 
     def __init__(
@@ -108,9 +116,14 @@ class Cluster:
         start_timeout: float = 30.0,
         stop_grace: float = 2.0,
         connect_timeout: float = 10.0,
+        codec: str = "json",
     ) -> None:
         if not nodes:
             raise ConfigError("a cluster needs at least one node")
+        try:
+            self.codec = get_codec(codec).name
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         self.nodes = list(nodes)
         chosen = log_to_stream() if log is None else log if callable(log) else log_to_files(log)
         self._sink = _Guarded(chosen)
@@ -220,7 +233,9 @@ class Cluster:
                 return  # stopped meanwhile (Ctrl-C): start nothing more
             self._running.append(node)
         try:
-            node.start(work_fn, secret, ranks, self._start_timeout, self._connect_timeout)
+            node.start(
+                work_fn, secret, ranks, self._start_timeout, self._connect_timeout, self.codec
+            )
         except ClusterError:
             raise
         except (MiniRayError, OSError) as e:  # e.g. no ssh program, or a bad env name

@@ -30,7 +30,17 @@ MAX_DEPTH = 1000  # containers inside containers, like the JSON decoder's recurs
 
 
 class CodecRefused(MiniRayError):
-    """The server does not speak the codec this client asked for (see its ``codecs``)."""
+    """The server does not speak the codec this client asked for (see its ``codecs``).
+
+    Attributes:
+        codec: The codec the client asked for.
+        server_codecs: The codecs the server speaks (empty if it did not say).
+    """
+
+    def __init__(self, message: str, *, codec: str, server_codecs: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.codec = codec
+        self.server_codecs = server_codecs
 
 
 class Codec(Protocol):

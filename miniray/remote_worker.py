@@ -102,7 +102,7 @@ class RemoteWorker(ChannelHandle, Calls):
             self._channel.send({"codec": message_codec.name})  # JSON until both agree
             hello = self._channel.recv(timeout=_until(deadline))  # who is our worker?
             if isinstance(hello, dict) and "refused" in hello:
-                raise CodecRefused(f"{host}:{port} refused codec {codec!r}: {hello['refused']}")
+                raise _codec_refused(f"{host}:{port}", codec, hello)
             if not (isinstance(hello, dict) and isinstance(hello.get("pid"), int)):
                 raise ProtocolError(f"expected the worker's hello, got {hello!r:.100}")
             if hello.get("codec") != message_codec.name:
@@ -277,6 +277,24 @@ def _reported_code(channel: Channel, pid: int) -> int | None:
             with contextlib.suppress(ProtocolError):  # malformed: final_error() says so
                 return decode_exit(bytes(payload), pid).returncode
     return None
+
+
+def _codec_refused(peer: str, codec: str, refusal: dict[str, Any]) -> CodecRefused:
+    """What to tell a client whose codec the server refused: what it speaks, what to do."""
+    spoken = refusal.get("codecs")
+    if not (isinstance(spoken, list) and spoken and all(isinstance(c, str) for c in spoken)):
+        return CodecRefused(
+            f"{peer} refused codec {codec!r}: {refusal.get('refused')!r:.100}",
+            codec=codec,
+            server_codecs=(),
+        )
+    both = ",".join(dict.fromkeys([*spoken, codec]))
+    return CodecRefused(
+        f"{peer} speaks only {', '.join(spoken)}, not {codec}: connect with "
+        f"codec={spoken[0]!r}, or start the server with --codecs {both}",
+        codec=codec,
+        server_codecs=tuple(spoken),
+    )
 
 
 def _until(deadline: float) -> float:

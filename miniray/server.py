@@ -249,9 +249,9 @@ class WorkerServer:
             log.warning("no codec from the client: %s", e)
             return 2
         codec = proposal.get("codec") if isinstance(proposal, dict) else None
-        if codec not in self._codecs:
-            handle.send({"refused": f"this server speaks {list(self._codecs)}, not {codec!r}"})
-            log.warning("refused codec %r", codec)
+        if codec not in self._codecs:  # say which it speaks; then this worker ends
+            handle.send({"refused": f"not {codec!r}", "codecs": list(self._codecs)})
+            log.warning("refused codec %r: this server speaks %s", codec, ",".join(self._codecs))
             return 2
         handle.send({"pid": os.getpid(), "host": socket.gethostname(), "codec": codec})
         handle.codec = MessageCodec(CODECS[codec])

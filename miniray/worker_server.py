@@ -7,6 +7,10 @@ It checks the work function before it listens (a typo fails now, not at the firs
 connection), then prints one line a program can wait for:
 
     MINIRAY_READY {"host": "127.0.0.1", "port": 10000, "pid": 4242}
+
+New in this stage: ``--codecs json,marshal``, the codecs clients may choose (default:
+every codec MiniRay knows); ``--codecs json`` starts a JSON-only server, whose workers
+refuse a client that asks for marshal.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .codec import CODECS
 from .errors import MiniRayError, WorkFnNotFound
 from .server import WorkerServer
 from .wire import DEFAULT_MAX_FRAME
@@ -48,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             handshake_timeout=args.handshake_timeout,
             exit_grace=args.exit_grace,
             max_frame=args.max_frame,
+            codecs=args.codecs,
         )
     except (MiniRayError, OSError) as e:
         parser.exit(2, f"{parser.prog}: error: {e}\n")
@@ -102,6 +108,23 @@ def load_work_fn(spec: str) -> WorkFn:
 
 
 # --8<-- [end:load_work_fn]
+
+
+def parse_codecs(text: str) -> tuple[str, ...]:
+    """The codecs named by ``--codecs``: a comma-separated list such as ``json,marshal``.
+
+    Raises:
+        argparse.ArgumentTypeError: A name that is not a codec, or none at all (argparse
+            reports it as ``argument --codecs: ...`` and exits with status 2).
+    """
+    names = [name.strip() for name in text.split(",")]
+    known = ", ".join(CODECS)
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected names separated by commas; known: {known}")
+    for name in names:
+        if name not in CODECS:
+            raise argparse.ArgumentTypeError(f"unknown codec {name!r}; known: {known}")
+    return tuple(dict.fromkeys(names))  # in the order given, each once
 
 
 def _where_raised(error: BaseException, frames: int = 3) -> str:
@@ -193,6 +216,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="BYTES",
         help=f"largest message, encoded, either way (default {DEFAULT_MAX_FRAME // 2**20} MiB: "
         "%(default)s bytes); decoding one can take up to ~50 times its size in memory",
+    )
+    parser.add_argument(
+        "--codecs",
+        type=parse_codecs,
+        default=tuple(CODECS),
+        metavar="NAMES",
+        help=f"the codecs a client may choose, separated by commas (default: {','.join(CODECS)}); "
+        "--codecs json makes a JSON-only server, which refuses a client asking for marshal",
     )
     return parser
 

@@ -15,6 +15,10 @@
   the final stage's run over again, so only ``tests/meta/`` and the tests marked
   ``@pytest.mark.library`` (the installed package: its console script) run.  If the two
   packages differ, everything runs.
+* ``--skip-heavy-repeats`` (with ``--stage``, as ``make test`` uses it for every stage but
+  the final one): leave out the tests marked ``heavy`` (torch training end to end, a minute
+  or two of CPU). The final stage inherits the code they test, and its run has them; a
+  run of one stage alone (``make test STAGE=4``) has them too.
 * Fixtures ``stage`` (a `tools.stages.Stage`) and ``stage_path`` describe the target.
 """
 
@@ -48,6 +52,7 @@ from tools.stages import (  # noqa: E402
 
 TARGET_KEY = pytest.StashKey[Stage]()
 UNKNOWN_KEY = pytest.StashKey[set[str]]()  # capabilities named by `needs` that no stage has
+HEAVY_KEY = pytest.StashKey[int]()  # how many heavy tests --skip-heavy-repeats left out
 EXERCISE_MARKER_RE = re.compile(r"\bex\d{2}_\d+\b")
 
 
@@ -65,6 +70,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATH",
         help="write how many selected tests carry each exercise marker to PATH (JSON), "
         "for tools.exercises: one collection serves every exercise of a stage",
+    )
+    parser.addoption(
+        "--skip-heavy-repeats",
+        action="store_true",
+        help="with --stage of a stage before the final one: leave out the tests marked heavy "
+        "(the final stage's run has them)",
     )
     parser.addoption(
         "--skip-final-stage-repeats",
@@ -105,6 +116,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     known = {c for s in list_stages(ROOT) for c in s.capabilities} | target.capabilities
     stage_run = config.getoption("stage") is not None
     repeats = not stage_run and config.getoption("skip_final_stage_repeats") and is_final_copy()
+    final = list_stages(ROOT)[-1].name if stage_run else target.name
+    heavy_later = config.getoption("skip_heavy_repeats") and target.name != final
     keep: list[pytest.Item] = []
     drop: list[pytest.Item] = []
     for item in items:
@@ -113,6 +126,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         is_meta = item.path.is_relative_to(META_DIR)
         repeated = repeats and not is_meta and item.get_closest_marker("library") is None
         wrong_place = (stage_run and is_meta) or not needed <= target.capabilities
+        if heavy_later and not wrong_place and item.get_closest_marker("heavy") is not None:
+            repeated = True
+            config.stash[HEAVY_KEY] = config.stash.get(HEAVY_KEY, 0) + 1
         (drop if wrong_place or repeated else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
@@ -133,6 +149,12 @@ def pytest_terminal_summary(
             f"warning: tests need capabilities that no stage provides: {sorted(unknown)} "
             "(a typo in @pytest.mark.needs, or a stage.toml not written yet)",
             yellow=True,
+        )
+    heavy = config.stash.get(HEAVY_KEY, 0)
+    if heavy:
+        terminalreporter.write_line(
+            f"left {heavy} heavy tests to the final stage's run "
+            "(without --skip-heavy-repeats they run here)"
         )
     markexpr = config.getoption("markexpr") or ""
     markers = EXERCISE_MARKER_RE.findall(markexpr)

@@ -172,3 +172,25 @@ def test_frames_delivered_out_of_order_are_refused(through_proxy) -> None:  # ty
     with pytest.raises(RemoteError) as caught:
         worker.recv(timeout=10)  # neither message is echoed: the first to arrive is wrong
     assert caught.value.remote_type == "ProtocolError"
+
+
+@pytest.mark.parametrize("direction", ["to worker", "to client"])
+def test_a_big_frame_altered_on_the_way_is_refused(through_proxy, direction: str) -> None:  # type: ignore[no-untyped-def]
+    """A frame over 1 MiB: the size from which stage 5 reads a payload into its own buffer."""
+    from miniray import ProtocolError, RemoteError
+
+    big = "x" * (2 * 1024 * 1024)
+
+    def flip_a_byte(towards: str, index: int, frame: bytes) -> list[bytes]:
+        if towards == direction and len(frame) > len(big):
+            middle = len(frame) // 2
+            return [frame[:middle] + b"y" + frame[middle + 1 :]]
+        return [frame]
+
+    worker = through_proxy(flip_a_byte)
+    worker.send({"n": 1})
+    assert worker.recv(timeout=10) == {"n": 1}
+    worker.send({"big": big})
+    with pytest.raises(RemoteError if direction == "to worker" else ProtocolError) as caught:
+        worker.recv(timeout=10)  # never the altered message
+    assert "integrity" in str(caught.value)

@@ -139,7 +139,7 @@ def test_is_alive_does_not_steal_the_exit_code_from_wait(connect: Connect) -> No
 
 @pytest.mark.ex02_4
 def test_wait_times_out_on_a_running_worker(connect: Connect) -> None:
-    worker = connect("sleep_forever")
+    worker = connect("echo")  # running until its channel closes: a quick teardown
     with pytest.raises(TimeoutError):
         worker.wait(timeout=0.1)
     assert worker.is_alive()

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from testutil import secret_env
 
+from tools.stages import Stage
+
 pytestmark = pytest.mark.needs("tcp")
 
 
@@ -85,7 +87,7 @@ def test_a_name_that_is_not_a_function_is_not_callable_rather_than_missing(
     assert "has no function" not in result.stderr
 
 
-def test_help_explains_every_option(tmp_path: Path) -> None:
+def test_help_explains_every_option(tmp_path: Path, stage: Stage) -> None:
     result = run(["--help"], tmp_path)
     assert result.returncode == 0
     options = result.stdout.split("options:", 1)[1]
@@ -93,6 +95,8 @@ def test_help_explains_every_option(tmp_path: Path) -> None:
     named = {re.findall(r"--[\w-]+", entry)[0]: entry for entry in entries}
     expected = {"--help", "--version", "--host", "--port", "--workers", "--work-fn"}
     expected |= {"--handshake-timeout", "--exit-grace", "--max-frame"}
+    if "marshal" in stage.capabilities:  # a choice of codecs: which ones clients may use
+        expected.add("--codecs")
     assert set(named) == expected
     for option, entry in named.items():
         syntax_and_help = re.split(r"\s{2,}", entry.strip(), maxsplit=1)  # help starts after

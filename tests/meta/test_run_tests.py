@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.run_tests import Outcome, Step, Tally, read_junit, run_steps, summary
+from tools.run_tests import Outcome, Step, Tally, plan_steps, read_junit, run_steps, summary
 from tools.stages import REPO_ROOT
 
 REPORT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest"
@@ -90,6 +90,16 @@ def test_the_plain_run_leaves_out_only_what_the_final_stage_run_repeats() -> Non
     kept = collect("--skip-final-stage-repeats")
     assert "tests/contract/test_worker_server.py::test_the_console_script_serves" in kept
     assert kept == collect("-m", "library")
+
+
+def test_the_heavy_tests_run_once_in_the_full_run_in_the_final_stage_s_step() -> None:
+    stage_steps = [s for s in plan_steps() if s.name.startswith("pytest stage")]
+    *earlier, final = stage_steps
+    assert all("--skip-heavy-repeats" in step.command for step in earlier)
+    assert "--skip-heavy-repeats" not in final.command
+    kept = collect("--stage", "04_distributed", "--skip-heavy-repeats")
+    assert any("test_distributed_parts.py::" in test for test in kept)  # not heavy: kept
+    assert not any("test_distributed_training.py::" in test for test in kept)  # heavy
 
 
 def test_every_test_left_to_the_plain_run_is_marked_library() -> None:

@@ -3,8 +3,8 @@
 New in this stage: a channel encodes its messages with a codec (``self.codec``; JSON by
 default, or marshal, see ``codec.py``) that also carries buffers out of band
 (``buffers.py``); ``send_frame`` accepts a payload in parts, so a big buffer is sent
-from where it lies instead of being copied behind the header first; and a big frame is
-read straight into a buffer of its own (on channels without a per-frame MAC, for now).
+from where it lies instead of being copied behind the header first (its MAC, if any, is
+computed over the parts); and a big frame is read straight into a buffer of its own.
 
 Both ends of a worker hold a Channel: the parent's ``worker.send``/``worker.recv`` use
 one, and the child's ``handle`` *is* one.
@@ -57,9 +57,9 @@ class FrameAuth(Protocol):
 
     tag_size: int  # bytes of tag after each payload, counted in the frame's length
 
-    def seal(self, kind: int, payload: bytes) -> bytes: ...  # the next frame's tag
+    def seal(self, kind: int, *payload: bytes | memoryview) -> bytes: ...  # the next tag
 
-    def check(self, kind: int, payload: bytes, tag: bytes) -> None: ...  # or ProtocolError
+    def check(self, kind: int, payload: bytes | bytearray, tag: bytes) -> None: ...  # or raise
 
 
 class Channel:
@@ -142,10 +142,7 @@ class Channel:
             raise ProtocolError(
                 f"message of {size} bytes exceeds max_frame={self.max_frame}; not sent"
             )
-        tag = b""
-        if self._frame_auth is not None:  # (the MAC needs the payload in one piece, for now)
-            whole = payload if isinstance(payload, bytes) else b"".join(payload)
-            tag = self._frame_auth.seal(kind, whole)
+        tag = b"" if self._frame_auth is None else self._frame_auth.seal(kind, *parts)
         header = HEADER.pack(size + len(tag), kind)
         try:
             if timeout is not None:  # (settimeout costs two system calls: not on every send)
@@ -313,7 +310,10 @@ class Channel:
         blocking read every ``_WATCH_INTERVAL`` s so we can look at that process.
         """
         if self._big is not None:
-            self._read_big_frame(self._big)
+            try:
+                self._read_big_frame(self._big)
+            except ProtocolError as e:  # it failed its MAC
+                self._end = _StreamEnd(str(e), fatal=True)
             return
         try:
             data = self._sock.recv(_RECV_SIZE)
@@ -350,24 +350,29 @@ class Channel:
         Without this, each 64 KiB read would be appended to the receive buffer, and the
         payload copied out of it again: two more copies of every byte of a large array.
         """
-        if len(self._buffer) < HEADER.size or self._frame_auth is not None:
-            return  # (a MAC'd frame is checked whole, on the ordinary path, for now)
+        if len(self._buffer) < HEADER.size:
+            return
         length, kind = HEADER.unpack_from(self._buffer)  # (its length was checked already)
         if length < _BIG_FRAME or kind != MESSAGE:  # (reports stay small, and bytes)
             return
+        size = length - self._tag_size  # the payload's; its tag is read into a buffer apart
         # Fresh memory costs a page fault per 4 KiB on first touch, more than the copy:
         # reuse the last big frame's buffer if nothing (a message, an array) refers to it.
         spare_is_free = sys.getrefcount(self._spare) == 2  # ours, and the call's argument
-        payload = self._spare if spare_is_free and len(self._spare) == length else bytearray(length)
+        payload = self._spare if spare_is_free and len(self._spare) == size else bytearray(size)
         self._spare = payload
-        have = len(self._buffer) - HEADER.size
+        have = len(self._buffer) - HEADER.size  # (less than size: at most one 64 KiB read)
         payload[:have] = self._buffer[HEADER.size :]
         self._buffer.clear()
-        self._big = _BigFrame(kind, payload, have)
+        self._big = _BigFrame(kind, payload, bytearray(self._tag_size), have)
 
     def _read_big_frame(self, big: _BigFrame) -> None:
+        if big.filled < len(big.payload):
+            into = memoryview(big.payload)[big.filled :]
+        else:  # the payload is in: its tag follows
+            into = memoryview(big.tag)[big.filled - len(big.payload) :]
         try:
-            count = self._sock.recv_into(memoryview(big.payload)[big.filled :])
+            count = self._sock.recv_into(into)
         except BlockingIOError:  # the receive timeout expired: nothing arrived meanwhile
             self._check_watched_process()
             return
@@ -377,10 +382,12 @@ class Channel:
             self._end = _StreamEnd("the peer closed the channel mid-frame", fatal=True)
             return
         big.filled += count
-        if big.filled == len(big.payload):
+        if big.filled == len(big.payload) + len(big.tag):
+            self._big = None
+            if self._frame_auth is not None:  # authenticated before it is delivered
+                self._frame_auth.check(big.kind, big.payload, bytes(big.tag))
             self._frames.append((big.kind, big.payload))
             self._frames_cost += len(big.payload) + _FRAME_COST
-            self._big = None
 
     # --8<-- [end:big_frame]
 
@@ -414,10 +421,10 @@ class Channel:
 
 
 class _BigFrame:
-    """A big frame's payload, being read into its own buffer."""
+    """A big frame being read: its payload into a buffer of its own, then its tag, if any."""
 
-    def __init__(self, kind: int, payload: bytearray, filled: int) -> None:
-        self.kind, self.payload, self.filled = kind, payload, filled
+    def __init__(self, kind: int, payload: bytearray, tag: bytearray, filled: int) -> None:
+        self.kind, self.payload, self.tag, self.filled = kind, payload, tag, filled
 
 
 class _StreamEnd:

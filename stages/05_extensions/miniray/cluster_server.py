@@ -19,6 +19,9 @@ started over SSH and that must never outlive it:
 ``--host auto`` binds the address the coordinator's ssh connection arrived at (from
 ``$SSH_CONNECTION``), so the coordinator can reach it whatever the node's name was in
 ``~/.ssh/config``; without SSH it binds 127.0.0.1.
+
+New in this stage: ``--codecs``, as for ``worker_server``; a Cluster passes its own
+codec, so its node servers speak that one only.
 """
 
 from __future__ import annotations
@@ -37,12 +40,13 @@ import time
 from collections.abc import Callable
 
 from .channel import Channel
+from .codec import CODECS
 from .errors import MiniRayError
 from .logs import LogRelay
 from .ranks import RankInfo
 from .server import WorkerServer
 from .worker import WorkFn
-from .worker_server import READY_PREFIX, load_work_fn
+from .worker_server import READY_PREFIX, load_work_fn, parse_codecs
 
 _RANK_TIMEOUT = 30.0  # seconds a new worker waits for its rank
 _SECRET_TIMEOUT = 30.0  # seconds the server waits for the secret on stdin
@@ -74,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             max_workers=args.workers,
             secret=secret,
             exit_grace=args.exit_grace,
+            codecs=args.codecs,
         )
     except OSError as e:
         problem = str(e)
@@ -166,6 +171,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="auto", help="address to bind (default: %(default)s)")
     parser.add_argument("--exit-grace", type=float, default=2.0, metavar="SECONDS")
     parser.add_argument("--log-level", default="WARNING", help="server log level on stderr")
+    parser.add_argument(
+        "--codecs",
+        type=parse_codecs,
+        default=tuple(CODECS),
+        metavar="NAMES",
+        help=f"codecs the workers' clients may choose (default: {','.join(CODECS)})",
+    )
     return parser
 
 

@@ -1,0 +1,287 @@
+"""Cluster: start a WorkerServer on every node over SSH, and connect its workers.
+
+New in stage 4: ``distributed_configs()``, every rank's torch.distributed settings,
+asked of the nodes themselves (see ``distributed``).
+
+    cluster = Cluster(nodes=[NodeConfig("node1", num_workers=4),
+                             NodeConfig("node2", num_workers=4)])
+    workers = cluster.start(work_fn="my_module.train_fn")   # in rank order
+    ...
+    cluster.stop()
+
+``start`` runs, for all nodes at once: ssh (or a local shell for ``localhost``) ->
+``python -m miniray.cluster_server`` -> its ready line -> the cluster's secret on its
+stdin -> one authenticated connection per worker -> each worker's rank. Start time is
+that of the slowest node, not the sum. What the server does at its end is in
+``cluster_server``; how the command line and the ssh process are made, in ``launch``.
+
+No process outlives the cluster: each server holds a *lease*, its stdin, and ends with
+it. ``stop()``, an exception, Ctrl-C, or the coordinator dying in any way closes it.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import os
+import secrets
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from .cluster_node import ClusterWorker, Node
+from .distributed import distributed_configs
+from .errors import MiniRayError
+from .launch import LOCAL_HOSTS, ClusterError, ConfigError
+from .logs import LogLine, LogSink, log_to_files, log_to_stream
+from .nccl import NCCLConfig
+from .ranks import RankInfo, assign_ranks
+
+log = logging.getLogger("miniray.cluster")
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """One machine of a cluster, and how to start its workers.
+
+    Args:
+        host: Name for ssh (an alias from ``~/.ssh/config`` works); ``localhost`` or
+            ``127.0.0.1`` run the server here, without SSH.
+        num_workers: Workers on this node.
+        base_port: The server's TCP port; None lets the node pick a free one.
+        user: Login name (default: ssh's choice, e.g. from ``~/.ssh/config``).
+        ssh_port: SSH port (default: ssh's choice).
+        identity_file: Private key file for ssh (``-i``).
+        ssh_options: More ssh arguments, e.g. ``["-F", "my_ssh_config"]``.
+        python: The node's Python, by absolute path (default: this interpreter's path).
+        cwd: Working directory on the node (default: this process's).
+        env: Environment variables for the server and its workers.
+    """
+
+    host: str
+    num_workers: int = 1
+    base_port: int | None = None
+    user: str | None = None
+    ssh_port: int | None = None
+    identity_file: str | None = None
+    ssh_options: Sequence[str] = ()
+    python: str = sys.executable
+    cwd: str = field(default_factory=os.getcwd)
+    env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.host or self.host.startswith("-"):
+            raise ConfigError(f"bad host name {self.host!r}")
+        if self.num_workers < 1:
+            raise ConfigError(f"node {self.host}: num_workers must be at least 1")
+        if self.base_port is not None and not 0 <= self.base_port < 65536:
+            raise ConfigError(f"node {self.host}: base_port {self.base_port} is not a port")
+
+    @property
+    def is_local(self) -> bool:
+        """True if the server runs on this machine without SSH."""
+        return self.host in LOCAL_HOSTS
+
+
+class Cluster:
+    """Worker servers on several machines, started over SSH, with workers in rank order.
+
+    Args:
+        nodes: The machines, in rank order.
+        log: Where workers' output goes: None (this process's stderr, as
+            ``[host rN] line``), a function taking a `LogLine`, or a directory path
+            (one file per rank).
+        start_timeout: Seconds for a node's server to report ready (ssh included).
+        stop_grace: Seconds workers get to end after ``stop()`` closes their connections.
+        connect_timeout: Seconds for each worker connection (handshake included).
+    """
+
+    def __init__(
+        self,
+        nodes: Sequence[NodeConfig],
+        *,
+        log: LogSink | str | os.PathLike[str] | None = None,
+        start_timeout: float = 30.0,
+        stop_grace: float = 2.0,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        if not nodes:
+            raise ConfigError("a cluster needs at least one node")
+        self.nodes = list(nodes)
+        chosen = log_to_stream() if log is None else log if callable(log) else log_to_files(log)
+        self._sink = _Guarded(chosen)
+        self._start_timeout = start_timeout
+        self._stop_grace = stop_grace
+        self._connect_timeout = connect_timeout
+        self._running: list[Node] = []
+        self._lock = threading.Lock()
+        self._state = "new"  # -> "starting" -> "started" -> "stopped"
+        self._interrupts = 0
+        self._previous_sigint: Any = None
+
+    @property
+    def workers(self) -> list[ClusterWorker]:
+        """Every worker, in rank order (empty before ``start`` and after ``stop``)."""
+        return [w for node in self._running for w in node.workers]
+
+    # --8<-- [start:start]
+    def start(self, work_fn: str) -> list[ClusterWorker]:
+        """Start every node's server and connect all workers; return them in rank order.
+
+        Args:
+            work_fn: ``module.fn`` or ``path/to/file.py:fn``, importable on every node
+                (from its ``cwd``).
+
+        Raises:
+            ClusterError: A node failed to start; every node is stopped first.
+        """
+        if self._state != "new":
+            raise ClusterError(f"this cluster was already started (it is {self._state})")
+        self._state = "starting"
+        self._catch_ctrl_c()
+        secret = secrets.token_hex(32)  # this cluster's only: a leaked one dies with it
+        ranks = assign_ranks([(n.host, n.num_workers) for n in self.nodes])
+        try:
+            with concurrent.futures.ThreadPoolExecutor(len(self.nodes)) as pool:
+                futures = [
+                    pool.submit(self._start_node, config, work_fn, secret, node_ranks)
+                    for config, node_ranks in zip(self.nodes, ranks, strict=True)
+                ]
+                errors = [f.exception() for f in futures]
+            failed = [str(e) for e in errors if e is not None]
+            if failed:
+                raise ClusterError("\n".join(failed))
+        except BaseException:
+            self.stop()
+            raise
+        self._running.sort(key=lambda node: node.index)
+        self._state = "started"
+        return self.workers
+
+    # --8<-- [end:start]
+
+    def stop(self) -> None:
+        """Stop every worker and server; safe to call more than once.
+
+        Workers get end-of-file and ``stop_grace`` seconds to return; then each server's
+        lease ends, and it kills what is left. Workers that had to be killed are logged.
+        """
+        with self._lock:
+            if self._state == "stopped":
+                return
+            self._state = "stopped"
+            running, self._running = self._running, []
+        try:
+            with concurrent.futures.ThreadPoolExecutor(max(1, len(running))) as pool:
+                killed = [r for k in pool.map(self._stop_node, running) for r in k]
+            if killed:
+                log.warning("stop: killed workers that did not end in time: ranks %s", killed)
+        finally:
+            self._restore_ctrl_c()
+            self._sink.close()
+
+    def distributed_configs(
+        self, *, master_addr: str | None = None, master_port: int | None = None
+    ) -> list[NCCLConfig]:
+        """Every rank's `NCCLConfig`, in rank order, from what the nodes report.
+
+        ``master_addr``: node 0's address as the other nodes reach it; ``master_port``: a
+        port node 0 found free; each node's interface towards ``master_addr``. Pass
+        either to override it. See ``distributed.distributed_configs``.
+        """
+        return distributed_configs(self, master_addr=master_addr, master_port=master_port)
+
+    def interrupt(self) -> None:
+        """SIGINT every worker (a KeyboardInterrupt in ``work_fn``; callers get RemoteError)."""
+        for node in list(self._running):
+            if node.process is not None:
+                node.process.send_control("interrupt")
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        hosts = ", ".join(f"{n.host}x{n.num_workers}" for n in self.nodes)
+        return f"<Cluster {self._state}: {hosts}>"
+
+    def _start_node(
+        self, config: NodeConfig, work_fn: str, secret: str, ranks: list[RankInfo]
+    ) -> None:
+        node = Node(config, ranks[0].group_rank, self._sink)
+        with self._lock:
+            if self._state != "starting":
+                return  # stopped meanwhile (Ctrl-C): start nothing more
+            self._running.append(node)
+        try:
+            node.start(work_fn, secret, ranks, self._start_timeout, self._connect_timeout)
+        except ClusterError:
+            raise
+        except (MiniRayError, OSError) as e:  # e.g. no ssh program, or a bad env name
+            raise ClusterError(f"node {config.host}: {type(e).__name__}: {e}") from e
+
+    def _stop_node(self, node: Node) -> list[int]:
+        return node.stop(self._stop_grace)
+
+    def _catch_ctrl_c(self) -> None:
+        """First Ctrl-C: interrupt the workers. Second: stop the cluster, KeyboardInterrupt."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        self._previous_sigint = signal.signal(signal.SIGINT, self._on_ctrl_c)
+
+    def _restore_ctrl_c(self) -> None:
+        if self._previous_sigint is not None:
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, self._previous_sigint)
+            self._previous_sigint = None
+
+    def _on_ctrl_c(self, _signum: int, _frame: FrameType | None) -> None:
+        self._interrupts += 1
+        if self._interrupts == 1 and self._state == "started":
+            self._sink(
+                LogLine(
+                    "coordinator",
+                    None,
+                    "Ctrl-C: interrupting the workers (press Ctrl-C again to stop the cluster)",
+                )
+            )
+            self.interrupt()
+            return
+        for node in list(self._running):
+            if node.process is not None:
+                node.process.kill()  # at once: each server reads end-of-file and ends
+        raise KeyboardInterrupt
+
+
+class _Guarded:
+    """A log sink that cannot break the log threads: if it raises, say so once, and send
+    its lines to stderr from then on (a log thread that died would stop draining a node's
+    output, and its workers would block on their next print)."""
+
+    def __init__(self, sink: LogSink) -> None:
+        self._sink: LogSink = sink
+        self._failed = False
+
+    def __call__(self, line: LogLine) -> None:
+        if not self._failed:
+            try:
+                self._sink(line)
+                return
+            except Exception:
+                self._failed = True
+                log.exception("the cluster's log sink failed; its lines go to stderr now")
+        log_to_stream()(line)
+
+    def close(self) -> None:
+        close = getattr(self._sink, "close", None)
+        if callable(close):
+            close()
+
+
+__all__ = ["Cluster", "ClusterError", "ClusterWorker", "LogLine", "NodeConfig"]

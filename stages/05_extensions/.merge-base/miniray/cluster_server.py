@@ -1,0 +1,173 @@
+"""The server a Cluster starts on each node: a WorkerServer on a lease, with ranks and logs.
+
+    python -m miniray.cluster_server --work-fn my_module.train_fn --workers 4 --port 0
+
+It is ``miniray.worker_server`` with three additions, all for a server that a coordinator
+started over SSH and that must never outlive it:
+
+* **The lease.** Its stdin is the coordinator's pipe (through ssh). The first line is the
+  cluster's secret, so it never shows on a command line, in an environment or in a file.
+  Later lines are commands (``interrupt``: SIGINT every worker). End-of-file means the
+  coordinator is gone or done, whatever the reason (``stop()``, a crash, ``kill -9``, a
+  lost network): the server stops its workers and exits.
+* **Ranks.** A worker's first message is its rank (``ranks.RankInfo``), sent by the
+  coordinator right after the handshake; the worker sets ``RANK``, ``LOCAL_RANK``... and
+  only then calls ``work_fn``.
+* **Logs.** Each worker's stdout and stderr go to the ``logs.LogRelay``, which sends them
+  back on this server's stdout, after the ready line.
+
+``--host auto`` binds the address the coordinator's ssh connection arrived at (from
+``$SSH_CONNECTION``), so the coordinator can reach it whatever the node's name was in
+``~/.ssh/config``; without SSH it binds 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import logging
+import os
+import select
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+from .channel import Channel
+from .errors import MiniRayError
+from .logs import LogRelay
+from .ranks import RankInfo
+from .server import WorkerServer
+from .worker import WorkFn
+from .worker_server import READY_PREFIX, load_work_fn
+
+_RANK_TIMEOUT = 30.0  # seconds a new worker waits for its rank
+_SECRET_TIMEOUT = 30.0  # seconds the server waits for the secret on stdin
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (``python -m miniray.cluster_server``)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, stream=sys.stderr, format="cluster_server[%(process)d] %(message)s"
+    )
+    secret = read_secret(0, _SECRET_TIMEOUT)
+    if not secret:
+        parser.exit(2, f"{parser.prog}: error: no secret on stdin\n")
+    host = bind_address(args.host)
+    relay = LogRelay(sys.stdout.fileno())
+    # The lease holds from now on: a coordinator gone before we serve ends us too.
+    lease = threading.Thread(
+        target=follow_lease, args=(0, relay.interrupt_workers, _stop_this_server), daemon=True
+    )
+    lease.start()
+    try:
+        work_fn = load_work_fn(args.work_fn)
+        server = WorkerServer(
+            ranked(work_fn, relay),
+            host=host,
+            port=args.port,
+            max_workers=args.workers,
+            secret=secret,
+            exit_grace=args.exit_grace,
+        )
+    except OSError as e:
+        problem = str(e)
+        if e.errno == errno.EADDRINUSE:
+            problem = f"port {args.port} on {socket.gethostname()} ({host}) is already in use"
+        parser.exit(2, f"{parser.prog}: error: {problem}\n")
+    except MiniRayError as e:
+        parser.exit(2, f"{parser.prog}: error: {e}\n")
+    ready = {"host": server.host, "port": server.port, "pid": os.getpid()}
+    print(READY_PREFIX + json.dumps(ready), flush=True)
+    relay.start()
+    server.serve_forever()
+    relay.finish(timeout=2.0)
+    return 0
+
+
+# --8<-- [start:follow_lease]
+def follow_lease(fd: int, on_interrupt: Callable[[], None], on_end: Callable[[], None]) -> None:
+    """Read control lines from ``fd`` (the server's stdin) until end-of-file, then ``on_end()``.
+
+    Each ``interrupt`` line calls ``on_interrupt()``; other lines are ignored. End-of-file
+    (or a read error) is the end of the lease: the coordinator closed the pipe, exited or
+    was killed, or its ssh connection dropped.
+    """
+    pending = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            break
+        *lines, pending = (pending + chunk).split(b"\n")
+        for line in lines:
+            if line.strip() == b"interrupt":
+                on_interrupt()
+    on_end()
+
+
+# --8<-- [end:follow_lease]
+
+
+def ranked(work_fn: WorkFn, relay: LogRelay) -> WorkFn:
+    """Wrap ``work_fn``: first take the rank message, set the environment, capture output."""
+
+    def run_ranked(handle: Channel) -> object:
+        info = RankInfo.from_message(handle.recv(timeout=_RANK_TIMEOUT))
+        os.environ.update(info.environment())
+        relay.capture(info.rank)
+        return work_fn(handle)
+
+    return run_ranked
+
+
+def read_secret(fd: int, timeout: float) -> str:
+    """The first line of ``fd``, read byte by byte (nothing after it is consumed)."""
+    deadline = time.monotonic() + timeout
+    line = b""
+    while not line.endswith(b"\n") and len(line) < 4096:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            return ""
+        byte = os.read(fd, 1)
+        if not byte:
+            return ""
+        line += byte
+    return line.decode(errors="replace").strip()
+
+
+def bind_address(host: str) -> str:
+    """``auto``: the local address of the ssh connection we were started by, or 127.0.0.1."""
+    if host != "auto":
+        return host
+    connection = os.environ.get("SSH_CONNECTION", "").split()  # client port server port
+    return connection[2] if len(connection) == 4 else "127.0.0.1"
+
+
+def _stop_this_server() -> None:
+    os.kill(os.getpid(), signal.SIGTERM)  # serve_forever's handler: stop workers, return
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m miniray.cluster_server",
+        description="A WorkerServer for a Cluster: secret on stdin, exits at stdin's end.",
+    )
+    parser.add_argument("--work-fn", required=True, help="module.fn or path/to/file.py:fn")
+    parser.add_argument("--workers", type=int, required=True, help="workers on this node")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--host", default="auto", help="address to bind (default: %(default)s)")
+    parser.add_argument("--exit-grace", type=float, default=2.0, metavar="SECONDS")
+    parser.add_argument("--log-level", default="WARNING", help="server log level on stderr")
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())
