@@ -7,6 +7,7 @@ trips or operations per second, or MB/s); ``close`` stops whatever it started.
 from __future__ import annotations
 
 import base64
+import hmac
 import multiprocessing
 import os
 import socket
@@ -260,19 +261,28 @@ def _pipe_echo(conn: Any) -> None:
         conn.send(msg)
 
 
-def raw_tcp_handoff(size: int) -> Measure:
+def raw_tcp_handoff(size: int, *, mac: bool = False) -> Measure:
+    """``size`` bytes over loopback TCP and a one-byte answer. With ``mac``, both ends also
+    hash every byte as an authenticated stream must (HMAC-SHA256, the sender's tag after
+    the data, checked by the receiver): the ceiling for the RemoteWorker, whose frames carry
+    such a tag (stage 2's per-frame MAC)."""
+    key = os.urandom(32)
     listener = socket.create_server(("127.0.0.1", 0))
     pid = os.fork()
     if pid == 0:
         conn, _ = listener.accept()
-        buffer = memoryview(bytearray(size))
+        buffer = memoryview(bytearray(size + (32 if mac else 0)))
         while True:
             got = 0
-            while got < size:
+            while got < len(buffer):
                 n = conn.recv_into(buffer[got:])
                 if n == 0:
                     os._exit(0)
                 got += n
+            if mac:
+                tag = hmac.digest(key, buffer[:size], "sha256")
+                if not hmac.compare_digest(buffer[size:], tag):
+                    os._exit(1)
             conn.sendall(b"k")
     sock = socket.create_connection(listener.getsockname())
     listener.close()
@@ -281,7 +291,10 @@ def raw_tcp_handoff(size: int) -> Measure:
     def run() -> float:
         started = time.perf_counter()
         sock.sendall(data)
-        sock.recv(1)
+        if mac:
+            sock.sendall(hmac.digest(key, data, "sha256"))
+        if sock.recv(1) != b"k":
+            raise RuntimeError("the receiver found the data altered")
         return size / (time.perf_counter() - started) / 1e6
 
     def stop() -> None:

@@ -18,7 +18,8 @@ CPU even when idle, which on a small machine would slow every other row.
   stage's Worker vs stage 4's (the same message, no buffers: "no slower than before");
 * buffers: a ``--size-mib`` byte buffer handed to a local Worker (received as a copy, or as
   a view) vs ``memcpy`` of the same bytes; the old way (base64 inside JSON); a numpy
-  array echoed there and back vs a Ray actor's numpy echo; a RemoteWorker vs raw TCP.
+  array echoed there and back vs a Ray actor's numpy echo; a RemoteWorker vs raw TCP, and
+  vs raw TCP with both ends hashing every byte with HMAC-SHA256 (what its per-frame MAC costs).
 """
 
 from __future__ import annotations
@@ -182,15 +183,16 @@ def buffer_rows(size: int) -> list[Row]:
         Row("Worker numpy echo, copies", miniray_echo(size, copy=True), ["Ray actor numpy echo"]),
         Row("Worker numpy echo, views", miniray_echo(size, copy=False), echo_baselines),
         Row("raw TCP loopback bulk", raw_tcp_handoff(size)),
+        Row("raw TCP loopback bulk + HMAC-SHA256", raw_tcp_handoff(size, mac=True)),
         Row(
             "RemoteWorker hand-off, received as a copy",
             remote_handoff(size, copy=True),
-            ["raw TCP loopback bulk"],
+            ["raw TCP loopback bulk", "raw TCP loopback bulk + HMAC-SHA256"],
         ),
         Row(
             "RemoteWorker hand-off, received as a view",
             remote_handoff(size, copy=False),
-            ["raw TCP loopback bulk"],
+            ["raw TCP loopback bulk", "raw TCP loopback bulk + HMAC-SHA256"],
         ),
     ]
 
