@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -82,6 +83,26 @@ def test_the_cold_start_benchmark_prints_its_table(tmp_path: Path) -> None:
         'python -c "import miniray"'  # and Ray with ray.init, where Ray is measured
     }
     assert all(row["unit"] == "ms" and row["better"] == "lower" for row in written.values())
+
+
+def test_the_mac_cost_benchmark_compares_the_same_channel_with_and_without_tags(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "rows.json"
+    command = [sys.executable, "benchmarks/mac_cost.py", "--rounds", "1", "--seconds", "0.02"]
+    result = subprocess.run(
+        [*command, "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line[:34].strip() for line in lines[1:]] == [
+        "small round trips/s",
+        "1 MiB both ways, MB/s",
+    ]
+    assert all(re.search(r"\d\.\d\dx \(\d\.\d\d-\d\.\d\d\)$", line) for line in lines[1:])
+    rows = json.loads(out.read_text())["rows"]
+    tagged = [row for row in rows if row["name"] == "with tags"]
+    assert [row["ratios"][0]["baseline"] for row in tagged] == ["without tags"] * 2
 
 
 def test_the_amplification_benchmark_prints_a_factor_per_shape(tmp_path: Path) -> None:
