@@ -251,3 +251,19 @@ def test_a_big_frame_buffer_is_reused_only_when_nothing_refers_to_it(copy: bool)
     assert bytes(first[:4]) == b"\x01" * 4 and bytes(first[-4:]) == b"\x01" * 4
     receiver.close()
     sender.close()
+
+
+@pytest.mark.needs("cluster")
+def test_cluster_workers_carry_buffers_and_arrays_out_of_band() -> None:
+    import miniray
+
+    numpy = pytest.importorskip("numpy", reason="numpy is optional; the array path needs it")
+    spec = f"{os.path.dirname(ext_workfns.__file__)}/ext_workfns.py:echo_fn"
+    array = numpy.arange(300_000, dtype=numpy.float32).reshape(600, 500)
+    with miniray.Cluster([miniray.NodeConfig("localhost", 2)], log=lambda line: None) as cluster:
+        for worker in cluster.start(work_fn=spec):
+            worker.send({"raw": b"\x00\xff" * 70_000, "array": array})
+            echoed = worker.recv(timeout=20)
+            assert echoed["raw"] == b"\x00\xff" * 70_000 and type(echoed["raw"]) is bytes
+            assert echoed["array"].dtype == array.dtype and echoed["array"].shape == array.shape
+            assert numpy.array_equal(echoed["array"], array)
