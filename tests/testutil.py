@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import subprocess
 import sys
 import tempfile
 import textwrap
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 
 def process_exists(pid: int) -> bool:
@@ -17,6 +21,31 @@ def process_exists(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (FileNotFoundError, ProcessLookupError):  # gone before the open, or before the read
         return False
+
+
+@contextlib.contextmanager
+def exclusive_port(port: int, timeout: float = 300.0) -> Iterator[None]:
+    """Hold the machine-wide lock on ``port`` for the tests that must use that exact port.
+
+    The original design's examples name fixed ports (10000), and ``make test`` runs two
+    pytest steps at once: two stages' runs of the same example would race for the port.
+    A lock file in the temporary folder makes them take turns (a holder that dies lets go).
+    """
+    path = Path(tempfile.gettempdir()) / f"miniray-tests-port-{port}.lock"
+    deadline = time.monotonic() + timeout
+    with open(path, "a") as lock:
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"another test run held port {port} {timeout} s") from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def run_parent(body: str, *, stderr: int | None = None) -> subprocess.Popen[str]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from sshhosts import SshHosts, processes_with_tag, wait_for_no_processes
+from testutil import exclusive_port
 
 pytestmark = pytest.mark.needs("cluster")
 
@@ -226,6 +227,11 @@ def test_a_node_over_ssh_runs_its_workers_with_ranks(
 def test_the_second_snippet_of_the_original_design_runs_over_ssh(
     use_ssh_config: SshHosts, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    with exclusive_port(10000):  # another stage's run of this test takes its turn
+        _run_the_second_snippet(tmp_path, monkeypatch)
+
+
+def _run_the_second_snippet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # node1 and node2 are ssh aliases for 127.0.0.2 and 127.0.0.3: each server binds
     # port 10000 on the address its ssh connection arrived at.
     (tmp_path / "my_module.py").write_text(

@@ -19,7 +19,7 @@ import adapters
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from testutil import WORKFNS, ServerProcess, process_exists, secret_env
+from testutil import WORKFNS, ServerProcess, exclusive_port, process_exists, secret_env
 
 pytestmark = pytest.mark.needs("tcp")
 SECRET = "test-secret-0123456789abcdef"
@@ -54,6 +54,11 @@ def assert_serves(server: ServerProcess) -> None:
 @pytest.mark.ex02_5
 def test_the_original_designs_quick_start_works_verbatim(tmp_path: Path) -> None:
     """The original design's two-terminal example, as written (port 10000, my_module.work_fn)."""
+    with exclusive_port(10000):  # another stage's run of this test takes its turn
+        _run_the_quick_start(tmp_path)
+
+
+def _run_the_quick_start(tmp_path: Path) -> None:
     with socket.socket() as probe:
         if probe.connect_ex(("127.0.0.1", 10000)) == 0:
             pytest.skip("port 10000 is in use by another program; the example needs it")
