@@ -387,3 +387,13 @@ def test_connections_have_keepalives_so_a_vanished_host_is_noticed(
     assert idle + probes * interval <= 60  # gives up on a silent peer within a minute
     assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     worker.close()  # type: ignore[attr-defined]
+
+
+def test_the_stop_log_counts_its_workers_in_words(env: dict[str, str]) -> None:
+    server = ServerProcess("echo", env=env)
+    worker = connect(server)
+    worker.send("hello")  # type: ignore[attr-defined]
+    assert worker.recv(timeout=10) == "hello"  # type: ignore[attr-defined]
+    assert server.stop() == 0
+    worker.close(timeout=2)  # type: ignore[attr-defined]
+    assert "stopping: 1 worker\n" in server.stderr()

@@ -151,7 +151,8 @@ class WorkerServer:
                 self._handshakes.expire()
                 self._accept_failures.log_if_due()
                 self._escalate_kills()
-            log.info("stopping: %d workers", len(self._children))
+            count = len(self._children)
+            log.info("stopping: %d worker%s", count, "" if count == 1 else "s")
         finally:
             self._handshakes.close_all()
             self._accept_failures.log_if_due(force=True)
