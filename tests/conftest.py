@@ -113,11 +113,14 @@ def pytest_report_header(config: pytest.Config) -> str:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     target = config.stash[TARGET_KEY]
     config.stash[UNKNOWN_KEY] = set()
-    known = {c for s in list_stages(ROOT) for c in s.capabilities} | target.capabilities
+    stages = list_stages(ROOT)
+    known = {c for s in stages for c in s.capabilities} | target.capabilities
     stage_run = config.getoption("stage") is not None
     repeats = not stage_run and config.getoption("skip_final_stage_repeats") and is_final_copy()
-    final = list_stages(ROOT)[-1].name if stage_run else target.name
-    heavy_later = config.getoption("skip_heavy_repeats") and target.name != final
+    heavy_later = (
+        stage_run and config.getoption("skip_heavy_repeats") and target.name != stages[-1].name
+    )
+    heavy_left = 0
     keep: list[pytest.Item] = []
     drop: list[pytest.Item] = []
     for item in items:
@@ -128,8 +131,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         wrong_place = (stage_run and is_meta) or not needed <= target.capabilities
         if heavy_later and not wrong_place and item.get_closest_marker("heavy") is not None:
             repeated = True
-            config.stash[HEAVY_KEY] = config.stash.get(HEAVY_KEY, 0) + 1
+            heavy_left += 1
         (drop if wrong_place or repeated else keep).append(item)
+    config.stash[HEAVY_KEY] = heavy_left
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
