@@ -47,6 +47,19 @@ def test_numpy_arrays_keep_dtype_and_shape(ext_connect: Any, size: int) -> None:
         assert numpy.array_equal(back, sent) and back.flags.writeable
 
 
+def test_an_array_received_as_a_copy_is_its_own() -> None:
+    numpy = pytest.importorskip("numpy", reason="numpy is optional; the array path needs it")
+    import miniray
+
+    with miniray.Worker(ext_workfns.echo_fn) as worker:
+        worker.send(numpy.full(BIG, 1, dtype=numpy.uint8))
+        first = worker.recv(timeout=10)
+        worker.send(numpy.full(BIG, 2, dtype=numpy.uint8))  # through the same region
+        worker.recv(timeout=10)
+    assert first.flags.owndata and first.flags.writeable
+    assert (first == 1).all()
+
+
 def test_torch_tensors_keep_dtype_and_shape(ext_connect: Any) -> None:
     torch = pytest.importorskip("torch", reason="torch is optional; the tensor path needs it")
     worker = ext_connect(ext_workfns.echo_fn)
