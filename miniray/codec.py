@@ -125,82 +125,69 @@ def check_plain_marshal(payload: bytes | bytearray) -> None:
         ProtocolError: Not plain data, truncated, a count larger than the bytes left,
             nested deeper than ``MAX_DEPTH``, or bytes after the value.
     """
-    _scan(memoryview(payload).cast("B"))
-
-
-# --8<-- [end:check_plain_marshal]
-
-_FLAG_REF = 0x80  # set on a type code when later parts of the stream may refer back to it
-_FIXED = {ord("N"): 0, ord("F"): 0, ord("T"): 0, ord("i"): 4, ord("g"): 8, ord("r"): 4}
-_SIZED_32 = frozenset(b"stuaA")  # 4-byte length, then that many bytes
-_SIZED_8 = frozenset(b"zZ")  # 1-byte length (short ASCII strings)
-_TUPLE_32, _TUPLE_8, _DICT = ord("("), ord(")"), ord("{")
-_COLLECTIONS_32 = frozenset(b"[<>")  # list, set, frozenset: 4-byte count
-_LONG, _NULL, _REF, _FLOAT = ord("l"), ord("0"), ord("r"), ord("g")
-_INT32 = struct.Struct("<i")
-_FLOAT_RUN = re.compile(rb"(?:g.{8})+", re.DOTALL)  # the common case: many floats in a row
-
-
-def _scan(data: memoryview) -> None:
-    """Walk the marshal stream's type codes, with an explicit stack (no recursion).
-
-    Each open container is ``[items left (-1: a dict, until its end code), its ref index]``.
-    ``refs`` follows marshal's table of objects that later bytes may refer back to: a
-    reference to a container that is still open would make a cycle, which is refused.
-    """
-    end = len(data)
-    pos = 0
-    refs: list[bool] = []  # per back-reference index: True while that container is open
-    stack: list[list[int]] = [[1, -1]]
-    while stack:
-        top = stack[-1]
-        if top[0] == 0:
-            _close(stack.pop(), refs)
+    # The walk uses a stack, not recursion. The container being read is (left, ref): its
+    # items left (-1 for a dict, which ends with a NULL code) and its back-reference index.
+    # marshal numbers every value whose type code has _FLAG_REF set, so that later bytes
+    # can refer back to it; a reference to a container still open would make a cycle.
+    data, end, pos = payload, len(payload), 0
+    outer: list[tuple[int, int]] = []  # the open containers around the current one
+    left, ref = 1, -1  # the outermost "container" holds the one value
+    flagged = 0  # values numbered so far
+    open_refs: set[int] = set()  # the numbers of the containers still open
+    while True:
+        if left == 0:  # the current container is complete
+            open_refs.discard(ref)
+            if not outer:
+                break
+            left, ref = outer.pop()
             continue
         if pos >= end:
             raise ProtocolError("marshal data ends in the middle of a value")
-        flagged, code = data[pos] & _FLAG_REF, data[pos] & ~_FLAG_REF
+        code = data[pos]
         pos += 1
-        if top[0] > 0:
-            top[0] -= 1
-        elif code == _NULL:  # a dict's end
-            _close(stack.pop(), refs)
+        if left > 0:
+            left -= 1
+        elif (code & ~_FLAG_REF) == _NULL:  # a dict's end
+            left = 0
             continue
-        ref_index = -1
-        if flagged:
-            ref_index = len(refs)
-            refs.append(False)
-        if code in _FIXED:
-            if code == _REF:
-                index = _INT32.unpack_from(data, pos)[0] if pos + 4 <= end else -1
-                if 0 <= index < len(refs) and refs[index]:
-                    raise ProtocolError("marshal data refers to a container inside itself")
-            pos += _FIXED[code]
-            if code == _FLOAT and top[0] > 0:  # skip a run of floats in C, not in Python
-                run = _FLOAT_RUN.match(data, pos)
-                if run:
-                    count = min((run.end() - pos) // 9, top[0])
-                    pos += 9 * count
-                    top[0] -= count
-        elif code in _SIZED_32:
-            pos += 4 + _count(data, pos, end, item_size=1)
-        elif code in _SIZED_8:
+        number = -1
+        if code & _FLAG_REF:
+            code &= ~_FLAG_REF
+            number = flagged
+            flagged += 1
+        kind = _KINDS[code]
+        if kind == _SHORT_STR:
             pos += 1 + (data[pos] if pos < end else 0)
-        elif code == _LONG:
-            pos += 4 + 2 * abs(_count(data, pos, end, item_size=2, signed=True))
-        elif code in (_TUPLE_32, _TUPLE_8, _DICT) or code in _COLLECTIONS_32:
-            if len(stack) > MAX_DEPTH:
+        elif kind == _FIXED:
+            pos += _FIXED_SIZES[code]
+            run = _RUNS.get(code) if left > 0 else None
+            if run is not None and (match := run.match(data, pos)):  # a run, skipped in C
+                count = min((match.end() - pos) // (1 + _FIXED_SIZES[code]), left)
+                pos += count * (1 + _FIXED_SIZES[code])
+                left -= count
+        elif kind == _SIZED:
+            pos += 4 + _count(data, pos, end, item_size=1)
+        elif kind == _CONTAINER:
+            if len(outer) >= MAX_DEPTH:
                 raise ProtocolError(f"marshal data nested deeper than {MAX_DEPTH}")
-            if ref_index >= 0:
-                refs[ref_index] = True
+            outer.append((left, ref))
+            ref = number
+            open_refs.add(number)
             if code == _DICT:
-                stack.append([-1, ref_index])
+                left = -1
             elif code == _TUPLE_8:
-                stack.append([data[pos] if pos < end else 0, ref_index])
+                left = data[pos] if pos < end else 0
                 pos += 1
             else:
-                stack.append([_count(data, pos, end, item_size=1), ref_index])
+                left = _count(data, pos, end, item_size=1)
                 pos += 4
+        elif kind == _REFERENCE:
+            index = _INT32.unpack_from(data, pos)[0] if pos + 4 <= end else -1
+            if index in open_refs:
+                raise ProtocolError("marshal data refers to a container inside itself")
+            pos += 4
+        elif kind == _LONG:
+            pos += 4 + 2 * abs(_count(data, pos, end, item_size=2, signed=True))
         else:
             raise ProtocolError(f"marshal type code {chr(code)!r} is not plain data; refused")
         if pos > end:
@@ -209,12 +196,35 @@ def _scan(data: memoryview) -> None:
         raise ProtocolError(f"{end - pos} bytes after the marshalled value")
 
 
-def _close(container: list[int], refs: list[bool]) -> None:
-    if container[1] >= 0:
-        refs[container[1]] = False
+# --8<-- [end:check_plain_marshal]
+
+_FLAG_REF = 0x80  # set on a type code when later parts of the stream may refer back to it
+_NULL, _DICT, _TUPLE_8 = ord("0"), ord("{"), ord(")")
+_INT32 = struct.Struct("<i")
+# What each type code is, by how the walk steps over it; 0 (refused) for anything else.
+_SHORT_STR, _FIXED, _SIZED, _CONTAINER, _REFERENCE, _LONG = range(1, 7)
+_KINDS = bytearray(128)
+for _codes, _kind in [
+    (b"zZ", _SHORT_STR),  # short ASCII strings: a 1-byte length, then the characters
+    (b"NFTig", _FIXED),  # None, False, True: nothing follows; int: 4 bytes; float: 8
+    (b"stuaA", _SIZED),  # bytes and strings: a 4-byte length, then that many bytes
+    (b"()[<>{", _CONTAINER),  # tuples (a 4- or 1-byte count), list, set, frozenset, dict
+    (b"r", _REFERENCE),  # a 4-byte index: a value seen before
+    (b"l", _LONG),  # a big int: a signed 4-byte count of 2-byte digits
+]:
+    for _code in _codes:
+        _KINDS[_code] = _kind
+_FIXED_SIZES = {ord("N"): 0, ord("F"): 0, ord("T"): 0, ord("i"): 4, ord("g"): 8}
+# The common case of big messages, lists of floats or ints: a run of them is skipped in C.
+_RUNS = {
+    ord("g"): re.compile(rb"(?:g.{8})+", re.DOTALL),
+    ord("i"): re.compile(rb"(?:i.{4})+", re.DOTALL),
+}
 
 
-def _count(data: memoryview, pos: int, end: int, *, item_size: int, signed: bool = False) -> int:
+def _count(
+    data: bytes | bytearray, pos: int, end: int, *, item_size: int, signed: bool = False
+) -> int:
     """A 4-byte count at ``pos``, checked against the bytes that are left."""
     if pos + 4 > end:
         raise ProtocolError("marshal data ends in the middle of a count")

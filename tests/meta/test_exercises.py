@@ -122,6 +122,18 @@ def test_every_exercise_target_can_be_stubbed(owner: Stage, exercise: Exercise) 
     ast.parse(stubbed)
 
 
+@pytest.mark.parametrize(("owner", "exercise"), EXERCISES, ids=IDS)
+def test_no_exercise_leaves_its_answer_beside_the_stub(owner: Stage, exercise: Exercise) -> None:
+    """The stub must take the work away: a target whose body only hands its arguments to a
+    helper would leave the whole answer in the file, one line below the stub."""
+    source = function_source((owner.path / exercise.file).read_text(), exercise.qualname)
+    definition = ast.parse(source).body[0]
+    assert isinstance(definition, ast.FunctionDef | ast.AsyncFunctionDef)
+    body = definition.body[1:] if ast.get_docstring(definition) else definition.body
+    statements = sum(isinstance(node, ast.stmt) for part in body for node in ast.walk(part))
+    assert statements >= 3, f"{exercise.target}: the body is {statements} statement(s)"
+
+
 # --- a learner's workspace: one exercise at a time, in any order -----------------------------
 
 

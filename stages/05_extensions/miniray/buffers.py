@@ -21,6 +21,7 @@ private copies; with ``copy=False`` they are read-only views instead (see `regio
 
 from __future__ import annotations
 
+import json
 import mmap
 import struct
 from collections.abc import Callable
@@ -68,9 +69,11 @@ class MessageCodec:
             self.release_views()
         if self.codec is JSON:
             try:
-                return _JSON_PROBE.encode(msg).encode()
+                return _json_probe(msg).encode()
             except _HasBuffer:
                 pass
+            except (TypeError, ValueError) as e:
+                raise TypeError(f"message is not JSON-serialisable: {e}") from e
         elif not _holds_buffer(msg):
             return self.codec.encode(msg)
         buffers: list[memoryview] = []
@@ -221,27 +224,12 @@ def _holds_buffer(value: Any) -> bool:
 _PLAIN = frozenset({str, int, float, bool, type(None), set, frozenset})  # sets keep their bytes
 
 
-class _ProbeEncoder:
-    """JSON's fast encoder, whose hook says "this message holds a buffer" instead of failing."""
-
-    def __init__(self) -> None:
-        import json
-
-        self._encoder = json.JSONEncoder(separators=(",", ":"), default=self._default)
-
-    def encode(self, msg: Any) -> str:
-        try:
-            return self._encoder.encode(msg)
-        except _HasBuffer:
-            raise
-        except (TypeError, ValueError) as e:
-            raise TypeError(f"message is not JSON-serialisable: {e}") from e
-
-    @staticmethod
-    def _default(value: Any) -> Any:
-        if is_buffer_like(value):
-            raise _HasBuffer
-        raise TypeError(f"Object of type {type(value).__qualname__} is not JSON serializable")
+def _no_buffer_here(value: Any) -> Any:
+    """The JSON encoder's hook for a value it cannot encode: a buffer, or a TypeError."""
+    if is_buffer_like(value):
+        raise _HasBuffer
+    raise TypeError(f"Object of type {type(value).__qualname__} is not JSON serializable")
 
 
-_JSON_PROBE = _ProbeEncoder()
+# JSON's fast encoder, whose hook says "this message holds a buffer" instead of failing.
+_json_probe = json.JSONEncoder(separators=(",", ":"), default=_no_buffer_here).encode
