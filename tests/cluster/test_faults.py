@@ -178,13 +178,43 @@ def test_ctrl_c_twice_stops_the_cluster_at_once(
     assert wait_for_no_processes(tag, LEASE_END) == []
 
 
+def test_only_a_ctrl_c_soon_after_another_stops_the_cluster(
+    use_ssh_config: SshHosts, node: Any, tag: str
+) -> None:
+    """A researcher who handled one Ctrl-C long ago must not find that the next one kills
+    the cluster: past the window, a Ctrl-C interrupts the workers again."""
+    after_ready = """
+        time.sleep(60)  # each Ctrl-C that only interrupts the workers lets this sleep go on
+    """
+    window = 1.0
+    coordinator = start_coordinator(
+        tag, "cluster_workfns.unbothered", after_ready, ctrl_c_window=window
+    )
+    try:
+        out, err = Lines(coordinator.stdout), Lines(coordinator.stderr)
+        out.wait_for("ready", timeout=30)
+        coordinator.send_signal(signal.SIGINT)
+        err.wait_for(f"again within {window:g} s to stop the cluster", timeout=20)
+        time.sleep(window + 0.3)
+        coordinator.send_signal(signal.SIGINT)  # late: it counts as a first one
+        err.wait_for("Ctrl-C: interrupting the workers", timeout=20)
+        assert coordinator.poll() is None
+        coordinator.send_signal(signal.SIGINT)  # soon after the last one: stop
+        assert coordinator.wait(timeout=LEASE_END) != 0  # KeyboardInterrupt ended it
+    finally:
+        coordinator.kill()
+    assert wait_for_no_processes(tag, LEASE_END) == []
+
+
 # --- helpers ----------------------------------------------------------------------------
 
 
-def start_coordinator(tag: str, work_fn: str, after_ready: str) -> subprocess.Popen[str]:
+def start_coordinator(
+    tag: str, work_fn: str, after_ready: str, ctrl_c_window: float | None = None
+) -> subprocess.Popen[str]:
     """A coordinator program: a cluster of localhost x2 and sshnode x2 running ``work_fn``;
     it prints "ready" once each worker sent its first message, then runs ``after_ready``,
-    stops the cluster and prints "stopped"."""
+    stops the cluster and prints "stopped". ``ctrl_c_window``: the cluster's, if given."""
     program = f"""
         import json
         import time
@@ -193,6 +223,7 @@ def start_coordinator(tag: str, work_fn: str, after_ready: str) -> subprocess.Po
         nodes = [NodeConfig("localhost", num_workers=2, env=env),
                  NodeConfig("sshnode", num_workers=2, env=env)]  # cwd: tests/
         with Cluster(nodes) as cluster:
+            {"" if ctrl_c_window is None else f"cluster.ctrl_c_window = {ctrl_c_window!r}"}
             workers = cluster.start(work_fn={work_fn!r})
             for worker in workers:
                 worker.recv(timeout=20)

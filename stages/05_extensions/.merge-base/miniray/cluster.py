@@ -28,6 +28,7 @@ import secrets
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import FrameType
@@ -98,7 +99,13 @@ class Cluster:
         start_timeout: Seconds for a node's server to report ready (ssh included).
         stop_grace: Seconds workers get to end after ``stop()`` closes their connections.
         connect_timeout: Seconds for each worker connection (handshake included).
+
+    Attributes:
+        ctrl_c_window: Seconds after a Ctrl-C during which another one stops the cluster;
+            a Ctrl-C later than that interrupts the workers again, like the first.
     """
+
+    ctrl_c_window = 10.0
 
     def __init__(
         self,
@@ -120,7 +127,7 @@ class Cluster:
         self._running: list[Node] = []
         self._lock = threading.Lock()
         self._state = "new"  # -> "starting" -> "started" -> "stopped"
-        self._interrupts = 0
+        self._last_ctrl_c: float | None = None  # time.monotonic() of the last Ctrl-C
         self._previous_sigint: Any = None
 
     @property
@@ -230,7 +237,7 @@ class Cluster:
         return node.stop(self._stop_grace)
 
     def _catch_ctrl_c(self) -> None:
-        """First Ctrl-C: interrupt the workers. Second: stop the cluster, KeyboardInterrupt."""
+        """Ctrl-C interrupts the workers; a second one soon after stops the cluster."""
         if threading.current_thread() is not threading.main_thread():
             return
         self._previous_sigint = signal.signal(signal.SIGINT, self._on_ctrl_c)
@@ -242,13 +249,17 @@ class Cluster:
             self._previous_sigint = None
 
     def _on_ctrl_c(self, _signum: int, _frame: FrameType | None) -> None:
-        self._interrupts += 1
-        if self._interrupts == 1 and self._state == "started":
+        now, last = time.monotonic(), self._last_ctrl_c
+        self._last_ctrl_c = now
+        # "Again" means soon: one that handled an interrupt long ago should not find that the
+        # next Ctrl-C kills the cluster.
+        if (last is None or now - last > self.ctrl_c_window) and self._state == "started":
             self._sink(
                 LogLine(
                     "coordinator",
                     None,
-                    "Ctrl-C: interrupting the workers (press Ctrl-C again to stop the cluster)",
+                    "Ctrl-C: interrupting the workers (press Ctrl-C again within "
+                    f"{self.ctrl_c_window:g} s to stop the cluster)",
                 )
             )
             self.interrupt()
