@@ -3,8 +3,9 @@
 New in this stage: a channel encodes its messages with a codec (``self.codec``; JSON by
 default, or marshal, see ``codec.py``) that also carries buffers out of band
 (``buffers.py``); ``send_frame`` accepts a payload in parts, so a big buffer is sent
-from where it lies instead of being copied behind the header first (its MAC, if any, is
-computed over the parts); and a big frame is read straight into a buffer of its own.
+from where it lies instead of being copied behind the header first; a big frame is read
+straight into a buffer of its own; and a big frame's MAC, if any, is computed a chunk at a
+time as the bytes go out and come in, so that both ends hash at once.
 
 Both ends of a worker hold a Channel: the parent's ``worker.send``/``worker.recv`` use
 one, and the child's ``handle`` *is* one.
@@ -28,10 +29,12 @@ import struct
 import sys
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from .buffers import MessageCodec
 from .errors import ChannelClosed, ProtocolError
+from .session import StreamedTag
 from .timeouts import check_timeout, deadline_after, ms_until
 from .timeouts import wait_readable as wait_readable  # re-exported: older imports use it
 from .wire import (
@@ -49,6 +52,7 @@ _RECV_SIZE = 64 * 1024  # bigger reads cost an mmap per call in malloc
 _WATCH_INTERVAL = 0.1  # seconds between looks at a watched process during a blocking read
 _SMALL_FRAME = 64 * 1024  # below this, header and payload go out in one send
 _BIG_FRAME = 1024 * 1024  # from this size on, a payload is read straight into its own buffer
+_SEND_CHUNK = 1024 * 1024  # a big frame with a MAC is hashed and sent this much at a time
 _FRAME_COST = 100  # bytes a received frame costs beyond its payload (tuple, bytes object, slot)
 
 
@@ -60,6 +64,12 @@ class FrameAuth(Protocol):
     def seal(self, kind: int, *payload: bytes | memoryview) -> bytes: ...  # the next tag
 
     def check(self, kind: int, payload: bytes | bytearray, tag: bytes) -> None: ...  # or raise
+
+    def sealing(self, kind: int, size: int) -> StreamedTag: ...  # the next tag, fed as it goes
+
+    def checking(self, kind: int, size: int) -> StreamedTag: ...  # the next tag, fed as it comes
+
+    def check_streamed(self, streamed: StreamedTag, tag: bytes) -> None: ...  # or raise
 
 
 class Channel:
@@ -142,16 +152,19 @@ class Channel:
             raise ProtocolError(
                 f"message of {size} bytes exceeds max_frame={self.max_frame}; not sent"
             )
-        tag = b"" if self._frame_auth is None else self._frame_auth.seal(kind, *parts)
-        header = HEADER.pack(size + len(tag), kind)
+        auth = self._frame_auth
+        header = HEADER.pack(size + self._tag_size, kind)
         try:
             if timeout is not None:  # (settimeout costs two system calls: not on every send)
                 self._sock.settimeout(timeout)
             if size < _SMALL_FRAME:
+                tag = b"" if auth is None else auth.seal(kind, *parts)
                 self._sock.sendall(b"".join((header, *parts, tag)))
-            else:  # separate sends, to avoid copying a big payload just to prepend 9 bytes
-                for part in (header, *parts, tag):
+            elif auth is None:  # separate sends: a big payload is not copied to follow a header
+                for part in (header, *parts):
                     self._sock.sendall(part)
+            else:
+                self._send_sealed(header, parts, auth.sealing(kind, size))
         except (TimeoutError, BlockingIOError):  # BlockingIOError: timeout=0, socket full
             self._send_broken = True  # part of the frame may be out: the next would land inside
             raise TimeoutError(f"send did not complete within {timeout} s") from None
@@ -160,6 +173,23 @@ class Channel:
         finally:
             if timeout is not None and self._sock.fileno() >= 0:
                 self._sock.settimeout(None)
+
+    def _send_sealed(
+        self, header: bytes, parts: Sequence[bytes | memoryview], streamed: StreamedTag
+    ) -> None:
+        """Send a big frame a chunk at a time, each hashed just before it goes, then its tag.
+
+        So the receiver hashes what has arrived while we hash what comes next: hashing
+        first and sending after would make it wait for all our hashing, then do all its own.
+        """
+        self._sock.sendall(header)
+        for part in parts:
+            view = memoryview(part)
+            for start in range(0, len(view), _SEND_CHUNK):
+                chunk = view[start : start + _SEND_CHUNK]
+                streamed.update(chunk)
+                self._sock.sendall(chunk)
+        self._sock.sendall(streamed.tag())
 
     # --8<-- [end:send]
 
@@ -364,10 +394,14 @@ class Channel:
         have = len(self._buffer) - HEADER.size  # (less than size: at most one 64 KiB read)
         payload[:have] = self._buffer[HEADER.size :]
         self._buffer.clear()
-        self._big = _BigFrame(kind, payload, bytearray(self._tag_size), have)
+        streamed = None if self._frame_auth is None else self._frame_auth.checking(kind, size)
+        if streamed is not None:  # hashed as it arrives (see _send_sealed)
+            streamed.update(memoryview(payload)[:have])
+        self._big = _BigFrame(kind, payload, bytearray(self._tag_size), have, streamed)
 
     def _read_big_frame(self, big: _BigFrame) -> None:
-        if big.filled < len(big.payload):
+        in_payload = big.filled < len(big.payload)
+        if in_payload:
             into = memoryview(big.payload)[big.filled :]
         else:  # the payload is in: its tag follows
             into = memoryview(big.tag)[big.filled - len(big.payload) :]
@@ -381,11 +415,13 @@ class Channel:
         if count == 0:
             self._end = _StreamEnd("the peer closed the channel mid-frame", fatal=True)
             return
+        if in_payload and big.streamed is not None:
+            big.streamed.update(into[:count])
         big.filled += count
         if big.filled == len(big.payload) + len(big.tag):
             self._big = None
-            if self._frame_auth is not None:  # authenticated before it is delivered
-                self._frame_auth.check(big.kind, big.payload, bytes(big.tag))
+            if self._frame_auth is not None and big.streamed is not None:
+                self._frame_auth.check_streamed(big.streamed, bytes(big.tag))  # before delivery
             self._frames.append((big.kind, big.payload))
             self._frames_cost += len(big.payload) + _FRAME_COST
 
@@ -423,8 +459,16 @@ class Channel:
 class _BigFrame:
     """A big frame being read: its payload into a buffer of its own, then its tag, if any."""
 
-    def __init__(self, kind: int, payload: bytearray, tag: bytearray, filled: int) -> None:
+    def __init__(
+        self,
+        kind: int,
+        payload: bytearray,
+        tag: bytearray,
+        filled: int,
+        streamed: StreamedTag | None,
+    ) -> None:
         self.kind, self.payload, self.tag, self.filled = kind, payload, tag, filled
+        self.streamed = streamed  # the tag being computed as the payload arrives, if any
 
 
 class _StreamEnd:

@@ -200,6 +200,33 @@ def _regions(worker: Any) -> tuple[Any, Any]:
     return codec._outgoing, codec._incoming
 
 
+def test_a_big_frames_tag_fed_in_pieces_is_the_tag_of_the_whole() -> None:
+    """A big frame's MAC is fed as its bytes go out and come in: the tag is the one of the
+    whole payload, and the checks (order, alteration) are the same."""
+    from miniray import ProtocolError
+    from miniray.session import Session
+
+    nonces = os.urandom(32), os.urandom(32)
+    client = Session(b"s" * 32, *nonces).client_frames()
+    worker = Session(b"s" * 32, *nonces).worker_frames()
+    payload = os.urandom(3 << 20)
+    sealing = client.sealing(0, len(payload))
+    for start in range(0, len(payload), 1 << 20):
+        sealing.update(payload[start : start + (1 << 20)])
+    worker.check(0, payload, sealing.tag())  # sealed in pieces, checked whole
+    tag = client.seal(0, payload)
+    checking = worker.checking(0, len(payload))
+    checking.update(payload[:5])
+    checking.update(payload[5:])
+    worker.check_streamed(checking, tag)  # sealed whole, checked in pieces
+    altered = payload[:-1] + bytes([payload[-1] ^ 1])
+    for refused in (payload, altered):  # the same frame again; an altered one
+        checking = worker.checking(0, len(refused))
+        checking.update(refused)
+        with pytest.raises(ProtocolError, match="integrity"):
+            worker.check_streamed(checking, tag)
+
+
 def test_big_frames_are_read_whole_and_the_stream_goes_on() -> None:
     import threading
 
