@@ -22,7 +22,7 @@ SECRET = "benchmark-secret-0123456789"
 SMALL = {"cmd": "step", "i": 12345}
 FLOATS = [float(i) for i in range(131072)]  # 1 MiB of float64 values
 RUN_SECONDS = [0.3]  # seconds per timed run of a rate row (a list: extensions.py sets it)
-CHUNK = 1 << 20  # bytes an authenticated stream hashes and sends at a time (as MiniRay does)
+CHUNK = 256 << 10  # bytes an authenticated stream hashes and sends at a time (as MiniRay does)
 
 
 class Measure:

@@ -52,7 +52,7 @@ _RECV_SIZE = 64 * 1024  # bigger reads cost an mmap per call in malloc
 _WATCH_INTERVAL = 0.1  # seconds between looks at a watched process during a blocking read
 _SMALL_FRAME = 64 * 1024  # below this, header and payload go out in one send
 _BIG_FRAME = 1024 * 1024  # from this size on, a payload is read straight into its own buffer
-_SEND_CHUNK = 1024 * 1024  # a big frame with a MAC is hashed and sent this much at a time
+_SEND_CHUNK = 256 * 1024  # a big frame with a MAC is hashed and sent this much at a time
 _FRAME_COST = 100  # bytes a received frame costs beyond its payload (tuple, bytes object, slot)
 
 
