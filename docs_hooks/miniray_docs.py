@@ -158,4 +158,3 @@ def diff_summary(diff: str) -> list[dict[str, Any]]:
         elif line.startswith("-"):
             rows[-1]["removed"] += 1
     return rows
-

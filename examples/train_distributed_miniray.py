@@ -152,8 +152,11 @@ def main(argv: list[str] | None = None) -> int:
         workers = cluster.start(work_fn=f"{Path(__file__).resolve()}:training_work_fn")
         configs = cluster.distributed_configs()
         backend = preflight(cluster, configs, backend=args.backend, timeout=args.timeout)
-        print(f"{len(workers)} ranks on {len(nodes)} nodes, backend {backend}, "
-              f"rendezvous {configs[0].master_addr}:{configs[0].master_port}", flush=True)
+        print(
+            f"{len(workers)} ranks on {len(nodes)} nodes, backend {backend}, "
+            f"rendezvous {configs[0].master_addr}:{configs[0].master_port}",
+            flush=True,
+        )
         options = {"optimizer": args.optimizer, "lr": args.lr, "seed": args.seed}
         options["checkpoint_dir"] = args.checkpoint_dir
         for worker in workers:

@@ -168,9 +168,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog="The shared secret comes from $MINIRAY_SECRET, the file named by "
         "$MINIRAY_SECRET_FILE, or ~/.config/miniray/secret (created on first use).",
     )
-    parser.add_argument(
-        "--version", action="version", version=f"%(prog)s (MiniRay {__version__})"
-    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s (MiniRay {__version__})")
     parser.add_argument(
         "--host",
         default="127.0.0.1",

@@ -94,9 +94,7 @@ def place_exercises(
     return result, [e for e in stage.exercises if e.id not in placed]
 
 
-def exercise_index(
-    stage: Stage, unplaced: Sequence[Exercise] = (), root: Path = REPO_ROOT
-) -> str:
+def exercise_index(stage: Stage, unplaced: Sequence[Exercise] = (), root: Path = REPO_ROOT) -> str:
     """The list of the stage's exercises, each linking to its box on the page; then the boxes
     of the ``unplaced`` exercises, whose functions the page does not quote."""
     if not stage.exercises:

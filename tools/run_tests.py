@@ -3,16 +3,16 @@
     python -m tools.run_tests [--jobs N]                   # everything
     python -m tools.run_tests --stage 1 [-- PYTEST_ARGS]   # only: pytest tests --stage 1
 
-The steps: ``ruff check .``; ``mypy --strict`` on the tools; ``mypy --strict`` on each
-stage, in its own folder and its own process (two ``miniray`` packages must not meet in one
-mypy run), which for the final stage checks the top-level package too (the same bytes: a
-third of a minute of CPU, mostly torch's stubs, not spent twice); ``python -m tools.stages
-check``; ``pytest tests
---stage NN`` for each stage; plain ``pytest tests --skip-final-stage-repeats`` (the
-repository checks, and the tests of the top-level package that the final stage's run does
-not already cover: that package is a byte copy of the final stage's, as the stages check and
-``tests/conftest.py`` verify) but for the exercise checks and the browser check, which are
-steps of their own; ``mkdocs build --strict`` when there is a ``mkdocs.yml``.
+The steps: ``ruff check .`` and ``ruff format --check .``; ``mypy --strict`` on the tools;
+``mypy --strict`` on each stage, in its own folder and its own process (two ``miniray``
+packages must not meet in one mypy run), which for the final stage checks the top-level
+package too (the same bytes: a third of a minute of CPU, mostly torch's stubs, not spent
+twice); ``python -m tools.stages check``; ``pytest tests --stage NN`` for each stage; plain
+``pytest tests --skip-final-stage-repeats`` (the repository checks, and the tests of the
+top-level package that the final stage's run does not already cover: that package is a byte
+copy of the final stage's, as the stages check and ``tests/conftest.py`` verify) but for the
+exercise checks and the browser check, which are steps of their own; ``mkdocs build
+--strict`` when there is a ``mkdocs.yml``.
 
 The steps are independent, so ``--jobs`` of them (default: the number of cores) run at once,
 the longest first.  Each step's output is printed in one piece when it ends; while steps run,
@@ -178,6 +178,7 @@ def plan_steps(root: Path = REPO_ROOT, junit_dir: Path | None = None) -> list[St
     python = sys.executable
     steps = [
         Step("ruff check", [python, "-m", "ruff", "check", "."], root),
+        Step("ruff format", [python, "-m", "ruff", "format", "--check", "."], root),
         Step("mypy tools", [python, "-m", "mypy", "--strict", "tools"], root),
     ]
     steps += [_mypy_stage(stage, root) for stage in stages]

@@ -33,8 +33,10 @@ def docs_start_server() -> str:
 
 PATTERNS = {
     "the Stage 2 page": docs_start_server,
-    "examples/demo.py": lambda: f"import sys\nsys.path.insert(0, {str(ROOT / 'examples')!r})\n"
-    "from demo import start_server\n",
+    "examples/demo.py": lambda: (
+        f"import sys\nsys.path.insert(0, {str(ROOT / 'examples')!r})\n"
+        "from demo import start_server\n"
+    ),
 }
 
 
