@@ -3,9 +3,9 @@
 New in this stage: a channel encodes its messages with a codec (``self.codec``; JSON by
 default, or marshal, see ``codec.py``) that also carries buffers out of band
 (``buffers.py``); ``send_frame`` accepts a payload in parts, so a big buffer is sent
-from where it lies instead of being copied behind the header first; a big frame is read
-straight into a buffer of its own; and a big frame's MAC, if any, is computed a chunk at a
-time as the bytes go out and come in, so that both ends hash at once.
+from where it lies instead of being copied behind the header first; and a big frame is
+read straight into a buffer of its own, its MAC (if any) computed as the bytes go out and
+come in (``big_frames.py``).
 
 Both ends of a worker hold a Channel: the parent's ``worker.send``/``worker.recv`` use
 one, and the child's ``handle`` *is* one.
@@ -26,12 +26,11 @@ from __future__ import annotations
 import select
 import socket
 import struct
-import sys
 import time
 from collections import deque
-from collections.abc import Sequence
 from typing import Any, Protocol
 
+from .big_frames import BigFrameReader, send_sealed
 from .buffers import MessageCodec
 from .errors import ChannelClosed, ProtocolError
 from .session import StreamedTag
@@ -51,8 +50,6 @@ from .wire import (
 _RECV_SIZE = 64 * 1024  # bigger reads cost an mmap per call in malloc
 _WATCH_INTERVAL = 0.1  # seconds between looks at a watched process during a blocking read
 _SMALL_FRAME = 64 * 1024  # below this, header and payload go out in one send
-_BIG_FRAME = 1024 * 1024  # from this size on, a payload is read straight into its own buffer
-_SEND_CHUNK = 256 * 1024  # a big frame with a MAC is hashed and sent this much at a time
 _FRAME_COST = 100  # bytes a received frame costs beyond its payload (tuple, bytes object, slot)
 
 
@@ -111,8 +108,7 @@ class Channel:
         self._frames: deque[tuple[int, bytes | bytearray]] = deque()  # not yet delivered
         self._frames_cost = 0  # bytes those frames take, _FRAME_COST each included
         self._end: _StreamEnd | None = None  # why no more frames will arrive, once known
-        self._big: _BigFrame | None = None  # a big frame being read, if any
-        self._spare = bytearray()  # the last big frame's buffer, reused once nothing uses it
+        self._big = BigFrameReader(frame_auth)  # a big frame is read into its own buffer
         self._send_broken = False
         self._poller = select.poll()
         self._poller.register(sock, select.POLLIN)
@@ -163,8 +159,8 @@ class Channel:
             elif auth is None:  # separate sends: a big payload is not copied to follow a header
                 for part in (header, *parts):
                     self._sock.sendall(part)
-            else:
-                self._send_sealed(header, parts, auth.sealing(kind, size))
+            else:  # hashed a chunk at a time as it goes: the receiver hashes meanwhile
+                send_sealed(self._sock, header, parts, auth.sealing(kind, size))
         except (TimeoutError, BlockingIOError):  # BlockingIOError: timeout=0, socket full
             self._send_broken = True  # part of the frame may be out: the next would land inside
             raise TimeoutError(f"send did not complete within {timeout} s") from None
@@ -173,23 +169,6 @@ class Channel:
         finally:
             if timeout is not None and self._sock.fileno() >= 0:
                 self._sock.settimeout(None)
-
-    def _send_sealed(
-        self, header: bytes, parts: Sequence[bytes | memoryview], streamed: StreamedTag
-    ) -> None:
-        """Send a big frame a chunk at a time, each hashed just before it goes, then its tag.
-
-        So the receiver hashes what has arrived while we hash what comes next: hashing
-        first and sending after would make it wait for all our hashing, then do all its own.
-        """
-        self._sock.sendall(header)
-        for part in parts:
-            view = memoryview(part)
-            for start in range(0, len(view), _SEND_CHUNK):
-                chunk = view[start : start + _SEND_CHUNK]
-                streamed.update(chunk)
-                self._sock.sendall(chunk)
-        self._sock.sendall(streamed.tag())
 
     # --8<-- [end:send]
 
@@ -270,8 +249,7 @@ class Channel:
     @property
     def backlog(self) -> int:
         """Bytes of memory held for `recv`: frames not yet delivered, and a partial one."""
-        big = 0 if self._big is None else len(self._big.payload)
-        return self._frames_cost + len(self._buffer) + big
+        return self._frames_cost + len(self._buffer) + self._big.backlog
 
     def fileno(self) -> int:
         """The socket's file descriptor (for ``select``)."""
@@ -339,11 +317,8 @@ class Channel:
         With a watched process, the socket's receive timeout (SO_RCVTIMEO) ends a
         blocking read every ``_WATCH_INTERVAL`` s so we can look at that process.
         """
-        if self._big is not None:
-            try:
-                self._read_big_frame(self._big)
-            except ProtocolError as e:  # it failed its MAC
-                self._end = _StreamEnd(str(e), fatal=True)
+        if self._big.current is not None:
+            self._read_big_frame()
             return
         try:
             data = self._sock.recv(_RECV_SIZE)
@@ -369,63 +344,22 @@ class Channel:
                     )
                 self._frames.append(frame)
                 self._frames_cost += len(frame[1]) + _FRAME_COST
-            self._start_big_frame()
+            self._big.begin(self._buffer)  # if a big frame has begun, it takes over from here
         except ProtocolError as e:
             self._end = _StreamEnd(str(e), fatal=True)
 
-    # --8<-- [start:big_frame]
-    def _start_big_frame(self) -> None:
-        """If a big frame has begun, read the rest of it straight into a buffer of its own.
-
-        Without this, each 64 KiB read would be appended to the receive buffer, and the
-        payload copied out of it again: two more copies of every byte of a large array.
-        """
-        if len(self._buffer) < HEADER.size:
-            return
-        length, kind = HEADER.unpack_from(self._buffer)  # (its length was checked already)
-        if length < _BIG_FRAME or kind != MESSAGE:  # (reports stay small, and bytes)
-            return
-        size = length - self._tag_size  # the payload's; its tag is read into a buffer apart
-        # Fresh memory costs a page fault per 4 KiB on first touch, more than the copy:
-        # reuse the last big frame's buffer if nothing (a message, an array) refers to it.
-        spare_is_free = sys.getrefcount(self._spare) == 2  # ours, and the call's argument
-        payload = self._spare if spare_is_free and len(self._spare) == size else bytearray(size)
-        self._spare = payload
-        have = len(self._buffer) - HEADER.size  # (less than size: at most one 64 KiB read)
-        payload[:have] = self._buffer[HEADER.size :]
-        self._buffer.clear()
-        streamed = None if self._frame_auth is None else self._frame_auth.checking(kind, size)
-        if streamed is not None:  # hashed as it arrives (see _send_sealed)
-            streamed.update(memoryview(payload)[:have])
-        self._big = _BigFrame(kind, payload, bytearray(self._tag_size), have, streamed)
-
-    def _read_big_frame(self, big: _BigFrame) -> None:
-        in_payload = big.filled < len(big.payload)
-        if in_payload:
-            into = memoryview(big.payload)[big.filled :]
-        else:  # the payload is in: its tag follows
-            into = memoryview(big.tag)[big.filled - len(big.payload) :]
+    def _read_big_frame(self) -> None:
         try:
-            count = self._sock.recv_into(into)
+            frame = self._big.read(self._sock)
         except BlockingIOError:  # the receive timeout expired: nothing arrived meanwhile
             self._check_watched_process()
             return
-        except (ConnectionResetError, TimeoutError):
-            count = 0
-        if count == 0:
-            self._end = _StreamEnd("the peer closed the channel mid-frame", fatal=True)
+        except (EOFError, ProtocolError) as e:  # cut short, or it failed its MAC
+            self._end = _StreamEnd(str(e), fatal=True)
             return
-        if in_payload and big.streamed is not None:
-            big.streamed.update(into[:count])
-        big.filled += count
-        if big.filled == len(big.payload) + len(big.tag):
-            self._big = None
-            if self._frame_auth is not None and big.streamed is not None:
-                self._frame_auth.check_streamed(big.streamed, bytes(big.tag))  # before delivery
-            self._frames.append((big.kind, big.payload))
-            self._frames_cost += len(big.payload) + _FRAME_COST
-
-    # --8<-- [end:big_frame]
+        if frame is not None:
+            self._frames.append(frame)
+            self._frames_cost += len(frame[1]) + _FRAME_COST
 
     def _pop_frame(self) -> None:
         _, payload = self._frames.popleft()
@@ -454,21 +388,6 @@ class Channel:
     def _peer_name(self) -> str:
         role = "worker" if self.from_worker else "peer"
         return f"{role} pid {self.peer_pid}" if self.peer_pid else f"the {role}"
-
-
-class _BigFrame:
-    """A big frame being read: its payload into a buffer of its own, then its tag, if any."""
-
-    def __init__(
-        self,
-        kind: int,
-        payload: bytearray,
-        tag: bytearray,
-        filled: int,
-        streamed: StreamedTag | None,
-    ) -> None:
-        self.kind, self.payload, self.tag, self.filled = kind, payload, tag, filled
-        self.streamed = streamed  # the tag being computed as the payload arrives, if any
 
 
 class _StreamEnd:
