@@ -174,7 +174,8 @@ class _Keyed:
 
     def tag(self, sequence: int, kind: int, payload: tuple[Buffer, ...]) -> bytes:
         # (Parts are bytes-like with 1-byte items. One part, the usual case, skips sum(map()):
-        # on a small frame that would cost about a third of the tag itself.)
+        # on a small frame that would cost about a third of the tag itself. For the same
+        # reason this does what `start` does inline: it runs for every small frame.)
         size = len(payload[0]) if len(payload) == 1 else sum(map(len, payload))
         mac = self._small.copy() if size < BULK else self._bulk.copy()
         mac.update(_SEQUENCE_AND_KIND.pack(sequence, kind))
