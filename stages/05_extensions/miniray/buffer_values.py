@@ -91,8 +91,17 @@ def _as_tensor(view: memoryview, info: dict[str, Any], mode: str) -> Any:
     dtype = getattr(torch, str(info["dtype"]))
     if not isinstance(dtype, torch.dtype):
         raise TypeError(f"{info['dtype']!r} is not a torch dtype")
-    source = view if mode == "owned" else bytearray(view)  # torch has no read-only tensors
+    source = view if mode == "owned" else _writable_copy(view)  # torch has no read-only tensors
     return torch.frombuffer(source, dtype=torch.uint8).view(dtype).reshape(_shape(info["shape"]))
+
+
+def _writable_copy(view: memoryview) -> Any:
+    """A writable copy of ``view``'s bytes: numpy's if it is installed (see `_as_ndarray`)."""
+    try:
+        import numpy
+    except ImportError:  # torch runs without numpy
+        return bytearray(view)
+    return numpy.frombuffer(view, dtype=numpy.uint8).copy()
 
 
 def _shape(shape: Any) -> list[int]:
