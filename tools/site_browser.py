@@ -21,11 +21,13 @@ Standard library only; it never imports the project, so any Python can run it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -72,6 +74,7 @@ class DevTools:
             [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
             preexec_fn=pipes_as_3_and_4,
             close_fds=False,
+            start_new_session=True,  # a group of its own: close() ends its helpers too
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -104,8 +107,17 @@ class DevTools:
             self.events.append(self._read(deadline))
 
     def close(self) -> None:
-        self.process.kill()
+        """Kill Chromium and every helper process it started, and wait until they are gone.
+
+        The helpers (renderer, GPU, zygote) write into the profile directory: one left
+        alive for a moment would make removing that directory fail.
+        """
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline and _group_alive(self.process.pid):
+            time.sleep(0.05)
         os.close(self._in)
         os.close(self._out)
 
@@ -120,6 +132,18 @@ class DevTools:
         message, _, self._buffer = self._buffer.partition(b"\0")
         parsed: dict[str, Any] = json.loads(message)
         return parsed
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs (zombies waiting to be reaped don't)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it ended while we looked
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            return True
+    return False
 
 
 def check_site(site: Path, chromium: str, diagram_wait: float = DIAGRAM_WAIT) -> dict[str, Any]:
