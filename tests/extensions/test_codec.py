@@ -105,6 +105,19 @@ def test_garbage_is_a_protocol_error(payload: bytes) -> None:
         MARSHAL.decode(payload)
 
 
+@pytest.mark.ex05_3
+def test_a_cut_reference_is_called_cut_and_a_self_reference_a_cycle() -> None:
+    import miniray
+    from miniray.codec import MARSHAL
+
+    with pytest.raises(miniray.ProtocolError, match="ends in the middle"):
+        MARSHAL.decode(b"[\x01\x00\x00\x00r\x00\x00")  # a list of one reference, cut short
+    cycle: list[Any] = []
+    cycle.append(cycle)
+    with pytest.raises(miniray.ProtocolError, match="inside itself"):
+        MARSHAL.decode(marshal.dumps(cycle))
+
+
 plain = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.binary(),
     lambda inner: st.lists(inner) | st.tuples(inner, inner) | st.dictionaries(st.text(), inner),

@@ -172,7 +172,8 @@ def check_plain_marshal(payload: bytes | bytearray) -> None:
                 raise ProtocolError(f"marshal data nested deeper than {MAX_DEPTH}")
             outer.append((left, ref))
             ref = number
-            open_refs.add(number)
+            if number >= 0:
+                open_refs.add(number)
             if code == _DICT:
                 left = -1
             elif code == _TUPLE_8:
