@@ -23,11 +23,12 @@ def work_fn(handle: Channel) -> None:
 
 
 def main() -> None:
-    # The nodes import this file's work_fn; PYTHONPATH lets them import this stage's miniray.
-    env = {"PYTHONPATH": HERE}
+    # The nodes run in this folder: `python -m miniray.cluster_server` then imports this
+    # stage's miniray, whatever folder the demo was started from (a module run with -m
+    # finds the folder it runs in first, before PYTHONPATH).
     nodes = [
-        NodeConfig("localhost", num_workers=2, env=env),
-        NodeConfig("127.0.0.1", num_workers=2, env=env),
+        NodeConfig("localhost", num_workers=2, cwd=HERE),
+        NodeConfig("127.0.0.1", num_workers=2, cwd=HERE),
     ]
     with Cluster(nodes, log=print) as cluster:
         workers = cluster.start(work_fn=f"{__file__}:work_fn")
@@ -42,7 +43,7 @@ def main() -> None:
         print(f"rank {worker.rank}: exit code {worker.returncode}")
 
     with socket.create_server(("127.0.0.1", 0)) as taken:  # a node whose port is busy
-        busy = NodeConfig("localhost", num_workers=1, base_port=taken.getsockname()[1], env=env)
+        busy = NodeConfig("localhost", num_workers=1, base_port=taken.getsockname()[1], cwd=HERE)
         try:
             Cluster([busy]).start(work_fn=f"{__file__}:work_fn")
         except ClusterError as e:

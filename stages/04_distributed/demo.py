@@ -25,8 +25,8 @@ def work_fn(handle: Channel) -> None:
 
 
 def main() -> None:
-    env = {"PYTHONPATH": HERE}  # the nodes import this stage's miniray and this file
-    nodes = [NodeConfig("localhost", num_workers=2, env=env), NodeConfig("127.0.0.1", 2, env=env)]
+    # The nodes run in this folder, so that they import this stage's miniray (see stage 3's demo).
+    nodes = [NodeConfig("localhost", num_workers=2, cwd=HERE), NodeConfig("127.0.0.1", 2, cwd=HERE)]
     with Cluster(nodes, log=print) as cluster:
         workers = cluster.start(work_fn=f"{__file__}:work_fn")
         configs = cluster.distributed_configs()  # asks each node: port, interface
