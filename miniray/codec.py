@@ -159,11 +159,12 @@ def check_plain_marshal(payload: bytes | bytearray) -> None:
         if kind == _SHORT_STR:
             pos += 1 + (data[pos] if pos < end else 0)
         elif kind == _FIXED:
-            pos += _FIXED_SIZES[code]
+            size = _FIXED_SIZES[code]
+            pos += size
             run = _RUNS.get(code) if left > 0 else None
             if run is not None and (match := run.match(data, pos)):  # a run, skipped in C
-                count = min((match.end() - pos) // (1 + _FIXED_SIZES[code]), left)
-                pos += count * (1 + _FIXED_SIZES[code])
+                count = min((match.end() - pos) // (1 + size), left)  # each: code and size
+                pos += count * (1 + size)
                 left -= count
         elif kind == _SIZED:
             pos += 4 + _count(data, pos, end, item_size=1)
