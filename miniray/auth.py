@@ -1,6 +1,10 @@
 """Who may talk to a WorkerServer: a shared secret, proven without being sent; and
 a key for every frame after that.
 
+New in this stage: the protocol's version (``PROTOCOL``) is 4, since a codec proposal
+follows the handshake and messages carry buffers. The greeting states it, so a stage 2-4
+MiniRay (protocol 3) at either end is named at once instead of waiting out a timeout.
+
 Before a single frame is parsed, both sides prove they know the same secret with an
 HMAC challenge-response (mutual: a client also knows it reached a real server):
 
@@ -43,7 +47,8 @@ from .errors import AuthenticationError, ProtocolError, ServerFull, ServerUnreac
 from .session import Session, derive
 
 # --8<-- [start:handshake_format]
-MAGIC = b"MINIRAY3"  # also the protocol version: 3 has the per-frame MAC
+PROTOCOL = b"4"  # the wire's version (4: a codec proposal follows the handshake; buffers)
+MAGIC = b"MINIRAY" + PROTOCOL  # 8 bytes
 NONCE_SIZE = MAC_SIZE = 32
 READY = 0  # the greeting's status byte (the only one; anything else is a ProtocolError)
 ACCEPTED, REJECTED, FULL, BUSY = 0, 1, 2, 3  # the server's verdict
@@ -98,7 +103,9 @@ def client_handshake(
     Raises:
         ServerUnreachable: ``"{peer} did not answer like a MiniRay server (got b'...')"``,
             quoting what it sent (``_recv_greeting`` raises it).
-        ProtocolError: ``"{peer} sent an unknown status byte N"`` (greeting not READY),
+        ProtocolError: ``"{peer} speaks MiniRay protocol N and we speak M: ..."`` (a
+            MiniRay server of another version), ``"{peer} sent an unknown status byte N"``
+            (greeting not READY),
             or ``"{peer} sent an unknown verdict byte N"``.
         AuthenticationError: ``"the server rejected our secret"`` (REJECTED), or
             ``"{peer} could not prove it knows the secret"``: an ACCEPTED, FULL or BUSY
@@ -265,6 +272,12 @@ def _recv_greeting(sock: socket.socket, deadline: float, peer: str) -> bytes:
         if not chunk:
             break
         data += chunk
+    if len(data) >= len(MAGIC) and data.startswith(b"MINIRAY") and data[7:8] != PROTOCOL:
+        theirs = data[7:8].decode("ascii", "replace")  # a MiniRay of another version
+        raise ProtocolError(
+            f"{peer} speaks MiniRay protocol {theirs} and we speak {PROTOCOL.decode()}: "
+            "run the same MiniRay version on both ends"
+        )
     if len(data) < GREETING_SIZE or not data.startswith(MAGIC):
         shown = repr(data[:32]) + ("..." if len(data) > 32 else "")
         raise ServerUnreachable(f"{peer} did not answer like a MiniRay server (got {shown})")

@@ -212,6 +212,35 @@ def test_a_peer_that_is_not_a_miniray_server_is_named_at_once(speech: bytes, sho
     )
 
 
+@pytest.mark.ex02_2
+def test_a_miniray_server_of_another_version_is_named_as_such() -> None:
+    """Not "unreachable", and not a timeout: the greeting carries the protocol's version."""
+    import threading
+
+    from miniray import ProtocolError, RemoteWorker
+    from miniray.auth import GREETING_SIZE, PROTOCOL
+
+    other = b"9" if PROTOCOL != b"9" else b"8"
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        def greet() -> None:
+            conn, _ = listener.accept()
+            conn.sendall((b"MINIRAY" + other).ljust(GREETING_SIZE, b"\0"))
+            time.sleep(3)  # then silence: only the greeting may tell the client
+            conn.close()
+
+        threading.Thread(target=greet, daemon=True).start()
+        started = time.monotonic()
+        with pytest.raises(ProtocolError) as caught:
+            RemoteWorker("127.0.0.1", port, secret=SECRET, connect_timeout=2)
+        assert time.monotonic() - started < 2
+    assert str(caught.value) == (
+        f"127.0.0.1:{port} speaks MiniRay protocol {other.decode()} and we speak "
+        f"{PROTOCOL.decode()}: run the same MiniRay version on both ends"
+    )
+
+
 def test_a_silent_server_times_out_instead_of_hanging() -> None:
     from miniray import RemoteWorker
 

@@ -43,7 +43,8 @@ from .errors import AuthenticationError, ProtocolError, ServerFull, ServerUnreac
 from .session import Session, derive
 
 # --8<-- [start:handshake_format]
-MAGIC = b"MINIRAY3"  # also the protocol version: 3 has the per-frame MAC
+PROTOCOL = b"3"  # the wire's version (3: every frame has a MAC); bumped when the wire changes
+MAGIC = b"MINIRAY" + PROTOCOL  # 8 bytes
 NONCE_SIZE = MAC_SIZE = 32
 READY = 0  # the greeting's status byte (the only one; anything else is a ProtocolError)
 ACCEPTED, REJECTED, FULL, BUSY = 0, 1, 2, 3  # the server's verdict
@@ -98,7 +99,9 @@ def client_handshake(
     Raises:
         ServerUnreachable: ``"{peer} did not answer like a MiniRay server (got b'...')"``,
             quoting what it sent (``_recv_greeting`` raises it).
-        ProtocolError: ``"{peer} sent an unknown status byte N"`` (greeting not READY),
+        ProtocolError: ``"{peer} speaks MiniRay protocol N and we speak M: ..."`` (a
+            MiniRay server of another version), ``"{peer} sent an unknown status byte N"``
+            (greeting not READY),
             or ``"{peer} sent an unknown verdict byte N"``.
         AuthenticationError: ``"the server rejected our secret"`` (REJECTED), or
             ``"{peer} could not prove it knows the secret"``: an ACCEPTED, FULL or BUSY
@@ -265,6 +268,12 @@ def _recv_greeting(sock: socket.socket, deadline: float, peer: str) -> bytes:
         if not chunk:
             break
         data += chunk
+    if len(data) >= len(MAGIC) and data.startswith(b"MINIRAY") and data[7:8] != PROTOCOL:
+        theirs = data[7:8].decode("ascii", "replace")  # a MiniRay of another version
+        raise ProtocolError(
+            f"{peer} speaks MiniRay protocol {theirs} and we speak {PROTOCOL.decode()}: "
+            "run the same MiniRay version on both ends"
+        )
     if len(data) < GREETING_SIZE or not data.startswith(MAGIC):
         shown = repr(data[:32]) + ("..." if len(data) > 32 else "")
         raise ServerUnreachable(f"{peer} did not answer like a MiniRay server (got {shown})")

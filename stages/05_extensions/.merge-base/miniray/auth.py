@@ -1,0 +1,302 @@
+"""Who may talk to a WorkerServer: a shared secret, proven without being sent; and
+a key for every frame after that.
+
+Before a single frame is parsed, both sides prove they know the same secret with an
+HMAC challenge-response (mutual: a client also knows it reached a real server):
+
+    server -> client   MAGIC, READY, server_nonce                (41 bytes)
+    client -> server   client_nonce, HMAC(secret, "client" + Ns + Nc)  (64 bytes)
+    server -> client   verdict, HMAC(secret, "server" + verdict + Nc + Ns)  (33 bytes)
+
+The verdict is ACCEPTED, FULL (no free worker slot) or BUSY (the server could not
+start a worker just now), each carrying the server's proof, so a client believes
+"full" only from a server that knows the secret; REJECTED (wrong secret) cannot carry
+a proof the client could check, and is taken as an authentication failure.
+
+Fresh random nonces make every proof single-use: a recorded handshake replays nowhere.
+The secret never crosses the wire and never appears on a command line.
+
+Both sides then hold a :class:`~.session.Session`: a key derived from the secret and
+both nonces, with which every frame after the handshake is sealed (``session.py``).
+
+What it does not do: encrypt. Anyone on the path can read the messages. Use it on
+a private network or through an SSH tunnel (stage 3 launches over SSH).
+
+The secret comes from, in order: the ``secret=`` argument, ``$MINIRAY_SECRET``,
+the file named by ``$MINIRAY_SECRET_FILE``, or a per-user file created on first use
+with mode 0600 (like Erlang's cookie): ``$XDG_CONFIG_HOME/miniray/secret``,
+by default ``~/.config/miniray/secret``.
+"""
+
+from __future__ import annotations
+
+import errno
+import hmac
+import os
+import secrets
+import socket
+import stat
+import time
+from pathlib import Path
+
+from .errors import AuthenticationError, ProtocolError, ServerFull, ServerUnreachable
+from .session import Session, derive
+
+# --8<-- [start:handshake_format]
+PROTOCOL = b"3"  # the wire's version (3: every frame has a MAC); bumped when the wire changes
+MAGIC = b"MINIRAY" + PROTOCOL  # 8 bytes
+NONCE_SIZE = MAC_SIZE = 32
+READY = 0  # the greeting's status byte (the only one; anything else is a ProtocolError)
+ACCEPTED, REJECTED, FULL, BUSY = 0, 1, 2, 3  # the server's verdict
+GREETING_SIZE = len(MAGIC) + 1 + NONCE_SIZE  # 41
+ANSWER_SIZE = NONCE_SIZE + MAC_SIZE  # 64: all the server ever reads before authentication
+VERDICT_SIZE = 1 + MAC_SIZE  # 33
+# --8<-- [end:handshake_format]
+REJECTION = bytes([REJECTED]) + bytes(MAC_SIZE)  # no proof: the client could not check one
+_MIN_SECRET_CHARS = 16
+
+
+def greeting(server_nonce: bytes) -> bytes:
+    """The server's first words on a new connection: MAGIC, READY, its nonce."""
+    return MAGIC + bytes([READY]) + server_nonce
+
+
+# --8<-- [start:check_answer]
+def check_answer(secret: bytes, server_nonce: bytes, answer: bytes) -> Session:
+    """Check a client's 64-byte answer to the greeting; return the session it opens.
+
+    The answer is the client's nonce and its proof, HMAC(secret, "client" + Ns + Nc).
+    The proof is compared with ``hmac.compare_digest`` (never ``==``, whose time tells
+    an attacker how many leading bytes were right).
+
+    Raises:
+        AuthenticationError: The proof is wrong (the client does not know the secret).
+    """
+    client_nonce, proof = answer[:NONCE_SIZE], answer[NONCE_SIZE:]
+    if not hmac.compare_digest(proof, derive(secret, b"client", server_nonce, client_nonce)):
+        raise AuthenticationError("client failed the challenge (wrong secret)")
+    return Session(secret, server_nonce, client_nonce)
+
+
+# --8<-- [end:check_answer]
+
+
+# --8<-- [start:client_handshake]
+def client_handshake(
+    sock: socket.socket, secret: bytes, timeout: float, *, peer: str = "the server"
+) -> Session:
+    """Answer the server's challenge, check its verdict and proof; return the session.
+
+    The greeting is checked as its bytes arrive: the first byte that differs from MAGIC
+    (or a hang-up before the whole greeting) means the peer is no MiniRay server.
+
+    Args:
+        sock: A connected socket; nothing has been read from it yet.
+        secret: The shared secret.
+        timeout: Seconds for the whole handshake (one deadline, not one per read).
+        peer: ``"host:port"``, to name the server in error messages.
+
+    Raises:
+        ServerUnreachable: ``"{peer} did not answer like a MiniRay server (got b'...')"``,
+            quoting what it sent (``_recv_greeting`` raises it).
+        ProtocolError: ``"{peer} speaks MiniRay protocol N and we speak M: ..."`` (a
+            MiniRay server of another version), ``"{peer} sent an unknown status byte N"``
+            (greeting not READY),
+            or ``"{peer} sent an unknown verdict byte N"``.
+        AuthenticationError: ``"the server rejected our secret"`` (REJECTED), or
+            ``"{peer} could not prove it knows the secret"``: an ACCEPTED, FULL or BUSY
+            verdict that differs from ``session.verdict(byte)``.
+        ServerFull: A proven FULL (no free worker slot) or BUSY (it could not start a
+            worker just now).
+        TimeoutError: The handshake took longer than ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    greeted = _recv_greeting(sock, deadline, peer)
+    if greeted[len(MAGIC)] != READY:
+        raise ProtocolError(f"{peer} sent an unknown status byte {greeted[len(MAGIC)]}")
+    session = Session(secret, greeted[len(MAGIC) + 1 :], secrets.token_bytes(NONCE_SIZE))
+    proof = derive(secret, b"client", session.server_nonce, session.client_nonce)
+    _send(sock, session.client_nonce + proof, deadline)
+    verdict = _recv_exactly(sock, VERDICT_SIZE, deadline, peer)
+    if verdict[0] == REJECTED:
+        raise AuthenticationError("the server rejected our secret")
+    if verdict[0] not in (ACCEPTED, FULL, BUSY):
+        raise ProtocolError(f"{peer} sent an unknown verdict byte {verdict[0]}")
+    if not hmac.compare_digest(verdict, session.verdict(verdict[0])):
+        raise AuthenticationError(f"{peer} could not prove it knows the secret")
+    if verdict[0] == FULL:
+        raise ServerFull(f"{peer} is running as many workers as it allows (--workers)")
+    if verdict[0] == BUSY:
+        raise ServerFull(f"{peer} could not start a worker just now (out of processes?)")
+    return session
+
+
+# --8<-- [end:client_handshake]
+
+
+# --8<-- [start:load_secret]
+def load_secret(secret: str | bytes | None = None) -> bytes:
+    """Find the shared secret (see the module docstring for where it is looked up).
+
+    Raises:
+        AuthenticationError: A secret file is missing or unsafe (see
+            ``_read_secret_file``), or the secret is too short to be one.
+    """
+    if secret is None:
+        secret = os.environ.get("MINIRAY_SECRET")
+    if secret is None:
+        path = os.environ.get("MINIRAY_SECRET_FILE")
+        secret = _read_secret_file(Path(path)) if path else _default_secret()
+    value = secret.encode() if isinstance(secret, str) else secret
+    if len(value.strip()) < _MIN_SECRET_CHARS:
+        raise AuthenticationError(f"the secret must be at least {_MIN_SECRET_CHARS} characters")
+    return value.strip()
+
+
+def default_secret_path() -> Path:
+    """Where the per-user secret lives: ``$XDG_CONFIG_HOME/miniray/secret``."""
+    config = os.environ.get("XDG_CONFIG_HOME") or os.path.join(Path.home(), ".config")
+    return Path(config) / "miniray" / "secret"
+
+
+def _default_secret() -> bytes:
+    """Read the per-user secret, creating it (mode 0600) on first use."""
+    path = default_secret_path()
+    if not os.path.lexists(path):  # a symlink there is not ours to replace: read refuses it
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        temporary = path.with_name(f".secret.{os.getpid()}")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32) + "\n")
+        try:
+            os.link(temporary, path)  # atomic, and never overwrites a racing creator's file
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink()
+    return _read_secret_file(path)
+
+
+# --8<-- [end:load_secret]
+
+
+def _read_secret_file(path: Path) -> bytes:
+    """Read a secret file that no other user can read, change or replace.
+
+    Refused, each with a message that says how to fix it: a symbolic link, anything
+    but a regular file, a file not owned by this user or that others can access, and
+    a file in a folder that another user owns or can write (they could swap the file;
+    a sticky folder like ``/tmp`` stops them). The folder and the file are opened once
+    (``O_NOFOLLOW``) and checked with ``fstat`` on those descriptors, so what is
+    checked is what is read: nothing can be swapped in between.
+    """
+    folder = path.parent
+    try:
+        folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise AuthenticationError(f"secret file {path} does not exist") from None
+    try:
+        _refuse_unsafe_folder(os.fstat(folder_fd), folder, path)
+        try:  # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat refuses it next
+            fd = os.open(path.name, _SECRET_OPEN_FLAGS, dir_fd=folder_fd)
+        except FileNotFoundError:
+            raise AuthenticationError(f"secret file {path} does not exist") from None
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise AuthenticationError(
+                    f"secret file {path} is a symbolic link, which could point anywhere; "
+                    "name the file itself"
+                ) from None
+            raise
+    finally:
+        os.close(folder_fd)
+    with os.fdopen(fd, "rb") as f:
+        _refuse_unsafe_file(os.fstat(fd), path)
+        return f.read(_MAX_SECRET_FILE)
+
+
+_SECRET_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_MAX_SECRET_FILE = 64 * 1024
+
+
+def _refuse_unsafe_folder(info: os.stat_result, folder: Path, path: Path) -> None:
+    """Refuse a secret file's folder in which another user could replace the file."""
+    if info.st_uid not in (os.geteuid(), 0):
+        raise AuthenticationError(
+            f"secret file {path} is in {folder}, which belongs to uid {info.st_uid}, who "
+            "could replace the file; keep the secret in a folder of your own"
+        )
+    writable_by_others = info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    if writable_by_others and not info.st_mode & stat.S_ISVTX:  # sticky: only owners rename
+        raise AuthenticationError(
+            f"secret file {path} is in {folder}, which other users can write "
+            f"(mode {oct(info.st_mode & 0o777)}), so they could replace the file; "
+            f"run: chmod go-w {folder}"
+        )
+
+
+def _refuse_unsafe_file(info: os.stat_result, path: Path) -> None:
+    """Refuse a secret file that is not a small regular file of ours, private to us."""
+    if not stat.S_ISREG(info.st_mode):
+        raise AuthenticationError(f"secret file {path} is not a regular file")
+    if info.st_uid != os.geteuid():
+        raise AuthenticationError(
+            f"secret file {path} belongs to uid {info.st_uid}, not to you "
+            f"(uid {os.geteuid()}); a secret file must be yours alone"
+        )
+    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise AuthenticationError(
+            f"secret file {path} is accessible by other users "
+            f"(mode {oct(info.st_mode & 0o777)}); run: chmod 600 {path}"
+        )
+    if info.st_size > _MAX_SECRET_FILE:
+        raise AuthenticationError(f"secret file {path} has {info.st_size} bytes: not a secret")
+
+
+def _send(sock: socket.socket, data: bytes, deadline: float) -> None:
+    sock.settimeout(max(0.0, deadline - time.monotonic()))
+    sock.sendall(data)
+
+
+def _recv_greeting(sock: socket.socket, deadline: float, peer: str) -> bytes:
+    """Read the 41-byte greeting, giving up at the first byte that is not MAGIC's."""
+    data = b""
+    while len(data) < GREETING_SIZE:
+        if not MAGIC.startswith(data[: len(MAGIC)]):
+            break
+        chunk = _recv_some(sock, GREETING_SIZE - len(data), deadline, peer)
+        if not chunk:
+            break
+        data += chunk
+    if len(data) >= len(MAGIC) and data.startswith(b"MINIRAY") and data[7:8] != PROTOCOL:
+        theirs = data[7:8].decode("ascii", "replace")  # a MiniRay of another version
+        raise ProtocolError(
+            f"{peer} speaks MiniRay protocol {theirs} and we speak {PROTOCOL.decode()}: "
+            "run the same MiniRay version on both ends"
+        )
+    if len(data) < GREETING_SIZE or not data.startswith(MAGIC):
+        shown = repr(data[:32]) + ("..." if len(data) > 32 else "")
+        raise ServerUnreachable(f"{peer} did not answer like a MiniRay server (got {shown})")
+    return data
+
+
+def _recv_exactly(sock: socket.socket, size: int, deadline: float, peer: str) -> bytes:
+    """Read exactly ``size`` bytes before ``deadline`` (a slow trickle does not extend it)."""
+    data = b""
+    while len(data) < size:
+        chunk = _recv_some(sock, size - len(data), deadline, peer)
+        if not chunk:
+            raise ConnectionResetError(f"{peer} hung up during the handshake")
+        data += chunk
+    return data
+
+
+def _recv_some(sock: socket.socket, size: int, deadline: float, peer: str) -> bytes:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError(f"the handshake with {peer} timed out")
+    sock.settimeout(remaining)
+    try:
+        return sock.recv(size)
+    except TimeoutError:
+        raise TimeoutError(f"the handshake with {peer} timed out") from None
