@@ -150,7 +150,13 @@ def write_rows(path: str, times: dict[str, list[float]], notes: dict[str, object
     """The table's rows as JSON (``--json``), with each ratio's difference."""
     compared = {row: [base] for row, base in baselines(list(times)).items()}
     rows = results_from_samples(
-        "cluster start", times, unit="s", better="lower", baselines=compared, differences=True
+        "cluster start",
+        times,
+        unit="s",
+        better="lower",
+        baselines=compared,
+        differences=True,
+        paired=times,  # each repeat starts every row once
     )
     write_json(path, rows, notes)
 

@@ -216,6 +216,7 @@ def table(
 ) -> list[Result]:
     """Measure the rows (then, with Ray up, the peer rows), print one table, return it."""
     samples = measure(rows, repeats)
+    took_turns = set(samples)  # Ray's rows run after these, in rounds of their own
     if peer_rows is not None:
         peers = ray_peers()
         if peers is not None:
@@ -240,7 +241,9 @@ def table(
     sys.stdout.flush()
     baselines = {row.name: row.baselines for row in rows}
     ordered = {row.name: samples[row.name] for row in rows}  # the printed order
-    return results_from_samples(title, ordered, unit=unit, better="higher", baselines=baselines)
+    return results_from_samples(
+        title, ordered, unit=unit, better="higher", baselines=baselines, paired=took_turns
+    )
 
 
 def measure(rows: list[Row], repeats: int) -> dict[str, list[float]]:

@@ -13,7 +13,10 @@ for ``benchmarks/report.py``, which gathers them into ``docs/measured/results.js
 spread); ``ratios`` compare this row's median with the median of each named row of the
 same table, measured in the same run (``median / baseline median``, as the table prints
 it; ``better`` says whether a ratio above 1 is good).  A ratio may carry a ``difference``
-(``median - baseline median``) where the script prints one.
+(``median - baseline median``) where the script prints one, and ``low`` and ``high``: the
+lowest and the highest ratio of one round, where the script measured both rows in the same
+interleaved rounds (run *i* of each row in round *i*), so a skeptic sees how far a single
+round strays from the median.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 import json
 import statistics
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -33,6 +36,8 @@ class Ratio:
     baseline: str
     ratio: float
     difference: float | None = None  # median - baseline median, where the table prints it
+    low: float | None = None  # the lowest ratio of one round, where the rows took turns
+    high: float | None = None  # and the highest
 
 
 @dataclass
@@ -58,24 +63,29 @@ def results_from_samples(
     better: str,
     baselines: Mapping[str, Sequence[str]] | None = None,
     differences: bool = False,
+    paired: Collection[str] = (),
 ) -> list[Result]:
     """A `Result` per row of ``samples`` (row name -> timed values), in that order.
 
     ``baselines`` maps a row to the rows it is compared with; a baseline that was not
     measured (a Ray row without Ray) is left out, as the printed tables leave it out.
+    ``paired`` names the rows that took turns in the same rounds: a ratio between two of
+    them also gets the range of its per-round ratios.
     """
     medians = {name: statistics.median(values) for name, values in samples.items()}
     results = []
     for name, values in samples.items():
-        ratios = [
-            Ratio(
-                base,
-                medians[name] / medians[base],
-                medians[name] - medians[base] if differences else None,
-            )
-            for base in (baselines or {}).get(name, [])
-            if base in medians
-        ]
+        ratios = []
+        for base in (baselines or {}).get(name, []):
+            if base not in medians:
+                continue
+            ratio = Ratio(base, medians[name] / medians[base])
+            if differences:
+                ratio.difference = medians[name] - medians[base]
+            if name in paired and base in paired:
+                per_round = [a / b for a, b in zip(values, samples[base], strict=True)]
+                ratio.low, ratio.high = min(per_round), max(per_round)
+            ratios.append(ratio)
         low, high, count = min(values), max(values), len(values)
         results.append(Result(table, name, medians[name], low, high, count, unit, better, ratios))
     return results

@@ -67,7 +67,12 @@ def main() -> None:
         rows = {"without tags": rates[0], "with tags": rates[1]}
         unit = "round trips/s" if message is SMALL else "MB/s"
         results += results_from_samples(
-            label, rows, unit=unit, better="higher", baselines={"with tags": ["without tags"]}
+            label,
+            rows,
+            unit=unit,
+            better="higher",
+            baselines={"with tags": ["without tags"]},
+            paired=rows,  # they took turns
         )
     if args.json:
         write_json(args.json, results, {"placement": "one core" if args.one_core else "unpinned"})

@@ -104,7 +104,12 @@ def main() -> None:
         placement = "unpinned" if args.unpinned else "one core" if args.one_core else "cross-core"
         baselines = {name: [base for _, base in pairs] for name, pairs in ratios.items()}
         rows = results_from_samples(
-            "round trips", samples, unit="round trips/s", better="higher", baselines=baselines
+            "round trips",
+            samples,
+            unit="round trips/s",
+            better="higher",
+            baselines=baselines,
+            paired=samples,  # every row took its turn in every round
         )
         notes = {"placement": placement, "seconds per run": args.seconds, "repeats": args.repeats}
         write_json(args.json, rows, notes)

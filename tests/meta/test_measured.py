@@ -171,3 +171,21 @@ def test_an_unknown_part_is_refused_with_the_list_of_parts() -> None:
     )
     assert done.returncode == 2
     assert "unknown parts ['warp-drive']" in done.stderr and "fsdp-step" in done.stderr
+
+
+def test_a_ratio_of_rows_that_took_turns_carries_its_per_round_range() -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(ROOT / "benchmarks"))
+        json_rows = importlib.import_module("json_rows")
+    samples = {"base": [10.0, 20.0, 40.0], "ours": [5.0, 30.0, 40.0], "ray": [1.0, 2.0, 4.0]}
+    rows = json_rows.results_from_samples(
+        "t",
+        samples,
+        unit="x/s",
+        better="higher",
+        baselines={"ours": ["base", "ray"]},
+        paired={"base", "ours"},  # ray's rows ran in rounds of their own
+    )
+    against_base, against_ray = rows[1].ratios
+    assert (against_base.ratio, against_base.low, against_base.high) == (1.5, 0.5, 1.5)
+    assert (against_ray.ratio, against_ray.low, against_ray.high) == (15.0, None, None)
