@@ -1,6 +1,6 @@
 """The extensions measured: calls with futures, the marshal codec, and buffers out of band.
 
-    python benchmarks/extensions.py [--repeats 5] [--size-mib 64] [--only calls,codec,buffers]
+    python benchmarks/extensions.py [--repeats 15] [--size-mib 64] [--only calls,codec,buffers]
                                     [--no-ray] [--json PATH]
     taskset -c 0 python benchmarks/extensions.py      # everything on one core
 
@@ -62,10 +62,10 @@ from json_rows import Result, results_from_samples, write_json  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=5, help="runs per row (median)")
+    parser.add_argument("--repeats", type=int, default=15, help="runs per row (median)")
     parser.add_argument("--size-mib", type=int, default=64, help="bulk size, in MiB")
     parser.add_argument("--calls", type=int, default=2000, help="calls per run")
-    parser.add_argument("--seconds", type=float, default=0.3, help="length of a rate run")
+    parser.add_argument("--seconds", type=float, default=0.1, help="length of a rate run")
     parser.add_argument("--only", default="calls,codec,buffers", help="sections to run")
     parser.add_argument("--no-ray", action="store_true", help="leave out the Ray rows")
     parser.add_argument("--json", metavar="PATH", help="also write the rows to PATH as JSON")

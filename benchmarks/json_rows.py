@@ -14,9 +14,9 @@ spread); ``ratios`` compare this row's median with the median of each named row 
 same table, measured in the same run (``median / baseline median``, as the table prints
 it; ``better`` says whether a ratio above 1 is good).  A ratio may carry a ``difference``
 (``median - baseline median``) where the script prints one, and ``low`` and ``high``: the
-lowest and the highest ratio of one round, where the script measured both rows in the same
-interleaved rounds (run *i* of each row in round *i*), so a skeptic sees how far a single
-round strays from the median.
+first and third quartiles of the per-round ratios, where the script measured both rows in
+the same interleaved rounds (run *i* of each row in round *i*): the middle half of the
+rounds fell between them, so a skeptic sees how firm the median is.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ class Ratio:
     baseline: str
     ratio: float
     difference: float | None = None  # median - baseline median, where the table prints it
-    low: float | None = None  # the lowest ratio of one round, where the rows took turns
-    high: float | None = None  # and the highest
+    low: float | None = None  # first quartile of the per-round ratios, where rows took turns
+    high: float | None = None  # third quartile
 
 
 @dataclass
@@ -70,7 +70,7 @@ def results_from_samples(
     ``baselines`` maps a row to the rows it is compared with; a baseline that was not
     measured (a Ray row without Ray) is left out, as the printed tables leave it out.
     ``paired`` names the rows that took turns in the same rounds: a ratio between two of
-    them also gets the range of its per-round ratios.
+    them also gets the quartiles of its per-round ratios (both the one ratio, if one round).
     """
     medians = {name: statistics.median(values) for name, values in samples.items()}
     results = []
@@ -84,7 +84,10 @@ def results_from_samples(
                 ratio.difference = medians[name] - medians[base]
             if name in paired and base in paired:
                 per_round = [a / b for a, b in zip(values, samples[base], strict=True)]
-                ratio.low, ratio.high = min(per_round), max(per_round)
+                if len(per_round) > 1:
+                    ratio.low, _, ratio.high = statistics.quantiles(per_round, n=4)
+                else:
+                    ratio.low = ratio.high = per_round[0]
             ratios.append(ratio)
         low, high, count = min(values), max(values), len(values)
         results.append(Result(table, name, medians[name], low, high, count, unit, better, ratios))

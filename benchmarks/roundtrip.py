@@ -1,6 +1,6 @@
 """Small-message round trips per second: MiniRay next to the raw sockets it is built on.
 
-    python benchmarks/roundtrip.py [--seconds 1.0] [--repeats 5] [--one-core | --unpinned]
+    python benchmarks/roundtrip.py [--seconds 0.3] [--repeats 15] [--one-core | --unpinned]
                                    [--json PATH]
 
 Every row is measured in this one process, one after another, and reported as the
@@ -57,8 +57,8 @@ RAW = b'{"cmd":"step","i":12345}'
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=1.0, help="length of one run")
-    parser.add_argument("--repeats", type=int, default=5, help="runs per row (median)")
+    parser.add_argument("--seconds", type=float, default=0.3, help="length of one run")
+    parser.add_argument("--repeats", type=int, default=15, help="runs per row (median)")
     parser.add_argument(
         "--one-core",
         action="store_true",
