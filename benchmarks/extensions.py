@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -226,24 +225,20 @@ def table(
                 rows = rows + extra
             finally:
                 peers.shutdown()
-    medians = {name: statistics.median(values) for name, values in samples.items()}
+    baselines = {row.name: row.baselines for row in rows}
+    ordered = {row.name: samples[row.name] for row in rows}  # the printed order
+    results = results_from_samples(
+        title, ordered, unit=unit, better="higher", baselines=baselines, paired=took_turns
+    )
     print(f"\n## {title}\n")
     print(f"| {'row':44} | {unit:>12} | {'spread':>17} | ratio |")
     print(f"|{'-' * 46}|{'-' * 14}|{'-' * 19}|-------|")
-    for row in rows:
-        low, high = min(samples[row.name]), max(samples[row.name])
-        ratio = ", ".join(
-            f"{medians[row.name] / medians[b]:.2f}x {b}" for b in row.baselines if b in medians
-        )
-        print(
-            f"| {row.name:44} | {medians[row.name]:12,.0f} | {low:8,.0f}-{high:<8,.0f} | {ratio} |"
-        )
+    for result in results:
+        ratio = ", ".join(f"{r.ratio:.2f}x {r.baseline}" for r in result.ratios)
+        spread = f"{result.low:8,.0f}-{result.high:<8,.0f}"
+        print(f"| {result.name:44} | {result.median:12,.0f} | {spread} | {ratio} |")
     sys.stdout.flush()
-    baselines = {row.name: row.baselines for row in rows}
-    ordered = {row.name: samples[row.name] for row in rows}  # the printed order
-    return results_from_samples(
-        title, ordered, unit=unit, better="higher", baselines=baselines, paired=took_turns
-    )
+    return results
 
 
 def measure(rows: list[Row], repeats: int) -> dict[str, list[float]]:

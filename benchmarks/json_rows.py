@@ -10,13 +10,14 @@ for ``benchmarks/report.py``, which gathers them into ``docs/measured/results.js
                "ratios": [{"baseline": "multiprocessing.Pipe (fork, pickle)", "ratio": 0.8}]}]}
 
 ``median``, ``low`` and ``high`` are the median and the extremes of the timed runs (the
-spread); ``ratios`` compare this row's median with the median of each named row of the
-same table, measured in the same run (``median / baseline median``, as the table prints
-it; ``better`` says whether a ratio above 1 is good).  A ratio may carry a ``difference``
-(``median - baseline median``) where the script prints one, and ``low`` and ``high``: the
-first and third quartiles of the per-round ratios, where the script measured both rows in
-the same interleaved rounds (run *i* of each row in round *i*): the middle half of the
-rounds fell between them, so a skeptic sees how firm the median is.
+spread); ``ratios`` compare this row with each named row of the same table, measured in
+the same run (``better`` says whether a ratio above 1 is good). Where the script measured
+both rows in the same interleaved rounds (run *i* of each row in round *i*), a ratio is the
+median of the per-round ratios, since a slow moment of the machine hits both runs of a
+round alike, and ``low`` and ``high`` are their first and third quartiles: the middle half
+of the rounds fell between them, so a skeptic sees how firm the median is. Otherwise it is
+``median / baseline median``, without quartiles. A ratio may carry a ``difference``
+(``median - baseline median``) where the script prints one.
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def results_from_samples(
     ``baselines`` maps a row to the rows it is compared with; a baseline that was not
     measured (a Ray row without Ray) is left out, as the printed tables leave it out.
     ``paired`` names the rows that took turns in the same rounds: a ratio between two of
-    them also gets the quartiles of its per-round ratios (both the one ratio, if one round).
+    them is the median of its per-round ratios, with their quartiles (both the one ratio,
+    if there was one round).
     """
     medians = {name: statistics.median(values) for name, values in samples.items()}
     results = []
@@ -84,6 +86,7 @@ def results_from_samples(
                 ratio.difference = medians[name] - medians[base]
             if name in paired and base in paired:
                 per_round = [a / b for a, b in zip(values, samples[base], strict=True)]
+                ratio.ratio = statistics.median(per_round)
                 if len(per_round) > 1:
                     ratio.low, _, ratio.high = statistics.quantiles(per_round, n=4)
                 else:

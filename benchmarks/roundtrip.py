@@ -35,7 +35,6 @@ import argparse
 import multiprocessing
 import os
 import socket
-import statistics
 import struct
 import subprocess
 import sys
@@ -85,8 +84,6 @@ def main() -> None:
         if not args.unpinned:
             os.sched_setaffinity(ping.peer_pid, {peer_cpu})
     samples = timed_rates(pingers, args.seconds, args.repeats)
-    rates = {name: statistics.median(values) for name, values in samples.items()}
-
     ratios = {
         "miniray.Worker": [
             ("raw socketpair", "raw socketpair, length-prefixed bytes"),
@@ -94,23 +91,24 @@ def main() -> None:
         ],
         "miniray.RemoteWorker": [("raw TCP", "raw TCP loopback, length-prefixed bytes")],
     }
-    print(f"{'transport':42} {'round trips/s':>14}  ratio")
-    for name, rate in rates.items():
+    baselines = {name: [base for _, base in pairs] for name, pairs in ratios.items()}
+    rows = results_from_samples(
+        "round trips",
+        samples,
+        unit="round trips/s",
+        better="higher",
+        baselines=baselines,
+        paired=samples,  # every row took its turn in every round
+    )
+    print(f"{'transport':42} {'round trips/s':>14}  ratio (middle half of the rounds)")
+    for row in rows:
+        labels = {base: label for label, base in ratios.get(row.name, [])}
         ratio = ", ".join(
-            f"{rate / rates[base]:.2f}x {label}" for label, base in ratios.get(name, [])
+            f"{r.ratio:.2f}x {labels[r.baseline]} ({r.low:.2f}-{r.high:.2f})" for r in row.ratios
         )
-        print(f"{name:42} {rate:14,.0f}  {ratio}")
+        print(f"{row.name:42} {row.median:14,.0f}  {ratio}")
     if args.json:
         placement = "unpinned" if args.unpinned else "one core" if args.one_core else "cross-core"
-        baselines = {name: [base for _, base in pairs] for name, pairs in ratios.items()}
-        rows = results_from_samples(
-            "round trips",
-            samples,
-            unit="round trips/s",
-            better="higher",
-            baselines=baselines,
-            paired=samples,  # every row took its turn in every round
-        )
         notes = {"placement": placement, "seconds per run": args.seconds, "repeats": args.repeats}
         write_json(args.json, rows, notes)
 

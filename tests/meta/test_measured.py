@@ -187,5 +187,6 @@ def test_a_ratio_of_rows_that_took_turns_carries_its_per_round_range() -> None:
         paired={"base", "ours"},  # ray's rows ran in rounds of their own
     )
     against_base, against_ray = rows[1].ratios
-    assert (against_base.ratio, against_base.low, against_base.high) == (1.5, 0.5, 1.5)
+    # per round 0.5, 1.5 and 1.0: their median, not the medians' ratio (30 / 20)
+    assert (against_base.ratio, against_base.low, against_base.high) == (1.0, 0.5, 1.5)
     assert (against_ray.ratio, against_ray.low, against_ray.high) == (15.0, None, None)
