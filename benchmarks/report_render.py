@@ -137,7 +137,7 @@ def _judge(goal: Goal, row: dict[str, Any] | None) -> str:
         met = goal.at_least is None or ratio >= goal.at_least
         met = met and (goal.at_most is None or ratio <= goal.at_most)
         measured = _times(ratio)
-        low, high = _round_range(row, goal.baseline)
+        low, high = _quartiles(row, goal.baseline)
         if low is not None and high is not None:
             measured += f" ({_times(low)}-{_times(high)})"
     return f"{measured}: **met**" if met else f"{measured}: not met"
@@ -246,8 +246,8 @@ def _find(results: dict[str, Any], part: str, name: str) -> dict[str, Any] | Non
     return next((row for row in _part_rows(results, part) if row["name"] == name), None)
 
 
-def _round_range(row: dict[str, Any], baseline: str) -> tuple[float | None, float | None]:
-    """The lowest and highest per-round ratio against ``baseline``, if the rows took turns."""
+def _quartiles(row: dict[str, Any], baseline: str) -> tuple[float | None, float | None]:
+    """The quartiles of the per-round ratios against ``baseline``, if the rows took turns."""
     ratio = next(r for r in row["ratios"] if r["baseline"] == baseline)
     return ratio.get("low"), ratio.get("high")
 
