@@ -6,7 +6,8 @@
 
 Every row is measured in this run, next to its baseline, and reported as the median of
 ``--repeats`` runs with the spread (lowest-highest) beside it; the ratio column compares
-rows of the same run. Ray rows appear when ``ray`` (and numpy) can be imported
+rows of the same run (MiniRay's rows take turns, and a ratio between two of them is the
+median of the per-round ratios). Ray rows appear when ``ray`` (and numpy) can be imported
 (``pip install ray==2.60.0 numpy``); they are peers, never a dependency. Ray runs only
 while its own rows are measured, after the MiniRay rows of the table: its daemons use
 CPU even when idle, which on a small machine would slow every other row.

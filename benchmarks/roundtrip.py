@@ -3,9 +3,10 @@
     python benchmarks/roundtrip.py [--seconds 0.3] [--repeats 15] [--one-core | --unpinned]
                                    [--json PATH]
 
-Every row is measured in this one process, one after another, and reported as the
+Every row is measured in this one process, the rows taking turns, and reported as the
 median of ``--repeats`` runs. Ratios compare each MiniRay row with the baseline above
-it, so the numbers mean something on any machine:
+it, round by round (the median of the per-round ratios, with the middle half of the
+rounds in brackets), so the numbers mean something on any machine:
 
 * ``Worker`` (fork + socketpair + JSON frames) vs a raw length-prefixed socketpair
   ping-pong and vs ``multiprocessing.Pipe`` (pickle);
