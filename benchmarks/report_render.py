@@ -126,20 +126,20 @@ def _goals_table(results: dict[str, Any]) -> list[str]:
 
 
 def _judge(goal: Goal, row: dict[str, Any] | None) -> str:
-    ratio = _ratio(row, goal.baseline)
-    if row is None or ratio is None:
+    compared = _comparison(row, goal.baseline)
+    if row is None or compared is None:
         return "not measured"
     if goal.difference_at_most is not None:
-        difference = next(r["difference"] for r in row["ratios"] if r["baseline"] == goal.baseline)
+        difference = compared["difference"]
         met = difference <= goal.difference_at_most
         measured = f"+{difference:.3f} {row['unit']}"
     else:
+        ratio = compared["ratio"]
         met = goal.at_least is None or ratio >= goal.at_least
         met = met and (goal.at_most is None or ratio <= goal.at_most)
         measured = _times(ratio)
-        low, high = _quartiles(row, goal.baseline)
-        if low is not None and high is not None:
-            measured += f" ({_times(low)}-{_times(high)})"
+        if compared.get("low") is not None and compared.get("high") is not None:
+            measured += f" ({_times(compared['low'])}-{_times(compared['high'])})"
     return f"{measured}: **met**" if met else f"{measured}: not met"
 
 
@@ -246,13 +246,13 @@ def _find(results: dict[str, Any], part: str, name: str) -> dict[str, Any] | Non
     return next((row for row in _part_rows(results, part) if row["name"] == name), None)
 
 
-def _quartiles(row: dict[str, Any], baseline: str) -> tuple[float | None, float | None]:
-    """The quartiles of the per-round ratios against ``baseline``, if the rows took turns."""
-    ratio = next(r for r in row["ratios"] if r["baseline"] == baseline)
-    return ratio.get("low"), ratio.get("high")
+def _comparison(row: dict[str, Any] | None, baseline: str) -> dict[str, Any] | None:
+    """The row's entry in ``ratios`` for ``baseline`` (ratio, difference, quartiles)."""
+    if row is None:
+        return None
+    return next((r for r in row["ratios"] if r["baseline"] == baseline), None)
 
 
 def _ratio(row: dict[str, Any] | None, baseline: str) -> float | None:
-    if row is None:
-        return None
-    return next((r["ratio"] for r in row["ratios"] if r["baseline"] == baseline), None)
+    compared = _comparison(row, baseline)
+    return None if compared is None else float(compared["ratio"])
