@@ -44,7 +44,8 @@ from .session import Session, derive
 
 # --8<-- [start:handshake_format]
 PROTOCOL = b"3"  # the wire's version (3: every frame has a MAC); bumped when the wire changes
-MAGIC = b"MINIRAY" + PROTOCOL  # 8 bytes
+NAME = b"MINIRAY"  # what every MiniRay greeting starts with, whatever its version
+MAGIC = NAME + PROTOCOL  # 8 bytes
 NONCE_SIZE = MAC_SIZE = 32
 READY = 0  # the greeting's status byte (the only one; anything else is a ProtocolError)
 ACCEPTED, REJECTED, FULL, BUSY = 0, 1, 2, 3  # the server's verdict
@@ -268,8 +269,9 @@ def _recv_greeting(sock: socket.socket, deadline: float, peer: str) -> bytes:
         if not chunk:
             break
         data += chunk
-    if len(data) >= len(MAGIC) and data.startswith(b"MINIRAY") and data[7:8] != PROTOCOL:
-        theirs = data[7:8].decode("ascii", "replace")  # a MiniRay of another version
+    version = data[len(NAME) : len(MAGIC)]
+    if data.startswith(NAME) and len(version) == len(PROTOCOL) and version != PROTOCOL:
+        theirs = version.decode("ascii", "replace")  # a MiniRay of another version
         raise ProtocolError(
             f"{peer} speaks MiniRay protocol {theirs} and we speak {PROTOCOL.decode()}: "
             "run the same MiniRay version on both ends"
