@@ -29,6 +29,7 @@ from .errors import ChannelClosed, MiniRayError, ProtocolError, RemoteError, Wor
 from .registry import UNKNOWN_FUNCTION
 
 _JOIN_TIMEOUT = 5.0  # seconds close() waits for the reader to see the worker's end
+_START_LOCK = threading.Lock()  # around the lazy start of a worker's reader (held briefly)
 
 
 class UnknownFunction(RemoteError, LookupError):
@@ -96,7 +97,9 @@ class Calls:
 
     def _call_state(self) -> _CallState:
         if self._calls is None:
-            self._calls = _CallState(self)
+            with _START_LOCK:  # threads making their first calls at once share one reader
+                if self._calls is None:
+                    self._calls = _CallState(self)
         return self._calls
 
     def _refuse_if_calling(self) -> None:

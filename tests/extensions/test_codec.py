@@ -118,6 +118,59 @@ def test_a_cut_reference_is_called_cut_and_a_self_reference_a_cycle() -> None:
         MARSHAL.decode(marshal.dumps(cycle))
 
 
+def _i32(n: int) -> bytes:
+    return n.to_bytes(4, "little", signed=True)
+
+
+# marshal numbers only the values it may refer back to: None, True, False and references
+# carry no number even with the flag bit set. A walk that numbers them points each later
+# reference one value too far: here the tuple's reference to "value 0" is the tuple itself,
+# and a tuple that contains itself crashes CPython when it is hashed (put in a set).
+_FLAG = 0x80
+SELF_CONTAINING = {
+    f"flagged {name}": b"[" + _i32(2) + bytes([code | _FLAG, ord(")") | _FLAG, 1]) + b"r" + _i32(0)
+    for name, code in [("None", ord("N")), ("True", ord("T")), ("False", ord("F"))]
+} | {
+    "flagged reference": b"["
+    + _i32(3)
+    + bytes([ord("i") | _FLAG])
+    + _i32(5)
+    + bytes([ord("r") | _FLAG])
+    + _i32(0)
+    + bytes([ord(")") | _FLAG, 1])
+    + b"r"
+    + _i32(1)
+}
+
+
+@pytest.mark.ex05_3
+@pytest.mark.parametrize("name", sorted(SELF_CONTAINING))
+def test_values_marshal_does_not_number_cannot_hide_a_cycle(name: str) -> None:
+    import miniray
+    from miniray.codec import MARSHAL
+
+    payload = SELF_CONTAINING[name]
+    with pytest.raises(miniray.ProtocolError, match="inside itself"):
+        MARSHAL.decode(payload)
+
+
+@pytest.mark.ex05_3
+def test_numbering_matches_marshal_for_values_it_does_number() -> None:
+    # A reference past flagged None/True/False and past a flagged reference still finds the
+    # value marshal numbered: what the checker lets through, marshal decodes to the same.
+    from miniray.codec import MARSHAL
+
+    shared = [1, 2]
+    value = [None, True, False, shared, shared, ("x", shared)]
+    payload = marshal.dumps(value, 4)
+    assert MARSHAL.decode(payload) == value
+    flagged = bytearray(payload)  # the same, with the flag set on None/True/False too
+    for i, byte in enumerate(flagged[5:9], start=5):
+        if byte in b"NTF":
+            flagged[i] = byte | _FLAG
+    assert MARSHAL.decode(bytes(flagged)) == value
+
+
 plain = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.binary(),
     lambda inner: st.lists(inner) | st.tuples(inner, inner) | st.dictionaries(st.text(), inner),
@@ -138,8 +191,10 @@ def test_fuzz_random_bytes_never_crash_the_decoder(payload: bytes) -> None:
 def test_fuzz_damaged_marshal_never_crashes_the_decoder(value: Any, data: st.DataObject) -> None:
     payload = bytearray(marshal.dumps(value, 4))
     for _ in range(data.draw(st.integers(1, 3))):  # overwrite, cut or extend a little
-        action = data.draw(st.sampled_from(["flip", "cut", "grow"]))
-        if action == "flip" and payload:
+        action = data.draw(st.sampled_from(["flip", "flag", "cut", "grow"]))
+        if action == "flag" and payload:  # the flag bit marshal reads as "may be referred to"
+            payload[data.draw(st.integers(0, len(payload) - 1))] |= 0x80
+        elif action == "flip" and payload:
             payload[data.draw(st.integers(0, len(payload) - 1))] = data.draw(st.integers(0, 255))
         elif action == "cut":
             del payload[data.draw(st.integers(0, len(payload))) :]
@@ -159,11 +214,14 @@ def _decode_or_protocol_error(payload: bytes) -> None:
     assert _is_plain(value), value  # whatever got through is plain data
 
 
-def _is_plain(value: Any) -> bool:
-    if isinstance(value, list | tuple | set | frozenset):
-        return all(_is_plain(v) for v in value)
-    if isinstance(value, dict):
-        return all(_is_plain(k) and _is_plain(v) for k, v in value.items())
+def _is_plain(value: Any, around: frozenset[int] = frozenset()) -> bool:
+    """Plain data, and no container inside itself (``around``: the containers we are in)."""
+    if isinstance(value, list | tuple | set | frozenset | dict):
+        if id(value) in around:
+            return False
+        around |= {id(value)}
+        items = [x for kv in value.items() for x in kv] if isinstance(value, dict) else value
+        return all(_is_plain(v, around) for v in items)
     return value is None or isinstance(value, bool | int | float | str | bytes)
 
 

@@ -73,6 +73,38 @@ def test_many_calls_in_flight_each_get_their_own_result(ext_connect: Any) -> Non
         assert future.result(timeout=10) == i + 1000
 
 
+def test_first_calls_from_many_threads_each_get_their_own_result(ext_connect: Any) -> None:
+    # The first call starts the reply reader: threads racing to make it must share one.
+    for _ in range(3):  # fresh workers: only the very first calls race
+        results = _first_calls_from_threads(ext_connect(ext_workfns.registry), threads=8)
+        wrong = {n: got for n, got in results.items() if got != n + 1}
+        assert len(results) == 80 and not wrong, wrong
+
+
+def _first_calls_from_threads(worker: Any, threads: int) -> dict[int, Any]:
+    """Each thread, released at once, submits 10 calls add(n, b=1); n -> result or error."""
+    import threading
+
+    start = threading.Barrier(threads)
+    results: dict[int, Any] = {}
+
+    def caller(t: int) -> None:
+        start.wait(timeout=10)
+        futures = [(t * 100 + i, worker.submit("add", t * 100 + i, b=1)) for i in range(10)]
+        for n, future in futures:
+            try:
+                results[n] = future.result(timeout=10)
+            except Exception as e:
+                results[n] = e
+
+    running = [threading.Thread(target=caller, args=(t,), daemon=True) for t in range(threads)]
+    for thread in running:
+        thread.start()
+    for thread in running:
+        thread.join(timeout=30)
+    return results
+
+
 @pytest.mark.ex05_2
 def test_submit_returns_before_the_call_ends(ext_connect: Any) -> None:
     worker = ext_connect(ext_workfns.registry)

@@ -127,8 +127,10 @@ def check_plain_marshal(payload: bytes | bytearray) -> None:
     """
     # The walk uses a stack, not recursion. The container being read is (left, ref): its
     # items left (-1 for a dict, which ends with a NULL code) and its back-reference index.
-    # marshal numbers every value whose type code has _FLAG_REF set, so that later bytes
-    # can refer back to it; a reference to a container still open would make a cycle.
+    # marshal numbers a value whose type code has _FLAG_REF set, so that later bytes can
+    # refer back to it; a reference to a container still open would make a cycle. The
+    # numbering must be marshal's own: None, True, False and references take no number
+    # even when flagged, and counting them would aim the open-container check elsewhere.
     data, end, pos = payload, len(payload), 0
     outer: list[tuple[int, int]] = []  # the open containers around the current one
     left, ref = 1, -1  # the outermost "container" holds the one value
@@ -151,11 +153,11 @@ def check_plain_marshal(payload: bytes | bytearray) -> None:
             left = 0
             continue
         number = -1
-        if code & _FLAG_REF:
-            code &= ~_FLAG_REF
+        flag, code = code & _FLAG_REF, code & ~_FLAG_REF
+        kind = _KINDS[code]
+        if flag and code not in _UNNUMBERED:
             number = flagged
             flagged += 1
-        kind = _KINDS[code]
         if kind == _SHORT_STR:
             pos += 1 + (data[pos] if pos < end else 0)
         elif kind == _FIXED:
@@ -216,6 +218,7 @@ for _codes, _kind in [
 ]:
     for _code in _codes:
         _KINDS[_code] = _kind
+_UNNUMBERED = frozenset(b"NFTr")  # marshal's reader gives these no number, flag or not
 _FIXED_SIZES = {ord("N"): 0, ord("F"): 0, ord("T"): 0, ord("i"): 4, ord("g"): 8}
 # The common case of big messages, lists of floats or ints: a run of them is skipped in C.
 _RUNS = {
