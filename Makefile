@@ -5,7 +5,7 @@
 #   make demo-echo             the smallest demo: examples/demo.py, a local and a TCP worker
 #   make test                  lint, type-check and test everything (python -m tools.run_tests)
 #   make test STAGE=1          only the tests of stage 1
-#   make sync                  regenerate inherited files, CHANGES.diff and miniray/
+#   make sync                  write every stage's miniray/ and CHANGES.diff from miniray/
 #   make workspace STAGE=1     copy stage 1 to workspace/ with its exercises stubbed (FORCE=1
 #                              replaces an existing workspace)
 #   make exercise EX=1.3       test exercise 1.3 in your workspace (any order: the exercises

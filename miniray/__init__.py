@@ -1,96 +1,98 @@
-"""MiniRay 0.5, the library as the tutorial's stage 5 leaves it: workers on this machine
-(``Worker``), on a server (``RemoteWorker``), or on many machines started over SSH
-(``Cluster``, whose workers are ``ClusterWorker``s); torch.distributed training across
-a cluster's workers (``NCCLConfig``, ``preflight``, ``train_step``; the FSDP backend is
-``miniray.fsdp``, which needs ``miniray[torch]``); and functions registered where they run
-(``Registry``, ``submit``, ``call_remote``), a marshal codec (``codec="marshal"``), and
-buffers beside the message (bytes, numpy arrays, CPU tensors).
+"""MiniRay: run Python functions in worker processes and talk to them in messages.
 
-All have the same API: ``send``, ``recv(timeout)``, ``wait(timeout)``, ``is_alive``,
-``close``, and a context manager.
+    from miniray import Worker
 
-    # terminal 1
-    python -m miniray.worker_server --port 10000 --workers 4 --work-fn my_module.work_fn
+    def work_fn(handle):
+        while True:
+            msg = handle.recv()
+            handle.send(msg["x"] ** 2)
 
-    # terminal 2
-    from miniray import RemoteWorker
-    worker = RemoteWorker("localhost", 10000)
-    worker.send({"cmd": "echo", "data": "hello"})
-    print(worker.recv())
+    with Worker(work_fn) as worker:
+        worker.send({"x": 3})
+        print(worker.recv(timeout=5))  # 9
 
-    # many machines, one WorkerServer each, started over SSH
-    from miniray import Cluster, NodeConfig
-    with Cluster([NodeConfig("node1", num_workers=4)]) as cluster:
-        workers = cluster.start(work_fn="my_module.work_fn")
-        configs = cluster.distributed_configs()     # one NCCLConfig per rank
-        backend = preflight(cluster, configs)       # every rank joined, or PreflightError
-
-``import miniray`` does not import torch: only ``miniray.fsdp`` and the rank's half of
-the preflight (``join_process_group``) do.
+Every kind of worker has the same API: ``send``, ``recv(timeout)``, ``wait(timeout)``,
+``is_alive``, ``close``, and a context manager. ``import miniray`` imports the standard
+library only: torch is imported by ``miniray.fsdp`` and by a rank joining its process
+group, numpy and torch by nothing that did not receive one of their arrays.
 """
 
-from .calls import CallsActive, UnknownFunction
+from .calls import CallsActive, UnknownFunction  # @5+
 from .channel import Channel
-from .cluster import Cluster, ClusterError, ClusterWorker, LogLine, NodeConfig
-from .codec import CodecRefused
-from .distributed import gather
+from .cluster import Cluster, ClusterError, ClusterWorker, LogLine, NodeConfig  # @3+
+from .codec import CodecRefused  # @5+
+from .distributed import gather  # @4+
 from .errors import (
-    AuthenticationError,
-    BacklogFull,
+    AuthenticationError,  # @2+
+    BacklogFull,  # @2+
     ChannelClosed,
     MiniRayError,
     ProtocolError,
     RemoteError,
-    ServerFull,
-    ServerUnreachable,
+    ServerFull,  # @2+
+    ServerUnreachable,  # @2+
     WorkerDied,
-    WorkFnNotFound,
+    WorkFnNotFound,  # @2+
 )
-from .nccl import DistributedConfigError, NCCLConfig, create_nccl_configs, setup_nccl_env
-from .preflight import PreflightError, join_process_group, preflight
-from .registry import Registry, serve
-from .remote_worker import RemoteWorker
-from .server import WorkerServer
-from .training import serve_training, train_step
+from .nccl import DistributedConfigError, NCCLConfig, create_nccl_configs, setup_nccl_env  # @4+
+from .preflight import PreflightError, join_process_group, preflight  # @4+
+from .registry import Registry, serve  # @5+
+from .remote_worker import RemoteWorker  # @2+
+from .server import WorkerServer  # @2+
+from .training import serve_training, train_step  # @4+
 from .worker import Worker, spawn_workers, wait_any
 
-__version__ = "0.5.0"  # the library after stage N is 0.N; pyproject.toml reads it from here
+# @1: __version__ = "0.1.0"  # the library after stage N is 0.N; pyproject.toml reads it from here
+# @2: __version__ = "0.2.0"  # the library after stage N is 0.N; pyproject.toml reads it from here
+# @3: __version__ = "0.3.0"  # the library after stage N is 0.N; pyproject.toml reads it from here
+# @4: __version__ = "0.4.0"  # the library after stage N is 0.N; pyproject.toml reads it from here
+__version__ = "0.5.0"  # the library after stage N is 0.N; pyproject.toml reads it from here  # @5+
 
 __all__ = [
+    # @2+ {
     "AuthenticationError",
     "BacklogFull",
-    "CallsActive",
+    # @}
+    "CallsActive",  # @5+
     "Channel",
     "ChannelClosed",
+    # @3+ {
     "Cluster",
     "ClusterError",
     "ClusterWorker",
-    "CodecRefused",
-    "DistributedConfigError",
-    "LogLine",
+    # @}
+    "CodecRefused",  # @5+
+    "DistributedConfigError",  # @4+
+    "LogLine",  # @3+
     "MiniRayError",
-    "NCCLConfig",
-    "NodeConfig",
-    "PreflightError",
+    "NCCLConfig",  # @4+
+    "NodeConfig",  # @3+
+    "PreflightError",  # @4+
     "ProtocolError",
-    "Registry",
+    "Registry",  # @5+
     "RemoteError",
+    # @2+ {
     "RemoteWorker",
     "ServerFull",
     "ServerUnreachable",
-    "UnknownFunction",
-    "WorkFnNotFound",
+    # @}
+    "UnknownFunction",  # @5+
+    "WorkFnNotFound",  # @2+
     "Worker",
     "WorkerDied",
-    "WorkerServer",
+    "WorkerServer",  # @2+
+    # @4+ {
     "create_nccl_configs",
     "gather",
     "join_process_group",
     "preflight",
-    "serve",
+    # @}
+    "serve",  # @5+
+    # @4+ {
     "serve_training",
     "setup_nccl_env",
+    # @}
     "spawn_workers",
-    "train_step",
+    "train_step",  # @4+
     "wait_any",
 ]

@@ -1,9 +1,6 @@
+# @2+
 """Who may talk to a WorkerServer: a shared secret, proven without being sent; and
 a key for every frame after that.
-
-New in this stage: the protocol's version (``PROTOCOL``) is 4, since a codec proposal
-follows the handshake and messages carry buffers. The greeting states it, so a stage 2-4
-MiniRay (protocol 3) at either end is named at once instead of waiting out a timeout.
 
 Before a single frame is parsed, both sides prove they know the same secret with an
 HMAC challenge-response (mutual: a client also knows it reached a real server):
@@ -47,7 +44,8 @@ from .errors import AuthenticationError, ProtocolError, ServerFull, ServerUnreac
 from .session import Session, derive
 
 # --8<-- [start:handshake_format]
-PROTOCOL = b"4"  # the wire's version (4: a codec proposal follows the handshake; buffers)
+# @2-4: PROTOCOL = b"3"  # the wire's version (3: every frame has a MAC); bumped as it changes
+PROTOCOL = b"4"  # the wire's version (4: a codec proposal follows the handshake; buffers)  # @5+
 NAME = b"MINIRAY"  # what every MiniRay greeting starts with, whatever its version
 MAGIC = NAME + PROTOCOL  # 8 bytes
 NONCE_SIZE = MAC_SIZE = 32

@@ -1,6 +1,7 @@
+# @5+
 """Big frames: sent from where they lie, read into a buffer of their own, hashed as they go.
 
-New in this stage, for the buffers of ``buffers.py`` (a numpy array, a tensor): a frame of
+For the buffers of ``buffers.py`` (a numpy array, a tensor): a frame of
 ``BIG_FRAME`` bytes or more would cost the receiving `Channel` two more copies of every
 byte if it went the way of small frames (each 64 KiB read appended to the receive buffer,
 then the payload cut out of it). So once its header has arrived, the rest of a big frame

@@ -1,6 +1,7 @@
+# @5+
 """Buffers out of band: bytes, arrays and tensors travel beside the message, not inside it.
 
-New in this stage. ``send`` accepts messages that contain ``bytes``, ``bytearray``,
+``send`` accepts messages that contain ``bytes``, ``bytearray``,
 ``memoryview`` (or any object with the buffer protocol) and, when they are installed,
 ``numpy.ndarray`` and CPU ``torch.Tensor``. The codec (JSON or marshal) encodes a
 *skeleton*: the message with each buffer replaced by a placeholder

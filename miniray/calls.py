@@ -1,6 +1,7 @@
+# @5+
 """Calling registered functions: ``call_remote`` and ``submit``, with futures.
 
-New in this stage. `Calls` is mixed into ``Worker`` and ``RemoteWorker`` (so a Cluster's
+`Calls` is mixed into ``Worker`` and ``RemoteWorker`` (so a Cluster's
 workers have it too). The worker must serve a `registry.Registry`.
 
     future = worker.submit("train_step", batch)    # returns at once: a Future

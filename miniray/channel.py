@@ -1,12 +1,5 @@
 """A Channel: one end of a socket that carries frames (see ``wire.py``).
 
-New in this stage: a channel encodes its messages with a codec (``self.codec``; JSON by
-default, or marshal, see ``codec.py``) that also carries buffers out of band
-(``buffers.py``); ``send_frame`` accepts a payload in parts, so a big buffer is sent
-from where it lies instead of being copied behind the header first; and a big frame is
-read straight into a buffer of its own, its MAC (if any) computed as the bytes go out and
-come in (``big_frames.py``).
-
 Both ends of a worker hold a Channel: the parent's ``worker.send``/``worker.recv`` use
 one, and the child's ``handle`` *is* one.
 
@@ -30,10 +23,10 @@ import time
 from collections import deque
 from typing import Any, Protocol
 
-from .big_frames import BigFrameReader, send_sealed
-from .buffers import MessageCodec
+from .big_frames import BigFrameReader, send_sealed  # @5+
+from .buffers import MessageCodec  # @5+
 from .errors import ChannelClosed, ProtocolError
-from .session import StreamedTag
+from .session import StreamedTag  # @5+
 from .timeouts import check_timeout, deadline_after, ms_until
 from .timeouts import wait_readable as wait_readable  # re-exported: older imports use it
 from .wire import (
@@ -44,6 +37,10 @@ from .wire import (
     MESSAGE,
     decode_error,
     decode_exit,
+    # @1-4 {
+    # decode_message,
+    # encode_message,
+    # @}
     take_frame,
 )
 
@@ -58,8 +55,11 @@ class FrameAuth(Protocol):
 
     tag_size: int  # bytes of tag after each payload, counted in the frame's length
 
-    def seal(self, kind: int, *payload: bytes | memoryview) -> bytes: ...  # the next tag
+    # @1-4: def seal(self, kind: int, payload: bytes) -> bytes: ...  # the next frame's tag
+    def seal(self, kind: int, *payload: bytes | memoryview) -> bytes: ...  # the next tag  # @5+
 
+    # @1-4: def check(self, kind: int, payload: bytes, tag: bytes) -> None: ...  # or ProtocolError
+    # @5+ {
     def check(self, kind: int, payload: bytes | bytearray, tag: bytes) -> None: ...  # or raise
 
     def sealing(self, kind: int, size: int) -> StreamedTag: ...  # the next tag, fed as it goes
@@ -67,6 +67,8 @@ class FrameAuth(Protocol):
     def checking(self, kind: int, size: int) -> StreamedTag: ...  # the next tag, fed as it comes
 
     def check_streamed(self, streamed: StreamedTag, tag: bytes) -> None: ...  # or raise
+
+    # @}
 
 
 class Channel:
@@ -83,7 +85,7 @@ class Channel:
             frame that fails the check ends the stream with a ProtocolError.
         from_worker: True when the peer is a worker, the only side that sends ERROR and
             EXIT frames; on a worker's own handle (False) such a frame is a ProtocolError.
-        codec: How messages become bytes (default: JSON, buffers inline).
+        codec: How messages become bytes (default: JSON, buffers inline).  # @5+
     """
 
     def __init__(
@@ -95,20 +97,21 @@ class Channel:
         peer_pid: int = 0,
         frame_auth: FrameAuth | None = None,
         from_worker: bool = True,
-        codec: MessageCodec | None = None,
+        codec: MessageCodec | None = None,  # @5+
     ) -> None:
         self.max_frame = max_frame
-        self.codec = MessageCodec() if codec is None else codec
+        self.codec = MessageCodec() if codec is None else codec  # @5+
         self._frame_auth = frame_auth
         self._tag_size = 0 if frame_auth is None else frame_auth.tag_size
         self.peer_pid = peer_pid
         self.from_worker = from_worker
         self._sock = sock
         self._buffer = bytearray()
-        self._frames: deque[tuple[int, bytes | bytearray]] = deque()  # not yet delivered
+        # @1-4: self._frames: deque[tuple[int, bytes]] = deque()  # complete, not yet delivered
+        self._frames: deque[tuple[int, bytes | bytearray]] = deque()  # not yet delivered  # @5+
         self._frames_cost = 0  # bytes those frames take, _FRAME_COST each included
         self._end: _StreamEnd | None = None  # why no more frames will arrive, once known
-        self._big = BigFrameReader(frame_auth)  # a big frame is read into its own buffer
+        self._big = BigFrameReader(frame_auth)  # a big frame is read into its own buffer  # @5+
         self._send_broken = False
         self._poller = select.poll()
         self._poller.register(sock, select.POLLIN)
@@ -122,24 +125,33 @@ class Channel:
 
     # --8<-- [start:send]
     def send(self, msg: Any, timeout: float | None = None) -> None:
-        """Send one message: plain data, and buffers (bytes, arrays, tensors) anywhere in it.
+        # @1-4: """Send one JSON-serialisable message.
+        """Send one message: plain data, and buffers (bytes, arrays, tensors) anywhere in it.  # @5+
 
         Raises:
-            TypeError: The codec cannot carry ``msg`` (nothing was sent).
+            # @1-4: TypeError: ``msg`` is not JSON-serialisable (nothing was sent).
+            TypeError: The codec cannot carry ``msg`` (nothing was sent).  # @5+
             ProtocolError: The encoded message exceeds ``max_frame`` (nothing was sent).
             ChannelClosed: The peer is gone.
             TimeoutError: The peer did not take the bytes in time; since part of a frame
                 may have gone out, the channel refuses further sends.
         """
-        self.send_frame(MESSAGE, self.codec.encode(msg), timeout)
+        # @1-4: self.send_frame(MESSAGE, encode_message(msg), timeout)
+        self.send_frame(MESSAGE, self.codec.encode(msg), timeout)  # @5+
 
+    # @1-4: def send_frame(self, kind: int, payload: bytes, timeout: float | None = None) -> None:
+    # @5+ {
     def send_frame(
         self, kind: int, payload: bytes | list[bytes | memoryview], timeout: float | None = None
     ) -> None:
+        # @}
         """Send one frame of the given kind; see `send` for the errors."""
         timeout = check_timeout(timeout)
+        # @1-4: size = len(payload)
+        # @5+ {
         parts = (payload,) if isinstance(payload, bytes) else payload
         size = len(payload) if isinstance(payload, bytes) else sum(map(len, payload))
+        # @}
         if self._sock.fileno() < 0:
             raise ChannelClosed("the channel is closed")
         if self._send_broken:
@@ -148,11 +160,26 @@ class Channel:
             raise ProtocolError(
                 f"message of {size} bytes exceeds max_frame={self.max_frame}; not sent"
             )
+        # @1-4 {
+        # tag = b"" if self._frame_auth is None else self._frame_auth.seal(kind, payload)
+        # header = HEADER.pack(len(payload) + len(tag), kind)
+        # @}
+        # @5+ {
         auth = self._frame_auth
         header = HEADER.pack(size + self._tag_size, kind)
+        # @}
         try:
             if timeout is not None:  # (settimeout costs two system calls: not on every send)
                 self._sock.settimeout(timeout)
+            # @1-4 {
+            # if len(payload) < _SMALL_FRAME:
+            #     self._sock.sendall(header + payload + tag)
+            # else:  # separate sends, to avoid copying a big payload just to prepend 9 bytes
+            #     self._sock.sendall(header)
+            #     self._sock.sendall(payload)
+            #     self._sock.sendall(tag)
+            # @}
+            # @5+ {
             if size < _SMALL_FRAME:
                 tag = b"" if auth is None else auth.seal(kind, *parts)
                 self._sock.sendall(b"".join((header, *parts, tag)))
@@ -161,6 +188,7 @@ class Channel:
                     self._sock.sendall(part)
             else:  # hashed a chunk at a time as it goes: the receiver hashes meanwhile
                 send_sealed(self._sock, header, parts, auth.sealing(kind, size))
+            # @}
         except (TimeoutError, BlockingIOError):  # BlockingIOError: timeout=0, socket full
             self._send_broken = True  # part of the frame may be out: the next would land inside
             raise TimeoutError(f"send did not complete within {timeout} s") from None
@@ -184,18 +212,21 @@ class Channel:
             ProtocolError: A frame broke the wire format.
         """
         deadline = deadline_after(check_timeout(timeout))
-        self.codec.release_views()  # before waiting: the peer may want its region back
+        self.codec.release_views()  # before waiting: the peer may want its region back  # @5+
         try:
             kind, payload = self._next_frame(deadline)
         except TimeoutError:
             raise TimeoutError(f"no message from {self._peer_name()} within {timeout} s") from None
         if kind == MESSAGE:
             self._pop_frame()
-            return self.codec.decode(payload)
+            # @1-4: return decode_message(payload)
+            return self.codec.decode(payload)  # @5+
         if kind == ERROR:  # stays at the head: a failed worker keeps saying why
-            raise decode_error(bytes(payload))
+            # @1-4: raise decode_error(payload)
+            raise decode_error(bytes(payload))  # @5+
         if kind == EXIT:
-            raise decode_exit(bytes(payload), self.peer_pid)
+            # @1-4: raise decode_exit(payload, self.peer_pid)
+            raise decode_exit(bytes(payload), self.peer_pid)  # @5+
         self._pop_frame()
         raise ProtocolError(f"unknown frame kind {kind}")
 
@@ -220,9 +251,11 @@ class Channel:
         try:
             for kind, payload in self._frames:
                 if kind == ERROR:
-                    return decode_error(bytes(payload))
+                    # @1-4: return decode_error(payload)
+                    return decode_error(bytes(payload))  # @5+
                 if kind == EXIT:
-                    return decode_exit(bytes(payload), self.peer_pid)
+                    # @1-4: return decode_exit(payload, self.peer_pid)
+                    return decode_exit(bytes(payload), self.peer_pid)  # @5+
         except ProtocolError as e:  # a malformed report: what recv will raise, too
             return e
         return None if self._end is None else self._end.error()
@@ -249,7 +282,8 @@ class Channel:
     @property
     def backlog(self) -> int:
         """Bytes of memory held for `recv`: frames not yet delivered, and a partial one."""
-        return self._frames_cost + len(self._buffer) + self._big.backlog
+        # @1-4: return self._frames_cost + len(self._buffer)
+        return self._frames_cost + len(self._buffer) + self._big.backlog  # @5+
 
     def fileno(self) -> int:
         """The socket's file descriptor (for ``select``)."""
@@ -277,6 +311,7 @@ class Channel:
         if not self.closed:
             self._poller = select.poll()
             self._sock.close()
+            # @5+ {
             self.codec.close()
 
     def shutdown(self, how: int = socket.SHUT_WR) -> None:
@@ -284,8 +319,11 @@ class Channel:
         if not self.closed:
             self._sock.shutdown(how)
 
+    # @}
+
     # --8<-- [start:next_frame]
-    def _next_frame(self, deadline: float | None) -> tuple[int, bytes | bytearray]:
+    # @1-4: def _next_frame(self, deadline: float | None) -> tuple[int, bytes]:
+    def _next_frame(self, deadline: float | None) -> tuple[int, bytes | bytearray]:  # @5+
         """Return (without removing) the first complete frame, waiting until ``deadline``.
 
         The buffer is checked before the socket: a frame that has already arrived must
@@ -317,9 +355,11 @@ class Channel:
         With a watched process, the socket's receive timeout (SO_RCVTIMEO) ends a
         blocking read every ``_WATCH_INTERVAL`` s so we can look at that process.
         """
+        # @5+ {
         if self._big.current is not None:
             self._read_big_frame()
             return
+        # @}
         try:
             data = self._sock.recv(_RECV_SIZE)
         except BlockingIOError:  # the receive timeout expired: nothing arrived meanwhile
@@ -344,10 +384,14 @@ class Channel:
                     )
                 self._frames.append(frame)
                 self._frames_cost += len(frame[1]) + _FRAME_COST
-            self._big.begin(self._buffer)  # if a big frame has begun, it takes over from here
+            # @5+ {
+            # if a big frame has begun, it takes over from here
+            self._big.begin(self._buffer)
+            # @}
         except ProtocolError as e:
             self._end = _StreamEnd(str(e), fatal=True)
 
+    # @5+ {
     def _read_big_frame(self) -> None:
         try:
             frame = self._big.read(self._sock)
@@ -361,6 +405,7 @@ class Channel:
             self._frames.append(frame)
             self._frames_cost += len(frame[1]) + _FRAME_COST
 
+    # @}
     def _pop_frame(self) -> None:
         _, payload = self._frames.popleft()
         self._frames_cost -= len(payload) + _FRAME_COST

@@ -1,8 +1,5 @@
+# @3+
 """Cluster: start a WorkerServer on every node over SSH, and connect its workers.
-
-New in stage 4: ``distributed_configs()``, every rank's torch.distributed settings,
-asked of the nodes themselves (see ``distributed``). New in stage 5: ``codec=``, the
-codec every worker of the cluster talks (JSON by default, or marshal).
 
     cluster = Cluster(nodes=[NodeConfig("node1", num_workers=4),
                              NodeConfig("node2", num_workers=4)])
@@ -36,12 +33,12 @@ from types import FrameType
 from typing import Any
 
 from .cluster_node import ClusterWorker, Node
-from .codec import get_codec
-from .distributed import distributed_configs
+from .codec import get_codec  # @5+
+from .distributed import distributed_configs  # @4+
 from .errors import MiniRayError
 from .launch import LOCAL_HOSTS, ClusterError, ConfigError
 from .logs import LogLine, LogSink, log_to_files, log_to_stream
-from .nccl import NCCLConfig
+from .nccl import NCCLConfig  # @4+
 from .ranks import RankInfo, assign_ranks
 
 log = logging.getLogger("miniray.cluster")
@@ -101,16 +98,20 @@ class Cluster:
         start_timeout: Seconds for a node's server to report ready (ssh included).
         stop_grace: Seconds workers get to end after ``stop()`` closes their connections.
         connect_timeout: Seconds for each worker connection (handshake included).
+        # @5+ {
         codec: What every worker's messages are encoded with: ``"json"`` (the default)
             or ``"marshal"`` (keeps tuples, bytes, sets and int keys; every node must run
             the same Python version). The node servers allow this codec only.
+        # @}
 
     Attributes:
         ctrl_c_window: Seconds after a Ctrl-C during which another one stops the cluster;
             a Ctrl-C later than that interrupts the workers again, like the first.
+    # @5+ {
 
     Raises:
         ConfigError: No nodes, or an unknown ``codec`` (a `ValueError`, too).
+    # @}
     """
 
     ctrl_c_window = 10.0
@@ -123,14 +124,16 @@ class Cluster:
         start_timeout: float = 30.0,
         stop_grace: float = 2.0,
         connect_timeout: float = 10.0,
-        codec: str = "json",
+        codec: str = "json",  # @5+
     ) -> None:
         if not nodes:
             raise ConfigError("a cluster needs at least one node")
+        # @5+ {
         try:
             self.codec = get_codec(codec).name
         except ValueError as e:
             raise ConfigError(str(e)) from None
+        # @}
         self.nodes = list(nodes)
         chosen = log_to_stream() if log is None else log if callable(log) else log_to_files(log)
         self._sink = _Guarded(chosen)
@@ -204,6 +207,7 @@ class Cluster:
             self._restore_ctrl_c()
             self._sink.close()
 
+    # @4+ {
     def distributed_configs(
         self, *, master_addr: str | None = None, master_port: int | None = None
     ) -> list[NCCLConfig]:
@@ -215,6 +219,7 @@ class Cluster:
         """
         return distributed_configs(self, master_addr=master_addr, master_port=master_port)
 
+    # @}
     def interrupt(self) -> None:
         """SIGINT every worker (a KeyboardInterrupt in ``work_fn``; callers get RemoteError)."""
         for node in list(self._running):
@@ -240,9 +245,12 @@ class Cluster:
                 return  # stopped meanwhile (Ctrl-C): start nothing more
             self._running.append(node)
         try:
+            # @3-4: node.start(work_fn, secret, ranks, self._start_timeout, self._connect_timeout)
+            # @5+ {
             node.start(
                 work_fn, secret, ranks, self._start_timeout, self._connect_timeout, self.codec
             )
+            # @}
         except ClusterError:
             raise
         except (MiniRayError, OSError) as e:  # e.g. no ssh program, or a bad env name

@@ -1,9 +1,8 @@
+# @3+
 """One node of a Cluster: its server process, its workers, and the thread reading its logs.
 
 `ClusterWorker` is a `RemoteWorker` that knows its place in the cluster (``rank``,
 ``local_rank``, ``host``); it is what ``Cluster.start`` returns.
-
-New in this stage: the cluster's codec; the node's server allows that one only.
 """
 
 from __future__ import annotations
@@ -35,6 +34,10 @@ class ClusterWorker(RemoteWorker):
     """
 
     def __init__(
+        # @3-4 {
+        # self, info: RankInfo, address: str, port: int, *, secret: str, connect_timeout: float
+        # @}
+        # @5+ {
         self,
         info: RankInfo,
         address: str,
@@ -43,8 +46,12 @@ class ClusterWorker(RemoteWorker):
         secret: str,
         connect_timeout: float,
         codec: str = "json",
+        # @}
     ) -> None:
+        # @3-4: super().__init__(address, port, secret=secret, connect_timeout=connect_timeout)
+        # @5+ {
         super().__init__(address, port, secret=secret, connect_timeout=connect_timeout, codec=codec)
+        # @}
         self.rank, self.local_rank, self.address = info.rank, info.local_rank, address
         self.host = info.host
         try:
@@ -88,16 +95,20 @@ class Node:
         ranks: Sequence[RankInfo],
         start_timeout: float,
         connect_timeout: float,
-        codec: str = "json",
+        codec: str = "json",  # @5+
     ) -> None:
+        # @3-4: """Launch the server, wait for it, connect every worker. ClusterError on failure."""
+        # @5+ {
         """Launch the server, wait for it, connect every worker. ClusterError on failure.
 
         The server allows ``codec`` only, and every worker talks it.
         """
+        # @}
         config = self.config
         args = ["-m", "miniray.cluster_server", "--work-fn", work_fn]
         args += ["--workers", str(config.num_workers), "--port", str(config.base_port or 0)]
-        args += ["--host", "127.0.0.1" if config.is_local else "auto", "--codecs", codec]
+        # @3-4: args += ["--host", "127.0.0.1" if config.is_local else "auto"]
+        args += ["--host", "127.0.0.1" if config.is_local else "auto", "--codecs", codec]  # @5+
         command = remote_command(config.python, args, cwd=config.cwd, env=config.env)
         if config.is_local:
             argv = ["/bin/sh", "-c", command]
@@ -125,12 +136,17 @@ class Node:
         for info in ranks:
             try:
                 worker = ClusterWorker(
+                    # @3-4 {
+                    # info, address, ready["port"], secret=secret, connect_timeout=connect_timeout
+                    # @}
+                    # @5+ {
                     info,
                     address,
                     ready["port"],
                     secret=secret,
                     connect_timeout=connect_timeout,
                     codec=codec,
+                    # @}
                 )
             except (MiniRayError, OSError) as e:
                 problem = f"worker {info.local_rank} (rank {info.rank}) could not connect: {e}"

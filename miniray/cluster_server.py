@@ -1,3 +1,4 @@
+# @3+
 """The server a Cluster starts on each node: a WorkerServer on a lease, with ranks and logs.
 
     python -m miniray.cluster_server --work-fn my_module.train_fn --workers 4 --port 0
@@ -19,9 +20,6 @@ started over SSH and that must never outlive it:
 ``--host auto`` binds the address the coordinator's ssh connection arrived at (from
 ``$SSH_CONNECTION``), so the coordinator can reach it whatever the node's name was in
 ``~/.ssh/config``; without SSH it binds 127.0.0.1.
-
-New in this stage: ``--codecs``, as for ``worker_server``; a Cluster passes its own
-codec, so its node servers speak that one only.
 """
 
 from __future__ import annotations
@@ -40,13 +38,17 @@ import time
 from collections.abc import Callable
 
 from .channel import Channel
-from .codec import CODECS
+from .codec import CODECS  # @5+
 from .errors import MiniRayError
 from .logs import LogRelay
 from .ranks import RankInfo
 from .server import WorkerServer
 from .worker import WorkFn
-from .worker_server import READY_PREFIX, load_work_fn, parse_codecs
+from .worker_server import (
+    READY_PREFIX,
+    load_work_fn,
+    parse_codecs,  # @5+
+)
 
 _RANK_TIMEOUT = 30.0  # seconds a new worker waits for its rank
 _SECRET_TIMEOUT = 30.0  # seconds the server waits for the secret on stdin
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             max_workers=args.workers,
             secret=secret,
             exit_grace=args.exit_grace,
-            codecs=args.codecs,
+            codecs=args.codecs,  # @5+
         )
     except OSError as e:
         problem = str(e)
@@ -171,6 +173,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="auto", help="address to bind (default: %(default)s)")
     parser.add_argument("--exit-grace", type=float, default=2.0, metavar="SECONDS")
     parser.add_argument("--log-level", default="WARNING", help="server log level on stderr")
+    # @5+ {
     parser.add_argument(
         "--codecs",
         type=parse_codecs,
@@ -178,6 +181,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAMES",
         help=f"codecs the workers' clients may choose (default: {','.join(CODECS)})",
     )
+    # @}
     return parser
 
 

@@ -1,8 +1,9 @@
+# @5+
 """Codecs: how a message becomes bytes. JSON by default, or marshal when both ends agree.
 
-New in this stage. A ``Channel`` encodes each MESSAGE frame with its codec:
+A ``Channel`` encodes each MESSAGE frame with its codec:
 
-* ``json`` (the default, as in every earlier stage): portable and readable, but tuples
+* ``json`` (the default): portable and readable, but tuples
   arrive as lists, dict keys as strings, and bytes and sets cannot be sent at all;
 * ``marshal``: Python's own format for plain data; faster, and it keeps tuples, bytes,
   sets, int keys and big ints. Both ends must be Python of the same version.

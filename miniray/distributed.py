@@ -1,3 +1,4 @@
+# @4+
 """From a started Cluster to torch.distributed: every rank's config, and gathering replies.
 
     configs = cluster.distributed_configs()        # asks the nodes, in parallel

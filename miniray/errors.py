@@ -40,6 +40,7 @@ class WorkerDied(ChannelClosed):
         self.returncode = returncode
 
 
+# @2+ {
 class AuthenticationError(MiniRayError):
     """The peer did not prove it knows the shared secret (or we could not prove it)."""
 
@@ -83,6 +84,7 @@ class WorkFnNotFound(MiniRayError, ValueError):
     """A ``--work-fn`` spec names no importable function."""
 
 
+# @}
 class RemoteError(MiniRayError):
     """The work function raised; this carries the exception from the worker.
 

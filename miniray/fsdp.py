@@ -1,3 +1,4 @@
+# @4+
 """FSDPTrainingBackend: one rank's model, sharded with FSDP2, its optimizer and checkpoints.
 
 Needs torch (``pip install miniray[torch]``); ``import miniray`` never imports this module.

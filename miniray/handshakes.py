@@ -1,3 +1,4 @@
+# @2+
 """The server's side of the handshake, run inside its poll loop: cheap for strangers.
 
 A connection that has not authenticated costs the server one socket and a few dozen

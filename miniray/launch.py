@@ -1,3 +1,4 @@
+# @3+
 """Launching one node's server: the command line, the ssh process, and its ready line.
 
 A node's server is started by one command, run by the node's shell:

@@ -1,3 +1,4 @@
+# @3+
 """Worker logs: from each worker's stdout and stderr to the coordinator, line by line.
 
 On the node (``LogRelay``, a thread in the cluster server): each worker's fds 1 and 2

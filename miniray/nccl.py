@@ -1,3 +1,4 @@
+# @4+
 """What a rank needs to join a torch.distributed process group, and how it gets it.
 
 ``torch.distributed.init_process_group(init_method="env://")`` reads its rendezvous from

@@ -1,3 +1,4 @@
+# @4+
 """Ask a node about its network: which interface reaches an address, and a free port.
 
     python -m miniray.netprobe --route-to 10.0.0.1 --free-port

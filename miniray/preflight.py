@@ -1,3 +1,4 @@
+# @4+
 """Preflight: join the process group and run one all_reduce, under a timeout the coordinator keeps.
 
 A rank in ``init_process_group`` or in a collective is inside C++: it answers no message

@@ -1,3 +1,4 @@
+# @3+
 """Ranks: which worker of a cluster is which, and the environment each one starts with.
 
 Workers are numbered node by node, then by their index on the node, so the order is

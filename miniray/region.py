@@ -1,6 +1,7 @@
+# @5+
 """A shared-memory region (a memfd) that carries one direction's buffers between two processes.
 
-New in this stage. A local ``Worker`` makes two, one per direction, *before* it forks: the
+A local ``Worker`` makes two, one per direction, *before* it forks: the
 child inherits the descriptors, so each region is handed over exactly once, by ``fork``
 itself (a process that was not forked from us would get it once with ``socket.send_fds``;
 a process on another host cannot get it at all: memory is not shared across machines).

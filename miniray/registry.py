@@ -1,6 +1,7 @@
+# @5+
 """The function registry: functions registered where they run, called by name.
 
-New in this stage. The worker's module keeps a `Registry`; a worker that runs
+The worker's module keeps a `Registry`; a worker that runs
 ``serve(handle, registry)`` (or the registry itself, which is a work function) answers
 calls from ``worker.call_remote`` and ``worker.submit`` (see ``calls.py``):
 

@@ -1,3 +1,4 @@
+# @2+
 """RemoteWorker: a worker on a WorkerServer, with the same API as the local Worker.
 
     worker = RemoteWorker("localhost", 10000)   # connect, authenticate, meet the worker
@@ -11,11 +12,6 @@ the worker ended: a local Worker watches its child's pidfd, a RemoteWorker only 
 its TCP connection. So the worker sends an EXIT frame with its exit code; one that
 could not (killed by a signal) gets it sent by the server, which reaps it and knows
 the code. A connection that closes without an EXIT frame means the server went away.
-
-New in this stage: ``codec="marshal"``, proposed to the server once the handshake has
-proved both ends know the secret, inside the MAC'd session (a server may refuse it:
-`CodecRefused`); buffers in messages travel as raw bytes in the frame;
-``submit``/``call_remote`` (``calls.py``).
 """
 
 from __future__ import annotations
@@ -26,10 +22,10 @@ import time
 from typing import Any
 
 from .auth import client_handshake, load_secret
-from .buffers import MessageCodec
-from .calls import Calls
+from .buffers import MessageCodec  # @5+
+from .calls import Calls  # @5+
 from .channel import Channel, wait_readable
-from .codec import CodecRefused, get_codec
+from .codec import CodecRefused, get_codec  # @5+
 from .errors import (
     BacklogFull,
     ChannelClosed,
@@ -49,7 +45,8 @@ _MIN_BACKLOG = 1 << 20  # bytes of unread messages wait() may hold, whatever max
 _LOOK_SECONDS = 0.05  # how long is_alive() may spend reading what has arrived
 
 
-class RemoteWorker(ChannelHandle, Calls):
+# @2-4: class RemoteWorker(ChannelHandle):
+class RemoteWorker(ChannelHandle, Calls):  # @5+
     """A connection to one worker process forked for us by a WorkerServer.
 
     Args:
@@ -61,7 +58,7 @@ class RemoteWorker(ChannelHandle, Calls):
         max_frame: Largest message, in encoded bytes, either side may send (default
             4 MiB). Decoding one can take up to ~50 times its size in memory (see
             ``wire.py``); ``wait`` keeps up to twice this of unread messages.
-        codec: ``"json"`` (the default) or ``"marshal"``; the server must accept it.
+        codec: ``"json"`` (the default) or ``"marshal"``; the server must accept it.  # @5+
 
     Raises:
         ServerUnreachable: Nothing accepted the connection in time (is the server
@@ -70,7 +67,7 @@ class RemoteWorker(ChannelHandle, Calls):
             one just now.
         AuthenticationError: The secrets differ, or the secret file is unsafe or missing.
         ProtocolError: The server broke the protocol (an unknown status, a bad hello).
-        CodecRefused: The server does not speak ``codec``.
+        CodecRefused: The server does not speak ``codec``.  # @5+
         TimeoutError: The peer accepted but did not finish the handshake and hello
             within ``connect_timeout``.
     """
@@ -84,9 +81,9 @@ class RemoteWorker(ChannelHandle, Calls):
         secret: str | bytes | None = None,
         connect_timeout: float = 10.0,
         max_frame: int = DEFAULT_MAX_FRAME,
-        codec: str = "json",
+        codec: str = "json",  # @5+
     ) -> None:
-        message_codec = get_codec(codec)
+        message_codec = get_codec(codec)  # @5+
         self.host, self.port = host, port
         self.returncode: int | None = None
         self._max_backlog = max(2 * max_frame, _MIN_BACKLOG)
@@ -99,15 +96,19 @@ class RemoteWorker(ChannelHandle, Calls):
             self._sock.settimeout(None)
             frame_auth = session.client_frames()
             self._channel = Channel(self._sock, max_frame=max_frame, frame_auth=frame_auth)
-            self._channel.send({"codec": message_codec.name})  # JSON until both agree
+            self._channel.send({"codec": message_codec.name})  # JSON until both agree  # @5+
             hello = self._channel.recv(timeout=_until(deadline))  # who is our worker?
+            # @5+ {
             if isinstance(hello, dict) and "refused" in hello:
                 raise _codec_refused(f"{host}:{port}", codec, hello)
+            # @}
             if not (isinstance(hello, dict) and isinstance(hello.get("pid"), int)):
                 raise ProtocolError(f"expected the worker's hello, got {hello!r:.100}")
+            # @5+ {
             if hello.get("codec") != message_codec.name:
                 raise ProtocolError(f"the server answered codec {hello.get('codec')!r}")
             self._channel.codec = MessageCodec(message_codec)
+            # @}
             self.pid: int = hello["pid"]
             self.remote_host = str(hello.get("host"))
         except BaseException:
@@ -130,10 +131,16 @@ class RemoteWorker(ChannelHandle, Calls):
             raise self._send_refused()
         super().send(msg, timeout)
 
+    # @2-4 {
+    # def recv(self, timeout: float | None = None) -> Any:
+    #     """Return the worker's next message; same errors as ``Worker.recv``."""
+    # @}
+    # @5+ {
     def recv(self, timeout: float | None = None, *, copy: bool = True) -> Any:
         """Return the worker's next message; same errors and ``copy`` as ``Worker.recv``."""
         self._refuse_if_calling()
         self._channel.codec.copy = copy
+        # @}
         return super().recv(timeout)
 
     def _explain_closed(self, error: ChannelClosed, *, sending: bool) -> Exception:
@@ -208,7 +215,7 @@ class RemoteWorker(ChannelHandle, Calls):
         deadline = deadline_after(check_timeout(timeout))
         if self._channel.closed:
             return
-        self._stop_calls(timeout)
+        self._stop_calls(timeout)  # @5+
         try:
             self._sock.shutdown(socket.SHUT_WR)  # the worker's recv sees end-of-file
             while True:
@@ -275,10 +282,12 @@ def _reported_code(channel: Channel, pid: int) -> int | None:
     for kind, payload in channel._frames:  # read-only look at the frames not yet delivered
         if kind == EXIT:
             with contextlib.suppress(ProtocolError):  # malformed: final_error() says so
-                return decode_exit(bytes(payload), pid).returncode
+                # @2-4: return decode_exit(payload, pid).returncode
+                return decode_exit(bytes(payload), pid).returncode  # @5+
     return None
 
 
+# @5+ {
 def _codec_refused(peer: str, codec: str, refusal: dict[str, Any]) -> CodecRefused:
     """What to tell a client whose codec the server refused: what it speaks, what to do."""
     spoken = refusal.get("codecs")
@@ -297,5 +306,6 @@ def _codec_refused(peer: str, codec: str, refusal: dict[str, Any]) -> CodecRefus
     )
 
 
+# @}
 def _until(deadline: float) -> float:
     return max(0.0, deadline - time.monotonic())

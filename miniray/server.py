@@ -1,3 +1,4 @@
+# @2+
 """WorkerServer: accept TCP connections and fork one authenticated worker for each.
 
 One process, one loop, no threads. The loop polls:
@@ -21,10 +22,6 @@ so that the client sees a clean end of stream rather than a reset). Everything a
 the handshake happens in the forked child, so a hostile client can break nothing but
 its own child, and a stranger costs a socket, never a process. The command line
 around it is ``worker_server.py``.
-
-New in this stage: once the handshake is done, the client names its codec (inside the
-MAC'd session); the child answers with its hello if the server allows that codec
-(``codecs=``), or refuses and ends.
 """
 
 from __future__ import annotations
@@ -40,10 +37,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .auth import ACCEPTED, BUSY, FULL, load_secret
-from .buffers import MessageCodec
+from .buffers import MessageCodec  # @5+
 from .channel import Channel, wait_readable
-from .codec import CODECS
-from .errors import MiniRayError
+from .codec import CODECS  # @5+
+from .errors import MiniRayError  # @5+
 from .handshakes import Handshakes, Tally, tell_and_close
 from .process import die_with_parent, drop_in_children, fork_child, keep_in_children, run_work_fn
 from .session import Session
@@ -88,7 +85,7 @@ class WorkerServer:
             can take up to ~50 times its size in memory (see ``wire.py``).
         max_pending: Connections still authenticating at once, from all addresses.
         max_pending_per_address: The same, from any one address.
-        codecs: The codecs clients may choose (``("json",)``: a JSON-only server).
+        codecs: The codecs clients may choose (``("json",)``: a JSON-only server).  # @5+
     """
 
     def __init__(
@@ -102,7 +99,7 @@ class WorkerServer:
         handshake_timeout: float = 10.0,
         exit_grace: float = 5.0,
         max_frame: int = DEFAULT_MAX_FRAME,
-        codecs: tuple[str, ...] = tuple(CODECS),
+        codecs: tuple[str, ...] = tuple(CODECS),  # @5+
         max_pending: int = 64,
         max_pending_per_address: int = 8,
     ) -> None:
@@ -114,10 +111,12 @@ class WorkerServer:
         self._handshake_timeout = handshake_timeout
         self._exit_grace = exit_grace
         self._max_frame = max_frame
+        # @5+ {
         unknown = sorted(set(codecs) - set(CODECS))
         if unknown or not codecs:
             raise ValueError(f"codecs must be some of {list(CODECS)}, not {list(codecs)}")
         self._codecs = codecs
+        # @}
         self._listener = socket.create_server((host, port))
         self._listener.setblocking(False)
         drop_in_children(self._listener)  # as is everything the server opens: one rule
@@ -244,6 +243,8 @@ class WorkerServer:
         conn.settimeout(None)
         frame_auth = session.worker_frames()
         handle = Channel(conn, max_frame=self._max_frame, from_worker=False, frame_auth=frame_auth)
+        # @2-4: handle.send({"pid": os.getpid(), "host": socket.gethostname()})
+        # @5+ {
         try:  # only an authenticated client gets here: its bytes may reach a decoder now
             proposal = handle.recv(timeout=self._handshake_timeout)
         except (MiniRayError, OSError) as e:
@@ -256,6 +257,7 @@ class WorkerServer:
             return 2
         handle.send({"pid": os.getpid(), "host": socket.gethostname(), "codec": codec})
         handle.codec = MessageCodec(CODECS[codec])
+        # @}
         return run_work_fn(self._work_fn, handle)
 
     # --8<-- [end:serve_client]

@@ -1,3 +1,4 @@
+# @2+
 """What a handshake leaves both ends: a session key, and a MAC on every frame after it.
 
 Both ends derive the key, HMAC(secret, "session" + Ns + Nc), from the secret and the
@@ -21,10 +22,6 @@ CPU's SHA instructions (measured here: ~1.4 GB/s, against ~0.25-0.5 GB/s for BLA
 So a payload under ``BULK`` bytes gets BLAKE2s and a longer one HMAC-SHA256, cut to 16
 bytes. Both ends know the payload's length, so both pick the same; the length is
 covered by the tag, so an attacker cannot make them pick differently.
-
-New in this stage: a big payload's MAC can be fed as its bytes go out or come in
-(``sealing``, ``checking``, ``check_streamed``), so that the sender and the receiver hash
-at the same time instead of one after the other.
 """
 
 from __future__ import annotations
@@ -32,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import struct
-from typing import Protocol
+from typing import Protocol  # @5+
 
 from .errors import ProtocolError
 from .wire import EXIT, HEADER, encode_exit
@@ -44,6 +41,7 @@ BULK = 1024  # payload bytes from which HMAC-SHA256 costs less than BLAKE2s (mea
 _SEQUENCE_AND_KIND = struct.Struct("!QB")  # hashed after the direction, before the payload
 
 
+# @5+ {
 class Mac(Protocol):
     """A MAC being fed: hashlib's and hmac's objects both are."""
 
@@ -52,6 +50,7 @@ class Mac(Protocol):
     def digest(self) -> bytes: ...
 
 
+# @}
 def derive(secret: bytes, label: bytes, *parts: bytes) -> bytes:
     """HMAC-SHA256(secret, label + parts): every proof and key of the handshake."""
     return hmac.new(secret, label + b"".join(parts), hashlib.sha256).digest()
@@ -134,6 +133,13 @@ class FrameMAC:
         if kind == EXIT and self._is_exit_report(payload, tag):
             self._reports = None  # one report per session
             return
+        # @2-4 {
+        # raise ProtocolError(
+        #     "a frame failed its integrity check (forged, replayed, reordered or altered "
+        #     "on the way): the connection cannot be trusted"
+        # )
+        # @}
+        # @5+ {
         raise _forged()
 
     def sealing(self, kind: int, size: int) -> StreamedTag:
@@ -151,6 +157,8 @@ class FrameMAC:
             raise _forged()
         self._received += 1
 
+    # @}
+
     def _is_exit_report(self, payload: Buffer, tag: bytes) -> bool:
         reports = self._reports
         return reports is not None and hmac.compare_digest(tag, reports.tag(0, EXIT, (payload,)))
@@ -166,16 +174,21 @@ class _Keyed:
         self._small = hashlib.blake2s(direction, key=key, digest_size=TAG_SIZE)
         self._bulk = hmac.new(key, direction, "sha256")
 
+    # @5+ {
     def start(self, sequence: int, kind: int, size: int) -> Mac:
         """A copy of the right MAC for a ``size``-byte payload, fed all that comes before it."""
         mac = self._small.copy() if size < BULK else self._bulk.copy()
         mac.update(_SEQUENCE_AND_KIND.pack(sequence, kind))
         return mac
 
+    # @}
     def tag(self, sequence: int, kind: int, payload: tuple[Buffer, ...]) -> bytes:
         # (Parts are bytes-like with 1-byte items. One part, the usual case, skips sum(map()):
+        # @2-4: # on a small frame that would cost about a third of the tag itself.)
+        # @5+ {
         # on a small frame that would cost about a third of the tag itself. For the same
         # reason this does what `start` does inline: it runs for every small frame.)
+        # @}
         size = len(payload[0]) if len(payload) == 1 else sum(map(len, payload))
         mac = self._small.copy() if size < BULK else self._bulk.copy()
         mac.update(_SEQUENCE_AND_KIND.pack(sequence, kind))
@@ -184,6 +197,7 @@ class _Keyed:
         return mac.digest()[:TAG_SIZE]  # (BLAKE2s makes TAG_SIZE bytes already)
 
 
+# @5+ {
 class StreamedTag:
     """The tag of one frame, fed its payload in pieces, as they go out or come in."""
 
@@ -204,3 +218,6 @@ def _forged() -> ProtocolError:
         "a frame failed its integrity check (forged, replayed, reordered or altered "
         "on the way): the connection cannot be trusted"
     )
+
+
+# @}

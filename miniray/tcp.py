@@ -1,3 +1,4 @@
+# @2+
 """The TCP details both ends share: connecting with clear errors, and socket options.
 
 Loopback hides two things a real network does: small writes wait for more (Nagle's

@@ -1,3 +1,4 @@
+# @4+
 """The training protocol: what the coordinator sends each rank, and how a rank answers.
 
     coordinator                                   each rank (serve_training)

@@ -9,10 +9,6 @@ The parent watches the child through two descriptors: its end of the socketpair 
 messages) and a pidfd (for death). So ``recv`` ends promptly with `WorkerDied`
 however the child ends, even when a grandchild still holds the socket open. Each child
 leads a process group of its own, which ends with it (see ``process.ChildProcess``).
-
-New in this stage: ``codec="marshal"``; buffers (bytes, arrays) in messages, through a
-shared-memory region per direction (``region.py``), and ``recv(copy=False)`` for
-read-only views of them; ``submit``/``call_remote`` (``calls.py``).
 """
 
 from __future__ import annotations
@@ -24,14 +20,14 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from .buffers import MessageCodec
-from .calls import Calls
+from .buffers import MessageCodec  # @5+
+from .calls import Calls  # @5+
 from .channel import Channel
-from .codec import get_codec
+from .codec import get_codec  # @5+
 from .errors import ChannelClosed, RemoteError, WorkerDied, describe_returncode
 from .handle import ChannelHandle, Waitable
 from .process import ChildProcess, drop_in_children, fork_child, run_work_fn
-from .region import Region
+from .region import Region  # @5+
 from .timeouts import check_timeout, deadline_after, seconds_left, wait_readable
 from .wire import DEFAULT_MAX_FRAME
 
@@ -41,7 +37,8 @@ AnyWorker = TypeVar("AnyWorker", bound=Waitable)
 
 
 # --8<-- [start:worker_init]
-class Worker(ChannelHandle, Calls):
+# @1-4: class Worker(ChannelHandle):
+class Worker(ChannelHandle, Calls):  # @5+
     """A forked child process running ``work_fn(handle)``, with a message channel to it.
 
     Args:
@@ -51,8 +48,11 @@ class Worker(ChannelHandle, Calls):
             (e.g. ``{"CUDA_VISIBLE_DEVICES": "1"}``).
         max_frame: Largest message, in encoded bytes, either side may send (default
             4 MiB). Decoding one can take up to ~50 times its size in memory (see
+            # @1-4: ``wire.py``).
+        # @5+ {
             ``wire.py``). Also the largest total of the buffers in one message.
         codec: ``"json"`` (the default) or ``"marshal"`` (keeps tuples, sets, int keys).
+        # @}
 
     Messages are JSON values: dicts, lists, strings, numbers, booleans, None
     (tuples arrive as lists). A child never outlives its parent process, nor the parent
@@ -65,12 +65,18 @@ class Worker(ChannelHandle, Calls):
         *,
         env: Mapping[str, str] | None = None,
         max_frame: int = DEFAULT_MAX_FRAME,
-        codec: str = "json",
+        codec: str = "json",  # @5+
     ) -> None:
+        # @5+ {
         message_codec = get_codec(codec)
         to_child = Region.create("miniray-to-child", max_frame)  # inherited by the fork
         to_parent = Region.create("miniray-to-parent", max_frame)
+        # @}
         parent_end, child_end = socket.socketpair()
+        # @1-4 {
+        # handle = Channel(child_end, max_frame=max_frame, peer_pid=os.getpid(), from_worker=False)
+        # @}
+        # @5+ {
         handle = Channel(
             child_end,
             max_frame=max_frame,
@@ -78,6 +84,7 @@ class Worker(ChannelHandle, Calls):
             from_worker=False,
             codec=MessageCodec(message_codec, outgoing=to_parent, incoming=to_child),
         )
+        # @}
 
         def child_body() -> int:
             os.environ.update(env or {})
@@ -88,19 +95,24 @@ class Worker(ChannelHandle, Calls):
             self._process = ChildProcess(fork_child(child_body))
         except BaseException:  # e.g. fork() failed: out of processes or memory
             parent_end.close()
+            # @5+ {
             to_child.close()
             to_parent.close()
+            # @}
             raise
         finally:
             child_end.close()
         self.pid = self._process.pid
         self.returncode: int | None = None  # also None after the end if it is not known
         self._channel = Channel(
+            # @1-4: parent_end, max_frame=max_frame, watch_fd=self._process.pidfd, peer_pid=self.pid
+            # @5+ {
             parent_end,
             max_frame=max_frame,
             watch_fd=self._process.pidfd,
             peer_pid=self.pid,
             codec=MessageCodec(message_codec, outgoing=to_child, incoming=to_parent),
+            # @}
         )
         # A Worker dropped without close() must not leave its child running, nor leak the
         # descriptors; the finalizer holds the process and channel, never the Worker.
@@ -114,20 +126,25 @@ class Worker(ChannelHandle, Calls):
         """Send a message to the child. Raises `WorkerDied` if it has ended."""
         super().send(msg, timeout)
 
-    def recv(self, timeout: float | None = None, *, copy: bool = True) -> Any:
+    # @1-4: def recv(self, timeout: float | None = None) -> Any:
+    def recv(self, timeout: float | None = None, *, copy: bool = True) -> Any:  # @5+
         """Return the child's next message, waiting at most ``timeout`` seconds.
 
+        # @5+ {
         With ``copy=False``, buffers arrive as read-only views of the shared region
         (numpy arrays as read-only arrays), which never change while they are held.
 
+        # @}
         Raises:
             TimeoutError: Nothing arrived in time; nothing is lost.
             RemoteError: ``work_fn`` raised (after every message sent before it).
             WorkerDied: The child ended (after every message it sent).
-            CallsActive: ``submit`` was used: replies belong to it.
+            CallsActive: ``submit`` was used: replies belong to it.  # @5+
         """
+        # @5+ {
         self._refuse_if_calling()
         self._channel.codec.copy = copy
+        # @}
         return super().recv(timeout)
 
     def _explain_closed(self, error: ChannelClosed, *, sending: bool) -> Exception:
@@ -181,7 +198,7 @@ class Worker(ChannelHandle, Calls):
         Either way it is reaped: no zombie, and nothing it started is left running.
         """
         timeout = check_timeout(timeout)
-        self._stop_calls(timeout)
+        self._stop_calls(timeout)  # @5+
         self._channel.close()
         try:
             self._reap(timeout)

@@ -1,3 +1,4 @@
+# @2+
 """The WorkerServer command line: load the work function, listen, say ready, serve.
 
     python -m miniray.worker_server --port 10000 --workers 4 --work-fn my_module.work_fn
@@ -7,10 +8,6 @@ It checks the work function before it listens (a typo fails now, not at the firs
 connection), then prints one line a program can wait for:
 
     MINIRAY_READY {"host": "127.0.0.1", "port": 10000, "pid": 4242}
-
-New in this stage: ``--codecs json,marshal``, the codecs clients may choose (default:
-every codec MiniRay knows); ``--codecs json`` starts a JSON-only server, whose workers
-refuse a client that asks for marshal.
 """
 
 from __future__ import annotations
@@ -27,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .codec import CODECS
+from .codec import CODECS  # @5+
 from .errors import MiniRayError, WorkFnNotFound
 from .server import WorkerServer
 from .wire import DEFAULT_MAX_FRAME
@@ -53,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             handshake_timeout=args.handshake_timeout,
             exit_grace=args.exit_grace,
             max_frame=args.max_frame,
-            codecs=args.codecs,
+            codecs=args.codecs,  # @5+
         )
     except (MiniRayError, OSError) as e:
         parser.exit(2, f"{parser.prog}: error: {e}\n")
@@ -110,6 +107,7 @@ def load_work_fn(spec: str) -> WorkFn:
 # --8<-- [end:load_work_fn]
 
 
+# @5+ {
 def parse_codecs(text: str) -> tuple[str, ...]:
     """The codecs named by ``--codecs``: a comma-separated list such as ``json,marshal``.
 
@@ -127,6 +125,7 @@ def parse_codecs(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))  # in the order given, each once
 
 
+# @}
 def _where_raised(error: BaseException, frames: int = 3) -> str:
     """The last ``frames`` frames of ``error``'s traceback that ran the user's code.
 
@@ -215,6 +214,7 @@ def _parser() -> argparse.ArgumentParser:
         help=f"largest message, encoded, either way (default {DEFAULT_MAX_FRAME // 2**20} MiB: "
         "%(default)s bytes); decoding one can take up to ~50 times its size in memory",
     )
+    # @5+ {
     parser.add_argument(
         "--codecs",
         type=parse_codecs,
@@ -223,6 +223,7 @@ def _parser() -> argparse.ArgumentParser:
         help=f"the codecs a client may choose, separated by commas (default: {','.join(CODECS)}); "
         "--codecs json makes a JSON-only server, which refuses a client asking for marshal",
     )
+    # @}
     return parser
 
 

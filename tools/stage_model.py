@@ -1,8 +1,9 @@
 """The stage model: what a stage folder and its ``stage.toml`` hold, and how to find stages.
 
-A stage is a folder ``stages/NN_name/`` holding ``stage.toml``, a ``miniray/`` package and
-``demo.py``.  ``stage.toml`` gives a title, capabilities, the files the stage inherits from the
-previous stage, and ``[[exercises]]`` tables.
+A stage is a folder ``stages/NN_name/`` holding ``stage.toml``, a ``miniray/`` package
+(generated from the top-level one, see `tools.sync`) and ``demo.py``.  ``stage.toml`` gives a
+title, capabilities, ``[new]`` (for some files of the package, the paragraph that says what is
+new in them in this stage) and ``[[exercises]]`` tables.
 
 Import these names from `tools.stages`, the public face of the stage tools; this module is
 separate only so that `tools.sync` can use it without an import cycle.  The functions take a
@@ -29,7 +30,7 @@ STAGE_TOML = "stage.toml"
 STAGE_NAME_RE = re.compile(r"^(?P<number>\d{2})_[a-z0-9]+(?:_[a-z0-9]+)*$")
 EXERCISE_ID_RE = re.compile(r"^(?P<stage>[1-9]\d*)\.(?P<n>[1-9]\d*)$")
 TARGET_RE = re.compile(r"^(?P<file>[\w/]+\.py):(?P<qualname>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)$")
-TOML_KEYS = frozenset({"title", "capabilities", "inherit", "exercises"})
+TOML_KEYS = frozenset({"title", "capabilities", "new", "exercises"})
 EXERCISE_KEYS = frozenset({"id", "target", "title", "hint"})
 
 
@@ -71,7 +72,7 @@ class Stage:
     path: Path  # absolute
     title: str
     capabilities: frozenset[str]
-    inherit: tuple[str, ...] = ()
+    new: tuple[tuple[str, str], ...] = ()  # file -> its "New in this stage" paragraph
     exercises: tuple[Exercise, ...] = ()
 
     def exercise(self, exercise_id: str) -> Exercise:
@@ -153,7 +154,7 @@ def load_stage(folder: Path) -> Stage:
         path=folder,
         title=_required_str(data, "title", toml_path),
         capabilities=frozenset(_str_list(data, "capabilities", toml_path, required=True)),
-        inherit=tuple(_str_list(data, "inherit", toml_path)),
+        new=_new_paragraphs(data, toml_path),
         exercises=tuple(_exercise(t, toml_path) for t in _table_list(data, toml_path)),
     )
 
@@ -191,6 +192,15 @@ def _str_list(
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise StageError(f"{where}: {key!r} must be a list of strings")
     return value
+
+
+def _new_paragraphs(data: Mapping[str, Any], where: Path) -> tuple[tuple[str, str], ...]:
+    table = data.get("new", {})
+    if not isinstance(table, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in table.items()
+    ):
+        raise StageError(f"{where}: [new] must map file paths to paragraphs (strings)")
+    return tuple(sorted(table.items()))
 
 
 def _table_list(data: Mapping[str, Any], where: Path) -> list[dict[str, Any]]:
