@@ -20,13 +20,10 @@ from __future__ import annotations
 import socket
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
+from .frame_auth import FrameAuth
 from .session import StreamedTag
 from .wire import HEADER, MESSAGE
-
-if TYPE_CHECKING:  # (a Channel imports this module: the protocol is only a type here)
-    from .channel import FrameAuth
 
 BIG_FRAME = 1024 * 1024  # from this size on, a payload is read straight into its own buffer
 SEND_CHUNK = 256 * 1024  # a big frame with a MAC is hashed and sent this much at a time

@@ -21,12 +21,12 @@ import socket
 import struct
 import time
 from collections import deque
-from typing import Any, Protocol
+from typing import Any
 
 from .big_frames import BigFrameReader, send_sealed  # @5+
 from .buffers import MessageCodec  # @5+
 from .errors import ChannelClosed, ProtocolError
-from .session import StreamedTag  # @5+
+from .frame_auth import FrameAuth
 from .timeouts import check_timeout, deadline_after, ms_until
 from .timeouts import wait_readable as wait_readable  # re-exported: older imports use it
 from .wire import (
@@ -48,27 +48,6 @@ _RECV_SIZE = 64 * 1024  # bigger reads cost an mmap per call in malloc
 _WATCH_INTERVAL = 0.1  # seconds between looks at a watched process during a blocking read
 _SMALL_FRAME = 64 * 1024  # below this, header and payload go out in one send
 _FRAME_COST = 100  # bytes a received frame costs beyond its payload (tuple, bytes object, slot)
-
-
-class FrameAuth(Protocol):
-    """Seals each frame sent and checks each frame received (stage 2's per-frame MAC)."""
-
-    tag_size: int  # bytes of tag after each payload, counted in the frame's length
-
-    # @1-4: def seal(self, kind: int, payload: bytes) -> bytes: ...  # the next frame's tag
-    def seal(self, kind: int, *payload: bytes | memoryview) -> bytes: ...  # the next tag  # @5+
-
-    # @1-4: def check(self, kind: int, payload: bytes, tag: bytes) -> None: ...  # or ProtocolError
-    # @5+ {
-    def check(self, kind: int, payload: bytes | bytearray, tag: bytes) -> None: ...  # or raise
-
-    def sealing(self, kind: int, size: int) -> StreamedTag: ...  # the next tag, fed as it goes
-
-    def checking(self, kind: int, size: int) -> StreamedTag: ...  # the next tag, fed as it comes
-
-    def check_streamed(self, streamed: StreamedTag, tag: bytes) -> None: ...  # or raise
-
-    # @}
 
 
 class Channel:

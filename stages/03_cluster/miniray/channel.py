@@ -22,9 +22,10 @@ import socket
 import struct
 import time
 from collections import deque
-from typing import Any, Protocol
+from typing import Any
 
 from .errors import ChannelClosed, ProtocolError
+from .frame_auth import FrameAuth
 from .timeouts import check_timeout, deadline_after, ms_until
 from .timeouts import wait_readable as wait_readable  # re-exported: older imports use it
 from .wire import (
@@ -44,16 +45,6 @@ _RECV_SIZE = 64 * 1024  # bigger reads cost an mmap per call in malloc
 _WATCH_INTERVAL = 0.1  # seconds between looks at a watched process during a blocking read
 _SMALL_FRAME = 64 * 1024  # below this, header and payload go out in one send
 _FRAME_COST = 100  # bytes a received frame costs beyond its payload (tuple, bytes object, slot)
-
-
-class FrameAuth(Protocol):
-    """Seals each frame sent and checks each frame received (stage 2's per-frame MAC)."""
-
-    tag_size: int  # bytes of tag after each payload, counted in the frame's length
-
-    def seal(self, kind: int, payload: bytes) -> bytes: ...  # the next frame's tag
-
-    def check(self, kind: int, payload: bytes, tag: bytes) -> None: ...  # or ProtocolError
 
 
 class Channel:

@@ -12,16 +12,13 @@ import os
 import socket
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from .errors import MiniRayError
 from .launch import ClusterError, NodeProcess, remote_command, ssh_command
 from .logs import LogLine, LogSink, parse_record
+from .node_config import NodeConfig
 from .ranks import RankInfo
 from .remote_worker import RemoteWorker
-
-if TYPE_CHECKING:
-    from .cluster import NodeConfig
 
 
 class ClusterWorker(RemoteWorker):

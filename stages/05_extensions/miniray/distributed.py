@@ -26,16 +26,14 @@ import json
 import subprocess
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from .channel import wait_readable
 from .errors import MiniRayError, RemoteError, WorkerDied
 from .launch import ClusterError, remote_command, ssh_command
 from .nccl import NCCLConfig, create_nccl_configs
 from .netprobe import PROBE_PREFIX
-
-if TYPE_CHECKING:
-    from .cluster import Cluster, NodeConfig
+from .node_config import NodeConfig
 
 _SETTLE = 1.0  # seconds gather waits, after a first failure, for the failure's cause
 
@@ -49,9 +47,26 @@ class RankedWorker(Protocol):
     def recv(self, timeout: float | None = None) -> Any: ...
 
 
+class StartedCluster(Protocol):
+    """What `distributed_configs` reads of a started `Cluster`: its nodes and workers."""
+
+    @property
+    def nodes(self) -> Sequence[NodeConfig]: ...
+
+    @property
+    def workers(self) -> Sequence[AddressedWorker]: ...
+
+
+class AddressedWorker(Protocol):
+    """A cluster worker as `distributed_configs` sees it: the address it was reached at."""
+
+    @property
+    def address(self) -> str: ...
+
+
 # --8<-- [start:distributed_configs]
 def distributed_configs(
-    cluster: Cluster,
+    cluster: StartedCluster,
     *,
     master_addr: str | None = None,
     master_port: int | None = None,
