@@ -10,6 +10,7 @@ stable and the same on every run:
 Each worker process gets torchrun's environment contract before its work function
 runs: ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``LOCAL_WORLD_SIZE``, ``GROUP_RANK`` (the
 node's index), plus ``MINIRAY_HOST`` (the node's name as the coordinator wrote it).
+`RankInfo.environment` is the one place those variables are built.
 """
 
 from __future__ import annotations
@@ -52,18 +53,26 @@ class RankInfo:
     @classmethod
     def from_message(cls, msg: object) -> RankInfo:
         """Read a rank message; `ProtocolError` if it is anything else."""
+        # A message from the wire: checked by hand, not with assert (gone under -O).
         fields = msg.get(RANK_MESSAGE_KEY) if isinstance(msg, dict) else None
         try:
-            assert isinstance(fields, dict)
-            info = cls(**fields)
-            numbers = [info.rank, info.local_rank, info.world_size]
-            numbers += [info.local_world_size, info.group_rank]
-            assert all(type(n) is int and n >= 0 for n in numbers)
-            assert isinstance(info.host, str)
-            assert info.rank < info.world_size and info.local_rank < info.local_world_size
-        except (AssertionError, TypeError):
-            raise ProtocolError(f"expected a rank assignment, got {msg!r:.200}") from None
+            info = cls(**fields) if isinstance(fields, dict) else None
+        except TypeError:  # a field missing or one too many
+            info = None
+        if info is None or not info.is_consistent():
+            raise ProtocolError(f"expected a rank assignment, got {msg!r:.200}")
         return info
+
+    def is_consistent(self) -> bool:
+        """Whether the fields are what `assign_ranks` could have made: counts in range."""
+        numbers = [self.rank, self.local_rank, self.world_size]
+        numbers += [self.local_world_size, self.group_rank]
+        return (
+            all(type(n) is int and n >= 0 for n in numbers)
+            and isinstance(self.host, str)
+            and self.rank < self.world_size
+            and self.local_rank < self.local_world_size <= self.world_size
+        )
 
 
 # --8<-- [start:assign_ranks]

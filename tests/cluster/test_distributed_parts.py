@@ -32,7 +32,7 @@ def test_configs_come_in_rank_order_node_by_node() -> None:
     configs = create_nccl_configs(master_addr="10.0.0.1", nodes=[("node1", 4), ("node2", 4)])
     assert [c.rank for c in configs] == list(range(8))
     assert [c.local_rank for c in configs] == [0, 1, 2, 3, 0, 1, 2, 3]
-    assert [c.node_rank for c in configs] == [0] * 4 + [1] * 4
+    assert [c.group_rank for c in configs] == [0] * 4 + [1] * 4
     assert [c.host for c in configs] == ["node1"] * 4 + ["node2"] * 4
     assert {(c.world_size, c.local_world_size, c.master_addr) for c in configs} == {
         (8, 4, "10.0.0.1")
@@ -47,7 +47,7 @@ def test_configs_for_uneven_nodes_and_their_interfaces() -> None:
         "10.0.0.1", [("a", 1), ("b", 3), ("c", 2)], master_port=41000,
         socket_ifnames=["eth0", "ib0", None],
     )  # fmt: skip
-    assert [(c.rank, c.local_rank, c.local_world_size, c.node_rank) for c in configs] == [
+    assert [(c.rank, c.local_rank, c.local_world_size, c.group_rank) for c in configs] == [
         (0, 0, 1, 0), (1, 0, 3, 1), (2, 1, 3, 1), (3, 2, 3, 1), (4, 0, 2, 2), (5, 1, 2, 2),
     ]  # fmt: skip
     assert [c.socket_ifname for c in configs] == ["eth0", "ib0", "ib0", "ib0", None, None]
@@ -144,7 +144,7 @@ def test_distributed_configs_on_localhost_nodes(node: Any, tag: str) -> None:
         port = configs[0].master_port
         with socket.create_server(("127.0.0.1", port)):  # "free": nobody listens there
             pass
-        assert [(c.rank, c.local_rank, c.node_rank, c.world_size) for c in configs] == [
+        assert [(c.rank, c.local_rank, c.group_rank, c.world_size) for c in configs] == [
             (0, 0, 0, 3), (1, 1, 0, 3), (2, 0, 1, 3),
         ]  # fmt: skip
         assert {(c.master_addr, c.master_port, c.socket_ifname) for c in configs} == {

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .errors import MiniRayError
+from .ranks import RankInfo, assign_ranks
 
 
 class DistributedConfigError(MiniRayError, ValueError):
@@ -47,7 +48,7 @@ class NCCLConfig:
         rank: This rank, 0 .. world_size - 1.
         local_rank: This rank's index on its node (its GPU, with NCCL).
         local_world_size: Ranks on this rank's node.
-        node_rank: The node's index (torchrun's ``GROUP_RANK``).
+        group_rank: The node's index (torchrun's ``GROUP_RANK``).
         host: The node's name, for messages.
         socket_ifname: The interface that routes to ``master_addr`` on this rank's node;
             None leaves NCCL and gloo to guess.
@@ -59,7 +60,7 @@ class NCCLConfig:
     rank: int
     local_rank: int
     local_world_size: int
-    node_rank: int = 0
+    group_rank: int = 0
     host: str = ""
     socket_ifname: str | None = None
 
@@ -76,16 +77,25 @@ class NCCLConfig:
                 f"local_world_size {self.local_world_size} (world size {self.world_size})"
             )
 
+    @property
+    def rank_info(self) -> RankInfo:
+        """This rank's place in the cluster, as ``ranks`` numbers it."""
+        return RankInfo(
+            self.rank,
+            self.local_rank,
+            self.world_size,
+            self.local_world_size,
+            self.group_rank,
+            self.host,
+        )
+
     def environment(self) -> dict[str, str]:
-        """The environment variables this config stands for (see `setup_nccl_env`)."""
+        """The environment variables this config stands for (see `setup_nccl_env`): the
+        rank's own (`RankInfo.environment`), the rendezvous, and the interface if known."""
         env = {
             "MASTER_ADDR": self.master_addr,
             "MASTER_PORT": str(self.master_port),
-            "WORLD_SIZE": str(self.world_size),
-            "RANK": str(self.rank),
-            "LOCAL_RANK": str(self.local_rank),
-            "LOCAL_WORLD_SIZE": str(self.local_world_size),
-            "GROUP_RANK": str(self.node_rank),
+            **self.rank_info.environment(),
         }
         if self.socket_ifname:
             env["NCCL_SOCKET_IFNAME"] = self.socket_ifname
@@ -145,26 +155,23 @@ def create_nccl_configs(
         raise DistributedConfigError(
             f"{len(socket_ifnames)} interface names for {len(nodes)} nodes"
         )
-    world_size = sum(count for _, count in nodes)
     configs = []
-    first_rank = 0
-    for node_rank, (host, count) in enumerate(nodes):
-        ifname = socket_ifnames[node_rank] if socket_ifnames is not None else None
-        for local_rank in range(count):
+    for node_ranks in assign_ranks(nodes):  # the cluster's own numbering, not a second one
+        for info in node_ranks:
+            ifname = socket_ifnames[info.group_rank] if socket_ifnames is not None else None
             configs.append(
                 NCCLConfig(
                     master_addr=master_addr,
                     master_port=master_port,
-                    world_size=world_size,
-                    rank=first_rank + local_rank,
-                    local_rank=local_rank,
-                    local_world_size=count,
-                    node_rank=node_rank,
-                    host=host,
+                    world_size=info.world_size,
+                    rank=info.rank,
+                    local_rank=info.local_rank,
+                    local_world_size=info.local_world_size,
+                    group_rank=info.group_rank,
+                    host=info.host,
                     socket_ifname=ifname,
                 )
             )
-        first_rank += count
     return configs
 
 
