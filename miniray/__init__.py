@@ -17,25 +17,30 @@ library only: torch is imported by ``miniray.fsdp`` and by a rank joining its pr
 group, numpy and torch by nothing that did not receive one of their arrays.
 """
 
-from .calls import CallsActive, UnknownFunction  # @5+
 from .channel import Channel
-from .cluster import Cluster, ClusterError, ClusterWorker, LogLine, NodeConfig  # @3+
-from .codec import CodecRefused  # @5+
+from .cluster import Cluster, ClusterWorker, LogLine, NodeConfig  # @3+
 from .distributed import gather  # @4+
 from .errors import (
     AuthenticationError,  # @2+
     BacklogFull,  # @2+
+    CallsActive,  # @5+
     ChannelClosed,
+    ClusterError,  # @3+
+    CodecRefused,  # @5+
+    ConfigError,  # @3+
+    DistributedConfigError,  # @4+
     MiniRayError,
+    PreflightError,  # @4+
     ProtocolError,
     RemoteError,
     ServerFull,  # @2+
     ServerUnreachable,  # @2+
+    UnknownFunction,  # @5+
     WorkerDied,
     WorkFnNotFound,  # @2+
 )
-from .nccl import DistributedConfigError, NCCLConfig, create_nccl_configs, setup_nccl_env  # @4+
-from .preflight import PreflightError, join_process_group, preflight  # @4+
+from .nccl import NCCLConfig, create_nccl_configs, setup_nccl_env  # @4+
+from .preflight import join_process_group, preflight  # @4+
 from .registry import Registry, serve  # @5+
 from .remote_worker import RemoteWorker  # @2+
 from .server import WorkerServer  # @2+
@@ -62,6 +67,7 @@ __all__ = [
     "ClusterWorker",
     # @}
     "CodecRefused",  # @5+
+    "ConfigError",  # @3+
     "DistributedConfigError",  # @4+
     "LogLine",  # @3+
     "MiniRayError",

@@ -24,24 +24,10 @@ import re
 import struct
 from typing import Any, Protocol
 
-from .errors import MiniRayError, ProtocolError
+from .errors import ProtocolError
 
 MARSHAL_VERSION = 4  # the format of Python 3.4 on; each Python reads the versions it writes
 MAX_DEPTH = 1000  # containers inside containers, like the JSON decoder's recursion limit
-
-
-class CodecRefused(MiniRayError):
-    """The server does not speak the codec this client asked for (see its ``codecs``).
-
-    Attributes:
-        codec: The codec the client asked for.
-        server_codecs: The codecs the server speaks (empty if it did not say).
-    """
-
-    def __init__(self, message: str, *, codec: str, server_codecs: tuple[str, ...]) -> None:
-        super().__init__(message)
-        self.codec = codec
-        self.server_codecs = server_codecs
 
 
 class Codec(Protocol):

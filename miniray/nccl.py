@@ -25,12 +25,8 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .errors import MiniRayError
+from .errors import DistributedConfigError
 from .ranks import RankInfo, assign_ranks
-
-
-class DistributedConfigError(MiniRayError, ValueError):
-    """A distributed configuration that cannot work (a rank out of range, a bad port...)."""
 
 
 # --8<-- [start:config]

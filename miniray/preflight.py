@@ -28,7 +28,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from .channel import wait_readable
-from .errors import MiniRayError, RemoteError, WorkerDied
+from .errors import PreflightError, RemoteError, WorkerDied
 from .nccl import NCCLConfig, setup_nccl_env
 
 if TYPE_CHECKING:
@@ -38,18 +38,6 @@ if TYPE_CHECKING:
 PHASES = ("config sent", "hello", "joined", "ok")
 REPORT_KEY = "preflight"
 BACKEND_KEY = "preflight_backend"
-
-
-class PreflightError(MiniRayError):
-    """Not every rank joined the process group and finished an all_reduce in time.
-
-    Attributes:
-        missing: The ranks that did not finish, in order.
-    """
-
-    def __init__(self, message: str, *, missing: list[int]) -> None:
-        super().__init__(message)
-        self.missing = missing
 
 
 # --8<-- [start:preflight]

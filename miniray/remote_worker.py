@@ -25,10 +25,11 @@ from .auth import client_handshake, load_secret
 from .buffers import MessageCodec  # @5+
 from .calls import Calls  # @5+
 from .channel import Channel, wait_readable
-from .codec import CodecRefused, get_codec  # @5+
+from .codec import get_codec  # @5+
 from .errors import (
     BacklogFull,
     ChannelClosed,
+    CodecRefused,  # @5+
     MiniRayError,
     ProtocolError,
     RemoteError,

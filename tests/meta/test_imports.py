@@ -1,4 +1,5 @@
-"""The library's structure: no module imports itself back, however indirectly.
+"""The library's structure: no module imports itself back, however indirectly, and every
+public exception lives in ``errors.py``.
 
 An import cycle makes a reader (and Python, at import time) hold two files in mind at once;
 the library has none, and this test fails on the first new one. Imports under
@@ -67,3 +68,18 @@ def test_the_cycle_finder_finds_a_cycle_through_a_type(tmp_path: Path) -> None:
     (tmp_path / "c.py").write_text("from . import a\nC = 1\n")
     (tmp_path / "d.py").write_text("from .a import B\n")
     assert cycles(import_graph(tmp_path)) == [["a", "b", "c"]]
+
+
+def test_every_public_exception_lives_in_errors_py() -> None:
+    # One family in one file: a reader (and `except`) finds every error the library raises.
+    import miniray
+
+    exceptions = [
+        name
+        for name in miniray.__all__
+        if isinstance(getattr(miniray, name), type)
+        and issubclass(getattr(miniray, name), Exception)
+    ]
+    assert len(exceptions) >= 17
+    elsewhere = [n for n in exceptions if getattr(miniray, n).__module__ != "miniray.errors"]
+    assert elsewhere == []

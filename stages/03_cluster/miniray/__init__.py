@@ -23,11 +23,13 @@ MiniRay 0.3, the library as the tutorial's stage 3 leaves it: workers on this ma
 """
 
 from .channel import Channel
-from .cluster import Cluster, ClusterError, ClusterWorker, LogLine, NodeConfig
+from .cluster import Cluster, ClusterWorker, LogLine, NodeConfig
 from .errors import (
     AuthenticationError,
     BacklogFull,
     ChannelClosed,
+    ClusterError,
+    ConfigError,
     MiniRayError,
     ProtocolError,
     RemoteError,
@@ -50,6 +52,7 @@ __all__ = [
     "Cluster",
     "ClusterError",
     "ClusterWorker",
+    "ConfigError",
     "LogLine",
     "MiniRayError",
     "NodeConfig",

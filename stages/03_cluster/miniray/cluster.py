@@ -31,8 +31,7 @@ from types import FrameType
 from typing import Any
 
 from .cluster_node import ClusterWorker, Node
-from .errors import MiniRayError
-from .launch import ClusterError, ConfigError
+from .errors import ClusterError, ConfigError, MiniRayError
 from .logs import LogLine, LogSink, log_to_files, log_to_stream
 from .node_config import NodeConfig
 from .ranks import RankInfo, assign_ranks

@@ -123,6 +123,17 @@ class RemoteTraceback(Exception):
         return f'\n"""\n{self.remote_traceback.rstrip()}\n"""'
 
 
+class ClusterError(MiniRayError):
+    """A node could not be started: unreachable, key refused, server failed or too slow.
+
+    The message names the host and quotes what ssh or the server said on stderr.
+    """
+
+
+class ConfigError(MiniRayError, ValueError):
+    """A ``NodeConfig`` value that cannot work (say, a host name starting with "-")."""
+
+
 def describe_returncode(returncode: int | None) -> str:
     """Say how a process ended, e.g. ``"exited with code 3"`` or ``"killed by SIGKILL"``."""
     if returncode is None:

@@ -12,7 +12,8 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .launch import LOCAL_HOSTS, ConfigError
+from .errors import ConfigError
+from .launch import LOCAL_HOSTS
 
 
 @dataclass(frozen=True)

@@ -25,13 +25,17 @@ a cluster's workers (``NCCLConfig``, ``preflight``, ``train_step``; the FSDP bac
 """
 
 from .channel import Channel
-from .cluster import Cluster, ClusterError, ClusterWorker, LogLine, NodeConfig
+from .cluster import Cluster, ClusterWorker, LogLine, NodeConfig
 from .distributed import gather
 from .errors import (
     AuthenticationError,
     BacklogFull,
     ChannelClosed,
+    ClusterError,
+    ConfigError,
+    DistributedConfigError,
     MiniRayError,
+    PreflightError,
     ProtocolError,
     RemoteError,
     ServerFull,
@@ -39,8 +43,8 @@ from .errors import (
     WorkerDied,
     WorkFnNotFound,
 )
-from .nccl import DistributedConfigError, NCCLConfig, create_nccl_configs, setup_nccl_env
-from .preflight import PreflightError, join_process_group, preflight
+from .nccl import NCCLConfig, create_nccl_configs, setup_nccl_env
+from .preflight import join_process_group, preflight
 from .remote_worker import RemoteWorker
 from .server import WorkerServer
 from .training import serve_training, train_step
@@ -56,6 +60,7 @@ __all__ = [
     "Cluster",
     "ClusterError",
     "ClusterWorker",
+    "ConfigError",
     "DistributedConfigError",
     "LogLine",
     "MiniRayError",

@@ -35,8 +35,7 @@ from typing import Any
 
 from .cluster_node import ClusterWorker, Node
 from .distributed import distributed_configs
-from .errors import MiniRayError
-from .launch import ClusterError, ConfigError
+from .errors import ClusterError, ConfigError, MiniRayError
 from .logs import LogLine, LogSink, log_to_files, log_to_stream
 from .nccl import NCCLConfig
 from .node_config import NodeConfig

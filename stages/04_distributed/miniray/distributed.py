@@ -29,8 +29,8 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from .channel import wait_readable
-from .errors import MiniRayError, RemoteError, WorkerDied
-from .launch import ClusterError, remote_command, ssh_command
+from .errors import ClusterError, MiniRayError, RemoteError, WorkerDied
+from .launch import remote_command, ssh_command
 from .nccl import NCCLConfig, create_nccl_configs
 from .netprobe import PROBE_PREFIX
 from .node_config import NodeConfig

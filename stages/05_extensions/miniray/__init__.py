@@ -26,25 +26,30 @@ a cluster's workers (``NCCLConfig``, ``preflight``, ``train_step``; the FSDP bac
 buffers beside the message (bytes, numpy arrays, CPU tensors).
 """
 
-from .calls import CallsActive, UnknownFunction
 from .channel import Channel
-from .cluster import Cluster, ClusterError, ClusterWorker, LogLine, NodeConfig
-from .codec import CodecRefused
+from .cluster import Cluster, ClusterWorker, LogLine, NodeConfig
 from .distributed import gather
 from .errors import (
     AuthenticationError,
     BacklogFull,
+    CallsActive,
     ChannelClosed,
+    ClusterError,
+    CodecRefused,
+    ConfigError,
+    DistributedConfigError,
     MiniRayError,
+    PreflightError,
     ProtocolError,
     RemoteError,
     ServerFull,
     ServerUnreachable,
+    UnknownFunction,
     WorkerDied,
     WorkFnNotFound,
 )
-from .nccl import DistributedConfigError, NCCLConfig, create_nccl_configs, setup_nccl_env
-from .preflight import PreflightError, join_process_group, preflight
+from .nccl import NCCLConfig, create_nccl_configs, setup_nccl_env
+from .preflight import join_process_group, preflight
 from .registry import Registry, serve
 from .remote_worker import RemoteWorker
 from .server import WorkerServer
@@ -63,6 +68,7 @@ __all__ = [
     "ClusterError",
     "ClusterWorker",
     "CodecRefused",
+    "ConfigError",
     "DistributedConfigError",
     "LogLine",
     "MiniRayError",

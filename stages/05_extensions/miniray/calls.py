@@ -28,19 +28,18 @@ from concurrent.futures import Future
 from typing import Any
 
 from .channel import Channel
-from .errors import ChannelClosed, MiniRayError, ProtocolError, RemoteError, WorkerDied
+from .errors import (
+    CallsActive,
+    ChannelClosed,
+    ProtocolError,
+    RemoteError,
+    UnknownFunction,
+    WorkerDied,
+)
 from .registry import UNKNOWN_FUNCTION
 
 _JOIN_TIMEOUT = 5.0  # seconds close() waits for the reader to see the worker's end
 _START_LOCK = threading.Lock()  # around the lazy start of a worker's reader (held briefly)
-
-
-class UnknownFunction(RemoteError, LookupError):
-    """The worker has no function registered under that name (the message lists its names)."""
-
-
-class CallsActive(MiniRayError):
-    """``recv`` was called on a worker whose replies belong to ``submit``'s reader thread."""
 
 
 class Calls:

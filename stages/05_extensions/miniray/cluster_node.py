@@ -15,8 +15,8 @@ import socket
 import threading
 from collections.abc import Sequence
 
-from .errors import MiniRayError
-from .launch import ClusterError, NodeProcess, remote_command, ssh_command
+from .errors import ClusterError, MiniRayError
+from .launch import NodeProcess, remote_command, ssh_command
 from .logs import LogLine, LogSink, parse_record
 from .node_config import NodeConfig
 from .ranks import RankInfo

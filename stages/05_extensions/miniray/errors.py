@@ -123,6 +123,55 @@ class RemoteTraceback(Exception):
         return f'\n"""\n{self.remote_traceback.rstrip()}\n"""'
 
 
+class ClusterError(MiniRayError):
+    """A node could not be started: unreachable, key refused, server failed or too slow.
+
+    The message names the host and quotes what ssh or the server said on stderr.
+    """
+
+
+class ConfigError(MiniRayError, ValueError):
+    """A ``NodeConfig`` value that cannot work (say, a host name starting with "-")."""
+
+
+class DistributedConfigError(MiniRayError, ValueError):
+    """A distributed configuration that cannot work (a rank out of range, a bad port...)."""
+
+
+class PreflightError(MiniRayError):
+    """Not every rank joined the process group and finished an all_reduce in time.
+
+    Attributes:
+        missing: The ranks that did not finish, in order.
+    """
+
+    def __init__(self, message: str, *, missing: list[int]) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+class CodecRefused(MiniRayError):
+    """The server does not speak the codec this client asked for (see its ``codecs``).
+
+    Attributes:
+        codec: The codec the client asked for.
+        server_codecs: The codecs the server speaks (empty if it did not say).
+    """
+
+    def __init__(self, message: str, *, codec: str, server_codecs: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.codec = codec
+        self.server_codecs = server_codecs
+
+
+class UnknownFunction(RemoteError, LookupError):
+    """The worker has no function registered under that name (the message lists its names)."""
+
+
+class CallsActive(MiniRayError):
+    """``recv`` was called on a worker whose replies belong to ``submit``'s reader thread."""
+
+
 def describe_returncode(returncode: int | None) -> str:
     """Say how a process ended, e.g. ``"exited with code 3"`` or ``"killed by SIGKILL"``."""
     if returncode is None:

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .errors import MiniRayError, ProtocolError
+from .errors import ClusterError, ConfigError, ProtocolError
 
 READY_PREFIX = b"MINIRAY_READY "
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -50,17 +50,6 @@ _HINTS = [  # what ssh said -> what to check
     ("Could not resolve", "unknown host name (a typo? an alias missing from ~/.ssh/config?)"),
     ("Host key verification failed", "unknown or changed host key: ssh to it once by hand"),
 ]
-
-
-class ClusterError(MiniRayError):
-    """A node could not be started: unreachable, key refused, server failed or too slow.
-
-    The message names the host and quotes what ssh or the server said on stderr.
-    """
-
-
-class ConfigError(MiniRayError, ValueError):
-    """A ``NodeConfig`` value that cannot work (say, a host name starting with "-")."""
 
 
 # --8<-- [start:remote_command]

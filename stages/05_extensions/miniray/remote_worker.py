@@ -30,10 +30,11 @@ from .auth import client_handshake, load_secret
 from .buffers import MessageCodec
 from .calls import Calls
 from .channel import Channel, wait_readable
-from .codec import CodecRefused, get_codec
+from .codec import get_codec
 from .errors import (
     BacklogFull,
     ChannelClosed,
+    CodecRefused,
     MiniRayError,
     ProtocolError,
     RemoteError,
