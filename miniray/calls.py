@@ -46,6 +46,7 @@ class Calls:
     _channel: Channel
     pid: int
     _calls: _CallState | None = None
+    remote_host: str = socket.gethostname()  # where the worker runs (RemoteWorker: its host)
 
     # --8<-- [start:submit]
     def submit(self, name: str, /, *args: Any, **kwargs: Any) -> Future[Any]:
@@ -99,7 +100,7 @@ class Calls:
         if self._calls is None:
             with _START_LOCK:  # threads making their first calls at once share one reader
                 if self._calls is None:
-                    self._calls = _CallState(self)
+                    self._calls = _CallState(self._channel, self.pid, self.remote_host)
         return self._calls
 
     def _refuse_if_calling(self) -> None:
@@ -123,16 +124,14 @@ class Calls:
 class _CallState:
     """The pending calls of one worker, and the thread that reads their replies."""
 
-    def __init__(self, worker: Calls) -> None:
+    def __init__(self, channel: Channel, pid: int, host: str) -> None:
         self.table_lock = threading.Lock()  # around next_id, pending and ended
         self.send_lock = threading.Lock()  # one request at a time on the socket
         self.next_id = 1
         self.pending: dict[int, Future[Any]] = {}
         self.ended: WorkerDied | None = None
-        self._worker = worker
-        self.reader = threading.Thread(
-            target=self._run, name=f"miniray-calls-{worker.pid}", daemon=True
-        )
+        self._channel, self._pid, self._host = channel, pid, host
+        self.reader = threading.Thread(target=self._run, name=f"miniray-calls-{pid}", daemon=True)
         self.reader.start()
 
     def _run(self) -> None:
@@ -147,7 +146,7 @@ class _CallState:
     # --8<-- [start:read_replies]
     def _read_replies(self) -> None:
         """Give each reply to its call's future, until ``recv`` raises (the worker's end)."""
-        channel = self._worker._channel
+        channel = self._channel
         while True:
             reply = channel.recv()
             reply_id = _reply_id(reply)
@@ -163,7 +162,7 @@ class _CallState:
     # --8<-- [end:read_replies]
 
     def _fail_all(self, cause: Exception) -> None:
-        pid = self._worker.pid
+        pid = self._pid
         if isinstance(cause, WorkerDied):
             ended = WorkerDied(str(cause), pid=pid, returncode=cause.returncode)
         elif isinstance(cause, ChannelClosed | RemoteError | ProtocolError | OSError):
@@ -185,8 +184,7 @@ class _CallState:
         except (KeyError, TypeError):
             return ProtocolError(f"malformed error reply: {info!r:.100}")
         error_class = UnknownFunction if kind == UNKNOWN_FUNCTION else RemoteError
-        host = str(getattr(self._worker, "remote_host", socket.gethostname()))
-        return error_class(kind, message, trace, pid=self._worker.pid, host=host)
+        return error_class(kind, message, trace, pid=self._pid, host=self._host)
 
 
 def _reply_id(reply: Any) -> int | None:

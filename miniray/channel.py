@@ -16,6 +16,7 @@ Three rules keep the stream honest:
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import struct
@@ -290,15 +291,23 @@ class Channel:
         if not self.closed:
             self._poller = select.poll()
             self._sock.close()
-            # @5+ {
-            self.codec.close()
+            self.codec.close()  # @5+
 
     def shutdown(self, how: int = socket.SHUT_WR) -> None:
         """Send end-of-file to the peer (SHUT_WR), or end a blocked read here (SHUT_RD)."""
         if not self.closed:
             self._sock.shutdown(how)
 
-    # @}
+    def exit_code(self) -> int | None:
+        """The code of an EXIT frame that has arrived but is not yet delivered (also behind
+        an ERROR frame); None if there is none (or it is malformed: ``final_error`` says so).
+        """
+        for kind, payload in self._frames:
+            if kind == EXIT:
+                with contextlib.suppress(ProtocolError):
+                    # @1-4: return decode_exit(payload, self.peer_pid).returncode
+                    return decode_exit(bytes(payload), self.peer_pid).returncode  # @5+
+        return None
 
     # --8<-- [start:next_frame]
     # @1-4: def _next_frame(self, deadline: float | None) -> tuple[int, bytes]:

@@ -46,6 +46,8 @@ class RankedWorker(Protocol):
 
     def recv(self, timeout: float | None = None) -> Any: ...
 
+    def wait_fds(self) -> list[int]: ...
+
 
 class StartedCluster(Protocol):
     """What `distributed_configs` reads of a started `Cluster`: its nodes and workers."""
@@ -149,7 +151,7 @@ def gather(workers: Sequence[RankedWorker], timeout: float | None = None) -> lis
             late = ", ".join(str(workers[i].rank) for i in pending)
             raise TimeoutError(f"ranks {late} did not answer within {timeout} s")
         waits = [t - now for t in (deadline, settle_until) if t is not None]
-        fds = [fd for i in pending for fd in _wait_fds(workers[i])]
+        fds = [fd for i in pending for fd in workers[i].wait_fds()]
         wait_readable(fds, min(waits) if waits else None)
     if failures:
         raise _root_cause(workers, failures)
@@ -175,11 +177,6 @@ def _root_cause(workers: Sequence[RankedWorker], failures: dict[int, MiniRayErro
 
 def _any_died(failures: dict[int, MiniRayError]) -> bool:
     return any(isinstance(e, WorkerDied) for e in failures.values())
-
-
-def _wait_fds(worker: RankedWorker) -> list[int]:
-    channel = getattr(worker, "_channel", None)
-    return channel.wait_fds() if channel is not None else []
 
 
 def _probe_all(

@@ -17,6 +17,7 @@ Three rules keep the stream honest:
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import struct
@@ -245,6 +246,21 @@ class Channel:
         if not self.closed:
             self._poller = select.poll()
             self._sock.close()
+
+    def shutdown(self, how: int = socket.SHUT_WR) -> None:
+        """Send end-of-file to the peer (SHUT_WR), or end a blocked read here (SHUT_RD)."""
+        if not self.closed:
+            self._sock.shutdown(how)
+
+    def exit_code(self) -> int | None:
+        """The code of an EXIT frame that has arrived but is not yet delivered (also behind
+        an ERROR frame); None if there is none (or it is malformed: ``final_error`` says so).
+        """
+        for kind, payload in self._frames:
+            if kind == EXIT:
+                with contextlib.suppress(ProtocolError):
+                    return decode_exit(payload, self.peer_pid).returncode
+        return None
 
     # --8<-- [start:next_frame]
     def _next_frame(self, deadline: float | None) -> tuple[int, bytes]:

@@ -50,7 +50,7 @@ class ClusterWorker(RemoteWorker):
         ended = True
         if self.is_alive():
             with contextlib.suppress(OSError):
-                self._sock.shutdown(socket.SHUT_WR)  # its recv() sees the end: a normal return
+                self._channel.shutdown(socket.SHUT_WR)  # its recv() sees the end: a normal return
             try:
                 self.wait(grace)
             except TimeoutError:

@@ -24,6 +24,7 @@ come in (``big_frames.py``).
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import struct
@@ -268,6 +269,16 @@ class Channel:
         """Send end-of-file to the peer (SHUT_WR), or end a blocked read here (SHUT_RD)."""
         if not self.closed:
             self._sock.shutdown(how)
+
+    def exit_code(self) -> int | None:
+        """The code of an EXIT frame that has arrived but is not yet delivered (also behind
+        an ERROR frame); None if there is none (or it is malformed: ``final_error`` says so).
+        """
+        for kind, payload in self._frames:
+            if kind == EXIT:
+                with contextlib.suppress(ProtocolError):
+                    return decode_exit(bytes(payload), self.peer_pid).returncode
+        return None
 
     # --8<-- [start:next_frame]
     def _next_frame(self, deadline: float | None) -> tuple[int, bytes | bytearray]:

@@ -45,7 +45,7 @@ from .handle import ChannelHandle
 from .process import drop_in_children
 from .tcp import connect
 from .timeouts import check_timeout, deadline_after, seconds_left
-from .wire import DEFAULT_MAX_FRAME, EXIT, decode_exit
+from .wire import DEFAULT_MAX_FRAME
 
 _MIN_BACKLOG = 1 << 20  # bytes of unread messages wait() may hold, whatever max_frame is
 _LOOK_SECONDS = 0.05  # how long is_alive() may spend reading what has arrived
@@ -212,7 +212,7 @@ class RemoteWorker(ChannelHandle, Calls):
             return
         self._stop_calls(timeout)
         try:
-            self._sock.shutdown(socket.SHUT_WR)  # the worker's recv sees end-of-file
+            self._channel.shutdown(socket.SHUT_WR)  # the worker's recv sees end-of-file
             while True:
                 self._channel.discard_messages()  # no one will recv them: hold none
                 try:
@@ -244,7 +244,7 @@ class RemoteWorker(ChannelHandle, Calls):
             return ChannelClosed("the connection was closed by this process")
         self._channel.drain(deadline=deadline, max_backlog=self._max_backlog)
         if self.returncode is None:
-            self.returncode = _reported_code(self._channel, self.pid)
+            self.returncode = self._channel.exit_code()
         return self._channel.final_error()
 
     def _send_refused(self) -> Exception:
@@ -270,15 +270,6 @@ class RemoteWorker(ChannelHandle, Calls):
             pid=self.pid,
             returncode=None,
         )
-
-
-def _reported_code(channel: Channel, pid: int) -> int | None:
-    """The exit code in an EXIT frame that has arrived (also behind an ERROR frame)."""
-    for kind, payload in channel._frames:  # read-only look at the frames not yet delivered
-        if kind == EXIT:
-            with contextlib.suppress(ProtocolError):  # malformed: final_error() says so
-                return decode_exit(bytes(payload), pid).returncode
-    return None
 
 
 def _codec_refused(peer: str, codec: str, refusal: dict[str, Any]) -> CodecRefused:

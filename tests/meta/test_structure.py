@@ -83,3 +83,68 @@ def test_every_public_exception_lives_in_errors_py() -> None:
     assert len(exceptions) >= 17
     elsewhere = [n for n in exceptions if getattr(miniray, n).__module__ != "miniray.errors"]
     assert elsewhere == []
+
+
+def reach_ins(package: Path) -> list[str]:
+    """``obj._name`` (or ``getattr(obj, "_name")``) where ``obj`` is not ``self``/``cls``
+    and no code of the same module sets ``_name``: private state of another module's class."""
+    found: list[str] = []
+    for path in sorted(package.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        own = (
+            {
+                target.attr
+                for node in ast.walk(tree)
+                for target in _targets(node)
+                if isinstance(target, ast.Attribute)
+            }
+            | {
+                node.name
+                for node in ast.walk(tree)
+                if isinstance(node, ast.FunctionDef | ast.ClassDef)
+            }
+            | {
+                node.target.id
+                for node in ast.walk(tree)
+                if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+            }
+        )
+        for node in ast.walk(tree):
+            name, owner = _private_access(node)
+            if name and name not in own and owner not in ("self", "cls", "os", "sys"):
+                found.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def _targets(node: ast.AST) -> list[ast.expr]:
+    if isinstance(node, ast.Assign):
+        return node.targets
+    if isinstance(node, ast.AnnAssign | ast.AugAssign):
+        return [node.target]
+    return []
+
+
+def _private_access(node: ast.AST) -> tuple[str, str]:
+    """The private name read and the name of what it is read from ('' if not one)."""
+    if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+        owner = node.value.id if isinstance(node.value, ast.Name) else ""
+        return ("", "") if node.attr.startswith("__") else (node.attr, owner)
+    is_getattr = isinstance(node, ast.Call) and ast.unparse(node.func) == "getattr"
+    if is_getattr and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant):
+        attribute = node.args[1].value
+        if isinstance(attribute, str) and attribute.startswith("_"):
+            return attribute, ast.unparse(node.args[0])
+    return "", ""
+
+
+def test_no_module_reaches_into_another_modules_private_state() -> None:
+    assert reach_ins(REPO_ROOT / "miniray") == []
+
+
+def test_the_reach_in_finder_finds_one(tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text("class A:\n    def __init__(self):\n        self._x = 1\n")
+    (tmp_path / "b.py").write_text(
+        "def f(a, w):\n    return a._x, getattr(w, '_channel', None), a._y\n\n"
+        "class B:\n    def g(self):\n        self._y = 2\n        return self._y\n"
+    )
+    assert reach_ins(tmp_path) == ["b.py:2: a._x", "b.py:2: getattr(w, '_channel', None)"]
