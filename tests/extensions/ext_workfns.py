@@ -7,11 +7,14 @@ made where the stage under test has one.
 from __future__ import annotations
 
 import os
+import struct
 import time
 from typing import Any
 
 import miniray
 from miniray import Channel
+
+BIG = 256 * 1024  # above the size from which a local Worker uses its shared region
 
 
 def add(a: Any, b: Any = 0) -> Any:
@@ -61,3 +64,36 @@ def echo_views(handle: Channel) -> None:
     handle.codec.copy = False
     while True:
         handle.send(handle.recv())
+
+
+def rogue_region(handle: Channel) -> None:
+    """A child that breaks the shared region's rules on request (white-box, on purpose).
+
+    Commands: ``{"cmd": "send", "fill": n, "ignore_released": bool}`` sends a region message
+    of ``BIG`` bytes, with or without waiting for the parent to release the last one;
+    ``{"cmd": "poke", "byte": n}`` writes the region's first data byte directly (the child's
+    own code holds the memfd); ``{"cmd": "announce", "size": n}`` makes the region file that
+    big and announces that many bytes of buffers, more than the parent's limit. Anything else
+    is echoed.
+    """
+    from miniray.region import HEADER_SIZE
+    from miniray.wire import MESSAGE
+
+    region = handle.codec._outgoing
+    while True:
+        msg = handle.recv()
+        if not isinstance(msg, dict) or "cmd" not in msg:
+            handle.send(msg)
+        elif msg["cmd"] == "send":
+            if msg.get("ignore_released"):  # claim the region even while the parent holds views
+                region.is_free = lambda: True
+            handle.send({"data": bytes([msg["fill"]]) * BIG})
+            region.__dict__.pop("is_free", None)
+        elif msg["cmd"] == "poke":
+            os.pwrite(region.fd, bytes([msg["byte"]]), HEADER_SIZE)
+            handle.send("poked")
+        elif msg["cmd"] == "announce":
+            os.ftruncate(region.fd, HEADER_SIZE + msg["size"])  # sparse: costs the child nothing
+            skeleton = b'{"__buffer__":0,"type":"bytes"}'
+            head = struct.pack("!BBIQI", 0, 1, 1, region.sent + 1, len(skeleton))
+            handle.send_frame(MESSAGE, head + struct.pack("!Q", msg["size"]) + skeleton)

@@ -171,3 +171,21 @@ def test_the_extensions_benchmark_prints_its_tables(tmp_path: Path) -> None:
     assert set(ratios(written["Worker submit, pipelined"])) == {
         "Worker call_remote, one at a time"  # no Ray rows: no ratio to them
     }
+
+
+def test_the_sealed_region_benchmark_times_each_way_at_each_size() -> None:
+    result = subprocess.run(
+        [sys.executable, "benchmarks/sealed_region.py", "--rounds", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [(line[:7].strip(), line[9:43].strip()) for line in result.stdout.splitlines()[1:]]
+    ways = [
+        "reuse the region (today)",
+        "fresh memfd, F_SEAL_WRITE",
+        "receiver's copy (recv() default)",
+    ]
+    assert rows == [(f"{mib} MiB", way) for mib in (1, 4, 64) for way in ways]

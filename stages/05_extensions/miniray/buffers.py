@@ -24,6 +24,7 @@ New in this stage: the whole module.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import mmap
 import struct
@@ -108,7 +109,15 @@ class MessageCodec:
     # --8<-- [end:release_views]
 
     def close(self) -> None:
-        """Close the regions (a mapping still used by a view lives on until that view dies)."""
+        """Close the regions, and let go of the mapping the last message's views came from.
+
+        Nothing is taken from a view: one still alive keeps that mapping (and the one
+        descriptor of the memfd that Python's mmap holds) until the last such view goes.
+        """
+        if self._pinned is not None:
+            with contextlib.suppress(BufferError):  # a view uses it: it goes with the view
+                self._pinned.close()
+            self._pinned = None
         for region in (self._outgoing, self._incoming):
             if region is not None:
                 region.close()
@@ -118,11 +127,7 @@ class MessageCodec:
         total = sum(aligned(n) for n in lengths)
         region = self._outgoing
         if region is not None and total >= _REGION_MIN and region.is_free():
-            if total > region.max_size:
-                raise ProtocolError(
-                    f"buffers of {total} bytes exceed max_frame={region.max_size}; not sent"
-                )
-            data = region.claim(total)
+            data = region.claim(total)  # ProtocolError over the budget: nothing is sent
             offset = 0
             for buffer, n in zip(buffers, lengths, strict=True):
                 data[offset : offset + n] = buffer
@@ -148,6 +153,11 @@ class MessageCodec:
             data, step = payload[start + skeleton_size :], _unaligned
         elif self._incoming is None:
             raise ProtocolError("peer sent a shared-memory message on a channel without a region")
+        elif self._pinned is not None:  # views of the last message are alive (see release_views)
+            raise ProtocolError(
+                f"peer wrote region message {seq} before message {self._pinned_seq} was "
+                "released: it broke the overwrite rule, and views of that message may have changed"
+            )
         else:
             size = sum(aligned(n) for n in lengths)
             if self.copy:

@@ -20,8 +20,12 @@ socket. The receiver sets ``released`` as soon as it has copied a message's buff
 zero-copy views, once nothing refers to them any more. The views of one message come from
 a read-only mapping of their own, and each ``recv`` tries to close the last message's
 mapping: that fails while any view of it is alive (a memoryview, a slice of one, a numpy
-array made from one), and then the region stays claimed. So a view never changes under
-you, for as long as you hold it; later messages simply take the slower path meanwhile.
+array made from one), and then the region stays claimed. So MiniRay never writes where a
+view looks, for as long as you hold it; later messages simply take the slower path
+meanwhile. The rule binds MiniRay's code at both ends; it is not a wall. The sender's
+process keeps the memfd, writable, and its own code can write there: the view shows it. A
+region message that arrives while views of the last one are alive broke the rule, and is a
+``ProtocolError``: detected when it arrives, not prevented.
 # --8<-- [end:overwrite_rule]
 
 The file is sealed against shrinking (``F_SEAL_SHRINK``) when it is made: neither side
@@ -57,7 +61,8 @@ class Region:
 
     Args:
         fd: The memfd (see `create`).
-        max_size: The data part never grows beyond this many bytes.
+        max_size: The budget: the most bytes of buffers one message may put here; the data
+            part never grows beyond it, and the receiver maps no more of it.
     """
 
     def __init__(self, fd: int, max_size: int) -> None:
@@ -87,9 +92,11 @@ class Region:
         """Sender: a writable view of ``size`` data bytes, growing the file if needed.
 
         Call only when `is_free`; the caller then fills the view and sends ``self.sent``.
+
+        Raises:
+            ProtocolError: ``size`` is over the budget (see `check_size`); nothing changed.
         """
-        if size > self.max_size:
-            raise ValueError(f"{size} bytes of buffers exceed the region's {self.max_size}")
+        self.check_size(size)
         mapping = self._mapping(HEADER_SIZE + size, grow=True)
         self.sent += 1
         return memoryview(mapping)[HEADER_SIZE : HEADER_SIZE + size]
@@ -101,8 +108,10 @@ class Region:
         """Receiver: a view of the first ``size`` data bytes, which the sender announced.
 
         Raises:
-            ProtocolError: The file is smaller than that (the peer lied): never map it.
+            ProtocolError: ``size`` is over this end's budget, or the file is smaller than
+                that (the peer lied): nothing is mapped.
         """
+        self.check_size(size)
         return memoryview(self._mapping(HEADER_SIZE + size, grow=False))[
             HEADER_SIZE : HEADER_SIZE + size
         ]
@@ -112,7 +121,9 @@ class Region:
 
         Views of one message come from their own mapping, so that whether any of them is
         still alive has a plain answer: ``close()`` on that mapping fails while one is.
+        The same checks as `read`, before anything is mapped.
         """
+        self.check_size(size)
         file_size = os.fstat(self.fd).st_size
         if file_size < HEADER_SIZE + size:
             raise ProtocolError(f"peer announced {size} bytes in a region of {file_size} bytes")
@@ -126,6 +137,25 @@ class Region:
         _RELEASED.pack_into(mapping, 0, seq)
 
     # --8<-- [end:receiver]
+
+    # --8<-- [start:check_size]
+    def check_size(self, size: int) -> None:
+        """Refuse one message's ``size`` bytes of buffers unless they fit ``max_size``.
+
+        The one check of the budget, made by both ends before anything is grown, mapped,
+        allocated or copied: the receiver trusts its own limit, not the size of the file,
+        which the peer can make as big as it likes. ``max_size`` is the Worker's
+        ``max_frame``; a budget of its own for buffers would be passed in its place.
+
+        Raises:
+            ProtocolError: ``size`` is over ``max_size``.
+        """
+        if size > self.max_size:
+            raise ProtocolError(
+                f"{size} bytes of buffers in one message exceed max_frame={self.max_size}"
+            )
+
+    # --8<-- [end:check_size]
 
     def close(self) -> None:
         """Unmap (unless a view still uses the mapping) and close the descriptor."""
@@ -153,7 +183,10 @@ class Region:
             os.ftruncate(self.fd, size)  # grow only: the seal forbids shrinking
             file_size = size
         self._drop_mapping()
-        self._map = mmap.mmap(self.fd, file_size, mmap.MAP_SHARED)
+        # Never more than the budget, however big the peer made the file (callers checked
+        # ``size`` against it).
+        length = min(file_size, HEADER_SIZE + self.max_size)
+        self._map = mmap.mmap(self.fd, length, mmap.MAP_SHARED)
         return self._map
 
     def _drop_mapping(self) -> None:

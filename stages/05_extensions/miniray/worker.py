@@ -69,7 +69,8 @@ class Worker(ChannelHandle, Calls):
         codec: str = "json",
     ) -> None:
         message_codec = get_codec(codec)
-        to_child = Region.create("miniray-to-child", max_frame)  # inherited by the fork
+        # Inherited by the fork; the budget for one message's buffers (check_size) is max_frame
+        to_child = Region.create("miniray-to-child", max_frame)
         to_parent = Region.create("miniray-to-parent", max_frame)
         parent_end, child_end = socket.socketpair()
         handle = Channel(
@@ -119,7 +120,9 @@ class Worker(ChannelHandle, Calls):
         """Return the child's next message, waiting at most ``timeout`` seconds.
 
         With ``copy=False``, buffers arrive as read-only views of the shared region
-        (numpy arrays as read-only arrays), which never change while they are held.
+        (numpy arrays as read-only arrays). MiniRay never writes their bytes while they
+        are held, not even after `close`; the child's own code could (it has the memfd),
+        so take copies (the default) from a child you do not trust.
 
         Raises:
             TimeoutError: Nothing arrived in time; nothing is lost.
@@ -180,6 +183,9 @@ class Worker(ChannelHandle, Calls):
         The child sees end-of-file on its ``recv``; one that does not exit in time gets
         SIGTERM, then SIGKILL a second later (with the processes it started: its group).
         Either way it is reaped: no zombie, and nothing it started is left running.
+
+        The shared regions are freed too. A view from ``recv(copy=False)`` stays valid and
+        unchanged: it keeps only its own message's mapping, which goes with the last view.
         """
         timeout = check_timeout(timeout)
         self._stop_calls(timeout)

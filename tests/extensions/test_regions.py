@@ -1,0 +1,137 @@
+"""A local Worker's shared regions: the receiver's limit, what close() frees, what a view promises.
+
+Memory and descriptors are counted from /proc with garbage collection switched off, so what
+a test sees freed was freed by close() or by reference counting, never by a collection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+from collections.abc import Iterator
+
+import ext_workfns
+import pytest
+
+pytestmark = pytest.mark.needs("buffers")
+
+BIG = ext_workfns.BIG
+MiB = 1 << 20
+
+
+@pytest.fixture
+def no_gc() -> Iterator[None]:
+    """Garbage collection off for the test: only reference counting frees anything."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _memfds() -> int:
+    """How many of this process's descriptors are MiniRay memfds."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(FileNotFoundError):  # listdir's own descriptor, closed since
+            count += "memfd:miniray" in os.readlink(f"/proc/self/fd/{fd}")
+    return count
+
+
+def _memfd_maps(name: str = "miniray") -> list[int]:
+    """The sizes of this process's mappings of MiniRay memfds (of one region, by ``name``)."""
+    sizes = []
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            if f"memfd:{name}" in line:
+                start, end = line.split()[0].split("-")
+                sizes.append(int(end, 16) - int(start, 16))
+    return sizes
+
+
+def _shared_rss() -> int:
+    """Bytes of shared memory (memfd pages among them) resident in this process."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("RssShmem:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no RssShmem in /proc/self/status")
+
+
+@pytest.mark.parametrize("copy", [True, False])
+def test_a_region_message_over_the_limit_is_refused_before_anything_is_mapped(copy: bool) -> None:
+    import miniray
+
+    limit = MiB
+    with miniray.Worker(ext_workfns.rogue_region, max_frame=limit) as worker:
+        worker.send({"cmd": "announce", "size": 64 * limit})  # the file really is that big
+        with pytest.raises(miniray.ProtocolError, match=f"max_frame={limit}"):
+            worker.recv(timeout=10, copy=copy)
+        assert all(size <= limit + 4096 for size in _memfd_maps("miniray-to-parent"))
+        worker.send("still usable")
+        assert worker.recv(timeout=10) == "still usable"
+
+
+def test_close_frees_the_regions_while_the_worker_object_lives(no_gc: None) -> None:
+    import miniray
+
+    fds, maps, rss = _memfds(), len(_memfd_maps()), _shared_rss()
+    closed = []
+    for _ in range(10):
+        worker = miniray.Worker(ext_workfns.echo_fn)
+        worker.send({"data": b"x" * (3 * MiB)})
+        view = worker.recv(timeout=10, copy=False)["data"]
+        assert view == b"x" * (3 * MiB)  # every page read: resident here
+        del view
+        worker.close()
+        closed.append(worker)  # still referenced: close() alone must let go
+    assert (_memfds(), len(_memfd_maps())) == (fds, maps)
+    assert _shared_rss() - rss < 3 * MiB  # less than one message; before: 3 MiB a worker
+
+
+def test_a_view_outlives_close_unchanged_and_takes_the_memfd_with_it(no_gc: None) -> None:
+    numpy = pytest.importorskip("numpy", reason="numpy is optional; the test holds an array view")
+    import miniray
+
+    fds, maps = _memfds(), len(_memfd_maps())
+    worker = miniray.Worker(ext_workfns.echo_fn)
+    worker.send({"data": b"v" * BIG, "array": numpy.full(BIG, 7, dtype=numpy.uint8)})
+    got = worker.recv(timeout=10, copy=False)
+    piece, array = got["data"][:10], got["array"]
+    del got
+    worker.close()
+    assert bytes(piece) == b"v" * 10 and (array == 7).all()  # valid, and as they were
+    # What is left is the views' one mapping (and the descriptor Python's mmap keeps of it).
+    assert (_memfds(), len(_memfd_maps())) == (fds + 1, maps + 1)
+    del piece
+    assert (_memfds(), len(_memfd_maps())) == (fds + 1, maps + 1)  # the array still uses it
+    del array
+    assert (_memfds(), len(_memfd_maps())) == (fds, maps)  # the last view took it along
+    assert worker.returncode is not None
+
+
+def test_a_view_is_kept_from_miniray_writes_not_from_the_childs_own() -> None:
+    """Exactly what ``recv(copy=False)`` promises (see the stage 5 page, "The shared region")."""
+    import miniray
+
+    with miniray.Worker(ext_workfns.rogue_region) as worker:
+        worker.send({"cmd": "send", "fill": 1})
+        own = worker.recv(timeout=10)["data"]  # a copy: the region is released at once
+        worker.send({"cmd": "send", "fill": 2})
+        view = worker.recv(timeout=10, copy=False)["data"]  # the same region, now held
+        assert own == b"\x01" * BIG and view == b"\x02" * BIG
+        worker.send({"cmd": "send", "fill": 3})  # MiniRay's own send goes around the view
+        assert worker.recv(timeout=10)["data"] == b"\x03" * BIG and view[0] == 2
+
+        worker.send({"cmd": "poke", "byte": 9})  # the child's code writes its memfd itself:
+        assert worker.recv(timeout=10) == "poked"
+        assert view[0] == 9  # the view shows it (not promised against the child's own code)
+        assert own[0] == 1  # a copy is this process's own
+
+        worker.send({"cmd": "send", "fill": 4, "ignore_released": True})
+        with pytest.raises(miniray.ProtocolError, match="released"):
+            worker.recv(timeout=10, copy=False)  # a child that ignored `released`: caught,
+        assert view[0] == 4  # but only once it has written
