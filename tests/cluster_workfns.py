@@ -82,3 +82,43 @@ def unbothered(handle: Any) -> None:
     handle.send("ready")
     while True:
         time.sleep(60)
+
+
+def timed_prints(handle: Any) -> None:
+    """Print ``n`` numbered lines of 100 bytes; say how long the printing took (seconds)."""
+    count = handle.recv()
+    started = time.monotonic()
+    for i in range(count):
+        print(f"{i:>6} " + "." * 92)
+    handle.send(time.monotonic() - started)
+    handle.recv()
+
+
+# What a terminal acts on, if it gets the bytes raw: each is a line a worker prints.
+TERMINAL_ESCAPES = [
+    "\x1b]0;pwned\x07title",  # set the window's title
+    "\x1b[2J\x1b[Hcleared",  # clear the screen
+    "\x1b]52;c;cm0gLXJmIH4K\x07clipboard",  # OSC 52: write the clipboard
+    "real\r[node9 r7] forged",  # repaint the line as another node's
+    "\x9b31mC1\tand a tab",  # an 8-bit CSI; the tab is plain text
+]
+
+
+def terminal_escapes(handle: Any) -> None:
+    """Print the lines of TERMINAL_ESCAPES; say done."""
+    for line in TERMINAL_ESCAPES:
+        print(line)
+    handle.send("done")
+    handle.recv()
+
+
+def numbered_lines(handle: Any) -> None:
+    """Print ``count`` numbered lines, then one line of ``big`` bytes (if any); say done."""
+    count, big = handle.recv()
+    rank = os.environ["RANK"]
+    for i in range(count):
+        print(f"{i} of rank {rank}")
+    if big:
+        print(rank[-1] * big)
+    handle.send("done")
+    handle.recv()

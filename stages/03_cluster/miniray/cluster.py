@@ -32,6 +32,7 @@ from typing import Any
 
 from .cluster_node import ClusterWorker, Node
 from .errors import ClusterError, ConfigError, MiniRayError
+from .log_delivery import LogDelivery
 from .logs import LogLine, LogSink, log_to_files, log_to_stream
 from .node_config import NodeConfig
 from .ranks import RankInfo, assign_ranks
@@ -45,7 +46,8 @@ class Cluster:
     Args:
         nodes: The machines, in rank order.
         log: Where workers' output goes: None (this process's stderr, as
-            ``[host rN] line``), a function taking a `LogLine`, or a directory path
+            ``[host rN] line``, control characters shown as escapes), a function
+            taking a `LogLine` (called from one thread, in order), or a directory path
             (one file per rank).
         start_timeout: Seconds for a node's server to report ready (ssh included).
         stop_grace: Seconds workers get to end after ``stop()`` closes their connections.
@@ -54,9 +56,16 @@ class Cluster:
     Attributes:
         ctrl_c_window: Seconds after a Ctrl-C during which another one stops the cluster;
             a Ctrl-C later than that interrupts the workers again, like the first.
+        log_buffer_bytes: How much log text waits for a slow sink (each line counts 256
+            bytes more); lines that find the buffer full are dropped, and counted, so
+            that workers never wait for the sink. Set it before ``start``.
+        log_drain_timeout: Seconds ``stop()`` gives the sink, once the servers have
+            ended, to take the lines still waiting; the rest are dropped.
     """
 
     ctrl_c_window = 10.0
+    log_buffer_bytes = 128 << 20
+    log_drain_timeout = 5.0
 
     def __init__(
         self,
@@ -71,7 +80,8 @@ class Cluster:
             raise ConfigError("a cluster needs at least one node")
         self.nodes = list(nodes)
         chosen = log_to_stream() if log is None else log if callable(log) else log_to_files(log)
-        self._sink = _Guarded(chosen)
+        self._guarded = _Guarded(chosen)
+        self._sink = LogDelivery(self._guarded)  # what the nodes' log threads call
         self._start_timeout = start_timeout
         self._stop_grace = stop_grace
         self._connect_timeout = connect_timeout
@@ -85,6 +95,11 @@ class Cluster:
     def workers(self) -> list[ClusterWorker]:
         """Every worker, in rank order (empty before ``start`` and after ``stop``)."""
         return [w for node in self._running for w in node.workers]
+
+    @property
+    def dropped_log_lines(self) -> int:
+        """How many lines of the workers' output the log sink did not get (too slow)."""
+        return self._sink.dropped
 
     # --8<-- [start:start]
     def start(self, work_fn: str) -> list[ClusterWorker]:
@@ -100,6 +115,7 @@ class Cluster:
         if self._state != "new":
             raise ClusterError(f"this cluster was already started (it is {self._state})")
         self._state = "starting"
+        self._sink.start(self.log_buffer_bytes)
         self._catch_ctrl_c()
         secret = secrets.token_hex(32)  # this cluster's only: a leaked one dies with it
         ranks = assign_ranks([(n.host, n.num_workers) for n in self.nodes])
@@ -127,6 +143,8 @@ class Cluster:
 
         Workers get end-of-file and ``stop_grace`` seconds to return; then each server's
         lease ends, and it kills what is left. Workers that had to be killed are logged.
+        The workers' output is read to its end; the sink then gets ``log_drain_timeout``
+        seconds to take what is left. Lines it did not get are counted in a warning.
         """
         with self._lock:
             if self._state == "stopped":
@@ -140,7 +158,7 @@ class Cluster:
                 log.warning("stop: killed workers that did not end in time: ranks %s", killed)
         finally:
             self._restore_ctrl_c()
-            self._sink.close()
+            self._close_logs()
 
     def interrupt(self) -> None:
         """SIGINT every worker (a KeyboardInterrupt in ``work_fn``; callers get RemoteError)."""
@@ -175,6 +193,17 @@ class Cluster:
 
     def _stop_node(self, node: Node) -> list[int]:
         return node.stop(self._stop_grace)
+
+    def _close_logs(self) -> None:
+        """Let the sink take the lines left, until the deadline; say what it did not get."""
+        dropped = self._sink.close(self.log_drain_timeout)
+        if dropped:
+            log.warning(
+                "stop: %d log lines dropped: the log sink did not keep up "
+                "(see Cluster.log_buffer_bytes and log_drain_timeout)",
+                dropped,
+            )
+        self._guarded.close()
 
     def _catch_ctrl_c(self) -> None:
         """Ctrl-C interrupts the workers; a second one soon after stops the cluster."""

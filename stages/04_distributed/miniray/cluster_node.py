@@ -130,7 +130,7 @@ class Node:
         return killed
 
     def _read_logs(self, process: NodeProcess, already: bytes) -> None:
-        """Until the server's stdout ends: each line to the sink."""
+        """Until the server's stdout ends: each line to the sink (which never waits)."""
         pending = already
         while True:
             try:

@@ -14,8 +14,13 @@ last line without a newline is sent when the worker's pipe closes (when it exits
 A line longer than 64 KiB is sent in 64 KiB pieces.
 
 On the coordinator (``LogLine`` and the sinks): each record becomes a `LogLine`, handed to
-the cluster's sink: the coordinator's stderr (``[host rN] line``, the default), your
-own function, or one file per rank (``log_to_files``).
+the cluster's sink (through a bounded buffer, ``log_delivery``: a slow sink never makes
+a worker wait): the coordinator's stderr (``[host rN] line``, the default), your
+own function, or one file per rank (``log_to_files``). A worker's output is its own
+business, but the coordinator's terminal is not: the stderr sink shows control
+characters (escape sequences that retitle the window, clear the screen, write the
+clipboard; a carriage return that repaints the line) as text, such as ``\\x1b``.
+Files get the text as the worker printed it.
 """
 
 from __future__ import annotations
@@ -52,16 +57,25 @@ class LogLine:
 
 LogSink = Callable[[LogLine], None]
 
+# C0 controls but tab, DEL, and C1 controls (a terminal may take U+009B for ESC [).
+_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)] if c != 0x09}
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every control character but tab written as ``\\xNN``."""
+    return text.translate(_ESCAPES)
+
 
 def log_to_stream(stream: IO[str] | None = None) -> LogSink:
     """A sink that writes ``[host rN] line`` to ``stream`` (default: ``sys.stderr`` at the
-    time of each line), one whole line per write."""
+    time of each line), one whole line per write, control characters escaped (see
+    `escape_controls`): a worker's output cannot drive the terminal."""
     lock = threading.Lock()
 
     def write(line: LogLine) -> None:
         out = stream if stream is not None else sys.stderr
         with lock, contextlib.suppress(OSError, ValueError):
-            out.write(f"{line}\n")
+            out.write(escape_controls(str(line)) + "\n")
             out.flush()
 
     return write
