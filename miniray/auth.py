@@ -3,11 +3,13 @@
 a key for every frame after that.
 
 Before a single frame is parsed, both sides prove they know the same secret with an
-HMAC challenge-response (mutual: a client also knows it reached a real server):
+HMAC challenge-response (mutual: a client also knows it reached a real server). The
+HMACs are keyed with K, the key ``secret.load_secret`` derives from the secret with
+scrypt (the ``secret`` arguments below are that key):
 
     server -> client   MAGIC, READY, server_nonce                (41 bytes)
-    client -> server   client_nonce, HMAC(secret, "client" + Ns + Nc)  (64 bytes)
-    server -> client   verdict, HMAC(secret, "server" + verdict + Nc + Ns)  (33 bytes)
+    client -> server   client_nonce, HMAC(K, "client" + Ns + Nc)  (64 bytes)
+    server -> client   verdict, HMAC(K, "server" + verdict + Nc + Ns)  (33 bytes)
 
 The verdict is ACCEPTED, FULL (no free worker slot) or BUSY (the server could not
 start a worker just now), each carrying the server's proof, so a client believes
@@ -15,30 +17,24 @@ start a worker just now), each carrying the server's proof, so a client believes
 a proof the client could check, and is taken as an authentication failure.
 
 Fresh random nonces make every proof single-use: a recorded handshake replays nowhere.
-The secret never crosses the wire and never appears on a command line.
+The secret itself never crosses the wire, but a proof is a verifier of it: whoever
+records one (on the path, or by listening on the port a client dials) can test guesses
+of the secret offline, one scrypt each. So use a random secret (``python -m
+miniray.secret PATH``); the per-user file and a Cluster's secret are random already.
 
-Both sides then hold a :class:`~.session.Session`: a key derived from the secret and
+Both sides then hold a :class:`~.session.Session`: a key derived from K and
 both nonces, with which every frame after the handshake is sealed (``session.py``).
 
 What it does not do: encrypt. Anyone on the path can read the messages. Use it on
 a private network or through an SSH tunnel (stage 3 launches over SSH).
-
-The secret comes from, in order: the ``secret=`` argument, ``$MINIRAY_SECRET``,
-the file named by ``$MINIRAY_SECRET_FILE``, or a per-user file created on first use
-with mode 0600 (like Erlang's cookie): ``$XDG_CONFIG_HOME/miniray/secret``,
-by default ``~/.config/miniray/secret``.
 """
 
 from __future__ import annotations
 
-import errno
 import hmac
-import os
 import secrets
 import socket
-import stat
 import time
-from pathlib import Path
 
 from .errors import AuthenticationError, ProtocolError, ServerFull, ServerUnreachable
 from .session import Session, derive
@@ -56,7 +52,6 @@ ANSWER_SIZE = NONCE_SIZE + MAC_SIZE  # 64: all the server ever reads before auth
 VERDICT_SIZE = 1 + MAC_SIZE  # 33
 # --8<-- [end:handshake_format]
 REJECTION = bytes([REJECTED]) + bytes(MAC_SIZE)  # no proof: the client could not check one
-_MIN_SECRET_CHARS = 16
 
 
 def greeting(server_nonce: bytes) -> bytes:
@@ -95,7 +90,7 @@ def client_handshake(
 
     Args:
         sock: A connected socket; nothing has been read from it yet.
-        secret: The shared secret.
+        secret: The handshake key: ``load_secret``'s, from the shared secret.
         timeout: Seconds for the whole handshake (one deadline, not one per read).
         peer: ``"host:port"``, to name the server in error messages.
 
@@ -135,125 +130,6 @@ def client_handshake(
 
 
 # --8<-- [end:client_handshake]
-
-
-# --8<-- [start:load_secret]
-def load_secret(secret: str | bytes | None = None) -> bytes:
-    """Find the shared secret (see the module docstring for where it is looked up).
-
-    Raises:
-        AuthenticationError: A secret file is missing or unsafe (see
-            ``_read_secret_file``), or the secret is too short to be one.
-    """
-    if secret is None:
-        secret = os.environ.get("MINIRAY_SECRET")
-    if secret is None:
-        path = os.environ.get("MINIRAY_SECRET_FILE")
-        secret = _read_secret_file(Path(path)) if path else _default_secret()
-    value = secret.encode() if isinstance(secret, str) else secret
-    if len(value.strip()) < _MIN_SECRET_CHARS:
-        raise AuthenticationError(f"the secret must be at least {_MIN_SECRET_CHARS} characters")
-    return value.strip()
-
-
-def default_secret_path() -> Path:
-    """Where the per-user secret lives: ``$XDG_CONFIG_HOME/miniray/secret``."""
-    config = os.environ.get("XDG_CONFIG_HOME") or os.path.join(Path.home(), ".config")
-    return Path(config) / "miniray" / "secret"
-
-
-def _default_secret() -> bytes:
-    """Read the per-user secret, creating it (mode 0600) on first use."""
-    path = default_secret_path()
-    if not os.path.lexists(path):  # a symlink there is not ours to replace: read refuses it
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        temporary = path.with_name(f".secret.{os.getpid()}")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32) + "\n")
-        try:
-            os.link(temporary, path)  # atomic, and never overwrites a racing creator's file
-        except FileExistsError:
-            pass
-        finally:
-            temporary.unlink()
-    return _read_secret_file(path)
-
-
-# --8<-- [end:load_secret]
-
-
-def _read_secret_file(path: Path) -> bytes:
-    """Read a secret file that no other user can read, change or replace.
-
-    Refused, each with a message that says how to fix it: a symbolic link, anything
-    but a regular file, a file not owned by this user or that others can access, and
-    a file in a folder that another user owns or can write (they could swap the file;
-    a sticky folder like ``/tmp`` stops them). The folder and the file are opened once
-    (``O_NOFOLLOW``) and checked with ``fstat`` on those descriptors, so what is
-    checked is what is read: nothing can be swapped in between.
-    """
-    folder = path.parent
-    try:
-        folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise AuthenticationError(f"secret file {path} does not exist") from None
-    try:
-        _refuse_unsafe_folder(os.fstat(folder_fd), folder, path)
-        try:  # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat refuses it next
-            fd = os.open(path.name, _SECRET_OPEN_FLAGS, dir_fd=folder_fd)
-        except FileNotFoundError:
-            raise AuthenticationError(f"secret file {path} does not exist") from None
-        except OSError as e:
-            if e.errno == errno.ELOOP:
-                raise AuthenticationError(
-                    f"secret file {path} is a symbolic link, which could point anywhere; "
-                    "name the file itself"
-                ) from None
-            raise
-    finally:
-        os.close(folder_fd)
-    with os.fdopen(fd, "rb") as f:
-        _refuse_unsafe_file(os.fstat(fd), path)
-        return f.read(_MAX_SECRET_FILE)
-
-
-_SECRET_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-_MAX_SECRET_FILE = 64 * 1024
-
-
-def _refuse_unsafe_folder(info: os.stat_result, folder: Path, path: Path) -> None:
-    """Refuse a secret file's folder in which another user could replace the file."""
-    if info.st_uid not in (os.geteuid(), 0):
-        raise AuthenticationError(
-            f"secret file {path} is in {folder}, which belongs to uid {info.st_uid}, who "
-            "could replace the file; keep the secret in a folder of your own"
-        )
-    writable_by_others = info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-    if writable_by_others and not info.st_mode & stat.S_ISVTX:  # sticky: only owners rename
-        raise AuthenticationError(
-            f"secret file {path} is in {folder}, which other users can write "
-            f"(mode {oct(info.st_mode & 0o777)}), so they could replace the file; "
-            f"run: chmod go-w {folder}"
-        )
-
-
-def _refuse_unsafe_file(info: os.stat_result, path: Path) -> None:
-    """Refuse a secret file that is not a small regular file of ours, private to us."""
-    if not stat.S_ISREG(info.st_mode):
-        raise AuthenticationError(f"secret file {path} is not a regular file")
-    if info.st_uid != os.geteuid():
-        raise AuthenticationError(
-            f"secret file {path} belongs to uid {info.st_uid}, not to you "
-            f"(uid {os.geteuid()}); a secret file must be yours alone"
-        )
-    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise AuthenticationError(
-            f"secret file {path} is accessible by other users "
-            f"(mode {oct(info.st_mode & 0o777)}); run: chmod 600 {path}"
-        )
-    if info.st_size > _MAX_SECRET_FILE:
-        raise AuthenticationError(f"secret file {path} has {info.st_size} bytes: not a secret")
 
 
 def _send(sock: socket.socket, data: bytes, deadline: float) -> None:

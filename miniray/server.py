@@ -36,13 +36,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .auth import ACCEPTED, BUSY, FULL, load_secret
+from .auth import ACCEPTED, BUSY, FULL
 from .buffers import MessageCodec  # @5+
 from .channel import Channel, wait_readable
 from .codec import CODECS  # @5+
 from .errors import MiniRayError  # @5+
 from .handshakes import Handshakes, Tally, tell_and_close
 from .process import die_with_parent, drop_in_children, fork_child, keep_in_children, run_work_fn
+from .secret import load_secret
 from .session import Session
 from .tcp import tune
 from .wire import DEFAULT_MAX_FRAME
@@ -78,7 +79,7 @@ class WorkerServer:
             ``0.0.0.0`` is an explicit choice (and the traffic is not encrypted).
         port: TCP port; 0 picks a free one (see ``self.port``).
         max_workers: Workers at once (a slot is taken only after authentication).
-        secret: Shared secret; by default looked up as described in ``miniray.auth``.
+        secret: Shared secret; by default looked up as described in ``miniray.secret``.
         handshake_timeout: Seconds a new client has to authenticate.
         exit_grace: Seconds a worker may outlive its client before SIGTERM.
         max_frame: Largest message, in encoded bytes (default 4 MiB). Decoding one
@@ -106,7 +107,7 @@ class WorkerServer:
         if min(max_workers, max_pending, max_pending_per_address) < 1:
             raise ValueError("max_workers, max_pending and max_pending_per_address must be >= 1")
         self._work_fn = work_fn
-        self._secret = load_secret(secret)
+        self._key = load_secret(secret)  # scrypt, once per process and secret
         self._max_workers = max_workers
         self._handshake_timeout = handshake_timeout
         self._exit_grace = exit_grace
@@ -126,7 +127,7 @@ class WorkerServer:
         self._handlers: dict[int, Callable[[int], object]] = {}  # fd -> handler(poll events)
         self._watch(self._listener.fileno(), select.POLLIN, self._accept)
         self._handshakes = Handshakes(
-            self._secret,
+            self._key,
             timeout=handshake_timeout,
             max_pending=max_pending,
             max_per_address=max_pending_per_address,

@@ -1,9 +1,10 @@
 # @2+
 """What a handshake leaves both ends: a session key, and a MAC on every frame after it.
 
-Both ends derive the key, HMAC(secret, "session" + Ns + Nc), from the secret and the
-two nonces of the handshake, so it is new for every connection and never crosses the
-wire. Every frame after the handshake then ends with a tag, a MAC keyed with it over
+Both ends derive the key, HMAC(K, "session" + Ns + Nc), from the two nonces of the
+handshake and K, the key made of the shared secret (``secret.py``), so it is new for
+every connection and never crosses the wire. Every frame after the handshake then
+ends with a tag, a MAC keyed with it over
 
     direction + sequence number + kind + payload, 16 bytes
 
@@ -60,7 +61,7 @@ class Session:
     """What a successful handshake leaves both sides: the nonces, and keys derived from them.
 
     The session key, HMAC(secret, "session" + Ns + Nc), is new for every connection
-    and never crosses the wire.
+    and never crosses the wire. (``secret`` is the handshake key, ``load_secret``'s.)
     """
 
     def __init__(self, secret: bytes, server_nonce: bytes, client_nonce: bytes) -> None:

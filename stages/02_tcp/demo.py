@@ -62,7 +62,7 @@ def main() -> None:
             worker.close()
 
         try:
-            RemoteWorker("127.0.0.1", port, secret="not-the-right-secret-at-all")
+            RemoteWorker("127.0.0.1", port, secret="not-the-right-secret-at-all-0123456789")
         except AuthenticationError as e:
             print("wrong secret:", e)
     finally:

@@ -233,24 +233,24 @@ def test_a_channel_with_frame_auth_refuses_an_injected_frame() -> None:
 def test_the_per_user_secret_is_created_once_with_mode_0600(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from miniray.auth import default_secret_path, load_secret
+    from miniray.secret import default_secret_path, find_secret
 
     for name in ("MINIRAY_SECRET", "MINIRAY_SECRET_FILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
-    first = load_secret()
+    first = find_secret()
     path = default_secret_path()
     assert path == tmp_path / "miniray" / "secret"
     assert path.stat().st_mode & 0o777 == 0o600
     assert path.parent.stat().st_mode & 0o777 == 0o700
-    assert load_secret() == first and len(first) >= 32
+    assert find_secret() == first and len(first) == 64 and int(first, 16) >= 0
 
 
 def test_a_secret_file_others_can_read_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from miniray import AuthenticationError
-    from miniray.auth import load_secret
+    from miniray.secret import load_secret
 
     path = tmp_path / "secret"
     path.write_text("x" * 40)
@@ -265,10 +265,10 @@ def test_explicit_and_environment_secrets_win_and_short_ones_are_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from miniray import AuthenticationError
-    from miniray.auth import load_secret
+    from miniray.secret import find_secret
 
     monkeypatch.setenv("MINIRAY_SECRET", "from-the-environment-123")
-    assert load_secret() == b"from-the-environment-123"
-    assert load_secret("given-explicitly-12345678") == b"given-explicitly-12345678"
+    assert find_secret() == b"from-the-environment-123"
+    assert find_secret("given-explicitly-12345678") == b"given-explicitly-12345678"
     with pytest.raises(AuthenticationError, match="at least"):
-        load_secret("short")
+        find_secret("short")

@@ -34,7 +34,7 @@ def safe_secret(folder: Path) -> Path:
 
 def refused(match: str) -> object:
     from miniray import AuthenticationError
-    from miniray.auth import load_secret
+    from miniray.secret import load_secret
 
     with pytest.raises(AuthenticationError, match=match) as caught:
         load_secret()
@@ -42,10 +42,10 @@ def refused(match: str) -> object:
 
 
 def test_a_safe_secret_file_is_read(tmp_path: Path, use_secret_file: object) -> None:
-    from miniray.auth import load_secret
+    from miniray.secret import find_secret
 
     use_secret_file(safe_secret(tmp_path / "mine"))  # type: ignore[operator]
-    assert load_secret() == SECRET.encode()
+    assert find_secret() == SECRET.encode()
 
 
 def test_a_symlink_is_refused_even_to_a_safe_file(tmp_path: Path, use_secret_file: object) -> None:
@@ -76,12 +76,12 @@ def test_a_folder_others_can_write_is_refused(
 
 
 def test_a_sticky_folder_like_tmp_is_accepted(tmp_path: Path, use_secret_file: object) -> None:
-    from miniray.auth import load_secret
+    from miniray.secret import find_secret
 
     path = safe_secret(tmp_path / "sticky")
     path.parent.chmod(0o1777)  # others may add files, but not replace or remove ours
     use_secret_file(path)  # type: ignore[operator]
-    assert load_secret() == SECRET.encode()
+    assert find_secret() == SECRET.encode()
 
 
 def test_a_folder_owned_by_another_user_is_refused(tmp_path: Path, use_secret_file: object) -> None:
@@ -115,7 +115,7 @@ def test_a_fifo_is_refused_without_waiting_for_a_writer(
 def test_the_per_user_file_is_not_followed_when_it_is_a_symlink(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from miniray.auth import default_secret_path
+    from miniray.secret import default_secret_path
 
     for name in ("MINIRAY_SECRET", "MINIRAY_SECRET_FILE"):
         monkeypatch.delenv(name, raising=False)

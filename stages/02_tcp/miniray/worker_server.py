@@ -144,7 +144,8 @@ def _parser() -> argparse.ArgumentParser:
         "Prints one MINIRAY_READY line on stdout once it listens; logs on stderr; "
         "stops its workers and exits 0 on SIGTERM or SIGINT.",
         epilog="The shared secret comes from $MINIRAY_SECRET, the file named by "
-        "$MINIRAY_SECRET_FILE, or ~/.config/miniray/secret (created on first use).",
+        "$MINIRAY_SECRET_FILE, or ~/.config/miniray/secret (created on first use). "
+        "Write a strong one with: python -m miniray.secret PATH",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s (MiniRay {__version__})")
     parser.add_argument(

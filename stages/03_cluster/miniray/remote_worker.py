@@ -21,7 +21,7 @@ import socket
 import time
 from typing import Any
 
-from .auth import client_handshake, load_secret
+from .auth import client_handshake
 from .channel import Channel, wait_readable
 from .errors import (
     BacklogFull,
@@ -34,6 +34,7 @@ from .errors import (
 )
 from .handle import ChannelHandle
 from .process import drop_in_children
+from .secret import load_secret
 from .tcp import connect
 from .timeouts import check_timeout, deadline_after, seconds_left
 from .wire import DEFAULT_MAX_FRAME
@@ -48,7 +49,7 @@ class RemoteWorker(ChannelHandle):
     Args:
         host: The server's host name or address.
         port: The server's TCP port.
-        secret: The shared secret; by default looked up as described in ``miniray.auth``.
+        secret: The shared secret; by default looked up as described in ``miniray.secret``.
         connect_timeout: Seconds allowed for connecting, the handshake and the hello,
             together.
         max_frame: Largest message, in encoded bytes, either side may send (default

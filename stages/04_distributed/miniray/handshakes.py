@@ -54,7 +54,7 @@ class Handshakes:
     """The connections still authenticating, with their budget and deadlines.
 
     Args:
-        secret: The shared secret.
+        secret: The handshake key (``load_secret``'s, from the shared secret).
         timeout: Seconds a connection has to send its whole answer.
         max_pending: Unauthenticated connections at once, from all addresses.
         max_per_address: Unauthenticated connections at once from one address.
