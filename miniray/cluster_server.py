@@ -3,14 +3,20 @@
 
     python -m miniray.cluster_server --work-fn my_module.train_fn --workers 4 --port 0
 
-It is ``miniray.worker_server`` with three additions, all for a server that a coordinator
+It is ``miniray.worker_server`` with these additions, all for a server that a coordinator
 started over SSH and that must never outlive it:
 
 * **The lease.** Its stdin is the coordinator's pipe (through ssh). The first line is the
-  cluster's secret, so it never shows on a command line, in an environment or in a file.
-  Later lines are commands (``interrupt``: SIGINT every worker). End-of-file means the
-  coordinator is gone or done, whatever the reason (``stop()``, a crash, ``kill -9``, a
-  lost network): the server stops its workers and exits.
+  cluster's secret and a fresh nonce, so the secret never shows on a command line, in an
+  environment or in a file. Later lines are commands (``interrupt``: SIGINT every worker).
+  End-of-file means the coordinator is gone or done, whatever the reason (``stop()``, a
+  crash, ``kill -9``, a lost network): the server stops its workers and exits.
+* **The watchdog.** A process of its own that kills the server if it is still there
+  ``_HUNG_AFTER`` seconds after the lease ended: a stopped (SIGSTOP) or hung server
+  cannot act on the end of its lease, and sshd sends it no signal when ssh goes.
+* **A ready line only the coordinator can check.** It carries a MAC, keyed by the secret,
+  over the coordinator's nonce and the address and port: a line printed by someone else
+  (a login script) cannot send the coordinator to an address of their choosing.
 * **Ranks.** A worker's first message is its rank (``ranks.RankInfo``), sent by the
   coordinator right after the handshake; the worker sets ``RANK``, ``LOCAL_RANK``... and
   only then calls ``work_fn``.
@@ -40,7 +46,9 @@ from collections.abc import Callable
 from .channel import Channel
 from .codec import CODECS  # @5+
 from .errors import MiniRayError
+from .launch import ready_mac
 from .logs import LogRelay
+from .process import fork_child
 from .ranks import RankInfo
 from .server import WorkerServer
 from .worker import WorkFn
@@ -52,6 +60,10 @@ from .worker_server import (
 
 _RANK_TIMEOUT = 30.0  # seconds a new worker waits for its rank
 _SECRET_TIMEOUT = 30.0  # seconds the server waits for the secret on stdin
+# Seconds a server may take to stop after its lease ended before its watchdog kills it:
+# its own stop takes at most about 4 (2 from SIGTERM to SIGKILL for its workers, then up
+# to 2 to send their last log lines).
+_HUNG_AFTER = 5.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,9 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level, stream=sys.stderr, format="cluster_server[%(process)d] %(message)s"
     )
-    secret = read_secret(0, _SECRET_TIMEOUT)
-    if not secret:
-        parser.exit(2, f"{parser.prog}: error: no secret on stdin\n")
+    first_line = read_first_line(0, _SECRET_TIMEOUT).split()
+    if len(first_line) != 2:
+        parser.exit(2, f"{parser.prog}: error: no secret and nonce on stdin\n")
+    secret, nonce = first_line
+    start_watchdog(0, _HUNG_AFTER)  # first: a fork, before any thread or socket exists
     host = bind_address(args.host)
     relay = LogRelay(sys.stdout.fileno())
     # The lease holds from now on: a coordinator gone before we serve ends us too.
@@ -90,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     except MiniRayError as e:
         parser.exit(2, f"{parser.prog}: error: {e}\n")
     ready = {"host": server.host, "port": server.port, "pid": os.getpid()}
+    ready["mac"] = ready_mac(secret, nonce, server.host, server.port)
     print(READY_PREFIX + json.dumps(ready), flush=True)
     relay.start()
     server.serve_forever()
@@ -123,6 +138,35 @@ def follow_lease(fd: int, on_interrupt: Callable[[], None], on_end: Callable[[],
 # --8<-- [end:follow_lease]
 
 
+# --8<-- [start:watchdog]
+def start_watchdog(fd: int, after: float) -> int:
+    """Fork a process that SIGKILLs this server ``after`` s past the end of the lease ``fd``.
+
+    The lease thread cannot end a server that does not run (stopped by SIGSTOP, or hung),
+    and nothing else would: sshd sends no signal when the coordinator's ssh goes. The
+    watchdog is another process, in a process group of its own, so a SIGSTOP of the server
+    or of its group leaves it running. It waits for ``fd`` (stdin, read by the server) to
+    hang up, without reading from it, then gives the server ``after`` seconds. Killing the
+    server is enough: its workers die with it, and so does the watchdog (PDEATHSIG both), so
+    a server that ends in time takes its watchdog along. Returns the watchdog's pid.
+    """
+    server = os.getpid()
+
+    def watch() -> int:
+        poller = select.poll()
+        poller.register(fd, select.POLLRDHUP)  # a pipe reports POLLHUP, a socket POLLRDHUP
+        poller.poll()  # no timeout: if the server ends first, this process ends with it
+        time.sleep(after)  # a deadline, not a wait for anything: PDEATHSIG ends us sooner
+        if os.getppid() == server:
+            os.kill(server, signal.SIGKILL)
+        return 0
+
+    return fork_child(watch)
+
+
+# --8<-- [end:watchdog]
+
+
 def ranked(work_fn: WorkFn, relay: LogRelay) -> WorkFn:
     """Wrap ``work_fn``: first take the rank message, set the environment, capture output."""
 
@@ -135,7 +179,7 @@ def ranked(work_fn: WorkFn, relay: LogRelay) -> WorkFn:
     return run_ranked
 
 
-def read_secret(fd: int, timeout: float) -> str:
+def read_first_line(fd: int, timeout: float) -> str:
     """The first line of ``fd``, read byte by byte (nothing after it is consumed)."""
     deadline = time.monotonic() + timeout
     line = b""
@@ -165,7 +209,7 @@ def _stop_this_server() -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m miniray.cluster_server",
-        description="A WorkerServer for a Cluster: secret on stdin, exits at stdin's end.",
+        description="A WorkerServer for a Cluster: secret and nonce on stdin, exits at its end.",
     )
     parser.add_argument("--work-fn", required=True, help="module.fn or path/to/file.py:fn")
     parser.add_argument("--workers", type=int, required=True, help="workers on this node")

@@ -3,8 +3,10 @@ network-namespace hosts). Every test checks that no server or worker is left."""
 
 from __future__ import annotations
 
+import json
 import re
 import socket
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -329,11 +331,42 @@ def test_the_secret_is_in_no_command_line_and_no_environment(
     with Cluster([node("localhost", 1), node("sshnode", 1)], log=lambda line: None) as cluster:
         ask_all(cluster.start(work_fn="cluster_workfns.whoami"))
         servers_and_workers = processes_with_tag(tag)
-        assert len(servers_and_workers) == 4
+        assert len(servers_and_workers) == 2 + 2 + 2  # servers, their watchdogs, workers
         for pid in servers_and_workers:
             for part in ("cmdline", "environ"):
                 with open(f"/proc/{pid}/{part}", "rb") as f:
                     assert not secret.search(f.read().replace(tag.encode(), b"")), (pid, part)
+
+
+@pytest.mark.parametrize("host", ["localhost", "sshnode"])
+def test_a_ready_line_printed_before_the_server_s_is_skipped(
+    use_ssh_config: SshHosts,
+    node: Any,
+    tag: str,
+    host: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """What a login script prints comes first on the server's stdout: a fake ready line
+    there must not send the coordinator, and its proof, to an address of its choosing."""
+    from miniray import Cluster
+
+    with socket.create_server(("127.0.0.1", 0)) as relay:
+        fake = {"host": "127.0.0.1", "port": relay.getsockname()[1], "pid": 1, "mac": "0" * 64}
+        odd = {"host": "\ud800", "port": 1, "pid": 1, "mac": "\u00e9"}  # cannot even encode
+        fakes = "".join(f"MINIRAY_READY {json.dumps(line)}\n" for line in [fake, odd])
+        python = tmp_path / "python"  # the node's Python, after a login script's lines
+        python.write_text(f"#!/bin/sh\nprintf '%s' '{fakes}'\nexec {sys.executable} \"$@\"\n")
+        python.chmod(0o755)
+        nodes = [node(host, 2, python=str(python))]
+        with Cluster(nodes, log=lambda line: None, connect_timeout=2) as cluster:
+            answers = ask_all(cluster.start(work_fn="cluster_workfns.whoami"))
+            assert [answer["env"]["RANK"] for answer in answers] == ["0", "1"]
+            relay.settimeout(0)
+            with pytest.raises(BlockingIOError):
+                relay.accept()  # nobody connected to it
+    assert caplog.text.count(f"node {host}: skipped a ready line without our MAC") == 2
+    assert wait_for_no_processes(tag, 5.0) == []
 
 
 def test_interrupt_raises_keyboard_interrupt_in_every_work_fn(

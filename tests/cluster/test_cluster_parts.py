@@ -94,6 +94,19 @@ def test_the_ready_line_is_found_after_chatter_and_in_pieces(pipe: tuple[int, in
 
 
 @pytest.mark.ex03_2
+def test_bytes_already_read_are_searched_first(pipe: tuple[int, int]) -> None:
+    """The caller's second call, after a line it refused: the first call's rest goes on."""
+    from miniray.launch import read_ready_line
+
+    os.write(pipe[1], b'port": 2}\nlog line')
+    ready, rest = read_ready_line(
+        pipe[0], timeout=5, already=b'chatter\nMINIRAY_READY {"host": "h", "'
+    )
+    assert ready == {"host": "h", "port": 2}
+    assert rest == b"log line"
+
+
+@pytest.mark.ex03_2
 def test_no_ready_line_in_time_is_a_timeout_not_a_hang(pipe: tuple[int, int]) -> None:
     from miniray.launch import read_ready_line
 
@@ -152,7 +165,7 @@ def test_the_lease_acts_on_interrupts_and_ends_at_end_of_file(pipe: tuple[int, i
 def test_a_server_and_its_workers_end_when_its_stdin_closes(tag: str) -> None:
     """The whole lease: a cluster server started by hand, one worker; close its stdin."""
     from miniray import RemoteWorker
-    from miniray.launch import read_ready_line
+    from miniray.launch import read_ready_line, ready_mac
     from miniray.ranks import assign_ranks
 
     env = {**os.environ, "MINIRAY_TEST_TAG": tag}
@@ -163,9 +176,11 @@ def test_a_server_and_its_workers_end_when_its_stdin_closes(tag: str) -> None:
     )
     assert server.stdin is not None and server.stdout is not None
     try:
-        server.stdin.write(b"a-secret-of-the-right-length-0123456789\n")
+        server.stdin.write(b"a-secret-of-the-right-length-0123456789 a-nonce\n")
         server.stdin.flush()
         ready, _ = read_ready_line(server.stdout.fileno(), timeout=20)
+        secret = "a-secret-of-the-right-length-0123456789"
+        assert ready["mac"] == ready_mac(secret, "a-nonce", ready["host"], ready["port"])
         worker = RemoteWorker(ready["host"], ready["port"],
                               secret="a-secret-of-the-right-length-0123456789")  # fmt: skip
         worker.send(assign_ranks([("here", 1)])[0][0].message())

@@ -5,6 +5,7 @@ The coordinator-side faults (kill -9, Ctrl-C) run the coordinator in a subproces
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -22,6 +23,7 @@ from sshhosts import TESTS_DIR, SshHosts, processes_with_tag, wait_for_no_proces
 
 pytestmark = pytest.mark.needs("cluster")
 LEASE_END = 5.0  # seconds within which every process of a cluster must be gone
+HUNG_AFTER = 5.0  # seconds past its lease after which a server's watchdog kills it
 
 
 # --- start failures -------------------------------------------------------------------------
@@ -124,12 +126,51 @@ def test_a_coordinator_killed_with_sigkill_leaves_nothing_behind(
     coordinator = start_coordinator(tag, "cluster_workfns.sleeper", "time.sleep(60)")
     try:
         Lines(coordinator.stdout).wait_for("ready", timeout=30)
-        assert len(processes_with_tag(tag)) == 2 + 4  # two servers, four workers
+        assert len(processes_with_tag(tag)) == 2 + 2 + 4  # servers, their watchdogs, workers
         coordinator.kill()
         coordinator.wait(timeout=5)
     finally:
         coordinator.kill()
     assert wait_for_no_processes(tag, LEASE_END) == []
+
+
+@pytest.mark.parametrize("host", ["sshnode", "localhost"])
+def test_a_stopped_server_is_gone_soon_after_stop(
+    use_ssh_config: SshHosts, node: Any, tag: str, host: str
+) -> None:
+    """A server that cannot run (SIGSTOP) cannot act on the end of its lease, and sshd sends
+    it no signal when ssh goes: its watchdog kills it, and its workers die with it."""
+    from miniray import Cluster
+
+    nodes = [node(host, 2, env={"NODE_MARK": "victim"})]
+    cluster = Cluster(nodes, log=lambda line: None, stop_grace=0.5)
+    try:
+        cluster.start(work_fn="cluster_workfns.sleeper")
+        os.kill(server_pid(tag, "NODE_MARK=victim"), signal.SIGSTOP)
+        cluster.stop()
+        assert wait_for_no_processes(tag, LEASE_END) == []
+    finally:
+        cluster.stop()
+        kill_tagged(tag)
+
+
+def test_stopped_servers_of_a_coordinator_killed_with_sigkill_are_killed(
+    use_ssh_config: SshHosts, node: Any, tag: str
+) -> None:
+    """No coordinator is left to kill ssh or a local server: only the watchdogs can act."""
+    coordinator = start_coordinator(tag, "cluster_workfns.sleeper", "time.sleep(60)")
+    try:
+        Lines(coordinator.stdout).wait_for("ready", timeout=30)
+        stopped = servers(tag)
+        assert len(stopped) == 2
+        for pid in stopped:
+            os.kill(pid, signal.SIGSTOP)
+        coordinator.kill()
+        coordinator.wait(timeout=5)
+        assert wait_for_no_processes(tag, HUNG_AFTER + LEASE_END) == []
+    finally:
+        coordinator.kill()
+        kill_tagged(tag)
 
 
 def test_ctrl_c_once_interrupts_the_workers_and_returns_control(
@@ -265,16 +306,34 @@ class Lines:
 
 
 def server_pid(tag: str, mark: str) -> int:
-    """The cluster server among the tagged processes with ``mark`` in their environment:
-    the one whose parent is not one of them (its workers are its children)."""
+    """The cluster server among the tagged processes with ``mark`` in their environment."""
     marked = set()
     for pid in processes_with_tag(tag):
         with open(f"/proc/{pid}/environ", "rb") as f:
             if mark.encode() in f.read().split(b"\0"):
                 marked.add(pid)
-    servers = [pid for pid in marked if parent(pid) not in marked]
-    assert len(servers) == 1, servers
-    return servers[0]
+    found = [pid for pid in marked if parent(pid) not in marked]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def servers(tag: str) -> list[int]:
+    """The cluster servers among the tagged processes: those whose parent is not one of
+    them (their workers and watchdog are their children)."""
+    tagged = set(processes_with_tag(tag))
+    found = []
+    for pid in tagged:
+        with contextlib.suppress(OSError):  # gone meanwhile
+            if parent(pid) not in tagged:
+                found.append(pid)
+    return found
+
+
+def kill_tagged(tag: str) -> None:
+    """SIGKILL what a failed test left (stopped or not), so that it holds no port."""
+    for pid in processes_with_tag(tag):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def parent(pid: int) -> int:
@@ -316,7 +375,7 @@ def test_ctrl_c_while_starting_stops_every_node(
         out, err = Lines(coordinator.stdout), Lines(coordinator.stderr)
         out.wait_for("starting", timeout=20)
         deadline = time.monotonic() + 10  # both servers are importing the slow module
-        while len(processes_with_tag(tag)) < 2:
+        while len(servers(tag)) < 2:
             assert time.monotonic() < deadline, "the servers did not start"
             time.sleep(0.02)
         coordinator.send_signal(signal.SIGINT)

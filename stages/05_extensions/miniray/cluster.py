@@ -8,10 +8,11 @@
     cluster.stop()
 
 ``start`` runs, for all nodes at once: ssh (or a local shell for ``localhost``) ->
-``python -m miniray.cluster_server`` -> its ready line -> the cluster's secret on its
-stdin -> one authenticated connection per worker -> each worker's rank. Start time is
-that of the slowest node, not the sum. What the server does at its end is in
-``cluster_server``; how the command line and the ssh process are made, in ``launch``.
+``python -m miniray.cluster_server`` -> the cluster's secret and a nonce on its stdin ->
+its ready line, with a MAC over that nonce -> one authenticated connection per worker ->
+each worker's rank. Start time is that of the slowest node, not the sum. What the server
+does at its end is in ``cluster_server``; how the command line and the ssh process are
+made, in ``launch``.
 
 No process outlives the cluster: each server holds a *lease*, its stdin, and ends with
 it. ``stop()``, an exception, Ctrl-C, or the coordinator dying in any way closes it.

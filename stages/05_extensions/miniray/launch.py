@@ -10,9 +10,11 @@ and ``known_hosts`` work as they do in a terminal); for ``localhost`` the same c
 under ``/bin/sh -c``, without SSH.  Either way the server's stdin, stdout and stderr are
 pipes to this process:
 
-* stdin carries the cluster's secret (first line), then control lines, and its end-of-file
-  ends the server's lease;
-* stdout carries the ``MINIRAY_READY`` line, then the workers' log lines;
+* stdin carries the cluster's secret and a nonce (first line), then control lines, and its
+  end-of-file ends the server's lease;
+* stdout carries the ``MINIRAY_READY`` line, then the workers' log lines; the ready line
+  carries a MAC over the nonce, its address and its port (``ready_mac``), and a line without
+  the right one (a login script's) is skipped;
 * stderr carries what ssh and the server have to say, kept for error messages.
 
 Set ``MINIRAY_SSH_COMMAND`` (like git's ``GIT_SSH_COMMAND``) to run another ssh command,
@@ -23,9 +25,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import hashlib
+import hmac
 import json
+import logging
 import os
 import re
+import secrets
 import select
 import shlex
 import subprocess
@@ -35,6 +41,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .errors import ClusterError, ConfigError, ProtocolError
+
+log = logging.getLogger("miniray.cluster")
 
 READY_PREFIX = b"MINIRAY_READY "
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -103,12 +111,24 @@ def ssh_command(
     return [*argv, *options, host, command]
 
 
+# --8<-- [start:ready_mac]
+def ready_mac(secret: str, nonce: str, host: str, port: int) -> str:
+    """The MAC a server's ready line carries: HMAC-SHA256, keyed by the cluster's secret,
+    over the coordinator's nonce for this node and the address and port it reports."""
+    message = f"miniray-ready {nonce} {host} {port}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+# --8<-- [end:ready_mac]
+
+
 # --8<-- [start:read_ready_line]
-def read_ready_line(fd: int, timeout: float) -> tuple[dict[str, Any], bytes]:
+def read_ready_line(fd: int, timeout: float, already: bytes = b"") -> tuple[dict[str, Any], bytes]:
     """Read from ``fd`` until the server's ``MINIRAY_READY {json}`` line; return it parsed.
 
     Lines before it (a login script's chatter) are skipped. Returns the JSON object and
-    the bytes read past the line (the start of the log stream).
+    the bytes read past the line (the start of the log stream). ``already``: bytes read
+    from ``fd`` before, searched first (what an earlier call returned past its line).
 
     Raises:
         TimeoutError: No ready line within ``timeout`` seconds.
@@ -116,7 +136,7 @@ def read_ready_line(fd: int, timeout: float) -> tuple[dict[str, Any], bytes]:
         ProtocolError: A line too long to be the ready line, or a garbled one.
     """
     deadline = time.monotonic() + timeout
-    buffer = b""
+    buffer = already
     while True:
         line, newline, rest = buffer.partition(b"\n")
         if newline and line.startswith(READY_PREFIX):
@@ -149,7 +169,8 @@ class NodeProcess:
 
     Args:
         argv: The command to run (see ``ssh_command`` and ``remote_command``).
-        secret: Written to the server's stdin, then the pipe stays open: the lease.
+        secret: Written to the server's stdin with a fresh nonce, then the pipe stays
+            open: the lease. The ready line must carry a MAC over that nonce.
         label: The node's name, for messages.
         on_stderr: Called with each stderr line once ``forward_stderr()`` was called.
     """
@@ -159,6 +180,7 @@ class NodeProcess:
     ) -> None:
         self.label = label
         self._on_stderr = on_stderr
+        self._secret, self._nonce = secret, secrets.token_hex(16)
         self.via_ssh = argv[:2] != ["/bin/sh", "-c"]
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_LINES)
         self._forwarding = False
@@ -179,16 +201,28 @@ class NodeProcess:
         )
         self._stderr_thread.start()
         try:
-            self.proc.stdin.write(secret.encode() + b"\n")
+            self.proc.stdin.write(f"{secret} {self._nonce}\n".encode())
             self.proc.stdin.flush()
         except OSError:
             pass  # it died already; wait_ready says why
         os.set_blocking(self.proc.stdin.fileno(), False)  # control lines never block us
 
     def wait_ready(self, timeout: float) -> tuple[dict[str, Any], bytes]:
-        """The server's ready line (see ``read_ready_line``); `ClusterError` if none comes."""
+        """The server's ready line (see ``read_ready_line``); `ClusterError` if none comes.
+
+        A ready line without the right MAC (see ``ready_mac``) is not the server's: it is
+        skipped, with a warning, and never decides where the workers connect.
+        """
+        deadline = time.monotonic() + timeout
+        rest = b""
         try:
-            return read_ready_line(self.stdout_fd, timeout)
+            while True:
+                left = max(0.0, deadline - time.monotonic())
+                ready, rest = read_ready_line(self.stdout_fd, left, rest)
+                if self._is_genuine(ready):
+                    return ready, rest
+                said = json.dumps(ready)[:200]
+                log.warning("node %s: skipped a ready line without our MAC: %s", self.label, said)
         except TimeoutError:
             problem = f"the server did not report ready within {timeout} s"
         except EOFError:
@@ -199,6 +233,13 @@ class NodeProcess:
         except ProtocolError as e:
             problem = str(e)
         raise ClusterError(self.describe(problem))
+
+    def _is_genuine(self, ready: dict[str, Any]) -> bool:
+        mac, host = ready.get("mac"), ready["host"]
+        if not (isinstance(mac, str) and mac.isascii() and host.isascii()):
+            return False  # ours is hex over an address (and a lone surrogate cannot encode)
+        expected = ready_mac(self._secret, self._nonce, host, ready["port"])
+        return hmac.compare_digest(mac, expected)
 
     def describe(self, problem: str) -> str:
         """``problem``, naming the node, with the last lines of its stderr."""
