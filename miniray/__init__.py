@@ -31,6 +31,7 @@ from .errors import (
     RemoteError,
     ServerFull,  # @2+
     ServerUnreachable,  # @2+
+    Unsendable,
     WorkerDied,
     WorkFnNotFound,  # @2+
 )
@@ -77,6 +78,7 @@ __all__ = [
     "ServerUnreachable",
     # @}
     "UnknownFunction",  # @5+
+    "Unsendable",
     "WorkFnNotFound",  # @2+
     "Worker",
     "WorkerDied",

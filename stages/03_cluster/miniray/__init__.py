@@ -33,6 +33,7 @@ from .errors import (
     RemoteError,
     ServerFull,
     ServerUnreachable,
+    Unsendable,
     WorkerDied,
     WorkFnNotFound,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "RemoteWorker",
     "ServerFull",
     "ServerUnreachable",
+    "Unsendable",
     "WorkFnNotFound",
     "Worker",
     "WorkerDied",

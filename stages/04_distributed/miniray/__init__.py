@@ -36,6 +36,7 @@ from .errors import (
     RemoteError,
     ServerFull,
     ServerUnreachable,
+    Unsendable,
     WorkerDied,
     WorkFnNotFound,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "RemoteWorker",
     "ServerFull",
     "ServerUnreachable",
+    "Unsendable",
     "WorkFnNotFound",
     "Worker",
     "WorkerDied",

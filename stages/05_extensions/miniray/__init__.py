@@ -40,6 +40,7 @@ from .errors import (
     RemoteError,
     ServerFull,
     ServerUnreachable,
+    Unsendable,
     WorkerDied,
     WorkFnNotFound,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "ServerFull",
     "ServerUnreachable",
     "UnknownFunction",
+    "Unsendable",
     "WorkFnNotFound",
     "Worker",
     "WorkerDied",
