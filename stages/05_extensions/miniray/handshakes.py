@@ -42,9 +42,10 @@ from .session import Session
 
 log = logging.getLogger("miniray.worker_server")
 Watch = Callable[[int, int, Callable[[int], object]], None]  # (fd, poll events, handler)
-# The share of its time to answer during which a handshake keeps its place whoever waits.
-# A client answers within a round trip; a tenth of the default 10 s is 1 s of slack for a
-# loaded machine, and strangers still give up their places ten times per deadline.
+# The share of its time to answer during which a handshake keeps its place against
+# newcomers from its own address (or one as crowded). A client answers within a round
+# trip: a tenth of the default 10 s leaves it 1 s of slack on a loaded machine, and a
+# silent stranger's place goes to the next newcomer after that second, not after ten.
 PROTECTED_SHARE = 0.1
 
 
