@@ -36,6 +36,7 @@ from .errors import (
     ServerFull,  # @2+
     ServerUnreachable,  # @2+
     UnknownFunction,  # @5+
+    Unsendable,
     WorkerDied,
     WorkFnNotFound,  # @2+
 )
@@ -83,6 +84,7 @@ __all__ = [
     "ServerUnreachable",
     # @}
     "UnknownFunction",  # @5+
+    "Unsendable",
     "WorkFnNotFound",  # @2+
     "Worker",
     "WorkerDied",

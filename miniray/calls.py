@@ -57,7 +57,7 @@ class Calls:
 
         Raises:
             WorkerDied: The worker has already ended.
-            TypeError: The arguments cannot be sent (nothing was sent).
+            Unsendable: The arguments cannot be sent (nothing was sent).
         """
         state = self._call_state()
         future: Future[Any] = Future()

@@ -26,7 +26,7 @@ from typing import Any
 
 from .big_frames import BigFrameReader, send_sealed  # @5+
 from .buffers import MessageCodec  # @5+
-from .errors import ChannelClosed, ProtocolError
+from .errors import ChannelClosed, ProtocolError, Unsendable
 from .frame_auth import FrameAuth
 from .timeouts import check_timeout, deadline_after, ms_until
 from .timeouts import wait_readable as wait_readable  # re-exported: older imports use it
@@ -109,9 +109,9 @@ class Channel:
         """Send one message: plain data, and buffers (bytes, arrays, tensors) anywhere in it.  # @5+
 
         Raises:
-            # @1-4: TypeError: ``msg`` is not JSON-serialisable (nothing was sent).
-            TypeError: The codec cannot carry ``msg`` (nothing was sent).  # @5+
-            ProtocolError: The encoded message exceeds ``max_frame`` (nothing was sent).
+            # @1-4: Unsendable: ``msg`` is not JSON-serialisable, or its encoding exceeds
+            Unsendable: The codec cannot carry ``msg``, or its encoding exceeds  # @5+
+                ``max_frame``: nothing was sent, and the channel is as it was.
             ChannelClosed: The peer is gone.
             TimeoutError: The peer did not take the bytes in time; since part of a frame
                 may have gone out, the channel refuses further sends.
@@ -137,7 +137,7 @@ class Channel:
         if self._send_broken:
             raise ProtocolError("an earlier send timed out mid-frame; the channel is unusable")
         if size > self.max_frame:
-            raise ProtocolError(
+            raise Unsendable(
                 f"message of {size} bytes exceeds max_frame={self.max_frame}; not sent"
             )
         # @1-4 {

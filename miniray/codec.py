@@ -24,7 +24,7 @@ import re
 import struct
 from typing import Any, Protocol
 
-from .errors import ProtocolError
+from .errors import ProtocolError, Unsendable
 
 MARSHAL_VERSION = 4  # the format of Python 3.4 on; each Python reads the versions it writes
 MAX_DEPTH = 1000  # containers inside containers, like the JSON decoder's recursion limit
@@ -36,7 +36,7 @@ class Codec(Protocol):
     name: str
 
     def encode(self, msg: Any) -> bytes:
-        """The message's bytes; TypeError if it holds something the codec cannot carry."""
+        """The message's bytes; `Unsendable` if it holds something the codec cannot carry."""
         ...
 
     def decode(self, payload: bytes | bytearray) -> Any:
@@ -55,8 +55,8 @@ class JsonCodec:
     def encode(self, msg: Any) -> bytes:
         try:
             return self._encoder.encode(msg).encode()
-        except (TypeError, ValueError) as e:
-            raise TypeError(f"message is not JSON-serialisable: {e}") from e
+        except (TypeError, ValueError, RecursionError) as e:  # ValueError: a circular reference
+            raise Unsendable(f"message is not JSON-serialisable: {e}") from e
 
     def decode(self, payload: bytes | bytearray) -> Any:
         try:
@@ -73,8 +73,8 @@ class MarshalCodec:
     def encode(self, msg: Any) -> bytes:
         try:
             payload = marshal.dumps(msg, MARSHAL_VERSION)
-        except ValueError as e:  # "unmarshallable object"
-            raise TypeError(f"message is not plain data for marshal: {e}") from e
+        except ValueError as e:  # "unmarshallable object", or nested too deeply
+            raise Unsendable(f"message is not plain data for marshal: {e}") from e
         return payload  # a code object inside is refused by the peer, on decode
 
     def decode(self, payload: bytes | bytearray) -> Any:

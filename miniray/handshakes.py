@@ -7,11 +7,14 @@ bytes, never a process. The server greets it, then reads exactly the 64-byte ans
 parses nothing else. Two limits keep strangers from crowding out the clients that know
 the secret:
 
-* at most ``max_pending`` connections may be unauthenticated at once, and at most
-  ``max_per_address`` from one address. A newcomer over a limit takes the place of the
-  oldest pending connection of its own address (over the per-address limit) or of the
-  address that holds the most (over the total). Idle connections cannot hold the door
-  shut: a client that answers at once, from an address of its own, gets through;
+* at most ``max_pending`` connections may be unauthenticated at once, from any
+  addresses. Only when every place is taken does a newcomer take one: the place of a
+  connection that has had the first tenth of its time to answer (``PROTECTED_SHARE``)
+  and has not, or else the oldest place of an address that holds more places than the
+  newcomer's. Failing both, the newcomer is refused, not the young connections before
+  it. So idle strangers cannot hold the door shut, a client that answers at once (a
+  round trip) gets through, and a burst of clients from one host that fits in the
+  places is served in full;
 * each has ``timeout`` seconds for its whole answer: one deadline, so a trickle of one
   byte a second does not extend it.
 
@@ -31,6 +34,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import takewhile
 
 from .auth import ANSWER_SIZE, NONCE_SIZE, REJECTION, check_answer, greeting
 from .errors import AuthenticationError
@@ -38,6 +42,11 @@ from .session import Session
 
 log = logging.getLogger("miniray.worker_server")
 Watch = Callable[[int, int, Callable[[int], object]], None]  # (fd, poll events, handler)
+# The share of its time to answer during which a handshake keeps its place against
+# newcomers from its own address (or one as crowded). A client answers within a round
+# trip: a tenth of the default 10 s leaves it 1 s of slack on a loaded machine, and a
+# silent stranger's place goes to the next newcomer after that second, not after ten.
+PROTECTED_SHARE = 0.1
 
 
 @dataclass
@@ -47,6 +56,7 @@ class _Pending:
     client: str  # address:port, for the log
     nonce: bytes
     deadline: float
+    protected_until: float  # until then, no newcomer may take its place
     answer: bytes = b""
 
 
@@ -57,7 +67,6 @@ class Handshakes:
         secret: The handshake key (``load_secret``'s, from the shared secret).
         timeout: Seconds a connection has to send its whole answer.
         max_pending: Unauthenticated connections at once, from all addresses.
-        max_per_address: Unauthenticated connections at once from one address.
         watch: Registers a descriptor in the server's poll loop, with its handler.
         unwatch: Removes it again.
         on_authenticated: Called with ``(conn, "address:port", session)`` for a client
@@ -71,14 +80,13 @@ class Handshakes:
         *,
         timeout: float,
         max_pending: int,
-        max_per_address: int,
         watch: Watch,
         unwatch: Callable[[int], None],
         on_authenticated: Callable[[socket.socket, str, Session], None],
         log_every: float = 10.0,
     ) -> None:
         self._secret, self._timeout = secret, timeout
-        self._max_pending, self._max_per_address = max_pending, max_per_address
+        self._max_pending = max_pending
         self._watch, self._unwatch = watch, unwatch
         self._on_authenticated = on_authenticated
         self._pending: dict[int, _Pending] = {}  # by descriptor, oldest first
@@ -88,11 +96,13 @@ class Handshakes:
     # --8<-- [start:start]
     def start(self, conn: socket.socket, address: str, client: str) -> None:
         """Greet a new connection and wait for its answer (making room if need be)."""
-        if self._per_address[address] >= self._max_per_address:
-            self._drop(self._oldest_from(address), "over the per-address limit")
-        elif len(self._pending) >= self._max_pending:
-            crowded = max(self._per_address, key=self._per_address.__getitem__)
-            self._drop(self._oldest_from(crowded), "over the pending limit")
+        if len(self._pending) >= self._max_pending:
+            taken = self._place_for(address)
+            if taken is None:  # all young, and its address holds as many places as any other
+                self.tally.note("over the pending limit", address)
+                conn.close()
+                return
+            self._drop(taken, "gave way to a newcomer")
         conn.setblocking(False)
         nonce = secrets.token_bytes(NONCE_SIZE)
         try:  # 41 bytes into a new connection's empty send buffer: never blocks
@@ -101,7 +111,9 @@ class Handshakes:
             self.tally.note("hung up", address)
             conn.close()
             return
-        pending = _Pending(conn, address, client, nonce, time.monotonic() + self._timeout)
+        now = time.monotonic()
+        protected_until = now + self._timeout * PROTECTED_SHARE
+        pending = _Pending(conn, address, client, nonce, now + self._timeout, protected_until)
         self._pending[conn.fileno()] = pending
         self._per_address[address] += 1
         self._watch(conn.fileno(), select.POLLIN, lambda _: self._read_answer(pending))
@@ -155,8 +167,27 @@ class Handshakes:
 
     # --8<-- [end:read_answer]
 
-    def _oldest_from(self, address: str) -> _Pending:
-        return next(p for p in self._pending.values() if p.address == address)
+    # --8<-- [start:place_for]
+    def _place_for(self, address: str) -> _Pending | None:
+        """The pending handshake a newcomer from ``address`` may replace, if any.
+
+        First one that has had its protected share and not answered: the oldest of the
+        address holding the most. Else the oldest of an address holding more places
+        than the newcomer's: an address crowding the table gives way to the others.
+        """
+        now = time.monotonic()
+        in_order = self._pending.values()  # oldest first: the unprotected come first
+        unprotected = list(takewhile(lambda p: p.protected_until <= now, in_order))
+        holding = self._per_address.__getitem__
+        if unprotected:
+            crowded = max(dict.fromkeys(p.address for p in unprotected), key=holding)
+            return next(p for p in unprotected if p.address == crowded)
+        crowded = max(self._per_address, key=holding)
+        if holding(crowded) > holding(address):
+            return next(p for p in in_order if p.address == crowded)
+        return None
+
+    # --8<-- [end:place_for]
 
     def _drop(self, pending: _Pending, reason: str) -> None:
         self.tally.note(reason, pending.address)

@@ -42,7 +42,7 @@ import mmap
 import os
 import struct
 
-from .errors import ProtocolError
+from .errors import ProtocolError, Unsendable
 
 HEADER_SIZE = 64
 ALIGN = 64  # each buffer starts at a multiple of this (numpy and SIMD like aligned data)
@@ -92,9 +92,12 @@ class Region:
         Call only when `is_free`; the caller then fills the view and sends ``self.sent``.
 
         Raises:
-            ProtocolError: ``size`` is over the budget (see `check_size`); nothing changed.
+            Unsendable: ``size`` is over the budget (see `check_size`); nothing changed.
         """
-        self.check_size(size)
+        try:
+            self.check_size(size)
+        except ProtocolError as e:  # from our own side, it is a message we cannot send
+            raise Unsendable(f"{e}; not sent") from None
         mapping = self._mapping(HEADER_SIZE + size, grow=True)
         self.sent += 1
         return memoryview(mapping)[HEADER_SIZE : HEADER_SIZE + size]

@@ -22,7 +22,9 @@ Nothing is pickled: a call names a function the worker already has. The wire pro
 
 * request: ``{"call": id, "fn": name, "args": [...], "kwargs": {...}}``
 * reply: ``{"reply": id, "value": v}``, or ``{"reply": id, "error": {"type", "message",
-  "traceback"}}`` when the function raised (the worker goes on serving).
+  "traceback"}}`` when the function raised, or its value cannot be sent (too big for
+  ``max_frame``, nested too deeply, or not something the codec carries); the worker goes
+  on serving.
 
 Calls run one at a time, in the order they arrive; replies carry the call's id.
 """
@@ -35,7 +37,7 @@ from collections.abc import Callable
 from typing import Any, overload
 
 from .channel import Channel
-from .errors import ProtocolError
+from .errors import ProtocolError, Unsendable
 
 UNKNOWN_FUNCTION = "UnknownFunction"  # the error type of a call to a name not registered
 
@@ -104,9 +106,9 @@ class Registry:
 def serve(handle: Channel, registry: Registry) -> None:
     """Answer calls until the client closes the channel.
 
-    A function that raises becomes an error reply and the loop goes on; only a message
-    that is not a call ends the worker (with ProtocolError), as it means the client does
-    not speak this protocol.
+    A function that raises becomes an error reply and the loop goes on, and so does a
+    reply that cannot be sent; only a message that is not a call ends the worker (with
+    ProtocolError), as it means the client does not speak this protocol.
     """
     while True:
         request = handle.recv()
@@ -115,8 +117,8 @@ def serve(handle: Channel, registry: Registry) -> None:
         reply = _answer(request, registry)
         try:
             handle.send(reply)
-        except TypeError as e:  # the codec cannot carry the value: nothing went out
-            error = TypeError(f"{request.get('fn')!r} returned a value that cannot be sent: {e}")
+        except Unsendable as e:  # too big, too deep, or not for this codec: nothing went out
+            error = Unsendable(f"the reply to {request.get('fn')!r:.100} cannot be sent: {e}")
             handle.send({"reply": reply["reply"], "error": _describe(error)})
 
 

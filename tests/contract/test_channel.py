@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from miniray import ChannelClosed, ProtocolError, RemoteError
+from miniray import ChannelClosed, ProtocolError, RemoteError, Unsendable
 
 pytestmark = pytest.mark.needs("local")
 
@@ -110,9 +110,17 @@ def test_recv_with_zero_timeout_returns_what_is_there() -> None:
 
 def test_send_rejects_oversize_and_unserializable_messages_without_sending() -> None:
     channel, peer = adapters.channel_pair(max_frame=100)
-    with pytest.raises(ProtocolError, match="not sent"):
+    deep: list[Any] = []
+    for _ in range(5000):
+        deep = [deep]
+    looped: list[Any] = []
+    looped.append(looped)
+    with pytest.raises(Unsendable, match="not sent"):
         channel.send("x" * 200)
-    with pytest.raises(TypeError, match="JSON"):
+    for unsendable in ({"a": object()}, deep, looped):
+        with pytest.raises(Unsendable):  # one error for all: the registry's serve catches it
+            channel.send(unsendable)
+    with pytest.raises(TypeError, match="JSON"):  # what it was before, and json.dumps raises
         channel.send({"a": object()})
     channel.send("ok")
     assert peer.recv(100) == adapters.frame(b'"ok"')

@@ -123,6 +123,84 @@ def test_strangers_cannot_lock_out_a_client_that_knows_the_secret(env: dict[str,
     assert len(log) <= 2 * attempts + 10  # the rest: each client's worker started and ended
 
 
+def test_a_burst_of_clients_within_the_workers_is_served_in_full(env: dict[str, str]) -> None:
+    """200 clients that know the secret connect at once, from one address: all are served.
+
+    The server's pending table holds fewer; the rest must wait in the kernel's listen
+    backlog, not be accepted and then hung up on to make room for younger ones.
+    """
+    import threading
+
+    clients = 200
+    server = ServerProcess("echo", "--workers", str(clients), env=env)
+    start = threading.Barrier(clients)
+    results: dict[int, str] = {}
+    workers: list[object] = []
+
+    def client(n: int) -> None:
+        try:
+            start.wait(timeout=10)
+            worker = connect(server.port, connect_timeout=20)
+            workers.append(worker)
+            worker.send(n)  # type: ignore[attr-defined]
+            echo = worker.recv(timeout=20)  # type: ignore[attr-defined]
+            results[n] = "ok" if echo == n else f"echo {echo!r}"
+        except Exception as e:  # counted, shown below
+            results[n] = repr(e)
+
+    threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(clients)]
+    began = time.monotonic()
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=max(0.1, began + 25 - time.monotonic()))
+        failed = {n: r for n, r in results.items() if r != "ok"}
+        assert len(results) == clients, f"{clients - len(results)} clients still waiting"
+        assert not failed, f"{len(failed)} of {clients} failed, e.g. {list(failed.values())[:3]}"
+    finally:
+        for worker in list(workers):
+            worker.close(timeout=0)  # type: ignore[attr-defined]
+        assert server.stop() == 0
+
+
+@pytest.mark.parametrize("share", [0.1, 0.0])  # 0: every place is past its protected share
+def test_a_newcomer_takes_an_overdue_place_or_one_of_a_more_crowded_address(
+    share: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pending table's rule, on socketpairs: a young place is safe from its own address."""
+    from miniray import handshakes
+
+    monkeypatch.setattr(handshakes, "PROTECTED_SHARE", share)
+    watched: set[int] = set()
+    table = handshakes.Handshakes(
+        b"k" * 32,
+        timeout=10,
+        max_pending=2,
+        watch=lambda fd, _events, _handler: watched.add(fd),
+        unwatch=watched.discard,
+        on_authenticated=lambda *_: None,
+    )
+    pairs = [socket.socketpair() for _ in range(4)]
+    ours = [end for end, _ in pairs]
+    numbers = [end.fileno() for end in ours]
+    try:
+        table.start(ours[0], "10.0.0.1", "10.0.0.1:1")
+        table.start(ours[1], "10.0.0.1", "10.0.0.1:2")
+        table.start(ours[2], "10.0.0.1", "10.0.0.1:3")  # full, and from the same address:
+        if share:  # all young: the newcomer is refused, not the clients before it
+            assert ours[2].fileno() == -1 and watched == {numbers[0], numbers[1]}
+        else:  # the oldest has had its share without answering: it gives way
+            assert ours[0].fileno() == -1 and watched == {numbers[1], numbers[2]}
+        table.start(ours[3], "10.0.0.2", "10.0.0.2:1")  # a less crowded address gets a place
+        assert numbers[3] in watched and len(watched) == 2
+    finally:
+        table.close_all()
+        for pair in pairs:
+            for end in pair:
+                end.close()
+
+
 def nobody_can_run_python() -> str | None:
     """Why a server cannot run as ``nobody`` here (or None if it can)."""
     if os.geteuid() != 0:

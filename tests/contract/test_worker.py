@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from testutil import process_exists
 
-from miniray import ProtocolError, RemoteError, WorkerDied, wait_any
+from miniray import RemoteError, Unsendable, WorkerDied, wait_any
 
 Connect = Any
 
@@ -46,7 +46,7 @@ def test_a_large_message_round_trips(connect: Connect) -> None:
 
 def test_an_oversize_send_is_refused_and_the_worker_stays_usable(connect: Connect) -> None:
     worker = connect("echo", max_frame=1000)
-    with pytest.raises(ProtocolError):
+    with pytest.raises(Unsendable, match="max_frame"):  # nothing sent: the stream is intact
         worker.send("y" * 2000)
     worker.send("small")
     assert worker.recv(timeout=5) == "small"

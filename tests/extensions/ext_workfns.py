@@ -42,13 +42,24 @@ def unsendable() -> object:
     return object()
 
 
+def sized(n: int) -> str:
+    return "x" * n
+
+
+def nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 def pid() -> int:
     return os.getpid()
 
 
 registry = miniray.Registry() if hasattr(miniray, "Registry") else None  # stage 5 on
 if registry is not None:
-    for function in (add, echo, fail, die, nap, unsendable, pid):
+    for function in (add, echo, fail, die, nap, unsendable, sized, nested, pid):
         registry.register(function)
     registry.register_path("math:sqrt")
 

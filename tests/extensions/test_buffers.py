@@ -147,7 +147,7 @@ def test_too_large_is_a_clear_error_and_nothing_is_half_sent(ext_connect: Any, s
     import miniray
 
     worker = ext_connect(ext_workfns.echo_fn, max_frame=4 * BIG)
-    with pytest.raises(miniray.ProtocolError, match="max_frame"):
+    with pytest.raises(miniray.Unsendable, match="max_frame"):
         worker.send({"data": bytes(4 * BIG + 1)})
     worker.send({"data": b"y" * size})  # the channel is as before
     assert worker.recv(timeout=10)["data"] == b"y" * size

@@ -65,6 +65,30 @@ def test_a_result_the_codec_cannot_carry_is_an_error_not_the_end(ext_connect: An
     assert worker.call_remote("echo", [1]) == [1]
 
 
+@pytest.mark.ex05_1
+@pytest.mark.parametrize("codec", ["json", "marshal"])
+def test_a_reply_too_big_or_too_deep_to_send_is_an_error_and_calls_in_flight_go_on(
+    ext_connect: Any, codec: str
+) -> None:
+    # The worker sends what is under its own max_frame: 1 MiB here, 64 MiB on the servers.
+    import miniray
+
+    worker = ext_connect(ext_workfns.registry, codec=codec, max_frame=1 << 20)
+    too_big = (1 << 20) + 1 if isinstance(worker, miniray.Worker) else (64 << 20) + 1
+    calls = [
+        worker.submit("nested", 5000),
+        worker.submit("echo", 1),
+        worker.submit("sized", too_big),
+        worker.submit("echo", 2),
+    ]
+    for call in calls[0::2]:
+        with pytest.raises(miniray.RemoteError, match="cannot be sent") as info:
+            call.result(timeout=30)
+        assert info.value.remote_type == "Unsendable"
+    assert [calls[1].result(timeout=10), calls[3].result(timeout=10)] == [1, 2]
+    assert worker.call_remote("sized", 10) == "x" * 10  # the same worker, still serving
+
+
 @pytest.mark.ex05_2
 def test_many_calls_in_flight_each_get_their_own_result(ext_connect: Any) -> None:
     worker = ext_connect(ext_workfns.registry)

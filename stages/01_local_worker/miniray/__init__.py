@@ -27,6 +27,7 @@ from .errors import (
     MiniRayError,
     ProtocolError,
     RemoteError,
+    Unsendable,
     WorkerDied,
 )
 from .worker import Worker, spawn_workers, wait_any
@@ -39,6 +40,7 @@ __all__ = [
     "MiniRayError",
     "ProtocolError",
     "RemoteError",
+    "Unsendable",
     "Worker",
     "WorkerDied",
     "spawn_workers",

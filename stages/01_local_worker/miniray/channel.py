@@ -25,7 +25,7 @@ import time
 from collections import deque
 from typing import Any
 
-from .errors import ChannelClosed, ProtocolError
+from .errors import ChannelClosed, ProtocolError, Unsendable
 from .frame_auth import FrameAuth
 from .timeouts import check_timeout, deadline_after, ms_until
 from .timeouts import wait_readable as wait_readable  # re-exported: older imports use it
@@ -100,8 +100,8 @@ class Channel:
         """Send one JSON-serialisable message.
 
         Raises:
-            TypeError: ``msg`` is not JSON-serialisable (nothing was sent).
-            ProtocolError: The encoded message exceeds ``max_frame`` (nothing was sent).
+            Unsendable: ``msg`` is not JSON-serialisable, or its encoding exceeds
+                ``max_frame``: nothing was sent, and the channel is as it was.
             ChannelClosed: The peer is gone.
             TimeoutError: The peer did not take the bytes in time; since part of a frame
                 may have gone out, the channel refuses further sends.
@@ -117,7 +117,7 @@ class Channel:
         if self._send_broken:
             raise ProtocolError("an earlier send timed out mid-frame; the channel is unusable")
         if size > self.max_frame:
-            raise ProtocolError(
+            raise Unsendable(
                 f"message of {size} bytes exceeds max_frame={self.max_frame}; not sent"
             )
         tag = b"" if self._frame_auth is None else self._frame_auth.seal(kind, payload)

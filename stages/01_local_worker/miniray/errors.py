@@ -22,6 +22,16 @@ class ProtocolError(MiniRayError):
     """
 
 
+class Unsendable(MiniRayError, TypeError):
+    """``send`` refused a message before a byte of it went out: the channel is as it was.
+
+    The codec cannot carry the message (an object it has no form for, or nesting too deep
+    to encode), or, encoded, it is bigger than ``max_frame``. Nothing was written, so the
+    next ``send`` goes out as if this one had not been tried. It is a TypeError too, as
+    ``json.dumps`` raises for what it cannot encode.
+    """
+
+
 class ChannelClosed(MiniRayError, ConnectionError):
     """The other end closed the channel (or the channel was closed here)."""
 

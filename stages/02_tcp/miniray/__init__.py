@@ -32,6 +32,7 @@ from .errors import (
     RemoteError,
     ServerFull,
     ServerUnreachable,
+    Unsendable,
     WorkerDied,
     WorkFnNotFound,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "RemoteWorker",
     "ServerFull",
     "ServerUnreachable",
+    "Unsendable",
     "WorkFnNotFound",
     "Worker",
     "WorkerDied",

@@ -35,6 +35,7 @@ from .errors import (
     RemoteError,
     ServerFull,
     ServerUnreachable,
+    Unsendable,
     WorkerDied,
     WorkFnNotFound,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "RemoteWorker",
     "ServerFull",
     "ServerUnreachable",
+    "Unsendable",
     "WorkFnNotFound",
     "Worker",
     "WorkerDied",

@@ -40,6 +40,7 @@ from .errors import (
     RemoteError,
     ServerFull,
     ServerUnreachable,
+    Unsendable,
     WorkerDied,
     WorkFnNotFound,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "RemoteWorker",
     "ServerFull",
     "ServerUnreachable",
+    "Unsendable",
     "WorkFnNotFound",
     "Worker",
     "WorkerDied",

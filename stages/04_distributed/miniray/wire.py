@@ -27,7 +27,7 @@ import struct
 import traceback
 from typing import Any
 
-from .errors import ProtocolError, RemoteError, WorkerDied, describe_returncode
+from .errors import ProtocolError, RemoteError, Unsendable, WorkerDied, describe_returncode
 
 # --8<-- [start:format]
 HEADER = struct.Struct("!QB")  # payload length (8 bytes, big-endian), frame kind (1 byte)
@@ -48,12 +48,13 @@ def encode_message(msg: Any) -> bytes:
     """JSON-encode a user's message.
 
     Raises:
-        TypeError: ``msg`` holds something JSON cannot carry.
+        Unsendable: ``msg`` holds something JSON cannot carry, or holds itself, or is
+            nested too deeply for the encoder.
     """
     try:
         return _ENCODER.encode(msg).encode()
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"message is not JSON-serialisable: {e}") from e
+    except (TypeError, ValueError, RecursionError) as e:  # ValueError: a circular reference
+        raise Unsendable(f"message is not JSON-serialisable: {e}") from e
 
 
 def decode_message(payload: bytes) -> Any:

@@ -45,6 +45,7 @@ from .errors import (
     ServerFull,
     ServerUnreachable,
     UnknownFunction,
+    Unsendable,
     WorkerDied,
     WorkFnNotFound,
 )
@@ -82,6 +83,7 @@ __all__ = [
     "ServerFull",
     "ServerUnreachable",
     "UnknownFunction",
+    "Unsendable",
     "WorkFnNotFound",
     "Worker",
     "WorkerDied",

@@ -17,24 +17,28 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from .errors import ProtocolError
+from .errors import ProtocolError, Unsendable
 
 PLACEHOLDER = "__buffer__"
 
 
 def describe(value: Any) -> tuple[dict[str, Any], memoryview]:
-    """The placeholder (without its index) and the bytes of one buffer-like value."""
+    """The placeholder (without its index) and the bytes of one buffer-like value.
+
+    Raises:
+        Unsendable: A value that cannot travel as raw bytes (an object array, a GPU tensor).
+    """
     numpy, torch = sys.modules.get("numpy"), sys.modules.get("torch")
     if numpy is not None and isinstance(value, numpy.ndarray):
         if value.dtype.hasobject:
-            raise TypeError("numpy arrays of Python objects cannot be sent (dtype=object)")
+            raise Unsendable("numpy arrays of Python objects cannot be sent (dtype=object)")
         array = numpy.ascontiguousarray(value)
         return {"type": "ndarray", "dtype": array.dtype.str, "shape": list(array.shape)}, (
             memoryview(array.reshape(-1).view(numpy.uint8))
         )
     if torch is not None and isinstance(value, torch.Tensor):
         if value.device.type != "cpu":
-            raise TypeError(f"only CPU tensors can be sent, not {value.device} (call .cpu())")
+            raise Unsendable(f"only CPU tensors can be sent, not {value.device} (call .cpu())")
         flat = value.detach().contiguous().reshape(-1).view(torch.uint8)
         dtype = str(value.dtype).removeprefix("torch.")
         return {"type": "tensor", "dtype": dtype, "shape": list(value.shape)}, memoryview(
@@ -45,9 +49,9 @@ def describe(value: Any) -> tuple[dict[str, Any], memoryview]:
     try:
         view = memoryview(value)
     except TypeError:
-        raise TypeError(f"cannot send a {type(value).__qualname__}: not plain data") from None
+        raise Unsendable(f"cannot send a {type(value).__qualname__}: not plain data") from None
     if not view.c_contiguous:
-        raise TypeError("cannot send a non-contiguous buffer; copy it first")
+        raise Unsendable("cannot send a non-contiguous buffer; copy it first")
     return {"type": kind}, view.cast("B") if view.ndim != 1 or view.format != "B" else view
 
 

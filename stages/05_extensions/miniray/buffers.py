@@ -33,7 +33,7 @@ from typing import Any
 
 from .buffer_values import PLACEHOLDER, describe, is_buffer_like, rebuild
 from .codec import JSON, Codec
-from .errors import ProtocolError
+from .errors import ProtocolError, Unsendable
 from .region import HEADER_SIZE, Region, aligned
 
 _HEAD = struct.Struct("!BBIQI")  # marker 0, where, count, seq, skeleton length
@@ -68,16 +68,27 @@ class MessageCodec:
         self._pinned_seq = 0  # the region message it holds
 
     def encode(self, msg: Any) -> bytes | list[bytes | memoryview]:
-        """The payload: bytes, or with buffers, parts (the caller's own buffers, not copies)."""
+        """The payload: bytes, or with buffers, parts (the caller's own buffers, not copies).
+
+        Raises:
+            Unsendable: The codec cannot carry ``msg``, or its buffers would not fit in the
+                region (nothing was written to it).
+        """
         if self._pinned is not None:  # views dropped since the last recv: give the region back
             self.release_views()
+        try:
+            return self._encode(msg)
+        except RecursionError:  # the walks below and the encoders recurse, one call a level
+            raise Unsendable("message nested too deeply to encode (or it holds itself)") from None
+
+    def _encode(self, msg: Any) -> bytes | list[bytes | memoryview]:
         if self.codec is JSON:
             try:
                 return _json_probe(msg).encode()
             except _HasBuffer:
                 pass
-            except (TypeError, ValueError) as e:
-                raise TypeError(f"message is not JSON-serialisable: {e}") from e
+            except (TypeError, ValueError) as e:  # ValueError: a circular reference
+                raise Unsendable(f"message is not JSON-serialisable: {e}") from e
         elif not _holds_buffer(msg):
             return self.codec.encode(msg)
         buffers: list[memoryview] = []
@@ -127,7 +138,7 @@ class MessageCodec:
         total = sum(aligned(n) for n in lengths)
         region = self._outgoing
         if region is not None and total >= _REGION_MIN and region.is_free():
-            data = region.claim(total)  # ProtocolError over the budget: nothing is sent
+            data = region.claim(total)  # Unsendable over the budget: nothing is sent
             offset = 0
             for buffer, n in zip(buffers, lengths, strict=True):
                 data[offset : offset + n] = buffer
@@ -191,7 +202,7 @@ def _extract(value: Any, buffers: list[memoryview]) -> Any:
     """The skeleton of ``value``: each buffer replaced by a placeholder, appended to ``buffers``."""
     if isinstance(value, dict):
         if PLACEHOLDER in value:
-            raise TypeError(f"a dict key {PLACEHOLDER!r} is reserved in messages with buffers")
+            raise Unsendable(f"a dict key {PLACEHOLDER!r} is reserved in messages with buffers")
         return {k: _extract(v, buffers) for k, v in value.items()}
     if isinstance(value, list | tuple):
         items = [_extract(v, buffers) for v in value]

@@ -88,8 +88,8 @@ class WorkerServer:
         exit_grace: Seconds a worker may outlive its client before SIGTERM.
         max_frame: Largest message, in encoded bytes (default 4 MiB). Decoding one
             can take up to ~50 times its size in memory (see ``wire.py``).
-        max_pending: Connections still authenticating at once, from all addresses.
-        max_pending_per_address: The same, from any one address.
+        max_pending: Connections still authenticating at once, from all addresses; at
+            least ``max_workers``, so that a client for every worker may connect at once.
         codecs: The codecs clients may choose (``("json",)``: a JSON-only server).
     """
 
@@ -106,10 +106,9 @@ class WorkerServer:
         max_frame: int = DEFAULT_MAX_FRAME,
         codecs: tuple[str, ...] = tuple(CODECS),
         max_pending: int = 64,
-        max_pending_per_address: int = 8,
     ) -> None:
-        if min(max_workers, max_pending, max_pending_per_address) < 1:
-            raise ValueError("max_workers, max_pending and max_pending_per_address must be >= 1")
+        if min(max_workers, max_pending) < 1:
+            raise ValueError("max_workers and max_pending must be >= 1")
         self._work_fn = work_fn
         self._key = load_secret(secret)  # scrypt, once per process and secret
         self._max_workers = max_workers
@@ -120,7 +119,9 @@ class WorkerServer:
         if unknown or not codecs:
             raise ValueError(f"codecs must be some of {list(CODECS)}, not {list(codecs)}")
         self._codecs = codecs
-        self._listener = socket.create_server((host, port))
+        # A burst of a client for every worker queues here until accepted, not dropped
+        # (the kernel caps the backlog at net.core.somaxconn, 4096 by default).
+        self._listener = socket.create_server((host, port), backlog=max(128, max_workers))
         self._listener.setblocking(False)
         drop_in_children(self._listener)  # as is everything the server opens: one rule
         self.host, self.port = self._listener.getsockname()[:2]
@@ -131,8 +132,7 @@ class WorkerServer:
         self._handshakes = Handshakes(
             self._key,
             timeout=handshake_timeout,
-            max_pending=max_pending,
-            max_per_address=max_pending_per_address,
+            max_pending=max(max_pending, max_workers),
             watch=self._watch,
             unwatch=self._unwatch,
             on_authenticated=self._start_worker,
