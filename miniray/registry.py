@@ -38,6 +38,7 @@ from typing import Any, overload
 
 from .channel import Channel
 from .errors import ProtocolError, Unsendable
+from .wire import safe_str
 
 UNKNOWN_FUNCTION = "UnknownFunction"  # the error type of a call to a name not registered
 
@@ -143,7 +144,8 @@ def _answer(request: dict[str, Any], registry: Registry) -> dict[str, Any]:
 
 
 def _describe(e: BaseException) -> dict[str, str]:
-    return _error_info(type(e).__qualname__, str(e), "".join(traceback.format_exception(e)))
+    # safe_str: an exception whose __str__ fails must still become a reply, not the end
+    return _error_info(type(e).__qualname__, safe_str(e), "".join(traceback.format_exception(e)))
 
 
 def _error_info(kind: str, message: str, trace: str) -> dict[str, str]:

@@ -57,9 +57,18 @@ def pid() -> int:
     return os.getpid()
 
 
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no words for it")
+
+
+def unprintable_error() -> None:
+    raise _Unprintable()
+
+
 registry = miniray.Registry() if hasattr(miniray, "Registry") else None  # stage 5 on
 if registry is not None:
-    for function in (add, echo, fail, die, nap, unsendable, sized, nested, pid):
+    for function in (add, echo, fail, die, nap, unsendable, sized, nested, pid, unprintable_error):
         registry.register(function)
     registry.register_path("math:sqrt")
 

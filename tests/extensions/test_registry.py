@@ -89,6 +89,16 @@ def test_a_reply_too_big_or_too_deep_to_send_is_an_error_and_calls_in_flight_go_
     assert worker.call_remote("sized", 10) == "x" * 10  # the same worker, still serving
 
 
+def test_an_error_whose_message_cannot_be_made_is_still_an_error_reply(ext_connect: Any) -> None:
+    import miniray
+
+    worker = ext_connect(ext_workfns.registry)
+    with pytest.raises(miniray.RemoteError, match="_Unprintable") as raised:
+        worker.call_remote("unprintable_error")
+    assert "str() failed" in str(raised.value)
+    assert worker.call_remote("echo", [1]) == [1]  # the worker lives
+
+
 @pytest.mark.ex05_2
 def test_many_calls_in_flight_each_get_their_own_result(ext_connect: Any) -> None:
     worker = ext_connect(ext_workfns.registry)

@@ -70,7 +70,7 @@ def encode_error(e: BaseException) -> bytes:
     return encode_message(
         {
             "type": type(e).__qualname__,
-            "message": _safe_str(e),
+            "message": safe_str(e),
             "traceback": "".join(traceback.format_exception(e)),
             "pid": os.getpid(),
             "host": socket.gethostname(),
@@ -144,7 +144,8 @@ def _preview(payload: bytes) -> str:
     return repr(payload[:100]) + ("..." if len(payload) > 100 else "")
 
 
-def _safe_str(e: BaseException) -> str:
+def safe_str(e: BaseException) -> str:
+    """``str(e)``, or a placeholder naming its type when ``str`` itself fails."""
     try:
         return str(e)
     except Exception:  # an exception whose __str__ fails must still be reported
