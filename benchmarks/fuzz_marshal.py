@@ -20,7 +20,10 @@ such a tuple is hashed. This script hunts for payloads of that kind, for a fixed
   The accepted ones go, in batches of length-prefixed frames, to a long-lived child
   process (this script with ``--child``), which loads each one, checks that the value is
   plain data and acyclic, then uses it as a program would: hashes every hashable part and
-  puts it in a set, ``repr``, ``json.dumps`` and ``marshal.dumps``. It answers one byte
+  puts it in a set, ``repr``, ``json.dumps`` and ``marshal.dumps``; then it decodes the
+  input as a receiver does (``MarshalCodec.decode``, which loads sets and dicts whose keys
+  a peer could make collide as marked lists and rebuilds them), which must give plain,
+  acyclic data equal to what ``marshal.loads`` made, or a ``ProtocolError``. It answers one byte
   per input as soon as the input is done, so when it dies by a signal the first input it
   did not answer is the one that crashed it; that input is kept (in hex) and a new child
   takes the rest. An input the child is stuck on for ``--hang-seconds`` is a hang: the
@@ -62,7 +65,7 @@ sys.path.insert(0, str(ROOT))  # the top-level miniray package (= the final stag
 from json_rows import Result, write_json  # noqa: E402
 
 from miniray import ProtocolError  # noqa: E402
-from miniray.codec import MARSHAL_VERSION, check_plain_marshal  # noqa: E402
+from miniray.codec import MARSHAL, MARSHAL_VERSION, check_plain_marshal  # noqa: E402
 
 BATCH = 256  # mutants generated (and checked) per batch sent to the child
 MAX_SIZE = 4096  # bytes: a mutant is cut to this
@@ -368,7 +371,30 @@ def examine(data: bytes) -> int:
     except Exception:
         traceback.print_exc()
         return ord("e")
+    try:
+        decoded = MARSHAL.decode(data)  # the receiver's way: marked lists, rebuilt
+    except ProtocolError:  # refused, say for keys that share a hash: what decode may do
+        return ord("o")
+    except Exception:
+        traceback.print_exc()
+        return ord("e")
+    verdict, _, _ = walk(decoded)
+    if verdict != "ok":
+        return ord("c") if verdict == "cyclic" else ord("n")
+    if decoded != value and not any(map(has_nan, [value, *containers])):
+        print(f"decode gave {decoded!r:.200}, marshal.loads {value!r:.200}", file=sys.stderr)
+        return ord("e")  # (a NaN is unequal to itself: values holding one are not compared)
     return ord("o")
+
+
+def has_nan(part: object) -> bool:
+    """Whether ``part`` is a NaN or holds one directly (a dict: as a key or a value)."""
+    items = [part] if isinstance(part, float) else items_of(part)
+    return any(isinstance(x, float) and x != x for x in items)
+
+
+def items_of(part: object) -> list[object]:
+    return list(items(part)) if type(part) in CONTAINERS else []
 
 
 def walk(value: object) -> tuple[str, list[object], int]:

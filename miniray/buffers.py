@@ -31,6 +31,7 @@ from typing import Any
 
 from .buffer_values import PLACEHOLDER, describe, is_buffer_like, rebuild
 from .codec import JSON, Codec
+from .decode_limits import bottom_up
 from .errors import ProtocolError, Unsendable
 from .region import HEADER_SIZE, Region, aligned
 
@@ -214,15 +215,16 @@ def _extract(value: Any, buffers: list[memoryview]) -> Any:
 
 
 def _restore(skeleton: Any, views: list[memoryview], mode: str) -> Any:
-    """Put the buffers back where their placeholders are."""
-    if isinstance(skeleton, dict):
-        if PLACEHOLDER in skeleton:
-            return rebuild(skeleton, views, mode)
-        return {k: _restore(v, views, mode) for k, v in skeleton.items()}
-    if isinstance(skeleton, list | tuple):
-        items = [_restore(v, views, mode) for v in skeleton]
-        return items if isinstance(skeleton, list) else tuple(items)
-    return skeleton
+    """Put the buffers back where their placeholders are (each shared part once, no recursion)."""
+
+    def make(node: Any, items: list[Any]) -> Any:
+        if type(node) is not dict:
+            return items if type(node) is list else tuple(items)
+        if PLACEHOLDER in node:
+            return rebuild(node, views, mode)
+        return dict(zip(node, items, strict=True))
+
+    return bottom_up(skeleton, make)
 
 
 def _holds_buffer(value: Any) -> bool:

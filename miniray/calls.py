@@ -165,7 +165,10 @@ class _CallState:
         pid = self._pid
         if isinstance(cause, WorkerDied):
             ended = WorkerDied(str(cause), pid=pid, returncode=cause.returncode)
-        elif isinstance(cause, ChannelClosed | RemoteError | ProtocolError | OSError):
+        elif isinstance(cause, ProtocolError):  # it may live on, but no reply can be trusted
+            message = f"worker pid {pid} broke the protocol ({cause}): its calls are abandoned"
+            ended = WorkerDied(message, pid=pid, returncode=None)
+        elif isinstance(cause, ChannelClosed | RemoteError | OSError):
             ended = WorkerDied(f"worker pid {pid} ended: {cause}", pid=pid, returncode=None)
         else:
             ended = WorkerDied(

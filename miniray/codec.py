@@ -12,8 +12,10 @@ A ``Channel`` encodes each MESSAGE frame with its codec:
 documentation warns that crafted data can crash it. So a payload is *scanned* first
 (`check_plain_marshal`): only the type codes of plain data are allowed, every count must
 fit in the bytes that are left, and the value must end exactly at the payload's end.
-Only then does ``marshal.loads`` see it. Over TCP the codec is agreed on *after* the
-peer has authenticated, so a stranger never reaches the decoder at all.
+Only then does ``marshal.loads`` see it. The scan also bounds what the value costs: its
+depth, its back-references, and the hashing of its sets' and dicts' keys (see
+``decode_limits.py``). Over TCP the codec is agreed on *after* the peer has authenticated,
+so a stranger never reaches the decoder at all.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ import re
 import struct
 from typing import Any, Protocol
 
+from .decode_limits import MAX_DEPTH, as_marked_lists, check_depth, rebuild_hashed
 from .errors import ProtocolError, Unsendable
 
 MARSHAL_VERSION = 4  # the format of Python 3.4 on; each Python reads the versions it writes
-MAX_DEPTH = 1000  # containers inside containers, like the JSON decoder's recursion limit
+MAX_WEIGHT = 4  # a marshalled value, references counted out, weighs at most 4x its bytes
 
 
 class Codec(Protocol):
@@ -60,9 +63,12 @@ class JsonCodec:
 
     def decode(self, payload: bytes | bytearray) -> Any:
         try:
-            return self._decoder.decode(payload.decode())
+            value = self._decoder.decode(payload.decode())
         except (ValueError, RecursionError) as e:  # bad UTF-8 and bad JSON are ValueErrors
             raise ProtocolError(f"garbled message: {e}") from None
+        if payload.count(b"[") + payload.count(b"{") > MAX_DEPTH:  # else it cannot be deeper
+            check_depth(value)
+        return value
 
 
 class MarshalCodec:
@@ -78,11 +84,12 @@ class MarshalCodec:
         return payload  # a code object inside is refused by the peer, on decode
 
     def decode(self, payload: bytes | bytearray) -> Any:
-        check_plain_marshal(payload)
+        loadable = check_plain_marshal(payload)
         try:
-            return marshal.loads(payload)
+            value = marshal.loads(loadable)
         except (ValueError, EOFError, TypeError) as e:  # TypeError: an unhashable set item
             raise ProtocolError(f"garbled marshal message: {e}") from None
+        return value if loadable is payload else rebuild_hashed(value)
 
 
 # --8<-- [end:codecs]
@@ -101,34 +108,53 @@ def get_codec(name: str) -> Codec:
 
 
 # --8<-- [start:check_plain_marshal]
-def check_plain_marshal(payload: bytes | bytearray) -> None:
-    """Raise unless ``payload`` is exactly one marshalled value made of plain data.
+def check_plain_marshal(payload: bytes | bytearray) -> bytes | bytearray:
+    """Raise unless ``payload`` is exactly one marshalled value made of plain data; return
+    the bytes to give ``marshal.loads``.
 
     Plain data: None, bools, ints, floats, str, bytes, and tuples, lists, dicts, sets and
     frozensets of them. Code objects, complex numbers, Ellipsis and anything else are
     refused by type code, before ``marshal.loads`` would build them.
 
+    The value must cost about what its bytes do (see ``decode_limits.py``): counted with
+    each back-reference to a container as that container's bytes again, it may weigh at
+    most ``MAX_WEIGHT`` times the payload (plus 1 MiB). A set, frozenset or dict with a
+    key whose hash a peer can choose (anything but a string, bytes, a small int, None or
+    a bool) is written as a marked list in the bytes returned, for `rebuild_hashed` to
+    check and build; without one, the payload itself is returned.
+
     Raises:
         ProtocolError: Not plain data, truncated, a count larger than the bytes left,
-            nested deeper than ``MAX_DEPTH``, or bytes after the value.
+            nested deeper than ``MAX_DEPTH``, too heavy, or bytes after the value.
     """
-    # The walk uses a stack, not recursion. The container being read is (left, ref): its
-    # items left (-1 for a dict, which ends with a NULL code) and its back-reference index.
+    # The walk uses a stack, not recursion. The container being read is (left, ref, keys_at,
+    # chosen): its items left (for a dict, which ends with a NULL code: -1 minus the items
+    # read), its back-reference number, where it starts if it is a set, frozenset or dict
+    # (else -1), and whether one of its keys has a hash that a peer can choose.
     # marshal numbers a value whose type code has _FLAG_REF set, so that later bytes can
     # refer back to it; a reference to a container still open would make a cycle. The
     # numbering must be marshal's own: None, True, False and references take no number
     # even when flagged, and counting them would aim the open-container check elsewhere.
     data, end, pos = payload, len(payload), 0
-    outer: list[tuple[int, int]] = []  # the open containers around the current one
-    left, ref = 1, -1  # the outermost "container" holds the one value
+    outer: list[tuple[int, int, int, bool]] = []  # the open containers around the current one
+    left, ref, keys_at, chosen = 1, -1, -1, False  # the outermost "container" holds the value
     flagged = 0  # values numbered so far
-    open_refs: set[int] = set()  # the numbers of the containers still open
+    open_refs: dict[int, tuple[int, int]] = {}  # open containers: number -> (start, extra)
+    weights: dict[int, int] = {}  # a numbered container's bytes, references counted out
+    extra = 0  # what the references read so far add to the bytes, counted out
+    choosable: set[int] = set()  # the numbers of values whose hash a peer can choose
+    hashed: list[tuple[int, int, int]] = []  # sets and dicts with such keys: as_marked_lists
+    dict_items = 0  # the item count of the dict that ended last
     while True:
         if left == 0:  # the current container is complete
-            open_refs.discard(ref)
+            if ref >= 0:
+                begun, extra_then = open_refs.pop(ref)
+                weights[ref] = pos - begun + extra - extra_then
+            if chosen:
+                hashed.append((keys_at, pos, dict_items))
             if not outer:
                 break
-            left, ref = outer.pop()
+            left, ref, keys_at, chosen = outer.pop()
             continue
         if pos >= end:
             raise ProtocolError("marshal data ends in the middle of a value")
@@ -137,14 +163,22 @@ def check_plain_marshal(payload: bytes | bytearray) -> None:
         if left > 0:
             left -= 1
         elif (code & ~_FLAG_REF) == _NULL:  # a dict's end
-            left = 0
+            if left % 2 == 0:  # an odd number of items: marshal would drop the last key
+                raise ProtocolError("marshal data has a dict key without a value")
+            left, dict_items = 0, -1 - left
             continue
+        else:
+            left -= 1
         number = -1
         flag, code = code & _FLAG_REF, code & ~_FLAG_REF
         kind = _KINDS[code]
         if flag and code not in _UNNUMBERED:
             number = flagged
             flagged += 1
+            if code in _CHOOSABLE:
+                choosable.add(number)
+        if keys_at >= 0 and code in _CHOOSABLE and (left >= 0 or left % 2 == 0):
+            chosen = True  # a key (a dict's keys are its even items) with a chosen hash
         if kind == _SHORT_STR:
             pos += 1 + (data[pos] if pos < end else 0)
         elif kind == _FIXED:
@@ -160,10 +194,10 @@ def check_plain_marshal(payload: bytes | bytearray) -> None:
         elif kind == _CONTAINER:
             if len(outer) >= MAX_DEPTH:
                 raise ProtocolError(f"marshal data nested deeper than {MAX_DEPTH}")
-            outer.append((left, ref))
-            ref = number
+            outer.append((left, ref, keys_at, chosen))
+            ref, keys_at, chosen = number, pos - 1 if code in _HASHED else -1, False
             if number >= 0:
-                open_refs.add(number)
+                open_refs[number] = (pos - 1, extra)
             if code == _DICT:
                 left = -1
             elif code == _TUPLE_8:
@@ -176,6 +210,12 @@ def check_plain_marshal(payload: bytes | bytearray) -> None:
             index = _INT32.unpack_from(data, pos)[0] if pos + 4 <= end else -1
             if index in open_refs:
                 raise ProtocolError("marshal data refers to a container inside itself")
+            if index in weights:  # a container, named again: its bytes count again
+                extra += weights[index]
+                if extra > (MAX_WEIGHT - 1) * end + _WEIGHT_ALLOWANCE:
+                    raise ProtocolError(f"marshal data weighs over {MAX_WEIGHT}x its bytes")
+            if keys_at >= 0 and index in choosable and (left >= 0 or left % 2 == 0):
+                chosen = True  # the same, named by reference
             pos += 4
         elif kind == _LONG:
             pos += 4 + 2 * abs(_count(data, pos, end, item_size=2, signed=True))
@@ -185,12 +225,19 @@ def check_plain_marshal(payload: bytes | bytearray) -> None:
             raise ProtocolError("marshal data ends in the middle of a value")
     if pos != end:
         raise ProtocolError(f"{end - pos} bytes after the marshalled value")
+    return as_marked_lists(payload, hashed) if hashed else payload
 
 
 # --8<-- [end:check_plain_marshal]
 
 _FLAG_REF = 0x80  # set on a type code when later parts of the stream may refer back to it
 _NULL, _DICT, _TUPLE_8 = ord("0"), ord("{"), ord(")")
+_WEIGHT_ALLOWANCE = 1 << 20  # what references may add to any payload, however small
+_HASHED = frozenset(b"<>{")  # set, frozenset, dict: marshal.loads hashes their keys
+# Keys whose hash a peer can choose: big ints and floats (hashed mod 2**61 - 1, no
+# secret), and tuples and frozensets (hashed from their items). A small int ('i') is its
+# own hash, and str and bytes hashes have a per-process secret.
+_CHOOSABLE = frozenset(b"lg()>")
 _INT32 = struct.Struct("<i")
 # What each type code is, by how the walk steps over it; 0 (refused) for anything else.
 _SHORT_STR, _FIXED, _SIZED, _CONTAINER, _REFERENCE, _LONG = range(1, 7)

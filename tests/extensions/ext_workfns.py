@@ -6,6 +6,8 @@ made where the stage under test has one.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import struct
 import time
@@ -117,3 +119,38 @@ def rogue_region(handle: Channel) -> None:
             skeleton = b'{"__buffer__":0,"type":"bytes"}'
             head = struct.pack("!BBIQI", 0, 1, 1, region.sent + 1, len(skeleton))
             handle.send_frame(MESSAGE, head + struct.pack("!Q", msg["size"]) + skeleton)
+
+
+def echo_arrays(handle: Channel) -> None:
+    """echo_fn in a program that uses numpy: a process receives arrays only if it has
+    imported their module itself (a peer's placeholder never imports one)."""
+    import numpy  # noqa: F401
+
+    echo_fn(handle)
+
+
+def echo_tensors(handle: Channel) -> None:
+    """echo_fn in a program that uses torch (see echo_arrays)."""
+    import torch  # noqa: F401
+
+    echo_fn(handle)
+
+
+def deep_reply(handle: Channel) -> None:
+    """Answer the first call with a reply whose skeleton nests 600 lists deep, then live on
+    until the client hangs up: a worker that breaks the protocol but does not die."""
+    request = handle.recv()
+    value: Any = {"__buffer__": 0, "type": "bytes"}
+    for _ in range(600):
+        value = [value]
+    skeleton = json.dumps({"reply": request["call"], "value": value}).encode()
+    handle.send_frame(0, buffer_message(skeleton, b"x"))  # a MESSAGE frame, built by hand
+    with contextlib.suppress(miniray.ChannelClosed):
+        while True:
+            handle.recv()
+
+
+def buffer_message(skeleton: bytes, data: bytes) -> bytes:
+    """A buffer message's payload (see miniray/buffers.py) with one buffer, inline."""
+    head = struct.pack("!BBIQI", 0, 0, 1, 0, len(skeleton)) + struct.pack("!Q", len(data))
+    return head + skeleton + data

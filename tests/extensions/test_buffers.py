@@ -33,7 +33,7 @@ def test_bytes_like_values_arrive_as_the_same_type(ext_connect: Any, codec: str,
 @pytest.mark.parametrize("size", [10, BIG])
 def test_numpy_arrays_keep_dtype_and_shape(ext_connect: Any, size: int) -> None:
     numpy = pytest.importorskip("numpy", reason="numpy is optional; the array path needs it")
-    worker = ext_connect(ext_workfns.echo_fn)
+    worker = ext_connect(ext_workfns.echo_arrays)
     arrays = [
         numpy.arange(size, dtype=numpy.float32).reshape(-1, 2),
         numpy.arange(12, dtype=">i8").reshape(3, 4)[:, ::2],  # non-contiguous, big-endian
@@ -62,7 +62,7 @@ def test_an_array_received_as_a_copy_is_its_own() -> None:
 
 def test_torch_tensors_keep_dtype_and_shape(ext_connect: Any) -> None:
     torch = pytest.importorskip("torch", reason="torch is optional; the tensor path needs it")
-    worker = ext_connect(ext_workfns.echo_fn)
+    worker = ext_connect(ext_workfns.echo_tensors)
     tensors = [
         torch.arange(6, dtype=torch.bfloat16).reshape(2, 3),
         torch.ones(3, dtype=torch.int64),
@@ -257,7 +257,7 @@ def test_big_frames_are_read_whole_and_the_stream_goes_on() -> None:
 
 def test_a_big_array_over_tcp_arrives_whole_and_writable(servers: Any) -> None:
     numpy = pytest.importorskip("numpy", reason="numpy is optional; the array path needs it")
-    worker = servers.connect(ext_workfns.echo_fn, max_frame=16 << 20)
+    worker = servers.connect(ext_workfns.echo_arrays, max_frame=16 << 20)
     array = numpy.arange(1 << 20, dtype=numpy.float64)  # 8 MiB: the big-frame path
     worker.send({"a": array, "b": b"tail"})
     got = worker.recv(timeout=20)
@@ -298,7 +298,7 @@ def test_cluster_workers_carry_buffers_and_arrays_out_of_band() -> None:
     import miniray
 
     numpy = pytest.importorskip("numpy", reason="numpy is optional; the array path needs it")
-    spec = f"{os.path.dirname(ext_workfns.__file__)}/ext_workfns.py:echo_fn"
+    spec = f"{os.path.dirname(ext_workfns.__file__)}/ext_workfns.py:echo_arrays"
     array = numpy.arange(300_000, dtype=numpy.float32).reshape(600, 500)
     with miniray.Cluster([miniray.NodeConfig("localhost", 2)], log=lambda line: None) as cluster:
         for worker in cluster.start(work_fn=spec):

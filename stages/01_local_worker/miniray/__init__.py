@@ -15,7 +15,8 @@
 Every kind of worker has the same API: ``send``, ``recv(timeout)``, ``wait(timeout)``,
 ``is_alive``, ``close``, and a context manager. ``import miniray`` imports the standard
 library only: torch is imported by ``miniray.fsdp`` and by a rank joining its process
-group, numpy and torch by nothing that did not receive one of their arrays.
+group; a peer's array never imports numpy or torch (a process receives those arrays only
+once it has imported the module itself).
 
 MiniRay 0.1, the library as the tutorial's stage 1 leaves it: run a function in a
 forked worker and talk to it in JSON messages.

@@ -3,16 +3,20 @@
 
 See ``buffers.py`` for the message around them. Kinds: ``bytes``,
 ``bytearray``, ``memoryview`` (also anything else with the buffer protocol), numpy
-``ndarray`` and CPU torch ``Tensor``. numpy and torch are never imported to *send*: a value
-can only be an array if its module is already loaded. A peer's placeholder is checked
-before anything is built from it: a known kind, a buffer that exists, a dtype that holds no
-Python objects, a shape of non-negative ints.
+``ndarray`` and CPU torch ``Tensor``. numpy and torch are never imported, to send or to
+receive: a value can only be an array if its module is already loaded, and a peer's array
+is refused (`ProtocolError`) where the receiving program has not imported that module
+itself, so a few bytes cannot make us load hundreds of MiB. A peer's placeholder is checked
+before anything is built from it: a known kind, a buffer that exists, a dtype from a fixed
+list (torch) or of a fixed form holding no Python objects (numpy), a shape of non-negative
+ints.
 
 New in this stage: the whole module.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -39,8 +43,10 @@ def describe(value: Any) -> tuple[dict[str, Any], memoryview]:
     if torch is not None and isinstance(value, torch.Tensor):
         if value.device.type != "cpu":
             raise Unsendable(f"only CPU tensors can be sent, not {value.device} (call .cpu())")
-        flat = value.detach().contiguous().reshape(-1).view(torch.uint8)
         dtype = str(value.dtype).removeprefix("torch.")
+        if dtype not in TORCH_DTYPES:
+            raise Unsendable(f"tensors of dtype {dtype} cannot be sent")
+        flat = value.detach().contiguous().reshape(-1).view(torch.uint8)
         return {"type": "tensor", "dtype": dtype, "shape": list(value.shape)}, memoryview(
             flat.numpy()
         )
@@ -83,8 +89,10 @@ def _as_memoryview(view: memoryview, _info: dict[str, Any], mode: str) -> Any:
 
 
 def _as_ndarray(view: memoryview, info: dict[str, Any], mode: str) -> Any:
-    numpy = _import("numpy")
-    dtype = numpy.dtype(str(info["dtype"]))
+    numpy = _loaded("numpy")
+    if not (isinstance(info["dtype"], str) and _NUMPY_DTYPE.fullmatch(info["dtype"])):
+        raise TypeError(f"{info['dtype']!r:.40} is not the dtype of an array of numbers")
+    dtype = numpy.dtype(info["dtype"])
     if dtype.hasobject:
         raise TypeError("a peer may not send arrays of Python objects")
     array = numpy.frombuffer(view, dtype=dtype).reshape(_shape(info["shape"]))
@@ -94,19 +102,21 @@ def _as_ndarray(view: memoryview, info: dict[str, Any], mode: str) -> Any:
 
 
 def _as_tensor(view: memoryview, info: dict[str, Any], mode: str) -> Any:
-    torch = _import("torch")
-    dtype = getattr(torch, str(info["dtype"]))
-    if not isinstance(dtype, torch.dtype):
-        raise TypeError(f"{info['dtype']!r} is not a torch dtype")
+    torch = _loaded("torch")
+    name = info["dtype"]
+    if not (isinstance(name, str) and name in TORCH_DTYPES):  # before getattr, which imports
+        raise TypeError(f"{name!r:.40} is not a tensor dtype MiniRay carries")
+    dtype = getattr(torch, name, None)
+    if not isinstance(dtype, torch.dtype):  # an older torch
+        raise TypeError(f"this torch has no dtype {name}")
     source = view if mode == "owned" else _writable_copy(view)  # torch has no read-only tensors
     return torch.frombuffer(source, dtype=torch.uint8).view(dtype).reshape(_shape(info["shape"]))
 
 
 def _writable_copy(view: memoryview) -> Any:
-    """A writable copy of ``view``'s bytes: numpy's if it is installed (see `_as_ndarray`)."""
-    try:
-        import numpy
-    except ImportError:  # torch runs without numpy
+    """A writable copy of ``view``'s bytes: numpy's if it is loaded (see `_as_ndarray`)."""
+    numpy = sys.modules.get("numpy")
+    if numpy is None:  # torch runs without numpy
         return bytearray(view)
     return numpy.frombuffer(view, dtype=numpy.uint8).copy()
 
@@ -126,13 +136,26 @@ _REBUILDERS: dict[str, Callable[[memoryview, dict[str, Any], str], Any]] = {
 }
 
 
-def _import(name: str) -> Any:
-    try:
-        return __import__(name)
-    except ImportError:
+def _loaded(name: str) -> Any:
+    """The module ``name`` if this program has imported it; never imported here, for a peer."""
+    module = sys.modules.get(name)
+    if module is None:
         raise ProtocolError(
-            f"the peer sent a {name} value, but {name} is not installed here"
-        ) from None
+            f"the peer sent a {name} value, but this process has not imported {name}: "
+            f"import {name} before receiving its arrays"
+        )
+    return module
+
+
+# What a placeholder's dtype may be. torch: the names of its dtypes of plain numbers,
+# checked before getattr (a name such as "_dynamo" would import a submodule). numpy: a
+# dtype's .str (byte order, kind, size, a datetime unit), no structured or object types.
+TORCH_DTYPES = frozenset(
+    {"bool", "uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64"}
+    | {"float16", "bfloat16", "float32", "float64", "complex32", "complex64", "complex128"}
+    | {"float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz"}
+)
+_NUMPY_DTYPE = re.compile(r"[<>|=][biufcmMSUV][0-9]{1,9}(\[[0-9]*[a-zA-Z]+\])?")
 
 
 def is_buffer_like(value: Any) -> bool:
