@@ -9,8 +9,13 @@
 #   make workspace STAGE=1     copy stage 1 to workspace/ with its exercises stubbed (FORCE=1
 #                              replaces an existing workspace)
 #   make exercise EX=1.3       test exercise 1.3 in your workspace (any order: the exercises
-#                              you have not written yet run the stage's code meanwhile)
+#                              you have not written yet run the stage's code meanwhile);
+#                              ARGS="-v" passes options to pytest, WORKSPACE=DIR names another
 #   make exercise              your progress: each exercise solved or not yet
+#   make hint EX=1.3           the hint of exercise 1.3
+#   make train WORKSPACE=1     train the model of `make demo` with your workspace/04_distributed
+#                              (your train_step, await_phase...); WORKSPACE=DIR for another,
+#                              ARGS="--steps 5" for the example's options
 #   make check-exercises       check that every exercise's tests catch a stubbed solution
 #   make docs | serve-docs     build the site (strict) | serve it on http://127.0.0.1:8000
 #   make measured              run every benchmark (~10-15 min), remake docs/measured.md's files
@@ -30,13 +35,28 @@ TORCH_PIN ?= torch==2.13.0
 export NO_MKDOCS_2_WARNING := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help demo demo-echo test sync workspace exercise check-exercises docs serve-docs measured
+.PHONY: help demo demo-echo train test sync workspace exercise hint check-exercises docs \
+	serve-docs measured
 
 help:
-	@sed -n '3,17s/^# \{0,1\}//p' Makefile
+	@sed -n '3,23s/^# \{0,1\}//p' Makefile
 
 demo: $(STAMP_RUN)
 	$(PY) examples/train_distributed_miniray.py
+
+# WORKSPACE=1: the default workspace; any other value names the workspace's folder.
+WORKSPACE_DIR = $(filter-out 1,$(WORKSPACE))
+TRAIN_FROM = $(or $(WORKSPACE_DIR),workspace/04_distributed)
+
+train: $(STAMP_RUN)
+ifeq ($(WORKSPACE),)
+	$(PY) examples/train_distributed_miniray.py $(ARGS)
+else
+	@test -f "$(TRAIN_FROM)/miniray/training.py" || { \
+	  echo "no workspace with train_step at $(TRAIN_FROM); make one: make workspace STAGE=4"; \
+	  exit 2; }
+	PYTHONPATH=$(TRAIN_FROM) $(PY) examples/train_distributed_miniray.py $(ARGS)
+endif
 
 demo-echo: $(STAMP_RUN)
 	$(PY) examples/demo.py
@@ -52,7 +72,12 @@ workspace: $(STAMP_DEV)
 	$(PY) -m tools.exercises workspace $(STAGE) $(if $(FORCE),--force)
 
 exercise: $(STAMP_DEV)
-	@$(PY) -m tools.exercises $(if $(EX),test $(EX),progress)
+	@$(PY) -m tools.exercises $(if $(EX),test $(EX),progress) \
+	  $(if $(WORKSPACE_DIR),--workspace $(WORKSPACE_DIR)) $(if $(and $(EX),$(ARGS)),-- $(ARGS))
+
+hint: | $(PY)
+	@test -n "$(EX)" || { echo "usage: make hint EX=1.3"; exit 2; }
+	@$(PY) -m tools.exercises hint $(EX)
 
 check-exercises: $(STAMP_DEV)
 	$(PY) -m tools.exercises check

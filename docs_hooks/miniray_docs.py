@@ -5,8 +5,8 @@ A stage page names its stage in front matter (``stage: 01_local_worker``).  On s
 
 * each exercise of the stage's ``stage.toml`` is placed where the walkthrough quotes its
   function (`tools.page_exercises.place_exercises`): the statement and the stub first, the
-  stage's code in a collapsed ``??? success "The stage's code"`` block, still included from
-  the source;
+  hint in a collapsed ``??? tip "Hint"`` block, the stage's code in a collapsed
+  ``??? success "The stage's code"`` block, still included from the source;
 * ``<!-- exercises -->``, alone on a line, becomes the index of those exercises, linking to
   each one;
 * ``<!-- changed-files -->``, alone on a line, becomes a table of the files in the stage's

@@ -3,6 +3,8 @@
     python examples/train_distributed_miniray.py                  # 2 localhost nodes x 2, gloo
     python examples/train_distributed_miniray.py --nodes h1,h2 --workers-per-node 4
     python examples/train_distributed_miniray.py --backend nccl   # one GPU per local rank
+    PYTHONPATH=workspace/04_distributed python examples/train_distributed_miniray.py
+                                        # with a learner's miniray (make train WORKSPACE=1)
 
 The coordinator (this process, no torch needed) starts a Cluster, asks the nodes for
 every rank's torch.distributed settings, runs the preflight (every rank joins the
@@ -143,9 +145,15 @@ def read_text() -> bytes:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     hosts = args.nodes.split(",")
-    env = {"PYTHONPATH": str(Path(miniray.__file__).resolve().parent.parent)}
-    env["MINIRAY_PREFLIGHT_TIMEOUT"] = str(args.timeout)
-    nodes = [NodeConfig(h, num_workers=args.workers_per_node, env=env) for h in hosts]
+    home = Path(miniray.__file__).resolve().parent.parent  # the folder of this miniray
+    print(f"miniray {miniray.__version__} from {home / 'miniray'}", flush=True)
+    env = {"PYTHONPATH": str(home), "MINIRAY_PREFLIGHT_TIMEOUT": str(args.timeout)}
+    # The nodes run in that folder too: `python -m miniray.cluster_server` imports the
+    # miniray of the folder it runs in before PYTHONPATH's, and it must be the coordinator's
+    # (a learner's workspace, with PYTHONPATH=workspace/04_distributed).
+    nodes = [
+        NodeConfig(h, num_workers=args.workers_per_node, env=env, cwd=str(home)) for h in hosts
+    ]
     text = read_text()
     started = time.monotonic()
     with Cluster(nodes, stop_grace=2.0) as cluster:
@@ -158,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         options = {"optimizer": args.optimizer, "lr": args.lr, "seed": args.seed}
-        options["checkpoint_dir"] = args.checkpoint_dir
+        checkpoints = args.checkpoint_dir and str(Path(args.checkpoint_dir).resolve())
+        options["checkpoint_dir"] = checkpoints  # absolute: the nodes run elsewhere
         for worker in workers:
             worker.send(options)
         wait_ready(workers, timeout=args.timeout)

@@ -15,11 +15,19 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
+from tools.exercise_output import OverlayPaths, run_rewritten
 from tools.stages import REPO_ROOT, Exercise, Stage, list_stages
 from tools.stubs import ExerciseError
-from tools.workspaces import exercise_message, make_workspace, overlay_workspace, unsolved_exercises
+from tools.workspaces import (
+    exercise_message,
+    import_problem,
+    make_workspace,
+    overlay_workspace,
+    unsolved_exercises,
+)
 
 DEFAULT_TIMEOUT = 300.0
+LEARNER_TEST_TIMEOUT = 10.0  # seconds per test in a learner's run: a hang fails in seconds
 
 
 @dataclass(frozen=True)
@@ -63,17 +71,7 @@ def run_exercise_tests(
     """Run ``pytest tests --stage WORKSPACE -m exNN_M``; return (exit code or None on
     timeout, captured output or "")."""
     exercise = find_exercise(exercise_id, root)[1]
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        *files_that_mention(exercise.marker, root),
-        "--stage",
-        str(workspace),
-        "-m",
-        exercise.marker,
-        *extra_args,
-    ]
+    command = pytest_command(exercise, workspace, extra_args, root)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     try:
         done = subprocess.run(
@@ -88,6 +86,15 @@ def run_exercise_tests(
     except subprocess.TimeoutExpired as expired:
         return None, _text(expired.stdout) + _text(expired.stderr)
     return done.returncode, (done.stdout or "") + (done.stderr or "")
+
+
+def pytest_command(
+    exercise: Exercise, workspace: Path, extra_args: Sequence[str], root: Path = REPO_ROOT
+) -> list[str]:
+    """``python -m pytest FILES --stage WORKSPACE -m exNN_M EXTRA_ARGS``."""
+    files = files_that_mention(exercise.marker, root)
+    stage = ["--stage", str(workspace), "-m", exercise.marker]
+    return [sys.executable, "-m", "pytest", *files, *stage, *extra_args]
 
 
 def files_that_mention(marker: str, root: Path = REPO_ROOT) -> list[str]:
@@ -113,15 +120,29 @@ def run_alone_in_workspace(
     *,
     capture: bool = False,
     quiet: bool = False,
+    check_import: bool = True,
+    timeout: float | None = DEFAULT_TIMEOUT,
     root: Path = REPO_ROOT,
 ) -> tuple[int | None, str]:
     """Run exercise ``exercise_id``'s tests against ``workspace`` alone: every other exercise
     still stubbed there runs the stage's own code for this run (the workspace is not changed).
 
+    A workspace that does not import is not tested (unless ``check_import`` is false: the
+    caller has checked): the one line that says why is printed (or returned) instead, with
+    exit code 1.  Each test gets `LEARNER_TEST_TIMEOUT` seconds
+    (``extra_args`` may give another ``--timeout``), and a timeout names the exercise
+    function that did not return (`tools.exercise_plugin`).  The paths in the output are
+    the workspace's (`tools.exercise_output`).
+
     Unless ``quiet``, prints one line naming the exercises filled in, and, when the exercise
     itself is still the stub, its NotImplementedError before the tests run.
     """
     stage, exercise = find_exercise(exercise_id, root)
+    problem = import_problem(stage, workspace) if check_import else None
+    if problem is not None:
+        if not capture:
+            print(problem, flush=True)
+        return 1, problem + "\n"
     with tempfile.TemporaryDirectory(prefix="miniray-overlay-") as tmp:
         dest = Path(tmp) / workspace.name
         overlay, filled = overlay_workspace(stage, workspace, dest, exercise.id)
@@ -137,8 +158,20 @@ def run_alone_in_workspace(
                     f"make exercise EX={exercise.id} again",
                     flush=True,
                 )
-        args = ["-x", *extra_args] if unsolved else list(extra_args)
-        return run_exercise_tests(exercise.id, overlay, args, capture=capture, root=root)
+        args = ["-p", "tools.exercise_plugin", "--exercise-stage", str(overlay)]
+        args += ["--timeout", f"{LEARNER_TEST_TIMEOUT:g}", *(["-x"] if unsolved else [])]
+        if not capture and sys.stdout.isatty():
+            args.append("--color=yes")  # pytest writes to a pipe: ours
+        paths = OverlayPaths(stage, workspace, overlay, filled)
+        return run_rewritten(
+            pytest_command(exercise, overlay, [*args, *extra_args], root),
+            cwd=root,
+            env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+            rewrite=paths.rewrite,
+            marker=paths.marker,
+            capture=capture,
+            timeout=timeout,
+        )
 
 
 def check_exercise(

@@ -2,14 +2,21 @@
 check that every exercise is a real one; with the command line for these and for workspaces.
 
 An exercise (``[[exercises]]`` in ``stage.toml``) names a target function or method, such as
-``miniray/process.py:run_work_fn``.  Its tests carry the marker ``ex01_3`` (for id "1.3").
+``miniray/process.py:run_work_fn``, a title, a ``statement`` (what the function must do
+beyond its docstring: the page shows it) and a ``hint`` (how: shown when asked).  Its tests
+carry the marker ``ex01_3`` (for id "1.3").
 
     python -m tools.exercises workspace STAGE [--dest DIR] [--only ID ...] [--force]
         copy the stage to workspace/NN_name/ with every exercise's body replaced by
         ``raise NotImplementedError("Exercise 1.3: <title>")``       (make workspace STAGE=1)
     python -m tools.exercises test ID [--workspace DIR] [-- PYTEST_ARGS ...]
         run the exercise's tests against the workspace, with every *other* exercise that is
-        still a stub filled in with the stage's code for this run     (make exercise EX=1.3)
+        still a stub filled in with the stage's code for this run     (make exercise EX=1.3,
+        ARGS="-v" for pytest's options; each test has 10 s unless ARGS="--timeout N").
+        A workspace that does not import says so in one line instead; the output names the
+        workspace's files, not the temporary copy the tests run on
+    python -m tools.exercises hint ID
+        the exercise's statement and its hint                         (make hint EX=1.3)
     python -m tools.exercises progress [--workspace DIR ...]
         each exercise of each workspace: solved, or not yet           (make exercise)
     python -m tools.exercises check [ID ...] [--jobs N]
@@ -25,6 +32,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -44,6 +52,7 @@ from tools.workspaces import (
     WORKSPACE_DIR,
     default_workspace,
     exercise_message,
+    import_problem,
     make_workspace,
     overlay_workspace,
     render_stub,
@@ -79,12 +88,17 @@ RC_WORDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point; returns the exit status."""
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cut = argv.index("--") if "--" in argv else len(argv)  # what follows goes to pytest
+    args = _parser().parse_args(argv[:cut])
+    args.pytest_args = argv[cut + 1 :]
     try:
         if args.command == "workspace":
             return _cmd_workspace(args)
         if args.command == "test":
             return _cmd_test(args)
+        if args.command == "hint":
+            return _cmd_hint(args)
         if args.command == "progress":
             return _cmd_progress(args)
         return _cmd_check(args)
@@ -109,7 +123,9 @@ def _parser() -> argparse.ArgumentParser:
     test = sub.add_parser("test", help="run one exercise's tests against your workspace")
     test.add_argument("id", help="exercise id, like 1.3")
     test.add_argument("--workspace", type=Path, help="default: workspace/NN_name")
-    test.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+    test.epilog = "Arguments after -- go to pytest: test 1.3 -- -v -k name"
+    hint = sub.add_parser("hint", help="an exercise's hint")
+    hint.add_argument("id", help="exercise id, like 1.3")
     progress = sub.add_parser("progress", help="which exercises of your workspaces are solved")
     progress.add_argument("--workspace", type=Path, nargs="+", help="default: workspace/*")
     check = sub.add_parser("check", help="check that every exercise is tested")
@@ -128,11 +144,11 @@ def _cmd_workspace(args: argparse.Namespace) -> int:
     print(f"workspace: {shown_path(dest)}")
     for exercise in exercises:
         print(f"  {exercise.id}  {exercise.target}: {exercise.title}")
-        print(f"       hint: {exercise.hint}")
     if exercises:
         print(
             f"test one with: make exercise EX={exercises[0].id}   (any order: the others run "
-            "the stage's code until you write them)\nsee your progress with: make exercise"
+            "the stage's code until you write them)\nsee your progress with: make exercise\n"
+            f"stuck? the stage page has a hint for each, or: make hint EX={exercises[0].id}"
         )
     return 0
 
@@ -140,9 +156,27 @@ def _cmd_workspace(args: argparse.Namespace) -> int:
 def _cmd_test(args: argparse.Namespace) -> int:
     stage, exercise = find_exercise(args.id, REPO_ROOT)
     workspace = _existing_workspace(stage, args.workspace)
-    print(f"exercise {exercise.id}: {exercise.title}\n  hint: {exercise.hint}", flush=True)
-    rc, _ = run_alone_in_workspace(exercise.id, workspace, args.pytest_args)
+    problem = import_problem(stage, workspace)
+    if problem is not None:  # before anything else: every test would fail on it
+        print(problem)
+        return 1
+    print(f"exercise {exercise.id}: {exercise.title}", flush=True)
+    try:
+        rc, _ = run_alone_in_workspace(exercise.id, workspace, args.pytest_args, check_import=False)
+    except KeyboardInterrupt:
+        return 130
+    if rc != 0:
+        print(f"stuck? make hint EX={exercise.id}")
     return 1 if rc is None else rc
+
+
+def _cmd_hint(args: argparse.Namespace) -> int:
+    exercise = find_exercise(args.id, REPO_ROOT)[1]
+    print(f"exercise {exercise.id}: {exercise.title}  ({exercise.target})")
+    if exercise.statement:
+        print(textwrap.fill(exercise.statement, 92, initial_indent="  ", subsequent_indent="  "))
+    print(textwrap.fill(f"hint: {exercise.hint}", 92, initial_indent="  ", subsequent_indent="  "))
+    return 0
 
 
 def _cmd_progress(args: argparse.Namespace) -> int:
@@ -158,15 +192,25 @@ def _cmd_progress(args: argparse.Namespace) -> int:
             print(f"{shown_path(workspace)}: no exercises")
             continue
         solution = find_exercise(exercises[0].id)[0]  # the stage whose code this workspace is
-        unsolved = {e.id for e in unsolved_exercises(solution, workspace)}
         print(f"{shown_path(workspace)} (stage {solution.number}: {solution.title})", flush=True)
+        problem = import_problem(solution, workspace.resolve())
+        if problem is not None:
+            print(f"  {problem}", flush=True)
+        unsolved = {e.id for e in unsolved_exercises(solution, workspace)}
         solved = 0
         for exercise in solution.exercises:
-            if exercise.id in unsolved:
+            if problem is not None:
+                state = "not yet   (your workspace does not import)"
+            elif exercise.id in unsolved:
                 state = "not yet   (still the stub)"
             else:
                 rc, _ = run_alone_in_workspace(
-                    exercise.id, workspace, ["-q"], capture=True, quiet=True
+                    exercise.id,
+                    workspace.resolve(),
+                    ["-q"],
+                    capture=True,
+                    quiet=True,
+                    check_import=False,
                 )
                 solved += rc == 0
                 state = "solved" if rc == 0 else "not yet   (its tests fail: make exercise EX="

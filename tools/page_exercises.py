@@ -9,10 +9,11 @@ A stage page quotes the stage's code with snippet fences::
 
 `place_exercises` finds every such fence whose section holds an exercise's target and splits
 it: the code before the target and after it stay quoted as they were, and the target becomes
-an exercise box (statement, the stub the learner starts from, the ``make`` commands) with the
-stage's code in a collapsed ``??? success`` block.  That code is still included from the
-source, by line range (``path:first:last``, which pymdownx.snippets reads), so the page keeps
-one truth.  Where a function is quoted again, only the collapsed answer is shown there.
+an exercise box (statement, the stub the learner starts from, the ``make`` commands), with
+the hint in a collapsed ``??? tip`` block and the stage's code in a collapsed ``??? success``
+one.  That code is still included from the source, by line range (``path:first:last``, which
+pymdownx.snippets reads), so the page keeps one truth.  Where a function is quoted again, only
+the collapsed answer is shown there.
 
 `exercise_index` is the short list at the end of the page, linking to each box.  An exercise
 whose function the page never quotes gets its box there instead, so that its answer is still
@@ -41,6 +42,7 @@ SNIPPET_FENCE_RE = re.compile(
 )
 SECTION_MARKER_RE = re.compile(r"^\s*#\s*-+8<-+\s*\[(?P<kind>start|end):(?P<name>\w+)\]")
 ANSWER_TITLE = "The stage's code"
+HINT_TITLE = "Hint"
 
 
 @dataclass(frozen=True)
@@ -122,12 +124,14 @@ def _exercise_box(
 ) -> str:
     stub = render_stub(stage, exercise.id).rstrip("\n")
     fence = _fence_for(stub)
+    statement = f" {exercise.statement}" if exercise.statement else ""
     body = (
-        f"In `{exercise.file}`, write `{exercise.qualname}`. {exercise.hint}\n\n"
+        f"In `{exercise.file}`, write `{exercise.qualname}`.{statement}\n\n"
         f'{fence}python title="{exercise.file}: what you start from"\n{stub}\n{fence}\n\n'
         f"Try it before you read on or open the answer: `make workspace STAGE={stage.number}` "
         f"once, then `make exercise EX={exercise.id}` runs its tests (the exercises you have "
         "not written yet run the stage's code meanwhile).\n\n"
+        f"{_hint(exercise)}\n\n"
         f"{_answer(file, text, first, last)}\n"
     )
     return (
@@ -135,6 +139,12 @@ def _exercise_box(
         f'!!! question "Exercise {exercise.id} — {exercise.title}"\n\n'
         f"{textwrap.indent(body, '    ')}"
     )
+
+
+def _hint(exercise: Exercise) -> str:
+    """The exercise's hint in a collapsed block: shown when asked, as ``make hint`` does."""
+    body = f"{exercise.hint}\n\nIn a terminal: `make hint EX={exercise.id}`."
+    return f'??? tip "{HINT_TITLE}"\n\n{textwrap.indent(body, "    ")}'
 
 
 def _answer(file: str, text: str, first: int, last: int) -> str:

@@ -14,6 +14,7 @@ For each page it records, into ``REPORT_JSON``:
   root (Material renders into a closed shadow root, which ``--dump-dom`` leaves out but the
   DevTools protocol reaches with ``pierce``);
 * ``answers`` and ``answers_open``: the ``<details class="success">`` blocks, and those open;
+  ``hints`` and ``hints_open``: the same for the exercises' hints, ``<details class="tip">``;
 * ``text``: the page's visible text, to look for a raw ``--8<--`` or a Python traceback.
 
 Standard library only; it never imports the project, so any Python can run it.
@@ -53,6 +54,8 @@ MERMAID_RE = re.compile(r"<pre\b[^>]*\bclass=\"[^\"]*\bmermaid\b")
 SNAPSHOT_JS = """JSON.stringify({
   answers: document.querySelectorAll("details.success").length,
   answers_open: [...document.querySelectorAll("details.success")].filter(d => d.open).length,
+  hints: document.querySelectorAll("details.tip").length,
+  hints_open: [...document.querySelectorAll("details.tip")].filter(d => d.open).length,
   unrendered: document.querySelectorAll("pre.mermaid").length,
   text: document.body.innerText,
 })"""
@@ -202,6 +205,8 @@ def _load(
         "mermaid_svgs": _rendered_diagrams(tree),
         "answers": snapshot["answers"],
         "answers_open": snapshot["answers_open"],
+        "hints": snapshot["hints"],
+        "hints_open": snapshot["hints_open"],
         "text": snapshot["text"],
     }
 

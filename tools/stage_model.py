@@ -31,7 +31,7 @@ STAGE_NAME_RE = re.compile(r"^(?P<number>\d{2})_[a-z0-9]+(?:_[a-z0-9]+)*$")
 EXERCISE_ID_RE = re.compile(r"^(?P<stage>[1-9]\d*)\.(?P<n>[1-9]\d*)$")
 TARGET_RE = re.compile(r"^(?P<file>[\w/]+\.py):(?P<qualname>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)$")
 TOML_KEYS = frozenset({"title", "capabilities", "new", "exercises"})
-EXERCISE_KEYS = frozenset({"id", "target", "title", "hint"})
+EXERCISE_KEYS = frozenset({"id", "target", "title", "statement", "hint"})
 
 
 class StageError(Exception):
@@ -45,7 +45,8 @@ class Exercise:
     id: str  # "1.3"
     target: str  # "miniray/process.py:run_work_fn"
     title: str
-    hint: str
+    hint: str  # how to go about it: shown when asked (a folded block, `make hint`)
+    statement: str = ""  # what the function must do, beyond its docstring: always shown
 
     @property
     def marker(self) -> str:
@@ -183,6 +184,13 @@ def _required_str(table: Mapping[str, Any], key: str, where: Path) -> str:
     return value
 
 
+def _optional_str(table: Mapping[str, Any], key: str, where: Path) -> str:
+    value = table.get(key, "")
+    if not isinstance(value, str):
+        raise StageError(f"{where}: {key!r} must be a string")
+    return value
+
+
 def _str_list(
     table: Mapping[str, Any], key: str, where: Path, *, required: bool = False
 ) -> list[str]:
@@ -219,6 +227,7 @@ def _exercise(table: Mapping[str, Any], where: Path) -> Exercise:
         target=_required_str(table, "target", where),
         title=_required_str(table, "title", where),
         hint=_required_str(table, "hint", where),
+        statement=_optional_str(table, "statement", where),
     )
     if EXERCISE_ID_RE.match(exercise.id) is None:
         raise StageError(f"{where}: exercise id {exercise.id!r} is not STAGE.N, like 1.3")

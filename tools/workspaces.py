@@ -7,7 +7,11 @@ Import these from `tools.exercises`, which also runs and checks the exercises' t
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,6 +19,36 @@ from tools.stages import DIFF_NAME, REPO_ROOT, STAGE_TOML, Exercise, Stage, find
 from tools.stubs import ExerciseError, function_source, is_stub, replace_definition, stub_source
 
 WORKSPACE_DIR = "workspace"
+IMPORT_TIMEOUT = 60.0
+
+# Run in the workspace: import each module named on the command line, and print the first
+# failure as JSON (the learner's file and line where it is one of the package's files).
+# A missing module outside miniray (torch, say) is not the learner's to fix: it is skipped.
+_IMPORT_CHECK = """
+import importlib, json, os, sys, traceback
+package = os.path.realpath("miniray") + os.sep
+for name in sys.argv[1:]:
+    try:
+        importlib.import_module(name)
+    except ImportError as error:
+        if error.name and error.name.split(".")[0] != "miniray":
+            continue
+        problem = error
+    except (Exception, SystemExit) as error:
+        problem = error
+    else:
+        continue
+    if isinstance(problem, SyntaxError) and problem.filename:
+        file, line = problem.filename, problem.lineno
+    else:
+        ours = [f for f in traceback.extract_tb(problem.__traceback__)
+                if os.path.realpath(f.filename).startswith(package)]
+        file, line = (ours[-1].filename, ours[-1].lineno) if ours else (None, None)
+    message = problem.msg if isinstance(problem, SyntaxError) else str(problem)
+    print(json.dumps({"type": type(problem).__name__, "message": message,
+                      "file": file, "line": line}))
+    break
+"""
 
 
 def make_workspace(
@@ -56,6 +90,54 @@ def unsolved_exercises(stage: Stage, workspace: Path) -> list[Exercise]:
     """The exercises whose target in ``workspace`` is still a stub (its body only raises
     NotImplementedError)."""
     return [e for e in stage.exercises if _is_stub_in(workspace, e)]
+
+
+def import_problem(stage: Stage, workspace: Path) -> str | None:
+    """Why ``workspace``'s ``miniray`` does not import, in one line, or None if it does:
+    ``your workspace does not import: SyntaxError at workspace/03_cluster/miniray/ranks.py:71
+    (invalid syntax)``.
+
+    Every file of the package must compile, and the package and the modules of the stage's
+    exercises must import (in a child process, without writing bytecode into the workspace).
+    """
+    for path in sorted((workspace / "miniray").rglob("*.py")):
+        try:
+            compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
+        except SyntaxError as error:
+            return _import_line(type(error).__name__, path, error.lineno, error.msg)
+        except ValueError as error:  # null bytes in the source
+            return _import_line(type(error).__name__, path, None, str(error))
+    modules = ["miniray"]
+    for exercise in stage.exercises:
+        module = exercise.file.removesuffix(".py").replace("/", ".")
+        modules += [] if module in modules else [module]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(PYTHONPATH=str(workspace), PYTHONDONTWRITEBYTECODE="1")
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _IMPORT_CHECK, *modules],
+            cwd=workspace,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=IMPORT_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired:
+        return f"your workspace does not import: importing it took over {IMPORT_TIMEOUT:g} s"
+    if done.returncode != 0:  # the check itself broke: say how, in one line
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"your workspace does not import: the import check failed: {last}"
+    lines = done.stdout.strip().splitlines()
+    if not lines:
+        return None
+    found = json.loads(lines[-1])
+    file = Path(found["file"]) if found["file"] else None
+    return _import_line(found["type"], file, found["line"], found["message"])
+
+
+def _import_line(kind: str, path: Path | None, line: int | None, message: str) -> str:
+    where = "" if path is None else f" at {shown_path(path)}" + (f":{line}" if line else "")
+    return f"your workspace does not import: {kind}{where} ({message})"
 
 
 def overlay_workspace(

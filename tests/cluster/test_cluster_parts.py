@@ -75,7 +75,7 @@ def write_later(fd: int, pieces: list[bytes], delay: float = 0.05) -> threading.
             time.sleep(delay)
             os.write(fd, piece)
 
-    thread = threading.Thread(target=run)
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread
 
@@ -145,9 +145,10 @@ def test_the_lease_acts_on_interrupts_and_ends_at_end_of_file(pipe: tuple[int, i
     from miniray.cluster_server import follow_lease
 
     calls: list[str] = []
-    thread = threading.Thread(
+    thread = threading.Thread(  # a daemon: a lease that never ends must not hang the run
         target=follow_lease,
         args=(pipe[0], lambda: calls.append("interrupt"), lambda: calls.append("end")),
+        daemon=True,
     )
     thread.start()
     os.write(pipe[1], b"interr")

@@ -264,6 +264,8 @@ def test_train_step_reports_a_dead_rank(node: Any, tag: str) -> None:
 # --- the preflight's timeout, with ranks that hang where real ones do ----------------------
 
 
+# slow by design: more than a learner's run gives a test (10 s, tools/exercise_runs.py)
+@pytest.mark.timeout(60)
 @pytest.mark.ex04_4
 def test_preflight_names_the_ranks_that_did_not_join_within_its_timeout(
     node: Any, tag: str

@@ -284,6 +284,8 @@ def test_a_client_that_sends_nothing_is_dropped_after_the_handshake_timeout(
     assert_serves(echo_server)
 
 
+# slow by design: more than a learner's run gives a test (10 s, tools/exercise_runs.py)
+@pytest.mark.timeout(60)
 @pytest.mark.ex02_1
 def test_a_thousand_hostile_inputs_then_a_legitimate_client(echo_server: ServerProcess) -> None:
     @settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])

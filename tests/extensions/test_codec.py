@@ -185,6 +185,8 @@ def test_fuzz_random_bytes_never_crash_the_decoder(payload: bytes) -> None:
     _decode_or_protocol_error(payload)
 
 
+# slow by design: more than a learner's run gives a test (10 s, tools/exercise_runs.py)
+@pytest.mark.timeout(60)
 @pytest.mark.ex05_3
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(plain, st.data())

@@ -224,5 +224,5 @@ def test_an_existing_workspace_is_replaced_with_the_make_command(
 
 
 def test_what_a_test_checks_is_in_the_exercise_statement(stage_one: Stage) -> None:
-    assert "`max_frame`" in stage_one.exercise("1.1").hint  # its test matches "max_frame"
-    assert "`os._exit(1)`" in stage_one.exercise("1.4").hint  # its test wants exit code 1
+    assert "`max_frame`" in stage_one.exercise("1.1").statement  # its test matches "max_frame"
+    assert "`os._exit(1)`" in stage_one.exercise("1.4").statement  # its test wants exit code 1

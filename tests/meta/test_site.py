@@ -115,6 +115,24 @@ def test_each_exercise_sits_beside_its_code_with_the_answer_collapsed(site: Path
             assert f'href="#{anchor}"' in html  # from the index at the end
 
 
+HINT_RE = re.compile(r'<details class="tip">.*?</details>', re.DOTALL)
+
+
+def test_each_exercise_has_its_statement_shown_and_its_hint_folded(site: Path) -> None:
+    for stage in list_stages():
+        html = (site / "stages" / stage.name / "index.html").read_text(encoding="utf-8")
+        hints = HINT_RE.findall(html)
+        assert len(hints) == len(stage.exercises), stage.name
+        outside = " ".join(visible_text(ANSWER_RE.sub("", HINT_RE.sub("", html))).split())
+        for exercise in stage.exercises:
+            hint = next(h for h in hints if f"make hint EX={exercise.id}<" in h)
+            words = " ".join(exercise.hint.replace("`", "").split())
+            assert words in " ".join(visible_text(hint).split()), exercise.id
+            assert words not in outside, f"exercise {exercise.id}: its hint is shown open"
+            statement = " ".join(exercise.statement.replace("`", "").split())
+            assert statement in outside, f"exercise {exercise.id}: no statement on the page"
+
+
 def test_an_exercise_its_page_does_not_quote_still_has_its_answer_folded() -> None:
     stage = find_stage("01_local_worker")
     markdown, unplaced = place_exercises("# A page that quotes nothing\n", stage)

@@ -3,9 +3,9 @@
 The site is built, served on loopback and every page loaded, all inside a network namespace
 of its own (``unshare --net``) where nothing but loopback exists, by ``tools/site_browser.py``
 (DevTools protocol over a pipe).  From the rendered pages: every mermaid block became an SVG,
-every answer block (``??? success``) starts collapsed, no request left loopback, and no page
-shows a raw ``--8<--`` or a Python traceback.  A small hand-made site shows that each of these
-checks can fail.
+every answer block (``??? success``) and every hint (``??? tip``) starts collapsed, no request
+left loopback, and no page shows a raw ``--8<--`` or a Python traceback.  A small hand-made
+site shows that each of these checks can fail.
 
 Skipped, saying why, where Chromium (Debian's ``chromium``, installed by ``.ci/run``) is
 missing or a network namespace cannot be made.
@@ -101,12 +101,14 @@ def test_every_mermaid_block_became_an_svg(report: dict[str, Any]) -> None:
         assert seen["mermaid_svgs"] == seen["mermaid_blocks"], page
 
 
-def test_every_answer_starts_collapsed(report: dict[str, Any]) -> None:
+def test_every_answer_and_every_hint_starts_collapsed(report: dict[str, Any]) -> None:
     for stage in list_stages():
         seen = report["pages"][f"stages/{stage.name}/index.html"]
         assert seen["answers"] >= len(stage.exercises), stage.name
+        assert seen["hints"] == len(stage.exercises), stage.name
     for page, seen in report["pages"].items():
         assert seen["answers_open"] == 0, f"{page}: an answer block is open"
+        assert seen["hints_open"] == 0, f"{page}: a hint is open"
 
 
 def test_no_page_shows_a_snippet_line_or_a_traceback(report: dict[str, Any]) -> None:
@@ -118,6 +120,7 @@ def test_no_page_shows_a_snippet_line_or_a_traceback(report: dict[str, Any]) -> 
 BROKEN_PAGE = """<!doctype html><html><body>
 <pre class="mermaid"><code>graph TD; A-->B</code></pre>
 <details class="success" open><summary>The stage's code</summary>answer</details>
+<details class="tip" open><summary>Hint</summary>a hint</details>
 <img src="http://192.0.2.1/pixel.png">
 <p>--8<-- "stages/01_local_worker/miniray/channel.py:nothing"</p>
 </body></html>
@@ -131,5 +134,6 @@ def test_the_checks_see_a_broken_page(tmp_path: Path) -> None:
     seen = load_in_browser(site, tmp_path, diagram_wait=1.0)["pages"]["index.html"]
     assert (seen["mermaid_blocks"], seen["mermaid_svgs"]) == (1, 0)  # no mermaid script
     assert (seen["answers"], seen["answers_open"]) == (1, 1)
+    assert (seen["hints"], seen["hints_open"]) == (1, 1)
     assert "http://192.0.2.1/pixel.png" in seen["requests"]
     assert "--8<--" in seen["text"]
