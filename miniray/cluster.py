@@ -38,8 +38,9 @@ from .errors import ClusterError, ConfigError, MiniRayError
 from .log_delivery import LogDelivery
 from .logs import LogLine, LogSink, log_to_files, log_to_stream
 from .nccl import NCCLConfig  # @4+
-from .node_config import NodeConfig
+from .node_config import NodeConfig, WireOptions
 from .ranks import RankInfo, assign_ranks
+from .wire import DEFAULT_MAX_FRAME
 
 log = logging.getLogger("miniray.cluster")
 
@@ -56,6 +57,8 @@ class Cluster:
         start_timeout: Seconds for a node's server to report ready (ssh included).
         stop_grace: Seconds workers get to end after ``stop()`` closes their connections.
         connect_timeout: Seconds for each worker connection (handshake included).
+        max_frame: Largest message, in encoded bytes, the coordinator and each worker may
+            send each other (default 4 MiB); every node server is started with it.
         # @5+ {
         codec: What every worker's messages are encoded with: ``"json"`` (the default)
             or ``"marshal"`` (keeps tuples, bytes, sets and int keys; every node must run
@@ -70,11 +73,10 @@ class Cluster:
             that workers never wait for the sink. Set it before ``start``.
         log_drain_timeout: Seconds ``stop()`` gives the sink, once the servers have
             ended, to take the lines still waiting; the rest are dropped.
-    # @5+ {
 
     Raises:
-        ConfigError: No nodes, or an unknown ``codec`` (a `ValueError`, too).
-    # @}
+        ConfigError: No nodes, or a setting that cannot work (an unknown ``codec``, a
+            ``max_frame`` under 1 KiB); a `ValueError`, too.
     """
 
     ctrl_c_window = 10.0
@@ -89,16 +91,19 @@ class Cluster:
         start_timeout: float = 30.0,
         stop_grace: float = 2.0,
         connect_timeout: float = 10.0,
+        max_frame: int = DEFAULT_MAX_FRAME,
         codec: str = "json",  # @5+
     ) -> None:
         if not nodes:
             raise ConfigError("a cluster needs at least one node")
         # @5+ {
         try:
-            self.codec = get_codec(codec).name
+            codec = get_codec(codec).name
         except ValueError as e:
             raise ConfigError(str(e)) from None
         # @}
+        # @3-4: self.wire = WireOptions(max_frame=max_frame)
+        self.wire = WireOptions(max_frame=max_frame, codec=codec)  # @5+
         self.nodes = list(nodes)
         chosen = log_to_stream() if log is None else log if callable(log) else log_to_files(log)
         self._guarded = _Guarded(chosen)
@@ -219,12 +224,9 @@ class Cluster:
                 return  # stopped meanwhile (Ctrl-C): start nothing more
             self._running.append(node)
         try:
-            # @3-4: node.start(work_fn, secret, ranks, self._start_timeout, self._connect_timeout)
-            # @5+ {
             node.start(
-                work_fn, secret, ranks, self._start_timeout, self._connect_timeout, self.codec
+                work_fn, secret, ranks, self._start_timeout, self._connect_timeout, self.wire
             )
-            # @}
         except ClusterError:
             raise
         except (MiniRayError, OSError) as e:  # e.g. no ssh program, or a bad env name

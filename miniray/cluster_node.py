@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from .errors import ClusterError, MiniRayError
 from .launch import NodeProcess, remote_command, ssh_command
 from .logs import LogLine, LogSink, parse_record
-from .node_config import NodeConfig
+from .node_config import NodeConfig, WireOptions
 from .ranks import RankInfo
 from .remote_worker import RemoteWorker
 
@@ -31,10 +31,6 @@ class ClusterWorker(RemoteWorker):
     """
 
     def __init__(
-        # @3-4 {
-        # self, info: RankInfo, address: str, port: int, *, secret: str, connect_timeout: float
-        # @}
-        # @5+ {
         self,
         info: RankInfo,
         address: str,
@@ -42,13 +38,16 @@ class ClusterWorker(RemoteWorker):
         *,
         secret: str,
         connect_timeout: float,
-        codec: str = "json",
-        # @}
+        wire: WireOptions,
     ) -> None:
-        # @3-4: super().__init__(address, port, secret=secret, connect_timeout=connect_timeout)
-        # @5+ {
-        super().__init__(address, port, secret=secret, connect_timeout=connect_timeout, codec=codec)
-        # @}
+        super().__init__(
+            address,
+            port,
+            secret=secret,
+            connect_timeout=connect_timeout,
+            max_frame=wire.max_frame,
+            codec=wire.codec,  # @5+
+        )
         self.rank, self.local_rank, self.address = info.rank, info.local_rank, address
         self.host = info.host
         try:
@@ -92,20 +91,16 @@ class Node:
         ranks: Sequence[RankInfo],
         start_timeout: float,
         connect_timeout: float,
-        codec: str = "json",  # @5+
+        wire: WireOptions,
     ) -> None:
-        # @3-4: """Launch the server, wait for it, connect every worker. ClusterError on failure."""
-        # @5+ {
         """Launch the server, wait for it, connect every worker. ClusterError on failure.
 
-        The server allows ``codec`` only, and every worker talks it.
+        The server and every worker use ``wire``'s settings (a server allows its codec only).
         """
-        # @}
         config = self.config
         args = ["-m", "miniray.cluster_server", "--work-fn", work_fn]
         args += ["--workers", str(config.num_workers), "--port", str(config.base_port or 0)]
-        # @3-4: args += ["--host", "127.0.0.1" if config.is_local else "auto"]
-        args += ["--host", "127.0.0.1" if config.is_local else "auto", "--codecs", codec]  # @5+
+        args += ["--host", "127.0.0.1" if config.is_local else "auto", *wire.server_args()]
         command = remote_command(config.python, args, cwd=config.cwd, env=config.env)
         if config.is_local:
             argv = ["/bin/sh", "-c", command]
@@ -133,17 +128,12 @@ class Node:
         for info in ranks:
             try:
                 worker = ClusterWorker(
-                    # @3-4 {
-                    # info, address, ready["port"], secret=secret, connect_timeout=connect_timeout
-                    # @}
-                    # @5+ {
                     info,
                     address,
                     ready["port"],
                     secret=secret,
                     connect_timeout=connect_timeout,
-                    codec=codec,
-                    # @}
+                    wire=wire,
                 )
             except (MiniRayError, OSError) as e:
                 problem = f"worker {info.local_rank} (rank {info.rank}) could not connect: {e}"

@@ -1,8 +1,11 @@
 # @3+
-"""NodeConfig: one machine of a cluster, and how to start its workers there.
+"""NodeConfig: one machine of a cluster, and how to start its workers there; WireOptions:
+how the cluster's messages travel.
 
-A `Cluster` takes a list of them; a node's server is started from one (``launch``,
-``cluster_node``), and the rank settings are numbered over them (``distributed``).
+A `Cluster` takes a list of NodeConfigs; a node's server is started from one (``launch``,
+``cluster_node``), and the rank settings are numbered over them (``distributed``). The
+Cluster's own wire settings are one `WireOptions`, which every node server gets on its
+command line and every `ClusterWorker` in its constructor.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass, field
 
 from .errors import ConfigError
 from .launch import LOCAL_HOSTS
+from .wire import DEFAULT_MAX_FRAME
 
 
 @dataclass(frozen=True)
@@ -57,3 +61,22 @@ class NodeConfig:
     def is_local(self) -> bool:
         """True if the server runs on this machine without SSH."""
         return self.host in LOCAL_HOSTS
+
+
+@dataclass(frozen=True)
+class WireOptions:
+    """How a cluster's messages travel: one object from the `Cluster` to each node server
+    (`server_args`) and each of its workers, instead of one argument per setting per layer.
+    """
+
+    max_frame: int = DEFAULT_MAX_FRAME  # largest message, in encoded bytes, either way
+    codec: str = "json"  # what messages are encoded with ("json" or "marshal")  # @5+
+
+    def __post_init__(self) -> None:
+        if self.max_frame < 1024:
+            raise ConfigError(f"max_frame={self.max_frame}: at least 1024 bytes, please")
+
+    def server_args(self) -> list[str]:
+        """The node server's command-line options for these settings."""
+        # @3-4: return ["--max-frame", str(self.max_frame)]
+        return ["--max-frame", str(self.max_frame), "--codecs", self.codec]  # @5+

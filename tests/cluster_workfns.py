@@ -14,6 +14,12 @@ from typing import Any
 RANK_VARIABLES = ["RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK"]
 
 
+def echo(handle: Any) -> None:
+    """Send back every message."""
+    while True:
+        handle.send(handle.recv())
+
+
 def whoami(handle: Any) -> None:
     """Answer every message with this worker's rank environment, host name and address."""
     while True:

@@ -383,3 +383,25 @@ def test_interrupt_raises_keyboard_interrupt_in_every_work_fn(
                 worker.recv(timeout=10)
             assert caught.value.remote_type == "KeyboardInterrupt"
     assert wait_for_no_processes(tag, 5.0) == []
+
+
+def test_max_frame_reaches_every_node_server_and_worker(node: Any, tag: str) -> None:
+    # A cluster's messages are as big as its max_frame allows, both ways: the node servers
+    # (their --max-frame) and the coordinator's connections take it from Cluster(...).
+    import miniray
+    from miniray import Cluster
+
+    big = "x" * (6 << 20)  # 6 MiB of JSON: over the 4 MiB default
+    with Cluster([node("localhost", 1)], max_frame=8 << 20) as cluster:
+        (worker,) = cluster.start(work_fn="cluster_workfns.echo")
+        worker.send(big)
+        assert worker.recv(timeout=30) == big
+    with Cluster([node("localhost", 1)]) as cluster:
+        (worker,) = cluster.start(work_fn="cluster_workfns.echo")
+        with pytest.raises(miniray.Unsendable, match="max_frame=4194304"):
+            worker.send(big)
+        worker.send("still here")  # refused before a byte was written: the worker goes on
+        assert worker.recv(timeout=10) == "still here"
+    with pytest.raises(miniray.ConfigError, match="max_frame"):
+        Cluster([node("localhost", 1)], max_frame=10)
+    assert wait_for_no_processes(tag, 10) == []

@@ -35,8 +35,9 @@ from .cluster_node import ClusterWorker, Node
 from .errors import ClusterError, ConfigError, MiniRayError
 from .log_delivery import LogDelivery
 from .logs import LogLine, LogSink, log_to_files, log_to_stream
-from .node_config import NodeConfig
+from .node_config import NodeConfig, WireOptions
 from .ranks import RankInfo, assign_ranks
+from .wire import DEFAULT_MAX_FRAME
 
 log = logging.getLogger("miniray.cluster")
 
@@ -53,6 +54,8 @@ class Cluster:
         start_timeout: Seconds for a node's server to report ready (ssh included).
         stop_grace: Seconds workers get to end after ``stop()`` closes their connections.
         connect_timeout: Seconds for each worker connection (handshake included).
+        max_frame: Largest message, in encoded bytes, the coordinator and each worker may
+            send each other (default 4 MiB); every node server is started with it.
 
     Attributes:
         ctrl_c_window: Seconds after a Ctrl-C during which another one stops the cluster;
@@ -62,6 +65,10 @@ class Cluster:
             that workers never wait for the sink. Set it before ``start``.
         log_drain_timeout: Seconds ``stop()`` gives the sink, once the servers have
             ended, to take the lines still waiting; the rest are dropped.
+
+    Raises:
+        ConfigError: No nodes, or a setting that cannot work (an unknown ``codec``, a
+            ``max_frame`` under 1 KiB); a `ValueError`, too.
     """
 
     ctrl_c_window = 10.0
@@ -76,9 +83,11 @@ class Cluster:
         start_timeout: float = 30.0,
         stop_grace: float = 2.0,
         connect_timeout: float = 10.0,
+        max_frame: int = DEFAULT_MAX_FRAME,
     ) -> None:
         if not nodes:
             raise ConfigError("a cluster needs at least one node")
+        self.wire = WireOptions(max_frame=max_frame)
         self.nodes = list(nodes)
         chosen = log_to_stream() if log is None else log if callable(log) else log_to_files(log)
         self._guarded = _Guarded(chosen)
@@ -186,7 +195,9 @@ class Cluster:
                 return  # stopped meanwhile (Ctrl-C): start nothing more
             self._running.append(node)
         try:
-            node.start(work_fn, secret, ranks, self._start_timeout, self._connect_timeout)
+            node.start(
+                work_fn, secret, ranks, self._start_timeout, self._connect_timeout, self.wire
+            )
         except ClusterError:
             raise
         except (MiniRayError, OSError) as e:  # e.g. no ssh program, or a bad env name

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from .errors import ClusterError, MiniRayError
 from .launch import NodeProcess, remote_command, ssh_command
 from .logs import LogLine, LogSink, parse_record
-from .node_config import NodeConfig
+from .node_config import NodeConfig, WireOptions
 from .ranks import RankInfo
 from .remote_worker import RemoteWorker
 
@@ -31,9 +31,22 @@ class ClusterWorker(RemoteWorker):
     """
 
     def __init__(
-        self, info: RankInfo, address: str, port: int, *, secret: str, connect_timeout: float
+        self,
+        info: RankInfo,
+        address: str,
+        port: int,
+        *,
+        secret: str,
+        connect_timeout: float,
+        wire: WireOptions,
     ) -> None:
-        super().__init__(address, port, secret=secret, connect_timeout=connect_timeout)
+        super().__init__(
+            address,
+            port,
+            secret=secret,
+            connect_timeout=connect_timeout,
+            max_frame=wire.max_frame,
+        )
         self.rank, self.local_rank, self.address = info.rank, info.local_rank, address
         self.host = info.host
         try:
@@ -77,12 +90,16 @@ class Node:
         ranks: Sequence[RankInfo],
         start_timeout: float,
         connect_timeout: float,
+        wire: WireOptions,
     ) -> None:
-        """Launch the server, wait for it, connect every worker. ClusterError on failure."""
+        """Launch the server, wait for it, connect every worker. ClusterError on failure.
+
+        The server and every worker use ``wire``'s settings (a server allows its codec only).
+        """
         config = self.config
         args = ["-m", "miniray.cluster_server", "--work-fn", work_fn]
         args += ["--workers", str(config.num_workers), "--port", str(config.base_port or 0)]
-        args += ["--host", "127.0.0.1" if config.is_local else "auto"]
+        args += ["--host", "127.0.0.1" if config.is_local else "auto", *wire.server_args()]
         command = remote_command(config.python, args, cwd=config.cwd, env=config.env)
         if config.is_local:
             argv = ["/bin/sh", "-c", command]
@@ -110,7 +127,12 @@ class Node:
         for info in ranks:
             try:
                 worker = ClusterWorker(
-                    info, address, ready["port"], secret=secret, connect_timeout=connect_timeout
+                    info,
+                    address,
+                    ready["port"],
+                    secret=secret,
+                    connect_timeout=connect_timeout,
+                    wire=wire,
                 )
             except (MiniRayError, OSError) as e:
                 problem = f"worker {info.local_rank} (rank {info.rank}) could not connect: {e}"

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from .errors import ClusterError, MiniRayError
 from .launch import NodeProcess, remote_command, ssh_command
 from .logs import LogLine, LogSink, parse_record
-from .node_config import NodeConfig
+from .node_config import NodeConfig, WireOptions
 from .ranks import RankInfo
 from .remote_worker import RemoteWorker
 
@@ -40,9 +40,16 @@ class ClusterWorker(RemoteWorker):
         *,
         secret: str,
         connect_timeout: float,
-        codec: str = "json",
+        wire: WireOptions,
     ) -> None:
-        super().__init__(address, port, secret=secret, connect_timeout=connect_timeout, codec=codec)
+        super().__init__(
+            address,
+            port,
+            secret=secret,
+            connect_timeout=connect_timeout,
+            max_frame=wire.max_frame,
+            codec=wire.codec,
+        )
         self.rank, self.local_rank, self.address = info.rank, info.local_rank, address
         self.host = info.host
         try:
@@ -86,16 +93,16 @@ class Node:
         ranks: Sequence[RankInfo],
         start_timeout: float,
         connect_timeout: float,
-        codec: str = "json",
+        wire: WireOptions,
     ) -> None:
         """Launch the server, wait for it, connect every worker. ClusterError on failure.
 
-        The server allows ``codec`` only, and every worker talks it.
+        The server and every worker use ``wire``'s settings (a server allows its codec only).
         """
         config = self.config
         args = ["-m", "miniray.cluster_server", "--work-fn", work_fn]
         args += ["--workers", str(config.num_workers), "--port", str(config.base_port or 0)]
-        args += ["--host", "127.0.0.1" if config.is_local else "auto", "--codecs", codec]
+        args += ["--host", "127.0.0.1" if config.is_local else "auto", *wire.server_args()]
         command = remote_command(config.python, args, cwd=config.cwd, env=config.env)
         if config.is_local:
             argv = ["/bin/sh", "-c", command]
@@ -128,7 +135,7 @@ class Node:
                     ready["port"],
                     secret=secret,
                     connect_timeout=connect_timeout,
-                    codec=codec,
+                    wire=wire,
                 )
             except (MiniRayError, OSError) as e:
                 problem = f"worker {info.local_rank} (rank {info.rank}) could not connect: {e}"

@@ -54,6 +54,7 @@ from .logs import LogRelay
 from .process import fork_child
 from .ranks import RankInfo
 from .server import WorkerServer
+from .wire import DEFAULT_MAX_FRAME
 from .worker import WorkFn
 from .worker_server import (
     READY_PREFIX,
@@ -97,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             max_workers=args.workers,
             secret=secret,
             exit_grace=args.exit_grace,
+            max_frame=args.max_frame,
             codecs=args.codecs,
         )
     except OSError as e:
@@ -220,6 +222,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="auto", help="address to bind (default: %(default)s)")
     parser.add_argument("--exit-grace", type=float, default=2.0, metavar="SECONDS")
     parser.add_argument("--log-level", default="WARNING", help="server log level on stderr")
+    parser.add_argument(
+        "--max-frame",
+        type=int,
+        default=DEFAULT_MAX_FRAME,
+        metavar="BYTES",
+        help="largest message, in encoded bytes (default: %(default)s): the Cluster's max_frame",
+    )
     parser.add_argument(
         "--codecs",
         type=parse_codecs,
