@@ -66,8 +66,8 @@ def _echo(handle: Any) -> None:
 
 
 def _echo_views(handle: Any) -> None:
-    handle.codec.copy = False
-    _echo(handle)
+    while True:
+        handle.send(handle.recv(copy=False))
 
 
 def _sink(handle: Any) -> None:
@@ -77,8 +77,9 @@ def _sink(handle: Any) -> None:
 
 
 def _sink_views(handle: Any) -> None:
-    handle.codec.copy = False
-    _sink(handle)
+    while True:
+        handle.recv(copy=False)
+        handle.send("ok")
 
 
 def _sink_base64(handle: Any) -> None:

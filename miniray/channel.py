@@ -181,7 +181,8 @@ class Channel:
     # --8<-- [end:send]
 
     # --8<-- [start:recv]
-    def recv(self, timeout: float | None = None) -> Any:
+    # @1-4: def recv(self, timeout: float | None = None) -> Any:
+    def recv(self, timeout: float | None = None, *, copy: bool = True) -> Any:  # @5+
         """Receive the next message, waiting at most ``timeout`` seconds (``None``: forever).
 
         Raises:
@@ -200,7 +201,7 @@ class Channel:
         if kind == MESSAGE:
             self._pop_frame()
             # @1-4: return decode_message(payload)
-            return self.codec.decode(payload)  # @5+
+            return self.codec.decode(payload, copy=copy)  # @5+
         if kind == ERROR:  # stays at the head: a failed worker keeps saying why
             # @1-4: raise decode_error(payload)
             raise decode_error(bytes(payload))  # @5+

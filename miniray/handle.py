@@ -45,10 +45,12 @@ class ChannelHandle:
         except ChannelClosed as e:
             self._raise_explained(e, sending=True)
 
-    def recv(self, timeout: float | None = None) -> Any:
+    # @1-4: def recv(self, timeout: float | None = None) -> Any:
+    def recv(self, timeout: float | None = None, *, copy: bool = True) -> Any:  # @5+
         """Return the worker's next message; a closed stream is explained by the hook."""
         try:
-            return self._channel.recv(timeout)
+            # @1-4: return self._channel.recv(timeout)
+            return self._channel.recv(timeout, copy=copy)  # @5+
         except ChannelClosed as e:
             self._raise_explained(e, sending=False)
 

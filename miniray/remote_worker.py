@@ -136,14 +136,15 @@ class RemoteWorker(ChannelHandle, Calls):  # @5+
     # @2-4 {
     # def recv(self, timeout: float | None = None) -> Any:
     #     """Return the worker's next message; same errors as ``Worker.recv``."""
+    #     return super().recv(timeout)
     # @}
     # @5+ {
     def recv(self, timeout: float | None = None, *, copy: bool = True) -> Any:
         """Return the worker's next message; same errors and ``copy`` as ``Worker.recv``."""
         self._refuse_if_calling()
-        self._channel.codec.copy = copy
-        # @}
-        return super().recv(timeout)
+        return super().recv(timeout, copy=copy)
+
+    # @}
 
     def _explain_closed(self, error: ChannelClosed, *, sending: bool) -> Exception:
         if isinstance(error, WorkerDied):

@@ -144,11 +144,9 @@ class Worker(ChannelHandle, Calls):  # @5+
             WorkerDied: The child ended (after every message it sent).
             CallsActive: ``submit`` was used: replies belong to it.  # @5+
         """
-        # @5+ {
-        self._refuse_if_calling()
-        self._channel.codec.copy = copy
-        # @}
-        return super().recv(timeout)
+        self._refuse_if_calling()  # @5+
+        # @1-4: return super().recv(timeout)
+        return super().recv(timeout, copy=copy)  # @5+
 
     def _explain_closed(self, error: ChannelClosed, *, sending: bool) -> Exception:
         if isinstance(error, WorkerDied) and not sending:

@@ -83,9 +83,8 @@ def echo_fn(handle: Channel) -> None:
 
 def echo_views(handle: Channel) -> None:
     """Like echo_fn, but the worker takes zero-copy views of what it receives."""
-    handle.codec.copy = False
     while True:
-        handle.send(handle.recv())
+        handle.send(handle.recv(copy=False))
 
 
 def rogue_region(handle: Channel) -> None:

@@ -279,10 +279,9 @@ def test_a_big_frame_buffer_is_reused_only_when_nothing_refers_to_it(copy: bool)
     def send(fill: int) -> None:
         sender.send({"data": memoryview(bytes([fill]) * size)})  # a memoryview may alias
 
-    receiver.codec.copy = copy
     threads = [threading.Thread(target=send, args=(n,)) for n in (1, 2, 3)]
     threads[0].start()
-    first = receiver.recv(timeout=10)["data"]
+    first = receiver.recv(timeout=10, copy=copy)["data"]
     threads[0].join()
     for thread in threads[1:]:
         thread.start()

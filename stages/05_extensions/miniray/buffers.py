@@ -62,7 +62,6 @@ class MessageCodec:
     ) -> None:
         self.codec = codec
         self.name = codec.name
-        self.copy = True  # False: the next decode hands out read-only views, not copies
         self._outgoing = outgoing
         self._incoming = incoming
         self._pinned: mmap.mmap | None = None  # the mapping zero-copy views were made from
@@ -96,13 +95,14 @@ class MessageCodec:
         skeleton = self.codec.encode(_extract(msg, buffers))
         return self._pack(skeleton, buffers)
 
-    def decode(self, payload: bytes | bytearray) -> Any:
-        """The message a payload carries; ProtocolError for anything malformed."""
+    def decode(self, payload: bytes | bytearray, *, copy: bool = True) -> Any:
+        """The message a payload carries: its buffers as copies, or (``copy=False``) as
+        read-only views; ProtocolError for anything malformed."""
         if self._pinned is not None:
             self.release_views()
         if not payload or payload[0] != 0:
             return self.codec.decode(payload)
-        return self._unpack(memoryview(payload))
+        return self._unpack(memoryview(payload), copy)
 
     # --8<-- [end:message_codec]
 
@@ -150,7 +150,7 @@ class MessageCodec:
         head = _HEAD.pack(0, _INLINE, len(buffers), 0, len(skeleton))
         return [head + b"".join(_LENGTH.pack(n) for n in lengths) + skeleton, *buffers]
 
-    def _unpack(self, payload: memoryview) -> Any:
+    def _unpack(self, payload: memoryview, copy: bool) -> Any:
         try:
             _, where, count, seq, skeleton_size = _HEAD.unpack_from(payload)
         except struct.error:
@@ -172,7 +172,7 @@ class MessageCodec:
             )
         else:
             size = sum(aligned(n) for n in lengths)
-            if self.copy:
+            if copy:
                 data = self._incoming.read(size)
             else:
                 self._pinned = self._incoming.map_for_views(size)
@@ -182,7 +182,7 @@ class MessageCodec:
             raise ProtocolError("buffer message announces more bytes than it carries")
         # A big TCP frame arrives in a bytearray of its own: arrays may keep its bytes.
         owned = where == _INLINE and isinstance(payload.obj, bytearray)
-        mode = "view" if not self.copy else "owned" if owned else "copy"
+        mode = "view" if not copy else "owned" if owned else "copy"
         views, offset = [], 0
         for n in lengths:
             view = data[offset : offset + n]
@@ -190,7 +190,7 @@ class MessageCodec:
             offset += step(n)
         del data  # only the views (and what is made from them) may keep a mapping alive
         msg = _restore(self.codec.decode(skeleton), views, mode)
-        if where == _IN_REGION and self.copy:  # all copied out: the sender may reuse the region
+        if where == _IN_REGION and copy:  # all copied out: the sender may reuse the region
             self._incoming.release(seq)  # type: ignore[union-attr]
         return msg
 

@@ -159,7 +159,7 @@ class Channel:
     # --8<-- [end:send]
 
     # --8<-- [start:recv]
-    def recv(self, timeout: float | None = None) -> Any:
+    def recv(self, timeout: float | None = None, *, copy: bool = True) -> Any:
         """Receive the next message, waiting at most ``timeout`` seconds (``None``: forever).
 
         Raises:
@@ -177,7 +177,7 @@ class Channel:
             raise TimeoutError(f"no message from {self._peer_name()} within {timeout} s") from None
         if kind == MESSAGE:
             self._pop_frame()
-            return self.codec.decode(payload)
+            return self.codec.decode(payload, copy=copy)
         if kind == ERROR:  # stays at the head: a failed worker keeps saying why
             raise decode_error(bytes(payload))
         if kind == EXIT:

@@ -46,10 +46,10 @@ class ChannelHandle:
         except ChannelClosed as e:
             self._raise_explained(e, sending=True)
 
-    def recv(self, timeout: float | None = None) -> Any:
+    def recv(self, timeout: float | None = None, *, copy: bool = True) -> Any:
         """Return the worker's next message; a closed stream is explained by the hook."""
         try:
-            return self._channel.recv(timeout)
+            return self._channel.recv(timeout, copy=copy)
         except ChannelClosed as e:
             self._raise_explained(e, sending=False)
 

@@ -131,8 +131,7 @@ class Worker(ChannelHandle, Calls):
             CallsActive: ``submit`` was used: replies belong to it.
         """
         self._refuse_if_calling()
-        self._channel.codec.copy = copy
-        return super().recv(timeout)
+        return super().recv(timeout, copy=copy)
 
     def _explain_closed(self, error: ChannelClosed, *, sending: bool) -> Exception:
         if isinstance(error, WorkerDied) and not sending:
