@@ -11,7 +11,7 @@
 #   make exercise EX=1.3       test exercise 1.3 in your workspace (any order: the exercises
 #                              you have not written yet run the stage's code meanwhile)
 #   make exercise              your progress: each exercise solved or not yet
-#   make check-exercises       check that every exercise's tests catch a stubbed solution
+#   make check-exercises       check that every exercise's tests catch its stub and mutants
 #   make docs | serve-docs     build the site (strict) | serve it on http://127.0.0.1:8000
 #   make measured              run every benchmark (~10-15 min), remake docs/measured.md's files
 #                              (ARGS="--only cold-start", "--quick" or "--render" for less)
