@@ -3,8 +3,9 @@ each of its mutants (known-wrong solutions, `tools.mutants`).
 
 For each exercise, a copy of its stage with only that exercise stubbed must fail the
 exercise's tests (the run stops at the first failure: one is proof enough), and so must a
-copy with each mutant in place of the solution; the solution must have tests marked for it.  That they pass on the solution is the stage's own pytest step
-in ``make test`` (``make check-exercises`` runs them here too).
+copy with each mutant in place of the solution; the solution must have tests marked for
+it.  That they pass on the solution is the stage's own pytest step in ``make test``
+(``make check-exercises`` runs them here too).
 
 The checks run in parallel (``MINIRAY_JOBS``, default: the number of cores), once per
 session, and print a line as each one finishes; each test then reads its exercise's result.

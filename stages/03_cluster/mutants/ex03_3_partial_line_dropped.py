@@ -1,5 +1,5 @@
 """Splits each read into lines on its own: an "interrupt" line cut in two by the pipe
-("interr" + "upt\n") is never seen."""
+("interr", then "upt" and its newline) is never seen."""
 
 
 def follow_lease(fd: int, on_interrupt: Callable[[], None], on_end: Callable[[], None]) -> None:
