@@ -191,7 +191,7 @@ def test_a_garbled_ready_line_is_a_protocol_error(pipe: tuple[int, int]) -> None
     from miniray.launch import read_ready_line
 
     os.write(pipe[1], b"MINIRAY_READY {not json}\n")
-    with pytest.raises(ProtocolError, match="garbled"):
+    with pytest.raises(ProtocolError):
         read_ready_line(pipe[0], timeout=5)
 
 
