@@ -16,7 +16,7 @@
 #   make train WORKSPACE=1     train the model of `make demo` with your workspace/04_distributed
 #                              (your train_step, await_phase...); WORKSPACE=DIR for another,
 #                              ARGS="--steps 5" for the example's options
-#   make check-exercises       check that every exercise's tests catch a stubbed solution
+#   make check-exercises       check that every exercise's tests catch its stub and mutants
 #   make docs | serve-docs     build the site (strict) | serve it on http://127.0.0.1:8000
 #   make measured              run every benchmark (~10-15 min), remake docs/measured.md's files
 #                              (ARGS="--only cold-start", "--quick" or "--render" for less)

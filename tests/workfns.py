@@ -54,6 +54,12 @@ def report_env(handle: Any) -> None:
     handle.send({name: os.environ.get(name) for name in names})
 
 
+def report_open_fds(handle: Any) -> None:
+    """Send how many file descriptors this process holds, then wait for the end."""
+    handle.send(len(os.listdir("/proc/self/fd")))
+    handle.recv()
+
+
 def report_signals(handle: Any) -> None:
     """Describe the signal dispositions this worker started with."""
     handle.send(
@@ -68,6 +74,31 @@ def report_signals(handle: Any) -> None:
 def print_unflushed(handle: Any) -> None:
     """Print without a newline or flush, then return at once."""
     print("printed-but-never-flushed", end="")
+
+
+def print_flush_reported(handle: Any) -> None:
+    """Print without a newline or flush to a stdout whose flush sends what it holds to the
+    parent as a message, then return: that message must come before the exit report."""
+    import io
+
+    class Reporting(io.StringIO):
+        def flush(self) -> None:
+            if self.getvalue():
+                handle.send({"flushed": self.getvalue()})
+                self.seek(0)
+                self.truncate()
+
+    sys.stdout = Reporting()
+    print("held back", end="")
+
+
+def send_pair_then_wait(handle: Any) -> None:
+    """Send ``{"i": 0}`` and ``{"i": 1}`` in one write, so that they arrive together (the
+    second lands in the reader's buffer with the first), then wait for the end."""
+    import adapters  # tests/ is on the worker's path; it builds frames by hand
+
+    adapters.raw_socket(handle).sendall(adapters.frames_from(handle, [b'{"i":0}', b'{"i":1}']))
+    handle.recv()
 
 
 def send_burst(handle: Any) -> None:

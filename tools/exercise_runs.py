@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tools.exercise_output import OverlayPaths, run_rewritten
+from tools.mutants import MIN_MUTANTS, Mutant, MutantRun, mutants_of, write_mutant
 from tools.stages import REPO_ROOT, Exercise, Stage, list_stages
 from tools.stubs import ExerciseError
 from tools.workspaces import (
@@ -32,7 +33,8 @@ LEARNER_TEST_TIMEOUT = 10.0  # seconds per test in a learner's run: a hang fails
 
 @dataclass(frozen=True)
 class CheckResult:
-    """The outcome of `check_exercise`: return codes of the two pytest runs (None: timeout)."""
+    """The outcome of `check_exercise`: return codes of the solution's and the stub's pytest
+    runs (None: timeout), and how each mutant's run went."""
 
     stage: Stage
     exercise: Exercise
@@ -40,10 +42,11 @@ class CheckResult:
     stubbed_rc: int | None
     output: str = ""  # the output of the run that went wrong, if one did
     seconds: float = 0.0
+    mutants: tuple[MutantRun, ...] = ()
 
     @property
     def ok(self) -> bool:
-        return self.solution_rc == 0 and self.stubbed_rc == 1
+        return self.verdict == "ok"
 
     @property
     def verdict(self) -> str:
@@ -56,6 +59,13 @@ class CheckResult:
             return "the tests pass with the function stubbed"
         if self.stubbed_rc != 1:
             return "the stubbed run broke instead of failing tests"
+        wrong = [f"mutant {r.mutant.name} {r.verdict}" for r in self.mutants if not r.caught]
+        if wrong:
+            return "; ".join(wrong)
+        if len(self.mutants) < MIN_MUTANTS:
+            return (
+                f"{len(self.mutants)} mutant(s): an exercise needs {MIN_MUTANTS} (tools/mutants.py)"
+            )
         return "ok"
 
 
@@ -182,11 +192,12 @@ def check_exercise(
     collected: int | None = None,
     root: Path = REPO_ROOT,
 ) -> CheckResult:
-    """Run the exercise's tests on the solution (must pass) and on a copy of the stage with
-    only this exercise stubbed (must fail: pytest exit code 1).
+    """Run the exercise's tests on the solution (must pass), on a copy of the stage with only
+    this exercise stubbed, and on one with each of its mutants (`tools.mutants`) in place of
+    the solution (each must fail: pytest exit code 1).
 
-    The stubbed run stops at its first failing test (``-x``): one is proof enough that the
-    tests catch the stub, and the rest would only wait for their timeouts.  Given
+    The stubbed and mutated runs stop at their first failing test (``-x``): one is proof
+    enough that the tests catch the mistake, and the rest would only wait for their timeouts.  Given
     ``collected``, the number of the solution's tests marked for the exercise (see
     `count_exercise_tests`), the solution's run is left out: for a caller that runs the
     stage's whole suite on the solution anyway, as ``make test`` does.
@@ -204,9 +215,38 @@ def check_exercise(
         stubbed_rc, stubbed_out = run_exercise_tests(
             exercise.id, workspace, [*args, "-x"], timeout=timeout, capture=True, root=root
         )
+    mutants = tuple(
+        run_mutant(stage, m, [*args, "-x"], timeout=timeout, root=root)
+        for m in mutants_of(stage, exercise)
+    )
+    escaped = [r.output for r in mutants if not r.caught]
     output = solution_out if solution_rc != 0 else stubbed_out
+    output = output if solution_rc != 0 or stubbed_rc != 1 or not escaped else escaped[0]
     seconds = time.monotonic() - started
-    return CheckResult(stage, exercise, solution_rc, stubbed_rc, output, seconds)
+    return CheckResult(stage, exercise, solution_rc, stubbed_rc, output, seconds, mutants)
+
+
+def run_mutant(
+    stage: Stage,
+    mutant: Mutant,
+    extra_args: Sequence[str] = (),
+    *,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    root: Path = REPO_ROOT,
+) -> MutantRun:
+    """Run the mutant's exercise's tests on a copy of ``stage`` with the mutant in place of
+    the solution."""
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="miniray-mutant-") as tmp:
+        workspace = make_workspace(stage, Path(tmp) / stage.name, [], root=root)
+        try:
+            write_mutant(workspace, mutant)
+        except ExerciseError as error:
+            return MutantRun(mutant, None, error=str(error))
+        rc, output = run_exercise_tests(
+            mutant.exercise.id, workspace, extra_args, timeout=timeout, capture=True, root=root
+        )
+    return MutantRun(mutant, rc, output, time.monotonic() - started)
 
 
 def count_exercise_tests(stage: Stage, root: Path = REPO_ROOT) -> dict[str, int]:

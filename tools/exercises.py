@@ -21,7 +21,8 @@ carry the marker ``ex01_3`` (for id "1.3").
         each exercise of each workspace: solved, or not yet           (make exercise)
     python -m tools.exercises check [ID ...] [--jobs N]
         for each exercise: the solution passes its tests, and a copy of the stage with only
-        that exercise stubbed fails them                              (make check-exercises)
+        that exercise stubbed fails them, as does one with each of its mutants (known-wrong
+        solutions, stages/NN_name/mutants/, see tools.mutants)      (make check-exercises)
 
 Stubbing lives in `tools.stubs` and workspaces in `tools.workspaces`; their public functions
 are importable from here too.
@@ -224,7 +225,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     todo = exercises_to_check(args.ids, REPO_ROOT)
     print(
         f"checking {len(todo)} exercise(s), {args.jobs} at a time: each runs its tests on the "
-        "solution and on the stub",
+        "solution, on the stub and on each mutant",
         flush=True,
     )
     header = f"{'exercise':<9}{'target':<48}{'solution':<10}{'stubbed':<10}{'seconds':>8}  verdict"
@@ -237,12 +238,15 @@ def _cmd_check(args: argparse.Namespace) -> int:
             f"{result.seconds:>8.1f}  {result.verdict}",
             flush=True,
         )
+        for run in result.mutants:
+            print(f"{'':<9}mutant {run.mutant.name:<48}{run.verdict:<10} {run.mutant.mistake}")
 
     results = check_exercises(args.ids, timeout=args.timeout, jobs=args.jobs, on_result=show)
     bad = [r for r in results if not r.ok]
     for result in bad:
         tail = "\n".join(result.output.splitlines()[-30:])
         print(f"\n--- {result.exercise.id}: {result.verdict} ---\n{tail}")
+    _show_mutant_counts(results)
     print(f"\n{len(results) - len(bad)} exercise(s) ok, {len(bad)} not ok")
     return 1 if bad else 0
 
@@ -258,6 +262,13 @@ def _existing_workspace(stage: Stage, given: Path | None) -> Path:
             f"make workspace STAGE={stage.number}"
         )
     return workspace.resolve()
+
+
+def _show_mutant_counts(results: Sequence[CheckResult]) -> None:
+    print("\nmutants caught:")
+    for result in results:
+        caught = sum(run.caught for run in result.mutants)
+        print(f"  {result.exercise.id:<6} {caught} of {len(result.mutants)}")
 
 
 def _rc_word(rc: int | None) -> str:

@@ -49,7 +49,7 @@ from tools.stages import DEMO, PACKAGE, REPO_ROOT, Stage, StageError, list_stage
 
 HEARTBEAT = 30.0  # seconds between "still running" lines
 SEPARATE_META_RUNS = {  # long repository checks, run as steps of their own: (name, weight)
-    "tests/meta/test_exercise_checks.py": ("pytest exercise checks", 100.0),
+    "tests/meta/test_exercise_checks.py": ("pytest exercise checks", 300.0),
     "tests/meta/test_site_in_browser.py": ("pytest site in a browser", 20.0),
 }
 

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from tools.mutants import MUTANTS_DIR
 from tools.stages import DIFF_NAME, REPO_ROOT, STAGE_TOML, Exercise, Stage, find_stage, list_stages
 from tools.stubs import ExerciseError, function_source, is_stub, replace_definition, stub_source
 
@@ -62,7 +63,8 @@ def make_workspace(
     """Copy ``stage`` to ``dest`` (default ``workspace/NN_name``) with exercises stubbed.
 
     ``only`` limits the stubbing to those exercise ids.  An existing workspace is replaced
-    only with ``force``, and only if it looks like one (it has a ``stage.toml``).
+    only with ``force``, and only if it looks like one (it has a ``stage.toml``).  The stage's
+    answers stay behind: ``CHANGES.diff``, and the wrong ones in ``mutants/``.
     """
     dest = (dest or default_workspace(stage, root)).resolve()
     stubbed = _stubbed_files(stage, selected_exercises(stage, only))  # fails before writing
@@ -71,7 +73,7 @@ def make_workspace(
     shutil.copytree(
         stage.path,
         dest,
-        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*", DIFF_NAME),
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*", DIFF_NAME, MUTANTS_DIR),
     )
     for rel, text in stubbed.items():
         (dest / rel).write_bytes(text.encode("utf-8"))

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shlex
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from sshhosts import TESTS_DIR, wait_for_no_processes
@@ -21,6 +20,24 @@ pytestmark = pytest.mark.needs("cluster")
 # --- 3.1 the command line -------------------------------------------------------------------
 
 
+def run_in_shell(command: str) -> tuple[int, list[object]]:
+    """Run ``command`` as the remote shell would (``sh -c``); return the shell's pid and what
+    the command printed, as JSON.
+
+    A trap is set first: bash (not dash) runs the last command of ``-c`` in its own process
+    by itself, but not while a trap is set, as a login script may leave one.  So only an
+    explicit ``exec`` makes the server the very process that ssh started and waits for.
+    """
+    import json
+
+    shell = subprocess.Popen(
+        ["/bin/sh", "-c", "trap '' USR2; " + command], stdout=subprocess.PIPE, text=True
+    )
+    out, _ = shell.communicate(timeout=30)
+    assert shell.returncode == 0, command
+    return shell.pid, json.loads(out)
+
+
 @pytest.mark.ex03_1
 def test_the_command_line_survives_a_shell_unchanged(tmp_path: os.PathLike[str]) -> None:
     from miniray.launch import remote_command
@@ -28,33 +45,39 @@ def test_the_command_line_survives_a_shell_unchanged(tmp_path: os.PathLike[str])
     hostile = ["a b", "it's", '"q"', "$HOME", "`id`", "x;y", "&&", "*", "\\", "", "new\nline"]
     folder = os.path.join(str(tmp_path), "dir with 'quotes' and $dollar")
     os.mkdir(folder)
+    python = os.path.join(folder, "python $(id) 'x'")  # the interpreter's path is a word too
+    os.symlink(sys.executable, python)
     script = (
         "import os, sys, json; print(json.dumps([os.getcwd(), os.environ['V1'], sys.argv[1:]]))"
     )
     env = {"V1": "value with spaces; $(echo no) 'and' quotes"}
-    command = remote_command(sys.executable, ["-c", script, *hostile], cwd=folder, env=env)
-    out = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, check=True)
-    import json
-
-    assert json.loads(out.stdout) == [folder, env["V1"], hostile]
+    command = remote_command(python, ["-c", script, *hostile], cwd=folder, env=env)
+    assert run_in_shell(command)[1] == [folder, env["V1"], hostile]
 
 
 @pytest.mark.ex03_1
-def test_the_command_line_execs_the_server_in_its_folder() -> None:
+@pytest.mark.parametrize("env", [None, {}, {"A": "1"}], ids=["no-env", "empty-env", "env"])
+def test_the_command_line_execs_the_server_in_its_folder(
+    tmp_path: os.PathLike[str], env: dict[str, str] | None
+) -> None:
+    """exec: the server is the process ssh waits for, so ssh's hang-up and signals reach it."""
     from miniray.launch import remote_command
 
-    command = remote_command("/usr/bin/python3", ["-m", "x"], cwd="/tmp")
-    assert command == "cd /tmp && exec /usr/bin/python3 -m x"
-    with_env = remote_command("/p", [], cwd="/", env={"A": "1"})
-    assert shlex.split(with_env) == ["cd", "/", "&&", "exec", "env", "A=1", "/p"]
+    script = "import os, json; print(json.dumps([os.getpid(), os.getcwd(), os.environ.get('A')]))"
+    command = remote_command(sys.executable, ["-c", script], cwd=str(tmp_path), env=env)
+    shell_pid, (pid, cwd, a) = run_in_shell(command)
+    assert pid == shell_pid, "python runs as the shell's child, not in its place (exec)"
+    assert (cwd, a) == (str(tmp_path), (env or {}).get("A"))
 
 
 @pytest.mark.ex03_1
-def test_an_environment_name_that_is_not_a_shell_name_is_refused() -> None:
+@pytest.mark.parametrize("name", ["A=B; rm", "1X", "A B", "A-B", ""])
+def test_an_environment_name_that_is_not_a_shell_name_is_refused(name: str) -> None:
     from miniray.launch import ConfigError, remote_command
 
-    with pytest.raises(ConfigError, match="not a shell name"):
-        remote_command("/p", [], cwd="/", env={"A=B; rm": "1"})
+    with pytest.raises(ConfigError) as caught:
+        remote_command("/p", [], cwd="/", env={name: "1"})
+    assert name in str(caught.value), "the message must name the bad name"
 
 
 # --- 3.2 the ready line ---------------------------------------------------------------------
@@ -118,6 +141,54 @@ def test_no_ready_line_in_time_is_a_timeout_not_a_hang(pipe: tuple[int, int]) ->
 
 
 @pytest.mark.ex03_2
+def test_chatter_does_not_extend_the_deadline(pipe: tuple[int, int]) -> None:
+    """A login script that keeps talking: a line every 0.1 s, for far longer than the
+    timeout.  ``timeout`` is one deadline for the whole call, not a limit per read."""
+    from miniray.launch import read_ready_line
+
+    stop = threading.Event()
+
+    def chatter() -> None:
+        for _ in range(100):  # 10 s at most
+            if stop.wait(0.1):
+                return
+            os.write(pipe[1], b"still logging in...\n")
+
+    thread = threading.Thread(target=chatter)
+    thread.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(TimeoutError):
+            read_ready_line(pipe[0], timeout=0.5)
+        assert time.monotonic() - started < 0.5 + 2.5  # 2.5 s: slack for a loaded machine
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+@pytest.mark.ex03_2
+def test_a_line_without_end_is_refused_not_buffered_until_the_timeout(
+    pipe: tuple[int, int],
+) -> None:
+    from miniray import ProtocolError
+    from miniray.launch import read_ready_line
+
+    endless = b"x" * 4096
+
+    def write_without_newline() -> None:
+        with contextlib.suppress(OSError):  # the reader gave up and the pipe closed
+            for _ in range(1024):  # 4 MiB at most, far more than any ready line
+                os.write(pipe[1], endless)
+
+    thread = threading.Thread(target=write_without_newline, daemon=True)
+    thread.start()
+    with pytest.raises(ProtocolError):
+        read_ready_line(pipe[0], timeout=10)
+    os.close(pipe[0])  # the writer's next write fails: it ends
+    thread.join(timeout=5)
+
+
+@pytest.mark.ex03_2
 def test_the_end_of_the_stream_before_the_ready_line_is_eof(pipe: tuple[int, int]) -> None:
     from miniray.launch import read_ready_line
 
@@ -133,11 +204,29 @@ def test_a_garbled_ready_line_is_a_protocol_error(pipe: tuple[int, int]) -> None
     from miniray.launch import read_ready_line
 
     os.write(pipe[1], b"MINIRAY_READY {not json}\n")
-    with pytest.raises(ProtocolError, match="garbled"):
+    with pytest.raises(ProtocolError):
         read_ready_line(pipe[0], timeout=5)
 
 
 # --- 3.3 the lease --------------------------------------------------------------------------
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def unread_bytes(fd: int) -> int:
+    """How many bytes wait in the pipe ``fd`` reads from (FIONREAD)."""
+    import array
+    import fcntl
+    import termios
+
+    count = array.array("i", [0])
+    fcntl.ioctl(fd, termios.FIONREAD, count)
+    return count[0]
 
 
 @pytest.mark.ex03_3
@@ -152,14 +241,27 @@ def test_the_lease_acts_on_interrupts_and_ends_at_end_of_file(pipe: tuple[int, i
     )
     thread.start()
     os.write(pipe[1], b"interr")
-    time.sleep(0.05)
+    wait_until(lambda: unread_bytes(pipe[0]) == 0)  # read on its own: half a line
     os.write(pipe[1], b"upt\nnonsense\ninterrupt\n")
-    time.sleep(0.05)
+    wait_until(lambda: len(calls) >= 2)
     assert calls == ["interrupt", "interrupt"]
     os.close(pipe[1])
     thread.join(timeout=5)
     assert not thread.is_alive()
     assert calls == ["interrupt", "interrupt", "end"]
+
+
+@pytest.mark.ex03_3
+def test_a_read_error_ends_the_lease_once(tmp_path: os.PathLike[str]) -> None:
+    from miniray.cluster_server import follow_lease
+
+    calls: list[str] = []
+    fd = os.open(tmp_path, os.O_RDONLY)  # reading a directory fails: EISDIR
+    try:
+        follow_lease(fd, lambda: calls.append("interrupt"), lambda: calls.append("end"))
+    finally:
+        os.close(fd)
+    assert calls == ["end"]
 
 
 @pytest.mark.ex03_3

@@ -109,6 +109,35 @@ def test_a_different_secret_fails_on_both_sides() -> None:
     assert isinstance(client, AuthenticationError)
 
 
+@pytest.mark.ex02_1
+def test_the_proof_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``==`` stops at the first byte that differs, so its time tells an attacker how much of
+    a forged proof was right; ``hmac.compare_digest`` takes as long whatever matches."""
+    import hmac
+
+    from miniray import AuthenticationError
+    from miniray.auth import check_answer
+    from miniray.session import derive
+
+    compared: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        compared.append((bytes(a), bytes(b)))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    secret, server_nonce, client_nonce = b"s" * 32, os.urandom(32), os.urandom(32)
+    proof = derive(secret, b"client", server_nonce, client_nonce)
+    session = check_answer(secret, server_nonce, client_nonce + proof)
+    assert (session.server_nonce, session.client_nonce) == (server_nonce, client_nonce)
+    forged = proof[:-1] + bytes([proof[-1] ^ 1])  # right but for the last bit
+    with pytest.raises(AuthenticationError):
+        check_answer(secret, server_nonce, client_nonce + forged)
+    assert any(proof in pair for pair in compared), "the proof was not compared in constant time"
+    assert any(forged in pair for pair in compared), "the proof was not compared in constant time"
+
+
 @pytest.mark.ex02_2
 def test_the_secret_never_crosses_the_wire() -> None:
     from miniray import AuthenticationError

@@ -19,6 +19,7 @@ from miniray import ProtocolError, Worker, spawn_workers
 pytestmark = pytest.mark.needs("local")
 
 
+@pytest.mark.ex01_3  # the channel closing under recv is a normal end: code 0
 def test_closing_one_worker_gives_it_eof_while_a_sibling_lives() -> None:
     first = Worker(workfns.echo)
     second = Worker(workfns.echo)  # forked after first: it must not keep first's socket

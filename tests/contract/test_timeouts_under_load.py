@@ -35,7 +35,7 @@ def test_wait_raises_at_its_deadline_while_the_worker_floods(connect: Connect) -
     # this test's time: only the deadline can end this wait.
     worker = flooding(connect, max_frame=1 << 30)
     started = time.monotonic()
-    with pytest.raises(TimeoutError, match=r"still running after 0\.3 s"):
+    with pytest.raises(TimeoutError, match=r"\b0\.3\b"):  # it names the timeout
         worker.wait(timeout=0.3)
     assert time.monotonic() - started < 0.3 + SLACK
     assert worker.recv(timeout=5)["i"] == 1  # nothing was lost; the worker is still there
@@ -94,10 +94,13 @@ def test_wait_keeps_a_bounded_backlog_and_loses_nothing(worker_servers: Any) -> 
     try:
         worker.send({"size": 60_000, "seconds": FLOOD_SECONDS})
         started = time.monotonic()
-        with pytest.raises(BacklogFull, match=r"unread messages.*recv\(\)") as caught:
+        with pytest.raises(BacklogFull) as caught:
             worker.wait(timeout=FLOOD_SECONDS - SLACK)  # the backlog fills long before
         assert time.monotonic() - started < FLOOD_SECONDS - SLACK
         assert caught.value.pid == worker.pid
+        # Its message says how many bytes wait, and to recv() them.
+        assert str(caught.value.unread_bytes) in str(caught.value)
+        assert "recv()" in str(caught.value)
         # It stopped reading at the limit: about 2 MiB of 60 kB messages, no more.
         assert 2 * max_frame <= caught.value.unread_bytes <= 2 * max_frame + 2 * 60_100
         # Everything read is kept, in order, and reading goes on where it stopped.

@@ -98,6 +98,15 @@ def test_wait_raises_the_remote_error_too(connect: Connect) -> None:
 
 
 @pytest.mark.ex01_3
+def test_prints_are_flushed_before_the_exit_report(connect: Connect) -> None:
+    worker = connect("print_flush_reported")
+    assert worker.recv(timeout=5) == {"flushed": "held back"}
+    with pytest.raises(WorkerDied) as caught:
+        worker.recv(timeout=5)
+    assert caught.value.returncode == 0
+
+
+@pytest.mark.ex01_3
 @pytest.mark.parametrize("hard", [False, True], ids=["sys.exit", "os._exit"])
 def test_an_exit_is_reported_after_every_message(connect: Connect, hard: bool) -> None:
     worker = connect("exit_with")
@@ -125,10 +134,12 @@ def test_kill_9_is_detected_promptly(connect: Connect) -> None:
 
 @pytest.mark.ex01_5
 @pytest.mark.ex02_4
-def test_is_alive_does_not_steal_the_exit_code_from_wait(connect: Connect) -> None:
+@pytest.mark.parametrize("hard", [False, True], ids=["sys.exit", "os._exit"])
+def test_is_alive_does_not_steal_the_exit_code_from_wait(connect: Connect, hard: bool) -> None:
+    """With os._exit there is no exit report: only the process's status has the code."""
     worker = connect("exit_with")
     assert worker.is_alive()
-    worker.send({"code": 7, "hard": False})
+    worker.send({"code": 7, "hard": hard})
     deadline = time.monotonic() + 5
     while worker.is_alive() and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -169,12 +180,20 @@ def test_wait_any_returns_the_worker_with_a_message(connect: Connect) -> None:
 
 
 @pytest.mark.ex01_6
+def test_wait_any_returns_every_worker_that_is_ready(connect: Connect) -> None:
+    quiet, first, second = connect("echo"), connect("echo"), connect("echo")
+    first.send("a")
+    second.send("b")
+    for worker in (first, second):  # each has its answer waiting
+        assert wait_any([worker], timeout=5) == [worker]
+    assert wait_any([quiet, first, second], timeout=5) == [first, second]
+
+
+@pytest.mark.ex01_6
 def test_wait_any_sees_buffered_messages(connect: Connect) -> None:
-    worker = connect("send_burst")
-    worker.send(2)
-    assert worker.recv(timeout=5) == {"i": 0}
-    time.sleep(0.1)  # the second message may already be in the buffer, not the socket
-    assert wait_any([worker], timeout=1) == [worker]
+    worker = connect("send_pair_then_wait")
+    assert worker.recv(timeout=5) == {"i": 0}  # the read took both: {"i": 1} is buffered
+    assert wait_any([worker], timeout=1) == [worker]  # though its socket has nothing more
     assert worker.recv(timeout=0) == {"i": 1}
 
 
@@ -196,6 +215,7 @@ def test_recv_timeout_names_the_worker_and_the_time(connect: Connect) -> None:
         worker.recv(timeout=0.1)
 
 
+@pytest.mark.ex01_3
 def test_sys_exit_with_a_message_reaches_the_caller(connect: Connect) -> None:
     worker = connect("exit_with")
     worker.send({"code": "no more input", "hard": False})

@@ -152,6 +152,23 @@ def test_a_connection_beyond_workers_is_told_server_full(env: dict[str, str]) ->
         assert server.stop() == 0
 
 
+@pytest.mark.ex02_3
+def test_a_worker_holds_none_of_its_siblings_descriptors(env: dict[str, str]) -> None:
+    """Each worker is forked while the earlier ones run: one that kept a sibling's
+    connection or pidfd would hold that client's stream open, and leak with every fork."""
+    server = ServerProcess("report_open_fds", "--workers", "3", env=env)
+    workers = []
+    try:
+        for _ in range(3):
+            workers.append(connect(server))
+        counts = [w.recv(timeout=10) for w in workers]  # type: ignore[attr-defined]
+        assert counts == [counts[0]] * 3, f"descriptors of the 1st, 2nd, 3rd worker: {counts}"
+    finally:
+        for worker in workers:
+            worker.close()  # type: ignore[attr-defined]
+        assert server.stop() == 0
+
+
 @pytest.mark.ex02_1
 def test_a_wrong_secret_is_refused_and_logged_and_the_server_goes_on(
     echo_server: ServerProcess,

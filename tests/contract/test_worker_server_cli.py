@@ -78,6 +78,26 @@ def test_a_missing_dependency_of_the_module_names_the_line_that_imports_it(
 
 
 @pytest.mark.ex02_5
+def test_a_function_in_a_packages_module_is_found_after_the_last_dot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from miniray.worker_server import load_work_fn
+
+    package = tmp_path / "user_package_25"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "jobs.py").write_text("def work_fn(handle):\n    return 'ran ' + handle\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        for spec in ("user_package_25.jobs.work_fn", "user_package_25.jobs:work_fn"):
+            assert load_work_fn(spec)("it") == "ran it", spec
+    finally:
+        for name in ("user_package_25.jobs", "user_package_25"):
+            sys.modules.pop(name, None)
+
+
+@pytest.mark.ex02_5
 def test_a_name_that_is_not_a_function_is_not_callable_rather_than_missing(
     tmp_path: Path,
 ) -> None:

@@ -75,6 +75,14 @@ if registry is not None:
     registry.register_path("math:sqrt")
 
 
+def stray_reply(handle: Channel) -> None:
+    """A worker that breaks the call protocol: it answers the first call with a reply to a
+    call that was never made, then waits for the end."""
+    request = handle.recv()
+    handle.send({"reply": request["call"] + 1000, "value": "not yours"})
+    handle.recv()
+
+
 def echo_fn(handle: Channel) -> None:
     """Send back every message, as it came (buffers and all)."""
     while True:

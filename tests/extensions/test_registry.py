@@ -60,8 +60,10 @@ def test_a_result_the_codec_cannot_carry_is_an_error_not_the_end(ext_connect: An
     import miniray
 
     worker = ext_connect(ext_workfns.registry)
-    with pytest.raises(miniray.RemoteError, match="cannot be sent"):
+    with pytest.raises(miniray.RemoteError) as info:
         worker.call_remote("unsendable")
+    assert info.value.remote_type == "Unsendable"  # a TypeError, named for what it means
+    assert "unsendable" in str(info.value), "the error names the function"
     assert worker.call_remote("echo", [1]) == [1]
 
 
@@ -97,6 +99,18 @@ def test_an_error_whose_message_cannot_be_made_is_still_an_error_reply(ext_conne
         worker.call_remote("unprintable_error")
     assert "str() failed" in str(raised.value)
     assert worker.call_remote("echo", [1]) == [1]  # the worker lives
+
+
+def test_a_message_that_is_not_a_call_ends_the_worker_with_a_protocol_error(
+    ext_connect: Any,
+) -> None:
+    import miniray
+
+    worker = ext_connect(ext_workfns.registry)
+    worker.send({"hello": "there"})  # no calls yet: the channel is still ours to use
+    with pytest.raises(miniray.RemoteError) as info:
+        worker.recv(timeout=10)
+    assert info.value.remote_type == "ProtocolError"
 
 
 @pytest.mark.ex05_2
@@ -171,12 +185,32 @@ def test_a_worker_that_dies_fails_every_pending_future(ext_connect: Any) -> None
 
     worker = ext_connect(ext_workfns.registry)
     assert worker.call_remote("add", 1, 1) == 2
+    napping = worker.submit("nap", 1.0)  # the calls below queue behind it: none can fail
     pending = [worker.submit("die", 3), *(worker.submit("add", i, 1) for i in range(5))]
+    assert napping.result(timeout=10) == 1.0  # at submit because the worker died already
+    # Over TCP the server reports the exit code, and the futures pass it on. A local
+    # worker's reply reader sees only its socket close (os._exit sends no exit report).
+    codes = {3} if isinstance(worker, miniray.RemoteWorker) else {3, None}
     for future in pending:
-        with pytest.raises(miniray.WorkerDied):
+        with pytest.raises(miniray.WorkerDied) as info:
             future.result(timeout=10)
+        assert info.value.returncode in codes, "the futures say how the worker ended"
     with pytest.raises(miniray.WorkerDied):
         worker.submit("add", 1, 1)
+
+
+@pytest.mark.ex05_2
+def test_a_reply_to_no_pending_call_ends_the_calls_with_a_protocol_error(
+    ext_connect: Any,
+) -> None:
+    """It cannot be someone else's result, and no call may wait forever behind it."""
+    import miniray
+
+    worker = ext_connect(ext_workfns.stray_reply)
+    future = worker.submit("add", 1, 2)
+    with pytest.raises(miniray.WorkerDied) as info:
+        future.result(timeout=5)
+    assert isinstance(info.value.__cause__, miniray.ProtocolError)
 
 
 def test_recv_is_refused_while_calls_own_the_channel(ext_connect: Any) -> None:

@@ -1,9 +1,11 @@
-"""Every exercise of every stage is a real one: its tests exist and fail on its stub.
+"""Every exercise of every stage is a real one: its tests exist and fail on its stub, and on
+each of its mutants (known-wrong solutions, `tools.mutants`).
 
 For each exercise, a copy of its stage with only that exercise stubbed must fail the
-exercise's tests (the run stops at the first failure: one is proof enough), and the solution
-must have tests marked for it.  That they pass on the solution is the stage's own pytest step
-in ``make test`` (``make check-exercises`` runs them here too).
+exercise's tests (the run stops at the first failure: one is proof enough), and so must a
+copy with each mutant in place of the solution; the solution must have tests marked for
+it.  That they pass on the solution is the stage's own pytest step in ``make test``
+(``make check-exercises`` runs them here too).
 
 The checks run in parallel (``MINIRAY_JOBS``, default: the number of cores), once per
 session, and print a line as each one finishes; each test then reads its exercise's result.
@@ -40,7 +42,7 @@ def checks(pytestconfig: pytest.Config) -> dict[str, CheckResult]:
     return {r.exercise.id: r for r in results}
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1800)  # the first test waits for every check: stubs and mutants
 @pytest.mark.parametrize(("owner", "exercise"), EXERCISES, ids=[e.id for _, e in EXERCISES])
 def test_every_exercise_is_tested(
     checks: dict[str, CheckResult], owner: Stage, exercise: Exercise

@@ -61,6 +61,10 @@ def tiny(tmp_path: Path) -> Stage:
     (folder / "miniray" / "mod.py").write_text(MODULE)
     (folder / "miniray" / "__pycache__" / "mod.cpython-311.pyc").write_text("junk")
     (folder / "CHANGES.diff").write_text("the solution, in full\n")
+    (folder / "mutants").mkdir()
+    (folder / "mutants" / "ex01_2_triple.py").write_text(
+        '"""Triples."""\ndef double(x):\n    return 3 * x\n'
+    )
     return find_stage("1", tmp_path)
 
 
@@ -80,6 +84,7 @@ def test_a_workspace_stubs_every_exercise_and_leaves_out_the_answers(
     assert "len(items)" not in text and "2 * x" not in text
     assert "Exercise 1.1: Measure the thing" in text and "Exercise 1.2: Double it" in text
     assert not (workspace / "CHANGES.diff").exists()
+    assert not (workspace / "mutants").exists()  # wrong answers, with what is wrong in them
     assert not (workspace / "miniray" / "__pycache__").exists()
     assert (workspace / "stage.toml").read_text() == STAGE_TOML
 

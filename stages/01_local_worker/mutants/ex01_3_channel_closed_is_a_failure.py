@@ -1,0 +1,18 @@
+"""Treats the channel closing under a recv (the parent saying "stop") as a failure: code 1."""
+
+
+def run_work_fn(work_fn: Callable[[Channel], object], handle: Channel) -> int:
+    code, message = 0, None
+    try:
+        work_fn(handle)
+    except SystemExit as e:
+        code, message = _exit_code(e.code)
+        if message is not None:
+            _print_quietly(message)
+    except BaseException as e:
+        code = 1
+        if not _send_quietly(handle, ERROR, encode_error(e)):
+            _print_quietly("".join(traceback.format_exception(e)))
+    _flush_stdio()
+    _send_quietly(handle, EXIT, encode_exit(code, message))
+    return code

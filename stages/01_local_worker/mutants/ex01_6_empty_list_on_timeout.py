@@ -1,0 +1,13 @@
+"""Returns an empty list when none is ready in time, instead of raising TimeoutError."""
+
+
+def wait_any(workers: Iterable[AnyWorker], timeout: float | None = None) -> list[AnyWorker]:
+    workers = list(workers)
+    deadline = deadline_after(check_timeout(timeout))
+    while True:
+        ready = [w for w in workers if w.poll()]
+        if ready:
+            return ready
+        fds = [fd for w in workers for fd in w.wait_fds()]
+        if not wait_readable(fds, seconds_left(deadline)):
+            return []

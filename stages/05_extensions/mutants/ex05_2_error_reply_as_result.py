@@ -1,0 +1,14 @@
+"""Sets every reply's value as the result, an error reply's too: a call that raised in the
+worker returns None instead of raising RemoteError."""
+
+
+def _read_replies(self) -> None:
+    channel = self._channel
+    while True:
+        reply = channel.recv()
+        reply_id = _reply_id(reply)
+        with self.table_lock:
+            future = None if reply_id is None else self.pending.pop(reply_id, None)
+        if future is None:
+            raise ProtocolError(f"a reply to no pending call: {reply!r:.100}")
+        future.set_result(reply.get("value"))

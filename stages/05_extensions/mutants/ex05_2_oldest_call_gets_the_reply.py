@@ -1,0 +1,17 @@
+"""Gives each reply to the oldest pending call instead of the one its id names: a reply to
+no pending call is taken for someone else's result."""
+
+
+def _read_replies(self) -> None:
+    channel = self._channel
+    while True:
+        reply = channel.recv()
+        with self.table_lock:
+            oldest = min(self.pending, default=None)
+            future = None if oldest is None else self.pending.pop(oldest)
+        if future is None:
+            raise ProtocolError(f"a reply to no pending call: {reply!r:.100}")
+        if "error" in reply:
+            future.set_exception(self._remote_error(reply["error"]))
+        else:
+            future.set_result(reply.get("value"))

@@ -1,0 +1,15 @@
+"""Tells the sender the region is free even when a view (or an array made from one) still
+uses it: the sender's next message overwrites bytes the receiver is still reading."""
+
+
+def release_views(self) -> None:
+    if self._pinned is None or self._incoming is None:
+        return
+    try:
+        self._pinned.close()
+    except BufferError:  # "the views will be gone by the time the sender writes again"
+        self._incoming.release(self._pinned_seq)
+        self._pinned = None
+        return
+    self._incoming.release(self._pinned_seq)
+    self._pinned = None
