@@ -19,6 +19,11 @@
   the final one): leave out the tests marked ``heavy`` (torch training end to end, a minute
   or two of CPU). The final stage inherits the code they test, and its run has them; a
   run of one stage alone (``make test STAGE=4``) has them too.
+* ``--skip-kept-repeats`` (with ``--stage`` of a stage before the final one, as ``make test``
+  uses it): when the next stage keeps every line of this one (`tools.stages.keeps_every_line`),
+  every code path tested here runs unchanged in the next stage's run, which has all of these
+  tests; so only the tests marked ``per_stage`` (the stage's own demo, version, docstring)
+  run here. A stage whose successor changes or drops a line is tested in full.
 * Fixtures ``stage`` (a `tools.stages.Stage`) and ``stage_path`` describe the target.
 """
 
@@ -46,6 +51,7 @@ from tools.stages import (  # noqa: E402
     Stage,
     StageError,
     find_stage,
+    keeps_every_line,
     list_stages,
     plan_files,
     tracked_files,
@@ -54,6 +60,7 @@ from tools.stages import (  # noqa: E402
 TARGET_KEY = pytest.StashKey[Stage]()
 UNKNOWN_KEY = pytest.StashKey[set[str]]()  # capabilities named by `needs` that no stage has
 HEAVY_KEY = pytest.StashKey[int]()  # how many heavy tests --skip-heavy-repeats left out
+KEPT_KEY = pytest.StashKey[int]()  # how many tests --skip-kept-repeats left to the next stage
 EXERCISE_MARKER_RE = re.compile(r"\bex\d{2}_\d+\b")
 
 
@@ -71,6 +78,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATH",
         help="write how many selected tests carry each exercise marker to PATH (JSON), "
         "for tools.exercises: one collection serves every exercise of a stage",
+    )
+    parser.addoption(
+        "--skip-kept-repeats",
+        action="store_true",
+        help="with --stage of a stage before the final one: if the next stage keeps every "
+        "line of this one, run only the tests marked per_stage (the next stage runs the rest)",
     )
     parser.addoption(
         "--skip-heavy-repeats",
@@ -121,7 +134,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     heavy_later = (
         stage_run and config.getoption("skip_heavy_repeats") and target.name != stages[-1].name
     )
-    heavy_left = 0
+    heavy_left = kept_left = 0
+    kept_later = stage_run and config.getoption("skip_kept_repeats") and next_keeps_all(target)
     keep: list[pytest.Item] = []
     drop: list[pytest.Item] = []
     for item in items:
@@ -133,8 +147,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if heavy_later and not wrong_place and item.get_closest_marker("heavy") is not None:
             repeated = True
             heavy_left += 1
+        elif kept_later and not wrong_place and item.get_closest_marker("per_stage") is None:
+            repeated = True
+            kept_left += 1
         (drop if wrong_place or repeated else keep).append(item)
     config.stash[HEAVY_KEY] = heavy_left
+    config.stash[KEPT_KEY] = kept_left
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
@@ -160,6 +178,12 @@ def pytest_terminal_summary(
         terminalreporter.write_line(
             f"left {heavy} heavy tests to the final stage's run "
             "(without --skip-heavy-repeats they run here)"
+        )
+    kept = config.stash.get(KEPT_KEY, 0)
+    if kept:
+        terminalreporter.write_line(
+            f"left {kept} tests to the next stage's run, which keeps every line of this "
+            "stage's code (without --skip-kept-repeats they run here)"
         )
     markexpr = config.getoption("markexpr") or ""
     markers = EXERCISE_MARKER_RE.findall(markexpr)
@@ -191,6 +215,17 @@ def top_level_target(stages: list[Stage]) -> Stage:
     final = stages[-1]
     return dataclasses.replace(
         final, name="miniray", path=ROOT, title=f"the miniray library (= {final.name})", new=()
+    )
+
+
+def next_keeps_all(target: Stage) -> bool:
+    """Whether a stage after ``target`` exists and keeps every line of its package."""
+    stages = list_stages(ROOT)
+    later = [s for s in stages if s.number == target.number + 1]
+    return (
+        bool(later)
+        and target.path in {s.path for s in stages}
+        and keeps_every_line(target, later[0])
     )
 
 

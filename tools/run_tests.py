@@ -277,9 +277,11 @@ def summary(outcomes: Sequence[Outcome]) -> str:
 
 def _stage_run_arguments(stage: Stage, stages: list[Stage]) -> list[str]:
     """Every stage but the final one leaves its heavy tests (torch training end to end) to
-    the final stage's run, which inherits the code they test (see tests/conftest.py)."""
-    heavy = [] if stage.name == stages[-1].name else ["--skip-heavy-repeats"]
-    return ["tests", "--stage", stage.name, *heavy]
+    the final stage's run, and, when the next stage keeps every line of its code, every test
+    but its own (``per_stage``) to the next stage's run (see tests/conftest.py)."""
+    if stage.name == stages[-1].name:
+        return ["tests", "--stage", stage.name]
+    return ["tests", "--stage", stage.name, "--skip-heavy-repeats", "--skip-kept-repeats"]
 
 
 def _mypy_stage(stage: Stage, root: Path) -> Step:

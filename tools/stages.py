@@ -41,6 +41,7 @@ from tools.stage_model import (
 from tools.sync import (
     FileMap,
     display_path,
+    keeps_every_line,
     plan_files,
     problems,
     read_sources,
@@ -62,6 +63,7 @@ __all__ = [
     "StageError",
     "exercise_marker",
     "find_stage",
+    "keeps_every_line",
     "list_stages",
     "load_stage",
     "main",

@@ -156,6 +156,25 @@ def read_sources(root: Path, final: int) -> dict[str, WovenFile]:
     return sources
 
 
+def keeps_every_line(earlier: Stage, later: Stage) -> bool:
+    """Whether ``later``'s package holds every line of ``earlier``'s, in order, in the same
+    files (``__init__.py`` aside: its exports and version are the stage's own). Then every
+    code path of the earlier stage runs, unchanged, in the later one, and so do its tests.
+    """
+    for path in sorted((earlier.path / PACKAGE).rglob("*.py")):
+        rel = path.relative_to(earlier.path)
+        if rel.name == "__init__.py":
+            continue
+        other = later.path / rel
+        if not other.is_file():
+            return False
+        old, new = path.read_text().splitlines(), other.read_text().splitlines()
+        steps = difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes()
+        if any(tag in ("delete", "replace") for tag, *_ in steps):
+            return False
+    return True
+
+
 def display_path(path: Path, root: Path) -> str:
     """``path`` relative to ``root``, in POSIX form, for messages; as given if outside it."""
     try:

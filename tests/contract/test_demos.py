@@ -12,6 +12,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+pytestmark = pytest.mark.per_stage  # the stage itself: run in every stage's run
+
+
 def run(script: Path, pythonpath: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(pythonpath)}
     return subprocess.run(

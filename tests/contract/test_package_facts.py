@@ -15,6 +15,8 @@ import pytest
 
 from tools.stages import Stage
 
+pytestmark = pytest.mark.per_stage  # the stage itself: run in every stage's run
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -22,6 +22,7 @@ from tools.stages import (
     StageError,
     exercise_marker,
     find_stage,
+    keeps_every_line,
     list_stages,
     origin,
     problems,
@@ -380,3 +381,13 @@ def test_the_api_reference_reads_the_final_stage_copy() -> None:
     final = list_stages()[-1]
     config = (REPO_ROOT / "mkdocs.yml").read_text(encoding="utf-8")
     assert f'paths: ["stages/{final.name}"]' in config
+
+
+def test_a_stage_that_keeps_every_line_of_the_last_is_told_apart(tree: Path) -> None:
+    # Stage 2 changes a line of a.py (return 1 -> return 2): stage 1's tests must run there.
+    one, two = list_stages(tree)
+    assert not keeps_every_line(one, two)
+    added = "# @2+ {\n\n\ndef h() -> int:\n    return 3\n# @}\n"
+    write(tree / "miniray" / "a.py", "def f() -> int:\n    return 1\n" + added)
+    sync(tree)
+    assert keeps_every_line(one, two)  # stage 2 only adds: stage 1's code runs there unchanged
