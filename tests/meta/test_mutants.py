@@ -24,8 +24,9 @@ from tools.mutants import (
     mutated_source,
     same_signature,
     stray_mutants,
+    write_mutant,
 )
-from tools.stages import Exercise, Stage, list_stages
+from tools.stages import REPO_ROOT, Exercise, Stage, list_stages
 from tools.stubs import ExerciseError, function_source
 
 STAGES = list_stages()
@@ -147,3 +148,31 @@ def test_a_surviving_mutant_fails_the_check(tmp_path: Path) -> None:
     assert not too_few.ok and "an exercise needs 2" in too_few.verdict
     timed_out = CheckResult(owner, exercise, 0, 1, mutants=(runs[0], MutantRun(survived, None)))
     assert timed_out.verdict == f"mutant {exercise.marker}_b timed out"
+
+
+# Right solutions in other words than the stage's, kept beside it: the tests must pass them,
+# or they judge wording, not behaviour (stages/NN_name/right/exNN_M_<how>.py, the same form).
+RIGHT = sorted(REPO_ROOT.glob("stages/*/right/ex*.py"))
+
+
+def test_right_solutions_in_other_words_are_kept() -> None:
+    assert RIGHT, "no stages/*/right/ files: nothing shows the tests accept other wordings"
+
+
+@pytest.mark.parametrize("path", RIGHT, ids=lambda p: p.stem)
+def test_a_right_solution_in_other_words_passes(path: Path, tmp_path: Path) -> None:
+    from tools.exercise_runs import run_exercise_tests
+    from tools.stages import find_stage
+    from tools.workspaces import make_workspace
+
+    stage = find_stage(path.parent.parent.name)
+    number, index = path.stem.split("_")[:2]
+    exercise = stage.exercise(f"{int(number.removeprefix('ex'))}.{index}")
+    workspace = make_workspace(stage, tmp_path / stage.name, [])
+    right = Mutant(exercise, path)
+    assert mutant_problems(right) == []  # the target's name and signature, not the solution
+    write_mutant(workspace, right)
+    rc, output = run_exercise_tests(
+        exercise.id, workspace, ["-q", "-p", "no:cacheprovider"], timeout=120, capture=True
+    )
+    assert rc == 0, output

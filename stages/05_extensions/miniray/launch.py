@@ -75,7 +75,7 @@ def remote_command(
     words = [python, *args]
     if env:
         for name in env:
-            if not _ENV_NAME.match(name):
+            if not _ENV_NAME.fullmatch(name):  # (match would let "A\n" through the $)
                 raise ConfigError(f"environment variable name {name!r} is not a shell name")
         words = ["env", *(f"{name}={value}" for name, value in env.items()), *words]
     return f"cd {shlex.quote(cwd)} && exec " + " ".join(shlex.quote(w) for w in words)
