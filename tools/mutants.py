@@ -29,6 +29,7 @@ from tools.stages import Exercise, Stage
 from tools.stubs import ExerciseError, find_definition, function_source, replace_definition
 
 MUTANTS_DIR = "mutants"
+RIGHT_DIR = "right"  # right solutions in other words: they must pass (tests/meta/test_mutants.py)
 MIN_MUTANTS = 2
 
 

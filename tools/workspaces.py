@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tools.mutants import MUTANTS_DIR
+from tools.mutants import MUTANTS_DIR, RIGHT_DIR
 from tools.stages import DIFF_NAME, REPO_ROOT, STAGE_TOML, Exercise, Stage, find_stage, list_stages
 from tools.stubs import ExerciseError, function_source, is_stub, replace_definition, stub_source
 
@@ -73,7 +73,9 @@ def make_workspace(
     shutil.copytree(
         stage.path,
         dest,
-        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*", DIFF_NAME, MUTANTS_DIR),
+        ignore=shutil.ignore_patterns(
+            "__pycache__", "*.pyc", ".*", DIFF_NAME, MUTANTS_DIR, RIGHT_DIR
+        ),
     )
     for rel, text in stubbed.items():
         (dest / rel).write_bytes(text.encode("utf-8"))

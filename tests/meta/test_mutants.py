@@ -176,3 +176,13 @@ def test_a_right_solution_in_other_words_passes(path: Path, tmp_path: Path) -> N
         exercise.id, workspace, ["-q", "-p", "no:cacheprovider"], timeout=120, capture=True
     )
     assert rc == 0, output
+
+
+def test_a_workspace_holds_neither_wrong_nor_right_answers(tmp_path: Path) -> None:
+    from tools.stages import find_stage
+    from tools.workspaces import make_workspace
+
+    stage = find_stage(RIGHT[0].parent.parent.name)  # a stage that keeps both
+    assert (stage.path / "mutants").is_dir() and (stage.path / "right").is_dir()
+    workspace = make_workspace(stage, tmp_path / stage.name, [])
+    assert not (workspace / "mutants").exists() and not (workspace / "right").exists()
