@@ -190,7 +190,7 @@ def plan_steps(root: Path = REPO_ROOT, junit_dir: Path | None = None) -> list[St
     ]
     own_steps = [p for p in SEPARATE_META_RUNS if (root / p).is_file()]
     plain = ["tests", *(f"--ignore={p}" for p in own_steps), "--skip-final-stage-repeats"]
-    runs.append(("pytest library + meta", plain, 60.0))
+    runs.append(("pytest library + meta", plain, 75.0))  # after the final stage, before the rest
     runs += [(SEPARATE_META_RUNS[p][0], [p], SEPARATE_META_RUNS[p][1]) for p in own_steps]
     for index, (name, args, weight) in enumerate(runs):
         junit = None if junit_dir is None else junit_dir / f"{index}.xml"
