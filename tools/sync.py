@@ -72,12 +72,13 @@ def sync(root: Path = REPO_ROOT) -> list[Path]:
     plan = plan_files(root)
     recorded = _read_manifest(root)
     edited = [_hand_edit_message(root, g) for g in plan.values() if _hand_edited(root, g, recorded)]
-    stray = [p for p in _stray_files(root, plan) if _hand_edited_stray(root, p, recorded)]
-    edited += [f"{p}: not generated from miniray/ and not in {MANIFEST}; remove it" for p in stray]
+    strays = _stray_files(root, plan)
+    unrecorded = [p for p in strays if _hand_edited_stray(root, p, recorded)]
+    edited += [f"{p}: not generated from miniray/ nor in {MANIFEST}; remove it" for p in unrecorded]
     if edited:
         raise StageError("\n".join(edited))
     written: list[Path] = []
-    for path in _stray_files(root, plan):
+    for path in strays:  # files an earlier sync wrote that no source makes any more
         (root / path).unlink()
         written.append(root / path)
     for generated in plan.values():
