@@ -145,8 +145,8 @@ def worker_roundtrip(codec: str, transport: str = "local") -> Measure:
 
 
 def codec_timers(codec: str, what: str) -> Measure:
-    from miniray.buffers import MessageCodec
     from miniray.codec import get_codec
+    from miniray.message_codec import MessageCodec
 
     message_codec = MessageCodec(get_codec(codec))
     msg = SMALL if what == "small dict" else FLOATS

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))  # the top-level miniray package (= the final stag
 from json_rows import results_from_samples, write_json  # noqa: E402
 
 from miniray.channel import Channel  # noqa: E402
-from miniray.session import Session  # noqa: E402
+from miniray.frame_mac import Session  # noqa: E402
 
 SMALL = {"cmd": "step", "i": 12345}
 BIG = b"\x5a" * (1024 * 1024)

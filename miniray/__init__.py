@@ -41,11 +41,11 @@ from .errors import (
     WorkerDied,
     WorkFnNotFound,  # @2+
 )
-from .nccl import NCCLConfig, create_nccl_configs, setup_nccl_env  # @4+
 from .preflight import join_process_group, preflight  # @4+
 from .registry import Registry, serve  # @5+
 from .remote_worker import RemoteWorker  # @2+
-from .server import WorkerServer  # @2+
+from .rendezvous import NCCLConfig, create_nccl_configs, setup_nccl_env  # @4+
+from .tcp_server import WorkerServer  # @2+
 from .training import serve_training, train_step  # @4+
 from .worker import Worker, spawn_workers, wait_any
 

@@ -1,7 +1,7 @@
 # @5+
 """Big frames: sent from where they lie, read into a buffer of their own, hashed as they go.
 
-For the buffers of ``buffers.py`` (a numpy array, a tensor): a frame of
+For the buffers of ``message_codec.py`` (a numpy array, a tensor): a frame of
 ``BIG_FRAME`` bytes or more would cost the receiving `Channel` two more copies of every
 byte if it went the way of small frames (each 64 KiB read appended to the receive buffer,
 then the payload cut out of it). So once its header has arrived, the rest of a big frame
@@ -22,7 +22,7 @@ import sys
 from collections.abc import Sequence
 
 from .frame_auth import FrameAuth
-from .session import StreamedTag
+from .frame_mac import StreamedTag
 from .wire import HEADER, MESSAGE
 
 BIG_FRAME = 1024 * 1024  # from this size on, a payload is read straight into its own buffer

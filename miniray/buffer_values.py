@@ -1,7 +1,7 @@
 # @5+
 """Buffer values: how each kind becomes a placeholder and bytes, and comes back.
 
-See ``buffers.py`` for the message around them. Kinds: ``bytes``,
+See ``message_codec.py`` for the message around them. Kinds: ``bytes``,
 ``bytearray``, ``memoryview`` (also anything else with the buffer protocol), numpy
 ``ndarray`` and CPU torch ``Tensor``. numpy and torch are never imported, to send or to
 receive: a value can only be an array if its module is already loaded, and a peer's array

@@ -25,9 +25,9 @@ from collections import deque
 from typing import Any
 
 from .big_frames import BigFrameReader, send_sealed  # @5+
-from .buffers import MessageCodec  # @5+
 from .errors import ChannelClosed, ProtocolError, Unsendable
 from .frame_auth import FrameAuth
+from .message_codec import MessageCodec  # @5+
 from .timeouts import check_timeout, deadline_after, ms_until
 from .timeouts import wait_readable as wait_readable  # re-exported: older imports use it
 from .wire import (

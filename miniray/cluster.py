@@ -37,9 +37,9 @@ from .distributed import distributed_configs  # @4+
 from .errors import ClusterError, ConfigError, MiniRayError
 from .log_delivery import LogDelivery
 from .logs import LogLine, LogSink, log_to_files, log_to_stream
-from .nccl import NCCLConfig  # @4+
 from .node_config import NodeConfig, WireOptions
 from .ranks import RankInfo, assign_ranks
+from .rendezvous import NCCLConfig  # @4+
 from .wire import DEFAULT_MAX_FRAME
 
 log = logging.getLogger("miniray.cluster")

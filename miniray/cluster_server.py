@@ -50,7 +50,7 @@ from .launch import ready_mac
 from .logs import LogRelay
 from .process import fork_child
 from .ranks import RankInfo
-from .server import WorkerServer
+from .tcp_server import WorkerServer
 from .wire import DEFAULT_MAX_FRAME
 from .worker import WorkFn
 from .worker_server import (

@@ -1,7 +1,7 @@
 """FrameAuth: what a Channel asks of the object that seals and checks its frames.
 
 A Channel takes an optional ``frame_auth`` and calls it for every frame: ``seal`` for the tag
-of a frame going out, ``check`` for one coming in. Stage 2's per-frame MAC (``session.py``)
+of a frame going out, ``check`` for one coming in. Stage 2's per-frame MAC (``frame_mac.py``)
 is the one implementation; the protocol lives apart from both so that the channel and the
 code that streams big frames (``big_frames.py``) can name it without importing each other.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from .session import StreamedTag  # @5+
+from .frame_mac import StreamedTag  # @5+
 
 
 class FrameAuth(Protocol):

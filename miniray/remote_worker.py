@@ -22,7 +22,6 @@ import time
 from typing import Any
 
 from .auth import client_handshake
-from .buffers import MessageCodec  # @5+
 from .calls import Calls  # @5+
 from .channel import Channel, wait_readable
 from .codec import get_codec  # @5+
@@ -37,6 +36,7 @@ from .errors import (
     describe_returncode,
 )
 from .handle import ChannelHandle
+from .message_codec import MessageCodec  # @5+
 from .process import drop_in_children
 from .secret import load_secret
 from .tcp import connect

@@ -20,12 +20,12 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from .buffers import MessageCodec  # @5+
 from .calls import Calls  # @5+
 from .channel import Channel
 from .codec import get_codec  # @5+
 from .errors import ChannelClosed, RemoteError, WorkerDied, describe_returncode
 from .handle import ChannelHandle, Waitable
+from .message_codec import MessageCodec  # @5+
 from .process import ChildProcess, drop_in_children, fork_child, run_work_fn
 from .region import Region  # @5+
 from .timeouts import check_timeout, deadline_after, seconds_left, wait_readable

@@ -1,6 +1,9 @@
 # @2+
 """The WorkerServer command line: load the work function, listen, say ready, serve.
 
+The class it starts is `WorkerServer` in ``tcp_server.py``; this module is only the
+command (its name is the one ``python -m`` has always taken).
+
     python -m miniray.worker_server --port 10000 --workers 4 --work-fn my_module.work_fn
     miniray-worker-server --port 0 --work-fn path/to/file.py:work_fn
 
@@ -26,7 +29,7 @@ from typing import Any
 from . import __version__
 from .codec import CODECS  # @5+
 from .errors import MiniRayError, WorkFnNotFound
-from .server import WorkerServer
+from .tcp_server import WorkerServer
 from .wire import DEFAULT_MAX_FRAME
 from .worker import WorkFn
 

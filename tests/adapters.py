@@ -37,7 +37,7 @@ def raw_socket(handle: Any) -> socket.socket:
 def frame_tag_size() -> int:
     """Bytes of MAC that end every frame after a TCP handshake (0 where there is none)."""
     try:
-        from miniray.session import TAG_SIZE
+        from miniray.frame_mac import TAG_SIZE
     except ImportError:  # a stage without frame MACs
         return 0
     return TAG_SIZE

@@ -1,7 +1,7 @@
 """Shared by the stage 4 tests: torch (or a precise skip), and the training example.
 
 The tests start real clusters whose ranks run real torch.distributed (gloo, on CPU).
-Without torch they skip, saying so; the unit tests of ``miniray.nccl`` need no torch.
+Without torch they skip, saying so; the unit tests of ``miniray.rendezvous`` need no torch.
 """
 
 from __future__ import annotations

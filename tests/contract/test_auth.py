@@ -117,7 +117,7 @@ def test_the_proof_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch)
 
     from miniray import AuthenticationError
     from miniray.auth import check_answer
-    from miniray.session import derive
+    from miniray.frame_mac import derive
 
     compared: list[tuple[bytes, bytes]] = []
     real = hmac.compare_digest
@@ -197,7 +197,7 @@ def test_an_unknown_verdict_is_a_protocol_error() -> None:
 
 def test_frame_tags_bind_key_direction_order_and_kind() -> None:
     from miniray import ProtocolError
-    from miniray.session import Session
+    from miniray.frame_mac import Session
 
     nonces = os.urandom(32), os.urandom(32)
     client = Session(b"s" * 32, *nonces).client_frames()
@@ -224,7 +224,7 @@ def test_frame_tags_bind_key_direction_order_and_kind() -> None:
 
 def test_the_servers_exit_report_is_taken_once_and_only_by_the_client() -> None:
     from miniray import ProtocolError
-    from miniray.session import Session
+    from miniray.frame_mac import Session
 
     nonces = os.urandom(32), os.urandom(32)
     report = Session(b"s" * 32, *nonces).exit_report(-9)
@@ -241,7 +241,7 @@ def test_a_channel_with_frame_auth_refuses_an_injected_frame() -> None:
     import adapters
 
     from miniray import Channel, ProtocolError
-    from miniray.session import Session
+    from miniray.frame_mac import Session
 
     nonces = os.urandom(32), os.urandom(32)
     ours, theirs = socket.socketpair()

@@ -63,8 +63,8 @@ def record_one_answer(secret: str) -> tuple[bytes, bytes]:
 
 
 def test_one_recorded_answer_makes_each_guess_of_the_secret_slow() -> None:
+    from miniray.frame_mac import derive
     from miniray.secret import load_secret
-    from miniray.session import derive
 
     chosen = "miniray-cluster-2024"  # what a person picks for a cluster
     nonce, answer = record_one_answer(chosen)

@@ -158,6 +158,6 @@ def deep_reply(handle: Channel) -> None:
 
 
 def buffer_message(skeleton: bytes, data: bytes) -> bytes:
-    """A buffer message's payload (see miniray/buffers.py) with one buffer, inline."""
+    """A buffer message's payload (see miniray/message_codec.py) with one buffer, inline."""
     head = struct.pack("!BBIQI", 0, 0, 1, 0, len(skeleton)) + struct.pack("!Q", len(data))
     return head + skeleton + data

@@ -204,7 +204,7 @@ def test_a_big_frames_tag_fed_in_pieces_is_the_tag_of_the_whole() -> None:
     """A big frame's MAC is fed as its bytes go out and come in: the tag is the one of the
     whole payload, and the checks (order, alteration) are the same."""
     from miniray import ProtocolError
-    from miniray.session import Session
+    from miniray.frame_mac import Session
 
     nonces = os.urandom(32), os.urandom(32)
     client = Session(b"s" * 32, *nonces).client_frames()

@@ -69,8 +69,8 @@ def test_a_code_object_is_refused_at_send_and_from_the_wire() -> None:
     from adapters import frame
 
     import miniray
-    from miniray.buffers import MessageCodec
     from miniray.codec import MARSHAL
+    from miniray.message_codec import MessageCodec
 
     ours, theirs = socket.socketpair()
     channel = miniray.Channel(ours, codec=MessageCodec(MARSHAL))

@@ -105,8 +105,8 @@ def _shared_levels(bottom: Any, levels: int) -> Any:
 def test_back_references_cannot_make_a_small_skeleton_huge() -> None:
     """Finding 5: a 322-byte skeleton took 1.6-3.3 s to restore, and 4.5 kB ran out of memory."""
     import miniray
-    from miniray.buffers import MessageCodec
     from miniray.codec import MARSHAL
+    from miniray.message_codec import MessageCodec
 
     skeleton = marshal.dumps(_shared_levels({"__buffer__": 0, "type": "bytes"}, 22), 4)
     assert len(skeleton) < 400
@@ -119,8 +119,8 @@ def test_back_references_cannot_make_a_small_skeleton_huge() -> None:
 
 
 def test_shared_parts_of_a_reasonable_size_still_arrive_and_stay_shared() -> None:
-    from miniray.buffers import MessageCodec
     from miniray.codec import MARSHAL
+    from miniray.message_codec import MessageCodec
 
     row = [0.5] * 100
     assert MARSHAL.decode(marshal.dumps([row] * 100, 4)) == [row] * 100
@@ -144,8 +144,8 @@ def test_a_deep_skeleton_is_delivered_or_a_protocol_error_never_a_recursion_erro
     from adapters import frame
 
     import miniray
-    from miniray.buffers import MessageCodec
     from miniray.codec import get_codec
+    from miniray.message_codec import MessageCodec
 
     encode = get_codec(codec).encode
     placeholder = {"__buffer__": 0, "type": "bytes"}
@@ -198,7 +198,7 @@ for name in sys.argv[1].split(","):
         __import__(name)
 before = set(sys.modules)
 import miniray
-from miniray.buffers import MessageCodec
+from miniray.message_codec import MessageCodec
 for payload in sys.argv[2:]:
     try:
         MessageCodec().decode(bytes.fromhex(payload))
@@ -258,7 +258,7 @@ def test_a_tensor_dtype_is_checked_against_a_list_before_torch_is_asked() -> Non
 def test_an_unusual_numpy_dtype_string_is_refused() -> None:
     numpy = pytest.importorskip("numpy", reason="numpy is optional; the array path needs it")
     import miniray
-    from miniray.buffers import MessageCodec
+    from miniray.message_codec import MessageCodec
 
     assert numpy is not None
     for dtype in ("i4,f4", "O", "(2,)i4", [("a", "<i4")], "<M8[ns]x"):
@@ -270,7 +270,7 @@ def test_an_unusual_numpy_dtype_string_is_refused() -> None:
 
 def test_buffer_message_helper_matches_the_library() -> None:
     """The tests build buffer messages by hand: the layout is the library's."""
-    from miniray.buffers import MessageCodec
+    from miniray.message_codec import MessageCodec
 
     parts = MessageCodec().encode({"b": b"xy"})
     assert isinstance(parts, list)

@@ -2,7 +2,7 @@
 """FrameAuth: what a Channel asks of the object that seals and checks its frames.
 
 A Channel takes an optional ``frame_auth`` and calls it for every frame: ``seal`` for the tag
-of a frame going out, ``check`` for one coming in. Stage 2's per-frame MAC (``session.py``)
+of a frame going out, ``check`` for one coming in. Stage 2's per-frame MAC (``frame_mac.py``)
 is the one implementation; the protocol lives apart from both so that the channel and the
 code that streams big frames (``big_frames.py``) can name it without importing each other.
 """

@@ -41,7 +41,7 @@ from .errors import (
     WorkFnNotFound,
 )
 from .remote_worker import RemoteWorker
-from .server import WorkerServer
+from .tcp_server import WorkerServer
 from .worker import Worker, spawn_workers, wait_any
 
 __version__ = "0.3.0"  # the library after stage N is 0.N; pyproject.toml reads it from here

@@ -45,10 +45,10 @@ from .errors import (
     WorkerDied,
     WorkFnNotFound,
 )
-from .nccl import NCCLConfig, create_nccl_configs, setup_nccl_env
 from .preflight import join_process_group, preflight
 from .remote_worker import RemoteWorker
-from .server import WorkerServer
+from .rendezvous import NCCLConfig, create_nccl_configs, setup_nccl_env
+from .tcp_server import WorkerServer
 from .training import serve_training, train_step
 from .worker import Worker, spawn_workers, wait_any
 

@@ -31,9 +31,9 @@ from typing import Any, Protocol
 from .channel import wait_readable
 from .errors import ClusterError, MiniRayError, RemoteError, WorkerDied
 from .launch import remote_command, ssh_command
-from .nccl import NCCLConfig, create_nccl_configs
 from .netprobe import PROBE_PREFIX
 from .node_config import NodeConfig
+from .rendezvous import NCCLConfig, create_nccl_configs
 
 _SETTLE = 1.0  # seconds gather waits, after a first failure, for the failure's cause
 

@@ -23,7 +23,7 @@ of the secret offline, one scrypt each. So use a random secret (``python -m
 miniray.secret PATH``); the per-user file and a Cluster's secret are random already.
 
 Both sides then hold a :class:`~.session.Session`: a key derived from K and
-both nonces, with which every frame after the handshake is sealed (``session.py``).
+both nonces, with which every frame after the handshake is sealed (``frame_mac.py``).
 
 What it does not do: encrypt. Anyone on the path can read the messages. Use it on
 a private network or through an SSH tunnel (stage 3 launches over SSH).
@@ -41,7 +41,7 @@ import socket
 import time
 
 from .errors import AuthenticationError, ProtocolError, ServerFull, ServerUnreachable
-from .session import Session, derive
+from .frame_mac import Session, derive
 
 # --8<-- [start:handshake_format]
 PROTOCOL = b"4"  # the wire's version (4: a codec proposal follows the handshake; buffers)

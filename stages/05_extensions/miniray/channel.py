@@ -16,7 +16,7 @@ Three rules keep the stream honest:
 
 New in this stage: a channel encodes its messages with a codec (``self.codec``; JSON by
 default, or marshal, see ``codec.py``) that also carries buffers out of band
-(``buffers.py``); ``send_frame`` accepts a payload in parts, so a big buffer is sent
+(``message_codec.py``); ``send_frame`` accepts a payload in parts, so a big buffer is sent
 from where it lies instead of being copied behind the header first; and a big frame is
 read straight into a buffer of its own, its MAC (if any) computed as the bytes go out and
 come in (``big_frames.py``).
@@ -33,9 +33,9 @@ from collections import deque
 from typing import Any
 
 from .big_frames import BigFrameReader, send_sealed
-from .buffers import MessageCodec
 from .errors import ChannelClosed, ProtocolError, Unsendable
 from .frame_auth import FrameAuth
+from .message_codec import MessageCodec
 from .timeouts import check_timeout, deadline_after, ms_until
 from .timeouts import wait_readable as wait_readable  # re-exported: older imports use it
 from .wire import (

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from .channel import wait_readable
 from .errors import PreflightError, RemoteError, WorkerDied
-from .nccl import NCCLConfig, setup_nccl_env
+from .rendezvous import NCCLConfig, setup_nccl_env
 
 if TYPE_CHECKING:
     from .channel import Channel

@@ -27,7 +27,6 @@ import time
 from typing import Any
 
 from .auth import client_handshake
-from .buffers import MessageCodec
 from .calls import Calls
 from .channel import Channel, wait_readable
 from .codec import get_codec
@@ -42,6 +41,7 @@ from .errors import (
     describe_returncode,
 )
 from .handle import ChannelHandle
+from .message_codec import MessageCodec
 from .process import drop_in_children
 from .secret import load_secret
 from .tcp import connect

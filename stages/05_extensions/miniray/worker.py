@@ -25,12 +25,12 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from .buffers import MessageCodec
 from .calls import Calls
 from .channel import Channel
 from .codec import get_codec
 from .errors import ChannelClosed, RemoteError, WorkerDied, describe_returncode
 from .handle import ChannelHandle, Waitable
+from .message_codec import MessageCodec
 from .process import ChildProcess, drop_in_children, fork_child, run_work_fn
 from .region import Region
 from .timeouts import check_timeout, deadline_after, seconds_left, wait_readable
