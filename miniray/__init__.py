@@ -41,6 +41,7 @@ from .errors import (
     WorkerDied,
     WorkFnNotFound,  # @2+
 )
+from .hosts import hosts_from_file, hosts_from_slurm  # @6+
 from .preflight import join_process_group, preflight  # @4+
 from .registry import Registry, serve  # @5+
 from .remote_worker import RemoteWorker  # @2+
@@ -53,7 +54,8 @@ from .worker import Worker, spawn_workers, wait_any
 # @2: __version__ = "0.2.0"  # the library after stage N is 0.N; pyproject.toml reads it from here
 # @3: __version__ = "0.3.0"  # the library after stage N is 0.N; pyproject.toml reads it from here
 # @4: __version__ = "0.4.0"  # the library after stage N is 0.N; pyproject.toml reads it from here
-__version__ = "0.5.0"  # the library after stage N is 0.N; pyproject.toml reads it from here  # @5+
+# @5: __version__ = "0.5.0"  # the library after stage N is 0.N; pyproject.toml reads it from here
+__version__ = "0.6.0"  # the library after stage N is 0.N; pyproject.toml reads it from here  # @6+
 
 __all__ = [
     # @2+ {
@@ -93,6 +95,12 @@ __all__ = [
     # @4+ {
     "create_nccl_configs",
     "gather",
+    # @}
+    # @6+ {
+    "hosts_from_file",
+    "hosts_from_slurm",
+    # @}
+    # @4+ {
     "join_process_group",
     "preflight",
     # @}

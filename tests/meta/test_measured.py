@@ -141,7 +141,7 @@ def test_the_page_includes_every_generated_section_and_the_chart(render: ModuleT
         assert f'--8<-- "docs/measured/tables.md:{key}"' in page, key
     assert "(measured/ratios.svg)" in page
     nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8").split("\nnav:", 1)[1]
-    assert nav.index("measured.md") > nav.index("stages/05_extensions.md")
+    assert nav.index("measured.md") > nav.index("stages/06_run.md")
 
 
 def test_only_reruns_some_parts_and_keeps_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
