@@ -52,6 +52,10 @@ from .process import fork_child
 from .ranks import RankInfo
 from .tcp_server import WorkerServer
 from .wire import DEFAULT_MAX_FRAME
+from .wire_options import (
+    DEFAULT_MAX_BUFFER_BYTES,  # @5+
+    WireOptions,
+)
 from .worker import WorkFn
 from .worker_server import (
     READY_PREFIX,
@@ -95,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
             max_workers=args.workers,
             secret=secret,
             exit_grace=args.exit_grace,
-            max_frame=args.max_frame,
             codecs=args.codecs,  # @5+
+            # @3-4: wire=WireOptions(args.max_frame, set_on="Cluster"),
+            wire=WireOptions(args.max_frame, args.max_buffer_bytes, set_on="Cluster"),  # @5+
         )
     except OSError as e:
         problem = str(e)
@@ -227,6 +232,14 @@ def _parser() -> argparse.ArgumentParser:
         help="largest message, in encoded bytes (default: %(default)s): the Cluster's max_frame",
     )
     # @5+ {
+    parser.add_argument(
+        "--max-buffer-bytes",
+        type=int,
+        default=DEFAULT_MAX_BUFFER_BYTES,
+        metavar="BYTES",
+        help="largest total of buffers beside one message (default: %(default)s): the "
+        "Cluster's max_buffer_bytes",
+    )
     parser.add_argument(
         "--codecs",
         type=parse_codecs,

@@ -1,11 +1,10 @@
 # @3+
-"""NodeConfig: one machine of a cluster, and how to start its workers there; WireOptions:
-how the cluster's messages travel.
+"""NodeConfig: one machine of a cluster, and how to start its workers there.
 
 A `Cluster` takes a list of NodeConfigs; a node's server is started from one (``launch``,
 ``cluster_node``), and the rank settings are numbered over them (``distributed``). The
-Cluster's own wire settings are one `WireOptions`, which every node server gets on its
-command line and every `ClusterWorker` in its constructor.
+Cluster's wire settings (`WireOptions`), with a node's own limits where it sets them, go to
+that node's server on its command line and to each of its `ClusterWorker`s.
 """
 
 from __future__ import annotations
@@ -13,11 +12,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from .errors import ConfigError
 from .launch import LOCAL_HOSTS
-from .wire import DEFAULT_MAX_FRAME
+from .wire_options import WireOptions
+
+MIN_FRAME = 1024  # bytes: a cluster's smaller max_frame could not carry a worker's error report
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,8 @@ class NodeConfig:
         python: The node's Python, by absolute path (default: this interpreter's path).
         cwd: Working directory on the node (default: this process's).
         env: Environment variables for the server and its workers.
+        max_frame: This node's ``max_frame``, if not the Cluster's.
+        max_buffer_bytes: This node's ``max_buffer_bytes``, if not the Cluster's.  # @5+
     """
 
     host: str
@@ -48,12 +52,16 @@ class NodeConfig:
     python: str = sys.executable
     cwd: str = field(default_factory=os.getcwd)
     env: dict[str, str] = field(default_factory=dict)
+    max_frame: int | None = None
+    max_buffer_bytes: int | None = None  # @5+
 
     def __post_init__(self) -> None:
         if not self.host or self.host.startswith("-"):
             raise ConfigError(f"bad host name {self.host!r}")
         if self.num_workers < 1:
             raise ConfigError(f"node {self.host}: num_workers must be at least 1")
+        if self.max_frame is not None and self.max_frame < MIN_FRAME:
+            raise ConfigError(f"node {self.host}: max_frame under {MIN_FRAME} bytes")
         if self.base_port is not None and not 0 <= self.base_port < 65536:
             raise ConfigError(f"node {self.host}: base_port {self.base_port} is not a port")
 
@@ -62,21 +70,21 @@ class NodeConfig:
         """True if the server runs on this machine without SSH."""
         return self.host in LOCAL_HOSTS
 
+    def wire_options(self, cluster: WireOptions) -> WireOptions:
+        """The Cluster's wire settings, with this node's own limits where it sets them."""
+        # @3-4: own = {"max_frame": self.max_frame}
+        own = {"max_frame": self.max_frame, "max_buffer_bytes": self.max_buffer_bytes}  # @5+
+        changes: dict[str, Any] = {name: v for name, v in own.items() if v is not None}
+        return replace(cluster, **changes, set_on="NodeConfig") if changes else cluster
 
-@dataclass(frozen=True)
-class WireOptions:
-    """How a cluster's messages travel: one object from the `Cluster` to each node server
-    (`server_args`) and each of its workers, instead of one argument per setting per layer.
-    """
 
-    max_frame: int = DEFAULT_MAX_FRAME  # largest message, in encoded bytes, either way
-    codec: str = "json"  # what messages are encoded with ("json" or "marshal")  # @5+
-
-    def __post_init__(self) -> None:
-        if self.max_frame < 1024:
-            raise ConfigError(f"max_frame={self.max_frame}: at least 1024 bytes, please")
-
-    def server_args(self) -> list[str]:
-        """The node server's command-line options for these settings."""
-        # @3-4: return ["--max-frame", str(self.max_frame)]
-        return ["--max-frame", str(self.max_frame), "--codecs", self.codec]  # @5+
+def server_args(wire: WireOptions) -> list[str]:
+    """A node server's command-line options for ``wire``'s settings (``cluster_server``)."""
+    # @3-4: return ["--max-frame", str(wire.max_frame)]
+    # @5+ {
+    return [
+        *("--max-frame", str(wire.max_frame)),
+        *("--max-buffer-bytes", str(wire.max_buffer_bytes)),
+        *("--codecs", wire.codec),
+    ]
+    # @}

@@ -42,6 +42,10 @@ from .secret import load_secret
 from .tcp import connect
 from .timeouts import check_timeout, deadline_after, seconds_left
 from .wire import DEFAULT_MAX_FRAME
+from .wire_options import (
+    DEFAULT_MAX_BUFFER_BYTES,  # @5+
+    WireOptions,
+)
 
 _MIN_BACKLOG = 1 << 20  # bytes of unread messages wait() may hold, whatever max_frame is
 _LOOK_SECONDS = 0.05  # how long is_alive() may spend reading what has arrived
@@ -60,7 +64,11 @@ class RemoteWorker(ChannelHandle, Calls):  # @5+
         max_frame: Largest message, in encoded bytes, either side may send (default
             4 MiB). Decoding one can take up to ~50 times its size in memory (see
             ``wire.py``); ``wait`` keeps up to twice this of unread messages.
+        max_buffer_bytes: Largest total of the buffers beside one message (default  # @5+
+            1 GiB; see ``wire_options.py``).  # @5+
         codec: ``"json"`` (the default) or ``"marshal"``; the server must accept it.  # @5+
+        wire: These settings as one object, in place of the arguments above (a  # @3+
+            `Cluster` passes its own, or its `NodeConfig`'s).  # @3+
 
     Raises:
         ServerUnreachable: Nothing accepted the connection in time (is the server
@@ -83,12 +91,20 @@ class RemoteWorker(ChannelHandle, Calls):  # @5+
         secret: str | bytes | None = None,
         connect_timeout: float = 10.0,
         max_frame: int = DEFAULT_MAX_FRAME,
-        codec: str = "json",  # @5+
+        # @5+ {
+        max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
+        codec: str = "json",
+        # @}
+        wire: WireOptions | None = None,  # @3+
     ) -> None:
+        # @2-4: options = WireOptions(max_frame, set_on="RemoteWorker")
+        options = WireOptions(max_frame, max_buffer_bytes, codec, set_on="RemoteWorker")  # @5+
+        options = wire or options  # @3+
+        codec = options.codec  # @5+
         message_codec = get_codec(codec)  # @5+
         self.host, self.port = host, port
         self.returncode: int | None = None
-        self._max_backlog = max(2 * max_frame, _MIN_BACKLOG)
+        self._max_backlog = max(2 * options.max_frame, _MIN_BACKLOG)
         key = load_secret(secret)
         deadline = time.monotonic() + connect_timeout
         self._sock = connect(host, port, connect_timeout)
@@ -97,7 +113,7 @@ class RemoteWorker(ChannelHandle, Calls):  # @5+
             session = client_handshake(self._sock, key, _until(deadline), peer=f"{host}:{port}")
             self._sock.settimeout(None)
             frame_auth = session.client_frames()
-            self._channel = Channel(self._sock, max_frame=max_frame, frame_auth=frame_auth)
+            self._channel = Channel(self._sock, options=options, frame_auth=frame_auth)
             self._channel.send({"codec": message_codec.name})  # JSON until both agree  # @5+
             hello = self._channel.recv(timeout=_until(deadline))  # who is our worker?
             # @5+ {
@@ -109,7 +125,7 @@ class RemoteWorker(ChannelHandle, Calls):  # @5+
             # @5+ {
             if hello.get("codec") != message_codec.name:
                 raise ProtocolError(f"the server answered codec {hello.get('codec')!r}")
-            self._channel.codec = MessageCodec(message_codec)
+            self._channel.codec = MessageCodec(message_codec, options=options)
             # @}
             self.pid: int = hello["pid"]
             self.remote_host = str(hello.get("host"))

@@ -30,6 +30,10 @@ from .process import ChildProcess, drop_in_children, fork_child, run_work_fn
 from .region import Region  # @5+
 from .timeouts import check_timeout, deadline_after, seconds_left, wait_readable
 from .wire import DEFAULT_MAX_FRAME
+from .wire_options import (
+    DEFAULT_MAX_BUFFER_BYTES,  # @5+
+    WireOptions,
+)
 
 WorkFn = Callable[[Channel], object]
 _EXIT_GRACE = 1.0  # seconds to wait for a child whose channel closed to finish exiting
@@ -48,9 +52,10 @@ class Worker(ChannelHandle, Calls):  # @5+
             (e.g. ``{"CUDA_VISIBLE_DEVICES": "1"}``).
         max_frame: Largest message, in encoded bytes, either side may send (default
             4 MiB). Decoding one can take up to ~50 times its size in memory (see
-            # @1-4: ``wire.py``).
+            ``wire.py``).
         # @5+ {
-            ``wire.py``). Also the largest total of the buffers in one message.
+        max_buffer_bytes: Largest total of the buffers (bytes, arrays, tensors) beside
+            one message (default 1 GiB; see ``wire_options.py``).
         codec: ``"json"`` (the default) or ``"marshal"`` (keeps tuples, sets, int keys).
         # @}
 
@@ -65,25 +70,32 @@ class Worker(ChannelHandle, Calls):  # @5+
         *,
         env: Mapping[str, str] | None = None,
         max_frame: int = DEFAULT_MAX_FRAME,
-        codec: str = "json",  # @5+
+        # @5+ {
+        max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
+        codec: str = "json",
+        # @}
     ) -> None:
+        # @1-4: options = WireOptions(max_frame)
+        options = WireOptions(max_frame, max_buffer_bytes, codec)  # @5+
         # @5+ {
         message_codec = get_codec(codec)
-        # Inherited by the fork; the budget for one message's buffers (check_size) is max_frame
-        to_child = Region.create("miniray-to-child", max_frame)
-        to_parent = Region.create("miniray-to-parent", max_frame)
+        # Inherited by the fork; each holds one message's buffers, up to max_buffer_bytes
+        to_child = Region.create("miniray-to-child", max_buffer_bytes)
+        to_parent = Region.create("miniray-to-parent", max_buffer_bytes)
         # @}
         parent_end, child_end = socket.socketpair()
         # @1-4 {
-        # handle = Channel(child_end, max_frame=max_frame, peer_pid=os.getpid(), from_worker=False)
+        # handle = Channel(child_end, options=options, peer_pid=os.getpid(), from_worker=False)
         # @}
         # @5+ {
         handle = Channel(
             child_end,
-            max_frame=max_frame,
+            options=options,
             peer_pid=os.getpid(),
             from_worker=False,
-            codec=MessageCodec(message_codec, outgoing=to_parent, incoming=to_child),
+            codec=MessageCodec(
+                message_codec, options=options, outgoing=to_parent, incoming=to_child
+            ),
         )
         # @}
 
@@ -106,13 +118,15 @@ class Worker(ChannelHandle, Calls):  # @5+
         self.pid = self._process.pid
         self.returncode: int | None = None  # also None after the end if it is not known
         self._channel = Channel(
-            # @1-4: parent_end, max_frame=max_frame, watch_fd=self._process.pidfd, peer_pid=self.pid
+            # @1-4: parent_end, options=options, watch_fd=self._process.pidfd, peer_pid=self.pid
             # @5+ {
             parent_end,
-            max_frame=max_frame,
+            options=options,
             watch_fd=self._process.pidfd,
             peer_pid=self.pid,
-            codec=MessageCodec(message_codec, outgoing=to_child, incoming=to_parent),
+            codec=MessageCodec(
+                message_codec, options=options, outgoing=to_child, incoming=to_parent
+            ),
             # @}
         )
         # A Worker dropped without close() must not leave its child running, nor leak the

@@ -31,6 +31,7 @@ from .codec import CODECS  # @5+
 from .errors import MiniRayError, WorkFnNotFound
 from .tcp_server import WorkerServer
 from .wire import DEFAULT_MAX_FRAME
+from .wire_options import DEFAULT_MAX_BUFFER_BYTES  # @5+
 from .worker import WorkFn
 
 READY_PREFIX = "MINIRAY_READY "  # then JSON: {"host": ..., "port": ..., "pid": ...}
@@ -53,7 +54,10 @@ def main(argv: list[str] | None = None) -> int:
             handshake_timeout=args.handshake_timeout,
             exit_grace=args.exit_grace,
             max_frame=args.max_frame,
-            codecs=args.codecs,  # @5+
+            # @5+ {
+            max_buffer_bytes=args.max_buffer_bytes,
+            codecs=args.codecs,
+            # @}
         )
     except (MiniRayError, OSError) as e:
         parser.exit(2, f"{parser.prog}: error: {e}\n")
@@ -219,6 +223,14 @@ def _parser() -> argparse.ArgumentParser:
         "%(default)s bytes); decoding one can take up to ~50 times its size in memory",
     )
     # @5+ {
+    parser.add_argument(
+        "--max-buffer-bytes",
+        type=int,
+        default=DEFAULT_MAX_BUFFER_BYTES,
+        metavar="BYTES",
+        help="largest total of the buffers (bytes, arrays, tensors) beside one message "
+        f"(default {DEFAULT_MAX_BUFFER_BYTES >> 30} GiB: %(default)s bytes)",
+    )
     parser.add_argument(
         "--codecs",
         type=parse_codecs,

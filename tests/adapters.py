@@ -12,6 +12,7 @@ import struct
 from typing import Any
 
 import miniray
+from miniray.wire_options import WireOptions
 
 HEADER = struct.Struct("!QB")  # length, kind: the stage 1 wire format
 MESSAGE_KIND = 0
@@ -20,7 +21,7 @@ MESSAGE_KIND = 0
 def channel_pair(max_frame: int = 1 << 20) -> tuple[miniray.Channel, socket.socket]:
     """A Channel and the raw socket at its other end, for feeding it bytes."""
     ours, theirs = socket.socketpair()
-    return miniray.Channel(ours, max_frame=max_frame), theirs
+    return miniray.Channel(ours, options=WireOptions(max_frame)), theirs
 
 
 def frame(payload: bytes, kind: int = MESSAGE_KIND, length: int | None = None) -> bytes:

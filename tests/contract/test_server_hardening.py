@@ -169,7 +169,7 @@ def test_a_newcomer_takes_an_overdue_place_or_one_of_a_more_crowded_address(
     share: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The pending table's rule, on socketpairs: a young place is safe from its own address."""
-    from miniray import handshakes
+    from miniray import pending_handshakes as handshakes
 
     monkeypatch.setattr(handshakes, "PROTECTED_SHARE", share)
     watched: set[int] = set()

@@ -117,6 +117,8 @@ def test_help_explains_every_option(tmp_path: Path, stage: Stage) -> None:
     expected |= {"--handshake-timeout", "--exit-grace", "--max-frame"}
     if "marshal" in stage.capabilities:  # a choice of codecs: which ones clients may use
         expected.add("--codecs")
+    if "buffers" in stage.capabilities:  # a budget of their own for the buffers of a message
+        expected.add("--max-buffer-bytes")
     assert set(named) == expected
     for option, entry in named.items():
         syntax_and_help = re.split(r"\s{2,}", entry.strip(), maxsplit=1)  # help starts after

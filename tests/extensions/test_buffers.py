@@ -11,6 +11,8 @@ from typing import Any
 import ext_workfns
 import pytest
 
+from miniray.wire_options import WireOptions
+
 pytestmark = pytest.mark.needs("buffers")
 
 BIG = 256 * 1024  # above the size from which a local Worker uses its shared region
@@ -146,8 +148,8 @@ def test_the_region_cannot_shrink_so_a_peer_cannot_make_us_fault() -> None:
 def test_too_large_is_a_clear_error_and_nothing_is_half_sent(ext_connect: Any, size: int) -> None:
     import miniray
 
-    worker = ext_connect(ext_workfns.echo_fn, max_frame=4 * BIG)
-    with pytest.raises(miniray.Unsendable, match="max_frame"):
+    worker = ext_connect(ext_workfns.echo_fn, max_buffer_bytes=4 * BIG)
+    with pytest.raises(miniray.Unsendable, match="max_buffer_bytes"):
         worker.send({"data": bytes(4 * BIG + 1)})
     worker.send({"data": b"y" * size})  # the channel is as before
     assert worker.recv(timeout=10)["data"] == b"y" * size
@@ -235,7 +237,7 @@ def test_big_frames_are_read_whole_and_the_stream_goes_on() -> None:
     import miniray
 
     ours, theirs = socket.socketpair()
-    channel = miniray.Channel(ours, max_frame=8 << 20)
+    channel = miniray.Channel(ours, options=WireOptions(8 << 20))
     big = b"[" + b"1," * (3 << 20) + b"1]"  # a 6 MiB message, then a small one
     writer = threading.Thread(target=theirs.sendall, args=(frame(big) + frame(b'"after"'),))
     writer.start()
@@ -273,7 +275,7 @@ def test_a_big_frame_buffer_is_reused_only_when_nothing_refers_to_it(copy: bool)
     import miniray
 
     ours, theirs = socket.socketpair()
-    receiver, sender = miniray.Channel(ours, max_frame=8 << 20), miniray.Channel(theirs)
+    receiver, sender = miniray.Channel(ours, options=WireOptions(8 << 20)), miniray.Channel(theirs)
     size = 2 << 20  # above the big-frame size: read into a buffer of its own
 
     def send(fill: int) -> None:

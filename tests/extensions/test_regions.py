@@ -66,9 +66,9 @@ def test_a_region_message_over_the_limit_is_refused_before_anything_is_mapped(co
     import miniray
 
     limit = MiB
-    with miniray.Worker(ext_workfns.rogue_region, max_frame=limit) as worker:
+    with miniray.Worker(ext_workfns.rogue_region, max_buffer_bytes=limit) as worker:
         worker.send({"cmd": "announce", "size": 64 * limit})  # the file really is that big
-        with pytest.raises(miniray.ProtocolError, match=f"max_frame={limit}"):
+        with pytest.raises(miniray.ProtocolError, match="max_buffer_bytes"):
             worker.recv(timeout=10, copy=copy)
         assert all(size <= limit + 4096 for size in _memfd_maps("miniray-to-parent"))
         worker.send("still usable")

@@ -6,8 +6,8 @@ one, and the child's ``handle`` *is* one.
 
 Three rules keep the stream honest:
 
-* The length is checked against ``max_frame`` before a byte of payload is awaited or
-  allocated; a bad length raises `ProtocolError` and the channel refuses further
+* The length is checked against the limits (`WireOptions`) before a byte of payload is
+  awaited or allocated; a bad length raises `ProtocolError` and the channel refuses further
   reads, since no later byte can be trusted to start a frame.
 * Bytes are read into our own buffer, and every wait looks in the buffer first, so a
   message that has already arrived is never missed by a ``select``/``poll`` on the socket.
@@ -30,7 +30,6 @@ from .frame_auth import FrameAuth
 from .timeouts import check_timeout, deadline_after, ms_until
 from .timeouts import wait_readable as wait_readable  # re-exported: older imports use it
 from .wire import (
-    DEFAULT_MAX_FRAME,
     ERROR,
     EXIT,
     HEADER,
@@ -41,6 +40,7 @@ from .wire import (
     encode_message,
     take_frame,
 )
+from .wire_options import DEFAULT_OPTIONS, WireOptions
 
 _RECV_SIZE = 64 * 1024  # bigger reads cost an mmap per call in malloc
 _WATCH_INTERVAL = 0.1  # seconds between looks at a watched process during a blocking read
@@ -53,7 +53,7 @@ class Channel:
 
     Args:
         sock: A connected stream socket (a socketpair end or a TCP connection).
-        max_frame: Largest payload accepted or sent, in bytes.
+        options: The limits (``max_frame``...) of what it sends and accepts.
         watch_fd: Optional file descriptor that becomes readable when the peer process
             has exited (a pidfd); a wait then ends instead of hanging on a socket that a
             grandchild may still hold open.
@@ -68,13 +68,13 @@ class Channel:
         self,
         sock: socket.socket,
         *,
-        max_frame: int = DEFAULT_MAX_FRAME,
+        options: WireOptions = DEFAULT_OPTIONS,
         watch_fd: int | None = None,
         peer_pid: int = 0,
         frame_auth: FrameAuth | None = None,
         from_worker: bool = True,
     ) -> None:
-        self.max_frame = max_frame
+        self.options = options
         self._frame_auth = frame_auth
         self._tag_size = 0 if frame_auth is None else frame_auth.tag_size
         self.peer_pid = peer_pid
@@ -116,10 +116,11 @@ class Channel:
             raise ChannelClosed("the channel is closed")
         if self._send_broken:
             raise ProtocolError("an earlier send timed out mid-frame; the channel is unusable")
-        if size > self.max_frame:
-            raise Unsendable(
-                f"message of {size} bytes exceeds max_frame={self.max_frame}; not sent"
-            )
+        encoded = size
+        max_frame = self.options.max_frame
+        if encoded > max_frame:
+            knob = self.options.knob("max_frame")
+            raise Unsendable(f"message of {encoded} bytes exceeds {max_frame=}; not sent: {knob}")
         tag = b"" if self._frame_auth is None else self._frame_auth.seal(kind, payload)
         header = HEADER.pack(len(payload) + len(tag), kind)
         try:
@@ -310,7 +311,7 @@ class Channel:
             return
         self._buffer += data
         try:
-            limit = self.max_frame + self._tag_size  # max_frame counts the payload only
+            limit = self.options.max_frame + self._tag_size  # the payload's limit, and its tag
             while (frame := take_frame(self._buffer, limit)) is not None:
                 frame = self._checked(frame)  # authenticated before its kind means anything
                 if frame[0] in (ERROR, EXIT) and not self.from_worker:

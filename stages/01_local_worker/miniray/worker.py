@@ -27,6 +27,9 @@ from .handle import ChannelHandle, Waitable
 from .process import ChildProcess, drop_in_children, fork_child, run_work_fn
 from .timeouts import check_timeout, deadline_after, seconds_left, wait_readable
 from .wire import DEFAULT_MAX_FRAME
+from .wire_options import (
+    WireOptions,
+)
 
 WorkFn = Callable[[Channel], object]
 _EXIT_GRACE = 1.0  # seconds to wait for a child whose channel closed to finish exiting
@@ -58,8 +61,9 @@ class Worker(ChannelHandle):
         env: Mapping[str, str] | None = None,
         max_frame: int = DEFAULT_MAX_FRAME,
     ) -> None:
+        options = WireOptions(max_frame)
         parent_end, child_end = socket.socketpair()
-        handle = Channel(child_end, max_frame=max_frame, peer_pid=os.getpid(), from_worker=False)
+        handle = Channel(child_end, options=options, peer_pid=os.getpid(), from_worker=False)
 
         def child_body() -> int:
             os.environ.update(env or {})
@@ -76,7 +80,7 @@ class Worker(ChannelHandle):
         self.pid = self._process.pid
         self.returncode: int | None = None  # also None after the end if it is not known
         self._channel = Channel(
-            parent_end, max_frame=max_frame, watch_fd=self._process.pidfd, peer_pid=self.pid
+            parent_end, options=options, watch_fd=self._process.pidfd, peer_pid=self.pid
         )
         # A Worker dropped without close() must not leave its child running, nor leak the
         # descriptors; the finalizer holds the process and channel, never the Worker.

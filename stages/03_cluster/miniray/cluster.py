@@ -35,9 +35,12 @@ from .cluster_node import ClusterWorker, Node
 from .errors import ClusterError, ConfigError, MiniRayError
 from .log_delivery import LogDelivery
 from .logs import LogLine, LogSink, log_to_files, log_to_stream
-from .node_config import NodeConfig, WireOptions
+from .node_config import MIN_FRAME, NodeConfig
 from .ranks import RankInfo, assign_ranks
 from .wire import DEFAULT_MAX_FRAME
+from .wire_options import (
+    WireOptions,
+)
 
 log = logging.getLogger("miniray.cluster")
 
@@ -87,7 +90,9 @@ class Cluster:
     ) -> None:
         if not nodes:
             raise ConfigError("a cluster needs at least one node")
-        self.wire = WireOptions(max_frame=max_frame)
+        if max_frame < MIN_FRAME:  # a node server's error report must fit in a frame
+            raise ConfigError(f"max_frame={max_frame}: at least {MIN_FRAME} bytes, please")
+        self.wire = WireOptions(max_frame, set_on="Cluster")
         self.nodes = list(nodes)
         chosen = log_to_stream() if log is None else log if callable(log) else log_to_files(log)
         self._guarded = _Guarded(chosen)
@@ -196,7 +201,12 @@ class Cluster:
             self._running.append(node)
         try:
             node.start(
-                work_fn, secret, ranks, self._start_timeout, self._connect_timeout, self.wire
+                work_fn,
+                secret,
+                ranks,
+                self._start_timeout,
+                self._connect_timeout,
+                config.wire_options(self.wire),
             )
         except ClusterError:
             raise

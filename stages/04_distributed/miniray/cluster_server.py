@@ -51,6 +51,9 @@ from .process import fork_child
 from .ranks import RankInfo
 from .tcp_server import WorkerServer
 from .wire import DEFAULT_MAX_FRAME
+from .wire_options import (
+    WireOptions,
+)
 from .worker import WorkFn
 from .worker_server import (
     READY_PREFIX,
@@ -93,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             max_workers=args.workers,
             secret=secret,
             exit_grace=args.exit_grace,
-            max_frame=args.max_frame,
+            wire=WireOptions(args.max_frame, set_on="Cluster"),
         )
     except OSError as e:
         problem = str(e)

@@ -38,6 +38,9 @@ from .secret import load_secret
 from .tcp import connect
 from .timeouts import check_timeout, deadline_after, seconds_left
 from .wire import DEFAULT_MAX_FRAME
+from .wire_options import (
+    WireOptions,
+)
 
 _MIN_BACKLOG = 1 << 20  # bytes of unread messages wait() may hold, whatever max_frame is
 _LOOK_SECONDS = 0.05  # how long is_alive() may spend reading what has arrived
@@ -55,6 +58,8 @@ class RemoteWorker(ChannelHandle):
         max_frame: Largest message, in encoded bytes, either side may send (default
             4 MiB). Decoding one can take up to ~50 times its size in memory (see
             ``wire.py``); ``wait`` keeps up to twice this of unread messages.
+        wire: These settings as one object, in place of the arguments above (a
+            `Cluster` passes its own, or its `NodeConfig`'s).
 
     Raises:
         ServerUnreachable: Nothing accepted the connection in time (is the server
@@ -76,10 +81,13 @@ class RemoteWorker(ChannelHandle):
         secret: str | bytes | None = None,
         connect_timeout: float = 10.0,
         max_frame: int = DEFAULT_MAX_FRAME,
+        wire: WireOptions | None = None,
     ) -> None:
+        options = WireOptions(max_frame, set_on="RemoteWorker")
+        options = wire or options
         self.host, self.port = host, port
         self.returncode: int | None = None
-        self._max_backlog = max(2 * max_frame, _MIN_BACKLOG)
+        self._max_backlog = max(2 * options.max_frame, _MIN_BACKLOG)
         key = load_secret(secret)
         deadline = time.monotonic() + connect_timeout
         self._sock = connect(host, port, connect_timeout)
@@ -88,7 +96,7 @@ class RemoteWorker(ChannelHandle):
             session = client_handshake(self._sock, key, _until(deadline), peer=f"{host}:{port}")
             self._sock.settimeout(None)
             frame_auth = session.client_frames()
-            self._channel = Channel(self._sock, max_frame=max_frame, frame_auth=frame_auth)
+            self._channel = Channel(self._sock, options=options, frame_auth=frame_auth)
             hello = self._channel.recv(timeout=_until(deadline))  # who is our worker?
             if not (isinstance(hello, dict) and isinstance(hello.get("pid"), int)):
                 raise ProtocolError(f"expected the worker's hello, got {hello!r:.100}")

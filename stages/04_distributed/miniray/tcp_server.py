@@ -44,6 +44,9 @@ from .process import die_with_parent, drop_in_children, fork_child, keep_in_chil
 from .secret import load_secret
 from .tcp import tune
 from .wire import DEFAULT_MAX_FRAME
+from .wire_options import (
+    WireOptions,
+)
 from .worker import WorkFn
 
 log = logging.getLogger("miniray.worker_server")
@@ -83,6 +86,8 @@ class WorkerServer:
             can take up to ~50 times its size in memory (see ``wire.py``).
         max_pending: Connections still authenticating at once, from all addresses; at
             least ``max_workers``, so that a client for every worker may connect at once.
+        wire: The limits as one object, in place of ``max_frame`` and
+            ``max_buffer_bytes`` (a Cluster's node server passes its Cluster's).
     """
 
     def __init__(
@@ -97,6 +102,7 @@ class WorkerServer:
         exit_grace: float = 5.0,
         max_frame: int = DEFAULT_MAX_FRAME,
         max_pending: int = 64,
+        wire: WireOptions | None = None,
     ) -> None:
         if min(max_workers, max_pending) < 1:
             raise ValueError("max_workers and max_pending must be >= 1")
@@ -105,7 +111,8 @@ class WorkerServer:
         self._max_workers = max_workers
         self._handshake_timeout = handshake_timeout
         self._exit_grace = exit_grace
-        self._max_frame = max_frame
+        self._options = WireOptions(max_frame, set_on="WorkerServer")
+        self._options = wire or self._options
         # A burst of a client for every worker queues here until accepted, not dropped
         # (the kernel caps the backlog at net.core.somaxconn, 4096 by default).
         self._listener = socket.create_server((host, port), backlog=max(128, max_workers))
@@ -232,7 +239,7 @@ class WorkerServer:
             return 2  # the client left right after proving itself
         conn.settimeout(None)
         frame_auth = session.worker_frames()
-        handle = Channel(conn, max_frame=self._max_frame, from_worker=False, frame_auth=frame_auth)
+        handle = Channel(conn, options=self._options, from_worker=False, frame_auth=frame_auth)
         handle.send({"pid": os.getpid(), "host": socket.gethostname()})
         return run_work_fn(self._work_fn, handle)
 

@@ -40,10 +40,14 @@ from .distributed import distributed_configs
 from .errors import ClusterError, ConfigError, MiniRayError
 from .log_delivery import LogDelivery
 from .logs import LogLine, LogSink, log_to_files, log_to_stream
-from .node_config import NodeConfig, WireOptions
+from .node_config import MIN_FRAME, NodeConfig
 from .ranks import RankInfo, assign_ranks
 from .rendezvous import NCCLConfig
 from .wire import DEFAULT_MAX_FRAME
+from .wire_options import (
+    DEFAULT_MAX_BUFFER_BYTES,
+    WireOptions,
+)
 
 log = logging.getLogger("miniray.cluster")
 
@@ -62,6 +66,9 @@ class Cluster:
         connect_timeout: Seconds for each worker connection (handshake included).
         max_frame: Largest message, in encoded bytes, the coordinator and each worker may
             send each other (default 4 MiB); every node server is started with it.
+        max_buffer_bytes: Largest total of the buffers (bytes, arrays, tensors) beside
+            one message, either way (default 1 GiB; see ``wire_options.py``). A
+            `NodeConfig` may set either limit for its own node.
         codec: What every worker's messages are encoded with: ``"json"`` (the default)
             or ``"marshal"`` (keeps tuples, bytes, sets and int keys; every node must run
             the same Python version). The node servers allow this codec only.
@@ -93,15 +100,18 @@ class Cluster:
         stop_grace: float = 2.0,
         connect_timeout: float = 10.0,
         max_frame: int = DEFAULT_MAX_FRAME,
+        max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
         codec: str = "json",
     ) -> None:
         if not nodes:
             raise ConfigError("a cluster needs at least one node")
+        if max_frame < MIN_FRAME:  # a node server's error report must fit in a frame
+            raise ConfigError(f"max_frame={max_frame}: at least {MIN_FRAME} bytes, please")
         try:
             codec = get_codec(codec).name
         except ValueError as e:
             raise ConfigError(str(e)) from None
-        self.wire = WireOptions(max_frame=max_frame, codec=codec)
+        self.wire = WireOptions(max_frame, max_buffer_bytes, codec, set_on="Cluster")
         self.nodes = list(nodes)
         chosen = log_to_stream() if log is None else log if callable(log) else log_to_files(log)
         self._guarded = _Guarded(chosen)
@@ -221,7 +231,12 @@ class Cluster:
             self._running.append(node)
         try:
             node.start(
-                work_fn, secret, ranks, self._start_timeout, self._connect_timeout, self.wire
+                work_fn,
+                secret,
+                ranks,
+                self._start_timeout,
+                self._connect_timeout,
+                config.wire_options(self.wire),
             )
         except ClusterError:
             raise

@@ -55,6 +55,10 @@ from .process import fork_child
 from .ranks import RankInfo
 from .tcp_server import WorkerServer
 from .wire import DEFAULT_MAX_FRAME
+from .wire_options import (
+    DEFAULT_MAX_BUFFER_BYTES,
+    WireOptions,
+)
 from .worker import WorkFn
 from .worker_server import (
     READY_PREFIX,
@@ -98,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             max_workers=args.workers,
             secret=secret,
             exit_grace=args.exit_grace,
-            max_frame=args.max_frame,
             codecs=args.codecs,
+            wire=WireOptions(args.max_frame, args.max_buffer_bytes, set_on="Cluster"),
         )
     except OSError as e:
         problem = str(e)
@@ -228,6 +232,14 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_FRAME,
         metavar="BYTES",
         help="largest message, in encoded bytes (default: %(default)s): the Cluster's max_frame",
+    )
+    parser.add_argument(
+        "--max-buffer-bytes",
+        type=int,
+        default=DEFAULT_MAX_BUFFER_BYTES,
+        metavar="BYTES",
+        help="largest total of buffers beside one message (default: %(default)s): the "
+        "Cluster's max_buffer_bytes",
     )
     parser.add_argument(
         "--codecs",

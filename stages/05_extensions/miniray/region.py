@@ -148,14 +148,14 @@ class Region:
         The one check of the budget, made by both ends before anything is grown, mapped,
         allocated or copied: the receiver trusts its own limit, not the size of the file,
         which the peer can make as big as it likes. ``max_size`` is the Worker's
-        ``max_frame``; a budget of its own for buffers would be passed in its place.
+        ``max_buffer_bytes``.
 
         Raises:
             ProtocolError: ``size`` is over ``max_size``.
         """
         if size > self.max_size:
             raise ProtocolError(
-                f"{size} bytes of buffers in one message exceed max_frame={self.max_size}"
+                f"{size} bytes of buffers in one message exceed max_buffer_bytes={self.max_size}"
             )
 
     # --8<-- [end:check_size]

@@ -47,6 +47,10 @@ from .secret import load_secret
 from .tcp import connect
 from .timeouts import check_timeout, deadline_after, seconds_left
 from .wire import DEFAULT_MAX_FRAME
+from .wire_options import (
+    DEFAULT_MAX_BUFFER_BYTES,
+    WireOptions,
+)
 
 _MIN_BACKLOG = 1 << 20  # bytes of unread messages wait() may hold, whatever max_frame is
 _LOOK_SECONDS = 0.05  # how long is_alive() may spend reading what has arrived
@@ -64,7 +68,11 @@ class RemoteWorker(ChannelHandle, Calls):
         max_frame: Largest message, in encoded bytes, either side may send (default
             4 MiB). Decoding one can take up to ~50 times its size in memory (see
             ``wire.py``); ``wait`` keeps up to twice this of unread messages.
+        max_buffer_bytes: Largest total of the buffers beside one message (default
+            1 GiB; see ``wire_options.py``).
         codec: ``"json"`` (the default) or ``"marshal"``; the server must accept it.
+        wire: These settings as one object, in place of the arguments above (a
+            `Cluster` passes its own, or its `NodeConfig`'s).
 
     Raises:
         ServerUnreachable: Nothing accepted the connection in time (is the server
@@ -87,12 +95,17 @@ class RemoteWorker(ChannelHandle, Calls):
         secret: str | bytes | None = None,
         connect_timeout: float = 10.0,
         max_frame: int = DEFAULT_MAX_FRAME,
+        max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
         codec: str = "json",
+        wire: WireOptions | None = None,
     ) -> None:
+        options = WireOptions(max_frame, max_buffer_bytes, codec, set_on="RemoteWorker")
+        options = wire or options
+        codec = options.codec
         message_codec = get_codec(codec)
         self.host, self.port = host, port
         self.returncode: int | None = None
-        self._max_backlog = max(2 * max_frame, _MIN_BACKLOG)
+        self._max_backlog = max(2 * options.max_frame, _MIN_BACKLOG)
         key = load_secret(secret)
         deadline = time.monotonic() + connect_timeout
         self._sock = connect(host, port, connect_timeout)
@@ -101,7 +114,7 @@ class RemoteWorker(ChannelHandle, Calls):
             session = client_handshake(self._sock, key, _until(deadline), peer=f"{host}:{port}")
             self._sock.settimeout(None)
             frame_auth = session.client_frames()
-            self._channel = Channel(self._sock, max_frame=max_frame, frame_auth=frame_auth)
+            self._channel = Channel(self._sock, options=options, frame_auth=frame_auth)
             self._channel.send({"codec": message_codec.name})  # JSON until both agree
             hello = self._channel.recv(timeout=_until(deadline))  # who is our worker?
             if isinstance(hello, dict) and "refused" in hello:
@@ -110,7 +123,7 @@ class RemoteWorker(ChannelHandle, Calls):
                 raise ProtocolError(f"expected the worker's hello, got {hello!r:.100}")
             if hello.get("codec") != message_codec.name:
                 raise ProtocolError(f"the server answered codec {hello.get('codec')!r}")
-            self._channel.codec = MessageCodec(message_codec)
+            self._channel.codec = MessageCodec(message_codec, options=options)
             self.pid: int = hello["pid"]
             self.remote_host = str(hello.get("host"))
         except BaseException:

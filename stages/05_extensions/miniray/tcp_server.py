@@ -51,6 +51,10 @@ from .process import die_with_parent, drop_in_children, fork_child, keep_in_chil
 from .secret import load_secret
 from .tcp import tune
 from .wire import DEFAULT_MAX_FRAME
+from .wire_options import (
+    DEFAULT_MAX_BUFFER_BYTES,
+    WireOptions,
+)
 from .worker import WorkFn
 
 log = logging.getLogger("miniray.worker_server")
@@ -88,9 +92,13 @@ class WorkerServer:
         exit_grace: Seconds a worker may outlive its client before SIGTERM.
         max_frame: Largest message, in encoded bytes (default 4 MiB). Decoding one
             can take up to ~50 times its size in memory (see ``wire.py``).
+        max_buffer_bytes: Largest total of the buffers beside one message (default
+            1 GiB; see ``wire_options.py``).
         max_pending: Connections still authenticating at once, from all addresses; at
             least ``max_workers``, so that a client for every worker may connect at once.
         codecs: The codecs clients may choose (``("json",)``: a JSON-only server).
+        wire: The limits as one object, in place of ``max_frame`` and
+            ``max_buffer_bytes`` (a Cluster's node server passes its Cluster's).
     """
 
     def __init__(
@@ -104,8 +112,10 @@ class WorkerServer:
         handshake_timeout: float = 10.0,
         exit_grace: float = 5.0,
         max_frame: int = DEFAULT_MAX_FRAME,
+        max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
         codecs: tuple[str, ...] = tuple(CODECS),
         max_pending: int = 64,
+        wire: WireOptions | None = None,
     ) -> None:
         if min(max_workers, max_pending) < 1:
             raise ValueError("max_workers and max_pending must be >= 1")
@@ -114,7 +124,8 @@ class WorkerServer:
         self._max_workers = max_workers
         self._handshake_timeout = handshake_timeout
         self._exit_grace = exit_grace
-        self._max_frame = max_frame
+        self._options = WireOptions(max_frame, max_buffer_bytes, set_on="WorkerServer")
+        self._options = wire or self._options
         unknown = sorted(set(codecs) - set(CODECS))
         if unknown or not codecs:
             raise ValueError(f"codecs must be some of {list(CODECS)}, not {list(codecs)}")
@@ -245,7 +256,7 @@ class WorkerServer:
             return 2  # the client left right after proving itself
         conn.settimeout(None)
         frame_auth = session.worker_frames()
-        handle = Channel(conn, max_frame=self._max_frame, from_worker=False, frame_auth=frame_auth)
+        handle = Channel(conn, options=self._options, from_worker=False, frame_auth=frame_auth)
         try:  # only an authenticated client gets here: its bytes may reach a decoder now
             proposal = handle.recv(timeout=self._handshake_timeout)
         except (MiniRayError, OSError) as e:
@@ -257,7 +268,7 @@ class WorkerServer:
             log.warning("refused codec %r: this server speaks %s", codec, ",".join(self._codecs))
             return 2
         handle.send({"pid": os.getpid(), "host": socket.gethostname(), "codec": codec})
-        handle.codec = MessageCodec(CODECS[codec])
+        handle.codec = MessageCodec(CODECS[codec], options=self._options)
         return run_work_fn(self._work_fn, handle)
 
     # --8<-- [end:serve_client]

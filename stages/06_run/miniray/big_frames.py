@@ -17,14 +17,16 @@ frame is delivered only once its tag has been checked.
 
 from __future__ import annotations
 
+import mmap
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .frame_auth import FrameAuth
 from .frame_mac import StreamedTag
 from .wire import HEADER, MESSAGE
 
+Payload = bytes | bytearray | mmap.mmap  # a received frame's payload: small, or big
 BIG_FRAME = 1024 * 1024  # from this size on, a payload is read straight into its own buffer
 SEND_CHUNK = 256 * 1024  # a big frame with a MAC is hashed and sent this much at a time
 
@@ -55,25 +57,32 @@ class BigFrameReader:
         self._auth = frame_auth
         self._tag_size = 0 if frame_auth is None else frame_auth.tag_size
         self.current: _BigFrame | None = None
-        self._spare = bytearray()
+        self._spare: bytearray | mmap.mmap = bytearray()
 
     # --8<-- [start:big_frame]
-    def begin(self, buffer: bytearray) -> None:
+    def begin(self, buffer: bytearray, may_read: Callable[[int, memoryview, int], bool]) -> None:
         """If ``buffer`` starts with a big frame's header, take that frame over from it.
 
         The bytes of the frame already in ``buffer`` move into the frame's own buffer,
-        and ``buffer`` is emptied; `read` fetches the rest.
+        and ``buffer`` is emptied; `read` fetches the rest. First ``may_read(kind, start,
+        size)`` looks at the payload's first bytes (the codec's limits): False leaves the
+        frame in ``buffer`` until more of it has arrived; a ProtocolError refuses it.
         """
         if len(buffer) < HEADER.size:
             return
-        length, kind = HEADER.unpack_from(buffer)  # (its length was checked already)
-        if length < BIG_FRAME or kind != MESSAGE:  # (reports stay small, and bytes)
+        length, kind = HEADER.unpack_from(buffer)  # (under the channel's limit already)
+        if length < BIG_FRAME:
             return
         size = length - self._tag_size  # the payload's; its tag is read into a buffer apart
+        if not may_read(kind, memoryview(buffer)[HEADER.size :], size) or kind != MESSAGE:
+            return  # (reports stay small, and bytes)
         # Fresh memory costs a page fault per 4 KiB on first touch, more than the copy:
         # reuse the last big frame's buffer if nothing (a message, an array) refers to it.
+        # New memory is an anonymous mapping: the kernel gives it a page at a time as the
+        # bytes arrive, so a peer that announces 1 GiB and sends 10 bytes costs 10 bytes.
         spare_is_free = sys.getrefcount(self._spare) == 2  # ours, and the call's argument
-        payload = self._spare if spare_is_free and len(self._spare) == size else bytearray(size)
+        reuse = spare_is_free and len(self._spare) == size
+        payload = self._spare if reuse else mmap.mmap(-1, size)
         self._spare = payload
         have = len(buffer) - HEADER.size  # (less than size: at most one 64 KiB read)
         payload[:have] = buffer[HEADER.size :]
@@ -83,7 +92,7 @@ class BigFrameReader:
             tag.update(memoryview(payload)[:have])
         self.current = _BigFrame(kind, payload, bytearray(self._tag_size), have, tag)
 
-    def read(self, sock: socket.socket) -> tuple[int, bytearray] | None:
+    def read(self, sock: socket.socket) -> tuple[int, bytearray | mmap.mmap] | None:
         """Read more of the current frame: the frame once it is complete, else None.
 
         Raises:
@@ -128,7 +137,7 @@ class _BigFrame:
     def __init__(
         self,
         kind: int,
-        payload: bytearray,
+        payload: bytearray | mmap.mmap,
         tag: bytearray,
         filled: int,
         streamed: StreamedTag | None,

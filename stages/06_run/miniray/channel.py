@@ -6,8 +6,8 @@ one, and the child's ``handle`` *is* one.
 
 Three rules keep the stream honest:
 
-* The length is checked against ``max_frame`` before a byte of payload is awaited or
-  allocated; a bad length raises `ProtocolError` and the channel refuses further
+* The length is checked against the limits (`WireOptions`) before a byte of payload is
+  awaited or allocated; a bad length raises `ProtocolError` and the channel refuses further
   reads, since no later byte can be trusted to start a frame.
 * Bytes are read into our own buffer, and every wait looks in the buffer first, so a
   message that has already arrived is never missed by a ``select``/``poll`` on the socket.
@@ -25,14 +25,13 @@ import time
 from collections import deque
 from typing import Any
 
-from .big_frames import BigFrameReader, send_sealed
+from .big_frames import BigFrameReader, Payload, send_sealed
 from .errors import ChannelClosed, ProtocolError, Unsendable
 from .frame_auth import FrameAuth
 from .message_codec import MessageCodec
 from .timeouts import check_timeout, deadline_after, ms_until
 from .timeouts import wait_readable as wait_readable  # re-exported: older imports use it
 from .wire import (
-    DEFAULT_MAX_FRAME,
     ERROR,
     EXIT,
     HEADER,
@@ -41,6 +40,7 @@ from .wire import (
     decode_exit,
     take_frame,
 )
+from .wire_options import DEFAULT_OPTIONS, WireOptions
 
 _RECV_SIZE = 64 * 1024  # bigger reads cost an mmap per call in malloc
 _WATCH_INTERVAL = 0.1  # seconds between looks at a watched process during a blocking read
@@ -53,7 +53,7 @@ class Channel:
 
     Args:
         sock: A connected stream socket (a socketpair end or a TCP connection).
-        max_frame: Largest payload accepted or sent, in bytes.
+        options: The limits (``max_frame``...) of what it sends and accepts.
         watch_fd: Optional file descriptor that becomes readable when the peer process
             has exited (a pidfd); a wait then ends instead of hanging on a socket that a
             grandchild may still hold open.
@@ -69,22 +69,22 @@ class Channel:
         self,
         sock: socket.socket,
         *,
-        max_frame: int = DEFAULT_MAX_FRAME,
+        options: WireOptions = DEFAULT_OPTIONS,
         watch_fd: int | None = None,
         peer_pid: int = 0,
         frame_auth: FrameAuth | None = None,
         from_worker: bool = True,
         codec: MessageCodec | None = None,
     ) -> None:
-        self.max_frame = max_frame
-        self.codec = MessageCodec() if codec is None else codec
+        self.options = options
+        self.codec = MessageCodec(options=options) if codec is None else codec
         self._frame_auth = frame_auth
         self._tag_size = 0 if frame_auth is None else frame_auth.tag_size
         self.peer_pid = peer_pid
         self.from_worker = from_worker
         self._sock = sock
         self._buffer = bytearray()
-        self._frames: deque[tuple[int, bytes | bytearray]] = deque()  # not yet delivered
+        self._frames: deque[tuple[int, Payload]] = deque()  # not yet delivered
         self._frames_cost = 0  # bytes those frames take, _FRAME_COST each included
         self._end: _StreamEnd | None = None  # why no more frames will arrive, once known
         self._big = BigFrameReader(frame_auth)  # a big frame is read into its own buffer
@@ -104,8 +104,9 @@ class Channel:
         """Send one message: plain data, and buffers (bytes, arrays, tensors) anywhere in it.
 
         Raises:
-            Unsendable: The codec cannot carry ``msg``, or its encoding exceeds
-                ``max_frame``: nothing was sent, and the channel is as it was.
+            Unsendable: The codec cannot carry ``msg``, or it exceeds a limit (the encoding
+                ``max_frame``, its buffers ``max_buffer_bytes``): nothing was sent, and the
+                channel is as it was.
             ChannelClosed: The peer is gone.
             TimeoutError: The peer did not take the bytes in time; since part of a frame
                 may have gone out, the channel refuses further sends.
@@ -119,14 +120,15 @@ class Channel:
         timeout = check_timeout(timeout)
         parts = (payload,) if isinstance(payload, bytes) else payload
         size = len(payload) if isinstance(payload, bytes) else sum(map(len, payload))
+        encoded = len(parts[0])  # the message itself; raw buffers follow it (see message_codec)
         if self._sock.fileno() < 0:
             raise ChannelClosed("the channel is closed")
         if self._send_broken:
             raise ProtocolError("an earlier send timed out mid-frame; the channel is unusable")
-        if size > self.max_frame:
-            raise Unsendable(
-                f"message of {size} bytes exceeds max_frame={self.max_frame}; not sent"
-            )
+        max_frame = self.options.max_frame
+        if encoded > max_frame:
+            knob = self.options.knob("max_frame")
+            raise Unsendable(f"message of {encoded} bytes exceeds {max_frame=}; not sent: {knob}")
         auth = self._frame_auth
         header = HEADER.pack(size + self._tag_size, kind)
         try:
@@ -274,7 +276,7 @@ class Channel:
         return None
 
     # --8<-- [start:next_frame]
-    def _next_frame(self, deadline: float | None) -> tuple[int, bytes | bytearray]:
+    def _next_frame(self, deadline: float | None) -> tuple[int, Payload]:
         """Return (without removing) the first complete frame, waiting until ``deadline``.
 
         The buffer is checked before the socket: a frame that has already arrived must
@@ -324,7 +326,8 @@ class Channel:
             return
         self._buffer += data
         try:
-            limit = self.max_frame + self._tag_size  # max_frame counts the payload only
+            limit = self.options.max_frame + self._tag_size  # the payload's limit, and its tag
+            limit += self.options.max_buffer_bytes  # raw buffers may follow it
             while (frame := take_frame(self._buffer, limit)) is not None:
                 frame = self._checked(frame)  # authenticated before its kind means anything
                 if frame[0] in (ERROR, EXIT) and not self.from_worker:
@@ -334,7 +337,7 @@ class Channel:
                 self._frames.append(frame)
                 self._frames_cost += len(frame[1]) + _FRAME_COST
             # if a big frame has begun, it takes over from here
-            self._big.begin(self._buffer)
+            self._big.begin(self._buffer, self.codec.may_read)
         except ProtocolError as e:
             self._end = _StreamEnd(str(e), fatal=True)
 

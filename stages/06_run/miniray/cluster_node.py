@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from .errors import ClusterError, MiniRayError
 from .launch import NodeProcess, remote_command, ssh_command
 from .logs import LogLine, LogSink, parse_record
-from .node_config import NodeConfig, WireOptions
+from .node_config import NodeConfig, server_args
 from .ranks import RankInfo
 from .remote_worker import RemoteWorker
+from .wire_options import WireOptions
 
 
 class ClusterWorker(RemoteWorker):
@@ -45,8 +46,7 @@ class ClusterWorker(RemoteWorker):
             port,
             secret=secret,
             connect_timeout=connect_timeout,
-            max_frame=wire.max_frame,
-            codec=wire.codec,
+            wire=wire,
         )
         self.rank, self.local_rank, self.address = info.rank, info.local_rank, address
         self.host = info.host
@@ -100,7 +100,7 @@ class Node:
         config = self.config
         args = ["-m", "miniray.cluster_server", "--work-fn", work_fn]
         args += ["--workers", str(config.num_workers), "--port", str(config.base_port or 0)]
-        args += ["--host", "127.0.0.1" if config.is_local else "auto", *wire.server_args()]
+        args += ["--host", "127.0.0.1" if config.is_local else "auto", *server_args(wire)]
         command = remote_command(config.python, args, cwd=config.cwd, env=config.env)
         if config.is_local:
             argv = ["/bin/sh", "-c", command]

@@ -58,6 +58,8 @@ def hosts_from_file(path: str | Path, **node_options: Any) -> list[NodeConfig]:
     if not nodes:
         raise ConfigError(f"{path}: no host in the file")
     return nodes
+
+
 # --8<-- [end:hosts_from_file]
 
 

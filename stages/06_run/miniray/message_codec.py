@@ -34,6 +34,8 @@ from .codec import JSON, Codec
 from .decode_limits import bottom_up
 from .errors import ProtocolError, Unsendable
 from .region import HEADER_SIZE, Region, aligned
+from .wire import MESSAGE
+from .wire_options import DEFAULT_OPTIONS, WireOptions
 
 _HEAD = struct.Struct("!BBIQI")  # marker 0, where, count, seq, skeleton length
 _LENGTH = struct.Struct("!Q")
@@ -51,14 +53,22 @@ class MessageCodec:
 
     Args:
         codec: Encodes the message, or its skeleton when it holds buffers.
+        options: The limits: ``max_frame`` for the message (its skeleton), and
+            ``max_buffer_bytes`` for the buffers beside it.
         outgoing: The region this end writes buffers into (local Workers only).
         incoming: The region the peer writes buffers into (local Workers only).
     """
 
     def __init__(
-        self, codec: Codec = JSON, *, outgoing: Region | None = None, incoming: Region | None = None
+        self,
+        codec: Codec = JSON,
+        *,
+        options: WireOptions = DEFAULT_OPTIONS,
+        outgoing: Region | None = None,
+        incoming: Region | None = None,
     ) -> None:
         self.codec = codec
+        self.options = options
         self.name = codec.name
         self._outgoing = outgoing
         self._incoming = incoming
@@ -69,8 +79,8 @@ class MessageCodec:
         """The payload: bytes, or with buffers, parts (the caller's own buffers, not copies).
 
         Raises:
-            Unsendable: The codec cannot carry ``msg``, or its buffers would not fit in the
-                region (nothing was written to it).
+            Unsendable: The codec cannot carry ``msg``, or its buffers exceed
+                ``max_buffer_bytes`` (nothing was written anywhere).
         """
         if self._pinned is not None:  # views dropped since the last recv: give the region back
             self.release_views()
@@ -91,15 +101,54 @@ class MessageCodec:
             return self.codec.encode(msg)
         buffers: list[memoryview] = []
         skeleton = self.codec.encode(_extract(msg, buffers))
+        total, budget = sum(b.nbytes for b in buffers), self.options.max_buffer_bytes
+        if total > budget:
+            raise Unsendable(
+                f"{_size(total)} of buffers exceed max_buffer_bytes={_size(budget)}; not sent: "
+                + self.options.knob("max_buffer_bytes")
+            )
         return self._pack(skeleton, buffers)
 
-    def decode(self, payload: bytes | bytearray, *, copy: bool = True) -> Any:
+    def may_read(self, kind: int, start: memoryview, size: int) -> bool:
+        """Whether a frame of ``kind`` and ``size`` bytes that begins with ``start`` may be
+        read now.
+
+        Checked before any memory is set aside for it: a frame longer than ``max_frame``
+        can only be a buffer message, whose head says how big its message part is and
+        how many bytes of buffers follow. False: the head has not all arrived yet.
+
+        Raises:
+            ProtocolError: It announces more than the limits allow.
+        """
+        max_frame, budget = self.options.max_frame, self.options.max_buffer_bytes
+        if size <= max_frame:
+            return True
+        if kind != MESSAGE or (start and start[0] != 0):  # not a buffer message: too big
+            raise ProtocolError(f"peer announced a {size}-byte message; {max_frame=}")
+        if len(start) < _HEAD.size:
+            return False
+        marker, _, count, _, skeleton_size = _HEAD.unpack_from(start)
+        message = _HEAD.size + count * _LENGTH.size + skeleton_size
+        if marker != 0 or message > max_frame:
+            raise ProtocolError(f"a frame of {size} bytes whose message exceeds {max_frame=}")
+        if size - message > budget:
+            raise ProtocolError(
+                f"peer announced {_size(size - message)} of buffers, over "
+                f"max_buffer_bytes={_size(budget)}"
+            )
+        return True
+
+    def decode(self, payload: bytes | bytearray | mmap.mmap, *, copy: bool = True) -> Any:
         """The message a payload carries: its buffers as copies, or (``copy=False``) as
         read-only views; ProtocolError for anything malformed."""
         if self._pinned is not None:
             self.release_views()
         if not payload or payload[0] != 0:
-            return self.codec.decode(payload)
+            if len(payload) > self.options.max_frame:  # only buffers may take it past that
+                raise ProtocolError(f"message of {len(payload)} bytes exceeds max_frame")
+            return self.codec.decode(
+                payload if isinstance(payload, bytes | bytearray) else bytes(payload)
+            )
         return self._unpack(memoryview(payload), copy)
 
     # --8<-- [end:message_codec]
@@ -136,7 +185,8 @@ class MessageCodec:
         lengths = [b.nbytes for b in buffers]
         total = sum(aligned(n) for n in lengths)
         region = self._outgoing
-        if region is not None and total >= _REGION_MIN and region.is_free():
+        fits = region is not None and _REGION_MIN <= total <= region.max_size
+        if region is not None and fits and region.is_free():
             data = region.claim(total)  # Unsendable over the budget: nothing is sent
             offset = 0
             for buffer, n in zip(buffers, lengths, strict=True):
@@ -156,7 +206,11 @@ class MessageCodec:
         start = _HEAD.size + count * _LENGTH.size
         if where not in (_INLINE, _IN_REGION) or start + skeleton_size > len(payload):
             raise ProtocolError("malformed buffer message header")
+        if start + skeleton_size > self.options.max_frame:
+            raise ProtocolError("a buffer message whose skeleton exceeds max_frame")
         lengths = [_LENGTH.unpack_from(payload, _HEAD.size + 8 * i)[0] for i in range(count)]
+        if sum(lengths) > self.options.max_buffer_bytes:
+            raise ProtocolError("a buffer message whose buffers exceed max_buffer_bytes")
         skeleton = bytes(payload[start : start + skeleton_size])
         step: Callable[[int], int] = aligned
         if where == _INLINE:
@@ -179,7 +233,7 @@ class MessageCodec:
         if sum(step(n) for n in lengths) > len(data):
             raise ProtocolError("buffer message announces more bytes than it carries")
         # A big TCP frame arrives in a bytearray of its own: arrays may keep its bytes.
-        owned = where == _INLINE and isinstance(payload.obj, bytearray)
+        owned = where == _INLINE and isinstance(payload.obj, bytearray | mmap.mmap)
         mode = "view" if not copy else "owned" if owned else "copy"
         views, offset = [], 0
         for n in lengths:
@@ -257,3 +311,11 @@ def _no_buffer_here(value: Any) -> Any:
 
 # JSON's fast encoder, whose hook says "this message holds a buffer" instead of failing.
 _json_probe = json.JSONEncoder(separators=(",", ":"), default=_no_buffer_here).encode
+
+
+def _size(n: int) -> str:
+    """A byte count for a person: ``1.5 GiB``, ``640 KiB``, ``12 bytes``."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            return f"{n / (1 << shift):.3g} {unit}"
+    return f"{n} bytes"

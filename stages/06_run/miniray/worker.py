@@ -31,6 +31,10 @@ from .process import ChildProcess, drop_in_children, fork_child, run_work_fn
 from .region import Region
 from .timeouts import check_timeout, deadline_after, seconds_left, wait_readable
 from .wire import DEFAULT_MAX_FRAME
+from .wire_options import (
+    DEFAULT_MAX_BUFFER_BYTES,
+    WireOptions,
+)
 
 WorkFn = Callable[[Channel], object]
 _EXIT_GRACE = 1.0  # seconds to wait for a child whose channel closed to finish exiting
@@ -48,7 +52,9 @@ class Worker(ChannelHandle, Calls):
             (e.g. ``{"CUDA_VISIBLE_DEVICES": "1"}``).
         max_frame: Largest message, in encoded bytes, either side may send (default
             4 MiB). Decoding one can take up to ~50 times its size in memory (see
-            ``wire.py``). Also the largest total of the buffers in one message.
+            ``wire.py``).
+        max_buffer_bytes: Largest total of the buffers (bytes, arrays, tensors) beside
+            one message (default 1 GiB; see ``wire_options.py``).
         codec: ``"json"`` (the default) or ``"marshal"`` (keeps tuples, sets, int keys).
 
     Messages are JSON values: dicts, lists, strings, numbers, booleans, None
@@ -62,19 +68,23 @@ class Worker(ChannelHandle, Calls):
         *,
         env: Mapping[str, str] | None = None,
         max_frame: int = DEFAULT_MAX_FRAME,
+        max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
         codec: str = "json",
     ) -> None:
+        options = WireOptions(max_frame, max_buffer_bytes, codec)
         message_codec = get_codec(codec)
-        # Inherited by the fork; the budget for one message's buffers (check_size) is max_frame
-        to_child = Region.create("miniray-to-child", max_frame)
-        to_parent = Region.create("miniray-to-parent", max_frame)
+        # Inherited by the fork; each holds one message's buffers, up to max_buffer_bytes
+        to_child = Region.create("miniray-to-child", max_buffer_bytes)
+        to_parent = Region.create("miniray-to-parent", max_buffer_bytes)
         parent_end, child_end = socket.socketpair()
         handle = Channel(
             child_end,
-            max_frame=max_frame,
+            options=options,
             peer_pid=os.getpid(),
             from_worker=False,
-            codec=MessageCodec(message_codec, outgoing=to_parent, incoming=to_child),
+            codec=MessageCodec(
+                message_codec, options=options, outgoing=to_parent, incoming=to_child
+            ),
         )
 
         def child_body() -> int:
@@ -95,10 +105,12 @@ class Worker(ChannelHandle, Calls):
         self.returncode: int | None = None  # also None after the end if it is not known
         self._channel = Channel(
             parent_end,
-            max_frame=max_frame,
+            options=options,
             watch_fd=self._process.pidfd,
             peer_pid=self.pid,
-            codec=MessageCodec(message_codec, outgoing=to_child, incoming=to_parent),
+            codec=MessageCodec(
+                message_codec, options=options, outgoing=to_child, incoming=to_parent
+            ),
         )
         # A Worker dropped without close() must not leave its child running, nor leak the
         # descriptors; the finalizer holds the process and channel, never the Worker.
