@@ -18,7 +18,6 @@ import importlib.util
 import os
 import platform
 import stat
-import sys
 
 from . import __version__
 from .errors import ClusterError
@@ -46,8 +45,6 @@ def software_facts(script_dir: str) -> dict[str, str]:
 
 
 def _torch_version() -> str:
-    if "torch" in sys.modules:  # imported already: the version in use
-        return str(getattr(sys.modules["torch"], "__version__", "unknown"))
     if importlib.util.find_spec("torch") is None:  # finds it without importing it (seconds)
         return "not installed"
     try:

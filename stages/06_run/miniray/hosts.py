@@ -194,6 +194,8 @@ def expand_hostlist(text: str) -> list[str]:
             if len(names) + len(expanded) * len(numbers) > MAX_HOSTS:
                 raise ConfigError(f"hostlist {text!r}: more than {MAX_HOSTS} hosts")
             expanded = [name + number + after for name in expanded for number in numbers]
+        if len(names) + len(expanded) > MAX_HOSTS:  # a name without brackets counts too
+            raise ConfigError(f"hostlist {text!r}: more than {MAX_HOSTS} hosts")
         names += expanded
     return names
 
