@@ -26,6 +26,7 @@ Files get the text as the worker printed it.
 from __future__ import annotations
 
 import contextlib
+import logging  # @6+
 import os
 import select
 import signal
@@ -81,6 +82,27 @@ def log_to_stream(stream: IO[str] | None = None) -> LogSink:
     return write
 
 
+# @6+ {
+def log_to_logging(logger: logging.Logger | None = None, level: int = logging.INFO) -> LogSink:
+    """A sink that makes each line a `logging` record, for an application that configures
+    logging already: ``Cluster(nodes, log=log_to_logging())``.
+
+    Each record goes to ``logger`` (default: the ``miniray.worker`` logger) at ``level``,
+    with the line's ``host`` and ``rank`` as attributes of the record (``%(host)s r%(rank)s``
+    in a format; ``rank`` is None for a node server's own lines). Its message is the line
+    with control characters escaped (see `escape_controls`), as a handler may well write
+    it to a terminal.
+    """
+    target = logger if logger is not None else logging.getLogger("miniray.worker")
+
+    def emit(line: LogLine) -> None:
+        extra = {"host": line.host, "rank": line.rank}
+        target.log(level, "%s", escape_controls(line.text), extra=extra)
+
+    return emit
+
+
+# @}
 class log_to_files:
     """A sink that appends each rank's lines to ``directory/rank-N.log`` (servers' lines:
     ``directory/node-HOST.log``). ``close()`` closes the files (``Cluster.stop`` does)."""

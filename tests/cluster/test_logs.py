@@ -178,3 +178,27 @@ def test_eight_ranks_of_20000_lines_and_a_100_megabyte_line_lose_nothing(
     assert seen == {rank: list(range(20_000)) for rank in range(8)}
     assert big == {"bytes": 100_000_000, "whole": True}
     assert wait_for_no_processes(tag, 5.0) == []
+
+
+@pytest.mark.needs("run")
+def test_a_clusters_lines_become_logging_records_with_host_and_rank(
+    node: Any, tag: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from cluster_workfns import TERMINAL_ESCAPES
+
+    from miniray import Cluster
+    from miniray.logs import escape_controls, log_to_logging
+
+    with (
+        caplog.at_level(logging.INFO, logger="miniray.worker"),
+        Cluster([node("localhost", 1)], log=log_to_logging()) as cluster,
+    ):
+        [worker] = cluster.start(work_fn="cluster_workfns.terminal_escapes")
+        assert worker.recv(timeout=10) == "done"
+    records = [r for r in caplog.records if r.name == "miniray.worker" and r.rank == 0]  # type: ignore[attr-defined]
+    assert [(r.host, r.getMessage()) for r in records] == [  # type: ignore[attr-defined]
+        ("localhost", escape_controls(line)) for line in TERMINAL_ESCAPES
+    ]
+    assert wait_for_no_processes(tag, 5.0) == []

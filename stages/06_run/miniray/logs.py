@@ -21,11 +21,15 @@ business, but the coordinator's terminal is not: the stderr sink shows control
 characters (escape sequences that retitle the window, clear the screen, write the
 clipboard; a carriage return that repaints the line) as text, such as ``\\x1b``.
 Files get the text as the worker printed it.
+
+New in this stage: ``log_to_logging``, a sink that makes each line a `logging` record
+carrying its host and rank.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import select
 import signal
@@ -79,6 +83,25 @@ def log_to_stream(stream: IO[str] | None = None) -> LogSink:
             out.flush()
 
     return write
+
+
+def log_to_logging(logger: logging.Logger | None = None, level: int = logging.INFO) -> LogSink:
+    """A sink that makes each line a `logging` record, for an application that configures
+    logging already: ``Cluster(nodes, log=log_to_logging())``.
+
+    Each record goes to ``logger`` (default: the ``miniray.worker`` logger) at ``level``,
+    with the line's ``host`` and ``rank`` as attributes of the record (``%(host)s r%(rank)s``
+    in a format; ``rank`` is None for a node server's own lines). Its message is the line
+    with control characters escaped (see `escape_controls`), as a handler may well write
+    it to a terminal.
+    """
+    target = logger if logger is not None else logging.getLogger("miniray.worker")
+
+    def emit(line: LogLine) -> None:
+        extra = {"host": line.host, "rank": line.rank}
+        target.log(level, "%s", escape_controls(line.text), extra=extra)
+
+    return emit
 
 
 class log_to_files:
