@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import base64
 import hmac
+import json
+import marshal
 import multiprocessing
 import os
+import pickle
 import socket
 import time
 from collections.abc import Callable
@@ -133,6 +136,20 @@ def worker_calls(transport: str, count: int, pipelined: bool) -> Measure:
     return Measure(run, lambda: close(worker))
 
 
+def worker_call_messages(transport: str, count: int) -> Measure:
+    """``call_remote``'s own messages, sent and received by hand: its floor."""
+    worker = connect(_registry(), transport)
+
+    def run() -> float:
+        started = time.perf_counter()
+        for i in range(count):
+            worker.send({"call": i, "fn": "add", "args": (i, 1), "kwargs": {}})
+            worker.recv()
+        return count / (time.perf_counter() - started)
+
+    return Measure(run, lambda: close(worker))
+
+
 def worker_roundtrip(codec: str, transport: str = "local") -> Measure:
     options = {"codec": codec} if codec != "json" else {}  # an older package has no codec=
     worker = connect(_echo, transport, **options)
@@ -188,7 +205,7 @@ def miniray_echo(size: int, *, copy: bool) -> Measure:
     import numpy
 
     worker = miniray.Worker(_echo_views, max_frame=size + (1 << 20))
-    array = numpy.frombuffer(os.urandom(size), dtype=numpy.float32)
+    array = numpy.frombuffer(os.urandom(size), dtype=numpy.float64)
 
     def run() -> float:
         started = time.perf_counter()
@@ -228,6 +245,21 @@ def memcpy_rate(size: int) -> Measure:
     return Measure(run)
 
 
+def numpy_copyto_rate(size: int) -> Measure:
+    """``numpy.copyto`` of a float64 array into a preallocated one: memcpy into warm memory."""
+    import numpy
+
+    source = numpy.frombuffer(os.urandom(size), dtype=numpy.float64)
+    target = numpy.empty_like(source)
+
+    def run() -> float:
+        started = time.perf_counter()
+        numpy.copyto(target, source)
+        return size / (time.perf_counter() - started) / 1e6
+
+    return Measure(run)
+
+
 def fresh_copy_rate(size: int) -> Measure:
     """What any receiver that returns a new object pays: allocate, then copy."""
     source = os.urandom(size)
@@ -242,25 +274,40 @@ def fresh_copy_rate(size: int) -> Measure:
     return Measure(run)
 
 
-def pipe_roundtrip() -> Measure:
+def pipe_roundtrip(codec: str = "pickle") -> Measure:
+    """``multiprocessing.Pipe`` ping-pong, the message made into bytes by ``codec`` on both
+    sides (pickle is what ``Connection.send``/``recv`` do: ``send_bytes(dumps(msg))``)."""
     ours, theirs = multiprocessing.Pipe()
-    process = multiprocessing.get_context("fork").Process(target=_pipe_echo, args=(theirs,))
+    process = multiprocessing.get_context("fork").Process(target=_pipe_echo, args=(theirs, codec))
     process.start()
+    dumps, loads = _PIPE_CODECS[codec]
 
     def ping() -> None:
-        ours.send(SMALL)
-        ours.recv()
+        ours.send_bytes(dumps(SMALL))
+        loads(ours.recv_bytes())
 
     def stop() -> None:
-        ours.send(None)
+        ours.send_bytes(b"")
         process.join()
 
     return Measure(lambda: _rate(ping, RUN_SECONDS[0]), stop)
 
 
-def _pipe_echo(conn: Any) -> None:
-    while (msg := conn.recv()) is not None:
-        conn.send(msg)
+def _json_dumps(msg: Any) -> bytes:
+    return json.dumps(msg).encode()  # default options: json's cached encoder, its fastest
+
+
+_PIPE_CODECS: dict[str, tuple[Callable[[Any], bytes], Callable[[bytes], Any]]] = {
+    "pickle": (pickle.dumps, pickle.loads),
+    "marshal": (marshal.dumps, marshal.loads),
+    "json": (_json_dumps, json.loads),
+}
+
+
+def _pipe_echo(conn: Any, codec: str) -> None:
+    dumps, loads = _PIPE_CODECS[codec]
+    while payload := conn.recv_bytes():
+        conn.send_bytes(dumps(loads(payload)))
 
 
 def raw_tcp_handoff(size: int, *, mac: bool = False) -> Measure:
@@ -350,7 +397,7 @@ class RayPeers:
     def echo(self, size: int) -> Measure:
         import numpy
 
-        array = numpy.frombuffer(os.urandom(size), dtype=numpy.float32)
+        array = numpy.frombuffer(os.urandom(size), dtype=numpy.float64)
 
         def run() -> float:
             started = time.perf_counter()

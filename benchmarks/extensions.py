@@ -50,10 +50,12 @@ from extension_peers import (  # noqa: E402
     memcpy_rate,
     miniray_echo,
     miniray_handoff,
+    numpy_copyto_rate,
     pipe_roundtrip,
     raw_tcp_handoff,
     ray_peers,
     remote_handoff,
+    worker_call_messages,
     worker_calls,
     worker_roundtrip,
 )
@@ -101,17 +103,27 @@ def main() -> None:
 
 def calls_rows(count: int) -> list[Row]:
     return [
-        Row("Worker call_remote, one at a time", worker_calls("local", count, pipelined=False)),
+        Row("Worker send+recv of the call messages", worker_call_messages("local", count)),
+        Row(
+            "Worker call_remote, one at a time",
+            worker_calls("local", count, pipelined=False),
+            ["Worker send+recv of the call messages"],
+        ),
         Row(
             "Worker submit, pipelined",
             worker_calls("local", count, pipelined=True),
             ["Worker call_remote, one at a time", "Ray actor, sync", "Ray actor, async"],
         ),
-        Row("RemoteWorker call_remote, one at a time", worker_calls("tcp", count, False)),
+        Row("RemoteWorker send+recv of the call messages", worker_call_messages("tcp", count)),
+        Row(
+            "RemoteWorker call_remote, one at a time",
+            worker_calls("tcp", count, False),
+            ["RemoteWorker send+recv of the call messages"],
+        ),
         Row(
             "RemoteWorker submit, pipelined",
             worker_calls("tcp", count, pipelined=True),
-            ["RemoteWorker call_remote, one at a time", "Ray actor, async"],
+            ["RemoteWorker call_remote, one at a time", "Ray actor, sync", "Ray actor, async"],
         ),
     ]
 
@@ -136,13 +148,21 @@ def codec_rows() -> list[Row]:
     previous = str(ROOT / "stages" / "04_distributed")
     rows += [
         Row("multiprocessing.Pipe round trip", pipe_roundtrip()),
+        Row("multiprocessing.Pipe round trip, json", pipe_roundtrip("json")),
+        Row("multiprocessing.Pipe round trip, marshal", pipe_roundtrip("marshal")),
         Row(
-            "Worker round trip, json", worker_roundtrip("json"), ["multiprocessing.Pipe round trip"]
+            "Worker round trip, json",
+            worker_roundtrip("json"),
+            ["multiprocessing.Pipe round trip", "multiprocessing.Pipe round trip, json"],
         ),
         Row(
             "Worker round trip, marshal",
             worker_roundtrip("marshal"),
-            ["multiprocessing.Pipe round trip", "Worker round trip, json"],
+            [
+                "multiprocessing.Pipe round trip",
+                "multiprocessing.Pipe round trip, marshal",
+                "Worker round trip, json",
+            ],
         ),
         Row("stage 4 Worker round trip (subprocess)", other_package_roundtrip(previous)),
         Row(
@@ -161,9 +181,14 @@ def codec_rows() -> list[Row]:
 
 
 def buffer_rows(size: int) -> list[Row]:
-    echo_baselines = ["Worker numpy echo, copies", "Ray actor numpy echo"]
+    echo_baselines = [
+        "numpy copyto into warm memory",
+        "Worker numpy echo, copies",
+        "Ray actor numpy echo",
+    ]
     return [
         Row("memcpy into warm memory", memcpy_rate(size)),
+        Row("numpy copyto into warm memory", numpy_copyto_rate(size)),
         Row("copy into fresh memory (bytes(buffer))", fresh_copy_rate(size)),
         Row(
             "Worker hand-off, received as a copy",
@@ -235,11 +260,21 @@ def table(
     print(f"| {'row':44} | {unit:>12} | {'spread':>17} | ratio |")
     print(f"|{'-' * 46}|{'-' * 14}|{'-' * 19}|-------|")
     for result in results:
-        ratio = ", ".join(f"{r.ratio:.2f}x {r.baseline}" for r in result.ratios)
+        ratio = ", ".join(_ratio_text(r, samples, result.name, took_turns) for r in result.ratios)
         spread = f"{result.low:8,.0f}-{result.high:<8,.0f}"
         print(f"| {result.name:44} | {result.median:12,.0f} | {spread} | {ratio} |")
     sys.stdout.flush()
     return results
+
+
+def _ratio_text(ratio: Any, samples: dict[str, list[float]], name: str, paired: set[str]) -> str:
+    """``0.85x base``; where both rows took turns, with the lowest and highest of the
+    per-round ratios: ``0.85x base (0.70-0.90)``."""
+    text = f"{ratio.ratio:.2f}x {ratio.baseline}"
+    if name in paired and ratio.baseline in paired:
+        per_round = [a / b for a, b in zip(samples[name], samples[ratio.baseline], strict=True)]
+        text += f" ({min(per_round):.2f}-{max(per_round):.2f})"
+    return text
 
 
 def measure(rows: list[Row], repeats: int) -> dict[str, list[float]]:

@@ -17,9 +17,10 @@ overwrite the region only when ``released`` equals the number of the last messag
 there, that is, when the receiver has finished with every earlier one. Otherwise it does
 not wait (the receiver may be waiting for *it*): it sends the buffers inline, through the
 socket. The receiver sets ``released`` as soon as it has copied a message's buffers out; for
-zero-copy views, once nothing refers to them any more. The views of one message come from
-a read-only mapping of their own, and each ``recv`` tries to close the last message's
-mapping: that fails while any view of it is alive (a memoryview, a slice of one, a numpy
+zero-copy views, once nothing refers to them any more. The views of one message are made
+from an object of their own (a *lease*) over the receiver's one long-lived mapping; each
+``recv`` and ``send`` looks (through a weak reference) whether the last message's lease
+is still alive: it is while any view of it is (a memoryview, a slice of one, a numpy
 array made from one), and then the region stays claimed. So MiniRay never writes where a
 view looks, for as long as you hold it; later messages simply take the slower path
 meanwhile. The rule binds MiniRay's code at both ends; it is not a wall. The sender's
@@ -37,6 +38,7 @@ sender grows it up to ``max_size`` when a message needs more room.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import mmap
 import os
@@ -117,20 +119,18 @@ class Region:
             HEADER_SIZE : HEADER_SIZE + size
         ]
 
-    def map_for_views(self, size: int) -> mmap.mmap:
-        """Receiver: a private read-only mapping of the first ``size`` data bytes.
+    def lease(self, size: int) -> ctypes.Array[ctypes.c_ubyte]:
+        """Receiver: a new object that exports this region's mapping, for one message's views.
 
-        Views of one message come from their own mapping, so that whether any of them is
-        still alive has a plain answer: ``close()`` on that mapping fails while one is.
-        The same checks as `read`, before anything is mapped.
+        Views of one message are made from their own lease (``memoryview(lease)``); the
+        lease lives exactly as long as any of them (or anything made from one: a slice, a
+        numpy array) does, so a weak reference to it says when they are all gone. The
+        mapping itself is the one `read` uses, made once: a fresh mapping per message
+        would fault every 4 KiB page in again. The same checks as `read`.
         """
         self.check_size(size)
-        file_size = os.fstat(self.fd).st_size
-        if file_size < HEADER_SIZE + size:
-            raise ProtocolError(f"peer announced {size} bytes in a region of {file_size} bytes")
-        # No MAP_POPULATE: pages are mapped as they are first read. Measured, that is no
-        # slower when every byte is read, and a reader who looks at part pays for part.
-        return mmap.mmap(self.fd, HEADER_SIZE + size, mmap.MAP_SHARED, mmap.PROT_READ)
+        mapping = self._mapping(HEADER_SIZE + size, grow=False)
+        return (ctypes.c_ubyte * len(mapping)).from_buffer(mapping)
 
     def release(self, seq: int) -> None:
         """Receiver: tell the sender that message ``seq`` (and all before it) is done with."""

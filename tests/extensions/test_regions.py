@@ -135,3 +135,65 @@ def test_a_view_is_kept_from_miniray_writes_not_from_the_childs_own() -> None:
         with pytest.raises(miniray.ProtocolError, match="released"):
             worker.recv(timeout=10, copy=False)  # a child that ignored `released`: caught,
         assert view[0] == 4  # but only once it has written
+
+
+def _maps_of(name: str) -> list[str]:
+    """The address ranges of this process's mappings of one region's memfd."""
+    with open("/proc/self/maps") as maps:
+        return sorted(line.split()[0] for line in maps if f"memfd:{name}" in line)
+
+
+def test_views_of_every_message_come_from_one_mapping_made_once() -> None:
+    """A fresh mapping per message would fault every page in again (issue 18, item 2)."""
+    import miniray
+
+    with miniray.Worker(ext_workfns.echo_fn) as worker:
+        worker.send({"data": b"a" * BIG})
+        first = worker.recv(timeout=10, copy=False)["data"]
+        assert first == b"a" * BIG
+        del first
+        mapped = _maps_of("miniray-to-parent")
+        for letter in b"bcde":
+            worker.send({"data": bytes([letter]) * BIG})
+            view = worker.recv(timeout=10, copy=False)["data"]  # held while we look
+            assert view == bytes([letter]) * BIG
+            assert _maps_of("miniray-to-parent") == mapped
+            del view
+
+
+def test_anything_made_from_a_view_keeps_the_region_claimed(no_gc: None) -> None:
+    """A slice, an array, a memoryview of that array: each alone keeps the bytes unchanged."""
+    numpy = pytest.importorskip("numpy", reason="numpy is optional; the test holds array views")
+    import miniray
+
+    with miniray.Worker(ext_workfns.echo_fn) as worker:
+        codec = worker._channel.codec
+        worker.send({"data": b"a" * BIG})
+        view = worker.recv(timeout=10, copy=False)["data"]
+        piece = view[5:10]
+        array = numpy.frombuffer(view, dtype=numpy.uint8)[100:]
+        of_array = memoryview(array[:7])
+        held = [view, piece, array, of_array]
+        del view, piece, array, of_array
+        for fill in range(len(held)):  # drop them one at a time, oldest first
+            worker.send({"data": bytes([fill]) * BIG})  # goes inline: the region is held
+            assert worker.recv(timeout=10, copy=False)["data"] == bytes([fill]) * BIG
+            assert codec._lease_seq == 1, "a later message used the region: bytes could change"
+            assert all(bytes(h[:3]) == b"aaa" for h in held)
+            held.pop(0)
+        worker.send({"data": b"z" * BIG})  # none left: the region is used again
+        assert worker.recv(timeout=10, copy=False)["data"] == b"z" * BIG
+        assert codec._lease_seq == 2
+
+
+def test_a_view_held_across_many_messages_never_changes() -> None:
+    numpy = pytest.importorskip("numpy", reason="numpy is optional; the test holds an array view")
+    import miniray
+
+    with miniray.Worker(ext_workfns.echo_fn) as worker:
+        worker.send(numpy.full(BIG, 1, dtype=numpy.float64))
+        held = worker.recv(timeout=10, copy=False)
+        for value in range(2, 12):  # copies and views alternate; none may touch `held`
+            worker.send(numpy.full(BIG, value, dtype=numpy.float64))
+            assert (worker.recv(timeout=10, copy=value % 2 == 0) == value).all()
+            assert (held == 1).all()

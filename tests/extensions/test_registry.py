@@ -153,6 +153,54 @@ def _first_calls_from_threads(worker: Any, threads: int) -> dict[int, Any]:
     return results
 
 
+def test_a_call_alone_in_flight_is_read_by_its_caller(ext_connect: Any) -> None:
+    """No hand-over from the reader thread when nothing else is in flight (issue 18, item 4)."""
+    import threading
+
+    worker = ext_connect(ext_workfns.registry)
+    readers: list[str] = []
+    recv = worker._channel.recv
+
+    def recording_recv(*args: Any, **kwargs: Any) -> Any:
+        readers.append(threading.current_thread().name)
+        return recv(*args, **kwargs)
+
+    worker._channel.recv = recording_recv
+    for i in range(20):
+        assert worker.call_remote("add", i, b=1) == i + 1
+    assert readers == [threading.current_thread().name] * 20
+
+
+def test_calls_and_submits_mixed_across_threads_each_get_their_own_result(
+    ext_connect: Any,
+) -> None:
+    """Callers that read their own replies and the reader thread take turns, never both."""
+    import threading
+
+    worker = ext_connect(ext_workfns.registry)
+    results: dict[int, Any] = {}
+
+    def caller(t: int) -> None:
+        for i in range(30):
+            n = t * 1000 + i
+            try:
+                if i % 3 == 0:
+                    results[n] = worker.submit("add", n, b=1).result(timeout=10)
+                else:
+                    results[n] = worker.call_remote("add", n, b=1)
+            except Exception as e:
+                results[n] = e
+
+    running = [threading.Thread(target=caller, args=(t,), daemon=True) for t in range(4)]
+    for thread in running:
+        thread.start()
+    for thread in running:
+        thread.join(timeout=30)
+    wrong = {n: got for n, got in results.items() if got != n + 1}
+    assert len(results) == 120 and not wrong, wrong
+    assert worker.call_remote("add", 1, 2) == 3  # and the turn to read was given back
+
+
 @pytest.mark.ex05_2
 def test_submit_returns_before_the_call_ends(ext_connect: Any) -> None:
     worker = ext_connect(ext_workfns.registry)

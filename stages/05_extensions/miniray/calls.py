@@ -12,9 +12,11 @@ The first call starts one reader thread per worker. ``submit`` sends the request
 returns; the reader matches each reply to its future by the call's id. So many calls are
 in flight on one worker at once (they *pipeline*: the worker never waits for the network
 between two calls), and ``concurrent.futures.wait`` and ``as_completed`` work across
-workers, local or remote. While calls are active, the reader owns the channel: ``recv``
-refuses, since it would steal replies. When the worker ends, every pending future fails
-with `WorkerDied`; so does every later ``submit``.
+workers, local or remote. A ``call_remote`` made while no other call is in flight reads
+its own reply in its own thread (the reader waits meanwhile), which spares two thread
+switches per call. Once calls have started, ``recv`` refuses, since it would steal
+replies. When the worker ends, every pending future fails with `WorkerDied`; so does every
+later ``submit``.
 
 New in this stage: the whole module.
 """
@@ -61,15 +63,34 @@ class Calls:
             WorkerDied: The worker has already ended.
             Unsendable: The arguments cannot be sent (nothing was sent).
         """
+        call = self._start_call(name, args, kwargs, own=None)
+        assert isinstance(call, Future)
+        return call
+
+    def _start_call(
+        self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], *, own: _OwnReply | None
+    ) -> Future[Any] | _OwnReply:
+        """Register and send one call; return what its reply will be given to.
+
+        With ``own``: if no other call is in flight, this thread reads the reply itself
+        (see `_CallState.read_own_reply`), and ``own`` is returned; otherwise a Future.
+        """
         state = self._call_state()
-        future: Future[Any] = Future()
-        future.set_running_or_notify_cancel()  # in flight at once: it cannot be cancelled
         with state.table_lock:
             if state.ended is not None:
                 raise state.ended
             call_id = state.next_id
             state.next_id += 1
-            state.pending[call_id] = future
+            inline = own is not None and not state.pending and not state.reading
+            if inline:  # the reader thread waits meanwhile: only one thread reads
+                assert own is not None
+                waiter: Future[Any] | _OwnReply = own
+                state.reading, state.inline_reply = True, own
+            else:
+                waiter = Future()
+                waiter.set_running_or_notify_cancel()  # in flight at once: no cancelling it
+                state.turn.notify()  # the reader thread has a reply to wait for
+            state.pending[call_id] = waiter
         request = {"call": call_id, "fn": name, "args": args, "kwargs": kwargs}
         try:
             with state.send_lock:  # not the table's lock: the reader must go on meanwhile
@@ -77,12 +98,14 @@ class Calls:
         except BaseException as e:
             with state.table_lock:
                 state.pending.pop(call_id, None)
+            if inline:
+                state.stop_reading()
             if isinstance(e, ChannelClosed) and not isinstance(e, WorkerDied):
                 raise WorkerDied(
                     f"worker pid {self.pid} is gone: {e}", pid=self.pid, returncode=None
                 ) from e
             raise
-        return future
+        return waiter
 
     # --8<-- [end:submit]
 
@@ -96,7 +119,13 @@ class Calls:
             UnknownFunction: No function of that name is registered there.
             WorkerDied: The worker ended before it answered.
         """
-        return self.submit(name, *args, **kwargs).result()
+        own = _OwnReply()
+        call = self._start_call(name, args, kwargs, own=own)
+        if call is own:
+            # No other call was in flight: this thread reads the reply itself. Handing it
+            # over from the reader thread (and a Future) cost two thread switches a call.
+            self._call_state().read_own_reply()
+        return call.result()
 
     def _call_state(self) -> _CallState:
         if self._calls is None:
@@ -114,6 +143,9 @@ class Calls:
         """In ``close``: say end-of-file, let the reader see the worker's end, join it."""
         if self._calls is None or self._channel.closed:
             return
+        with self._calls.turn:  # a reader waiting for work ends now; else at the worker's end
+            self._calls.stopping = True
+            self._calls.turn.notify()
         reader = self._calls.reader
         for how in (socket.SHUT_WR, socket.SHUT_RD):  # EOF to the worker; then, if need be, to us
             with contextlib.suppress(OSError):  # already disconnected: the reader sees it too
@@ -124,14 +156,23 @@ class Calls:
 
 
 class _CallState:
-    """The pending calls of one worker, and the thread that reads their replies."""
+    """The pending calls of one worker, and who reads their replies.
+
+    One thread at a time reads the channel (``reading``): a ``call_remote`` made while no
+    other call is in flight reads its own reply, in its own thread; otherwise the reader
+    thread does, for as long as calls are pending.
+    """
 
     def __init__(self, channel: Channel, pid: int, host: str) -> None:
-        self.table_lock = threading.Lock()  # around next_id, pending and ended
+        self.table_lock = threading.Lock()  # around next_id, pending, ended and reading
+        self.turn = threading.Condition(self.table_lock)  # the reader waits for work here
         self.send_lock = threading.Lock()  # one request at a time on the socket
         self.next_id = 1
-        self.pending: dict[int, Future[Any]] = {}
+        self.pending: dict[int, Future[Any] | _OwnReply] = {}
         self.ended: WorkerDied | None = None
+        self.reading = False  # a thread is reading the channel (the reader, or a caller)
+        self.inline_reply: _OwnReply | None = None  # the call whose caller reads
+        self.stopping = False  # close(): the reader ends once nothing is pending
         self._channel, self._pid, self._host = channel, pid, host
         self.reader = threading.Thread(target=self._run, name=f"miniray-calls-{pid}", daemon=True)
         self.reader.start()
@@ -147,10 +188,9 @@ class _CallState:
 
     # --8<-- [start:read_replies]
     def _read_replies(self) -> None:
-        """Give each reply to its call's future, until ``recv`` raises (the worker's end)."""
-        channel = self._channel
+        """Give each reply to its call's future, until ``_next_reply`` raises (the end)."""
         while True:
-            reply = channel.recv()
+            reply = self._next_reply()
             reply_id = _reply_id(reply)
             with self.table_lock:
                 future = None if reply_id is None else self.pending.pop(reply_id, None)
@@ -162,6 +202,47 @@ class _CallState:
                 future.set_result(reply.get("value"))
 
     # --8<-- [end:read_replies]
+
+    def _next_reply(self) -> Any:
+        """The next reply from the channel, read by the thread whose turn it is.
+
+        A caller reading its own reply (`read_own_reply`) stops, with `_ReplyArrived`,
+        once it is there. The reader thread waits until calls are pending and no caller
+        reads; it ends (ChannelClosed) when the calls have ended or are stopped.
+        """
+        if threading.current_thread() is not self.reader:
+            assert self.inline_reply is not None
+            if self.inline_reply.done():
+                raise _ReplyArrived
+            return self._channel.recv()
+        with self.turn:
+            while not self.pending or self.reading:
+                if self.ended is not None or (self.stopping and not self.pending):
+                    raise ChannelClosed("the calls have ended")
+                self.turn.wait()
+            self.reading = True
+        try:
+            return self._channel.recv()
+        finally:
+            self.stop_reading()
+
+    def read_own_reply(self) -> None:
+        """In ``call_remote``'s thread: read replies until its own has arrived."""
+        try:
+            self._read_replies()
+        except _ReplyArrived:
+            pass
+        except Exception as e:  # the worker's end, or a broken protocol: as the reader would
+            self._fail_all(e)
+        finally:  # KeyboardInterrupt too: the reader thread takes over what is pending
+            self.stop_reading()
+
+    def stop_reading(self) -> None:
+        """Give up the turn to read; the reader thread reads next if calls are pending."""
+        with self.turn:
+            self.reading, self.inline_reply = False, None
+            if self.pending:  # else the reader thread sleeps on: waking it costs a switch
+                self.turn.notify()
 
     def _fail_all(self, cause: Exception) -> None:
         pid = self._pid
@@ -178,8 +259,10 @@ class _CallState:
             )
         ended.__cause__ = cause
         with self.table_lock:
-            self.ended = ended
+            if self.ended is None:  # the first end found, by the reader or a caller
+                self.ended = ended
             pending, self.pending = self.pending, {}
+            self.turn.notify()  # a waiting reader thread ends
         for future in pending.values():
             future.set_exception(ended)
 
@@ -190,6 +273,34 @@ class _CallState:
             return ProtocolError(f"malformed error reply: {info!r:.100}")
         error_class = UnknownFunction if kind == UNKNOWN_FUNCTION else RemoteError
         return error_class(kind, message, trace, pid=self._pid, host=self._host)
+
+
+class _OwnReply:
+    """The reply to a call whose caller reads it itself: a Future without the locks, as
+    only that thread sets it (or, once it has stopped reading, whoever reads next)."""
+
+    def __init__(self) -> None:
+        self._done = False
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+    def set_result(self, value: Any) -> None:
+        self._done, self._value = True, value
+
+    def set_exception(self, error: BaseException) -> None:
+        self._done, self._error = True, error
+
+    def done(self) -> bool:
+        return self._done
+
+    def result(self) -> Any:
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+class _ReplyArrived(Exception):
+    """Raised in a caller that reads its own reply, once it has arrived: stop reading."""
 
 
 def _reply_id(reply: Any) -> int | None:

@@ -24,10 +24,10 @@ New in this stage: the whole module.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import mmap
 import struct
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -74,8 +74,10 @@ class MessageCodec:
         self.name = codec.name
         self._outgoing = outgoing
         self._incoming = incoming
-        self._pinned: mmap.mmap | None = None  # the mapping zero-copy views were made from
-        self._pinned_seq = 0  # the region message it holds
+        # The lease the last message's zero-copy views were made from (see Region.lease):
+        # dead once no view is left. And the region message it holds.
+        self._lease: weakref.ref[Any] | None = None
+        self._lease_seq = 0
 
     def encode(self, msg: Any) -> bytes | list[bytes | memoryview]:
         """The payload: bytes, or with buffers, parts (the caller's own buffers, not copies).
@@ -84,7 +86,7 @@ class MessageCodec:
             Unsendable: The codec cannot carry ``msg``, or its buffers exceed
                 ``max_buffer_bytes`` (nothing was written anywhere).
         """
-        if self._pinned is not None:  # views dropped since the last recv: give the region back
+        if self._lease is not None:  # views dropped since the last recv: give the region back
             self.release_views()
         try:
             return self._encode(msg)
@@ -143,7 +145,7 @@ class MessageCodec:
     def decode(self, payload: bytes | bytearray | mmap.mmap, *, copy: bool = True) -> Any:
         """The message a payload carries: its buffers as copies, or (``copy=False``) as
         read-only views; ProtocolError for anything malformed."""
-        if self._pinned is not None:
+        if self._lease is not None:
             self.release_views()
         if not payload or payload[0] != 0:
             if len(payload) > self.options.max_frame:  # only buffers may take it past that
@@ -158,14 +160,12 @@ class MessageCodec:
     # --8<-- [start:release_views]
     def release_views(self) -> None:
         """Free the region for the sender once no zero-copy view of the last message is left."""
-        if self._pinned is None or self._incoming is None:
+        if self._lease is None or self._incoming is None:
             return
-        try:
-            self._pinned.close()  # fails while any view (or array made from one) is alive
-        except BufferError:
+        if self._lease() is not None:  # a view (or a slice, an array made from one) is alive
             return  # still in use: the sender keeps sending inline meanwhile
-        self._incoming.release(self._pinned_seq)
-        self._pinned = None
+        self._incoming.release(self._lease_seq)
+        self._lease = None
 
     # --8<-- [end:release_views]
 
@@ -175,10 +175,7 @@ class MessageCodec:
         Nothing is taken from a view: one still alive keeps that mapping (and the one
         descriptor of the memfd that Python's mmap holds) until the last such view goes.
         """
-        if self._pinned is not None:
-            with contextlib.suppress(BufferError):  # a view uses it: it goes with the view
-                self._pinned.close()
-            self._pinned = None
+        self._lease = None
         for region in (self._outgoing, self._incoming):
             if region is not None:
                 region.close()
@@ -219,9 +216,9 @@ class MessageCodec:
             data, step = payload[start + skeleton_size :], _unaligned
         elif self._incoming is None:
             raise ProtocolError("peer sent a shared-memory message on a channel without a region")
-        elif self._pinned is not None:  # views of the last message are alive (see release_views)
+        elif self._lease is not None:  # views of the last message are alive (see release_views)
             raise ProtocolError(
-                f"peer wrote region message {seq} before message {self._pinned_seq} was "
+                f"peer wrote region message {seq} before message {self._lease_seq} was "
                 "released: it broke the overwrite rule, and views of that message may have changed"
             )
         else:
@@ -229,9 +226,10 @@ class MessageCodec:
             if copy:
                 data = self._incoming.read(size)
             else:
-                self._pinned = self._incoming.map_for_views(size)
-                self._pinned_seq = seq
-                data = memoryview(self._pinned)[HEADER_SIZE:]
+                lease = self._incoming.lease(size)
+                self._lease, self._lease_seq = weakref.ref(lease), seq
+                data = memoryview(lease).cast("B")[HEADER_SIZE:]
+                del lease  # the views keep it alive, and nothing else may
         if sum(step(n) for n in lengths) > len(data):
             raise ProtocolError("buffer message announces more bytes than it carries")
         # A big TCP frame arrives in a bytearray of its own: arrays may keep its bytes.

@@ -1,12 +1,12 @@
-"""Catches recv's exception and returns quietly: the worker's end (its exit code, or the
-error it reported) is lost, and the waiting calls fail without saying how it ended."""
+"""Catches the exception that ends the replies and returns quietly: the worker's end (its
+exit code, or the error it reported) is lost, and the waiting calls fail without saying
+how it ended."""
 
 
 def _read_replies(self) -> None:
-    channel = self._channel
     while True:
         try:
-            reply = channel.recv()
+            reply = self._next_reply()
         except Exception:
             return
         reply_id = _reply_id(reply)

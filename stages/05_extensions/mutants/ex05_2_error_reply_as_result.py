@@ -3,9 +3,8 @@ worker returns None instead of raising RemoteError."""
 
 
 def _read_replies(self) -> None:
-    channel = self._channel
     while True:
-        reply = channel.recv()
+        reply = self._next_reply()
         reply_id = _reply_id(reply)
         with self.table_lock:
             future = None if reply_id is None else self.pending.pop(reply_id, None)

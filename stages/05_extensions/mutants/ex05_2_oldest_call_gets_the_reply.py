@@ -3,9 +3,8 @@ no pending call is taken for someone else's result."""
 
 
 def _read_replies(self) -> None:
-    channel = self._channel
     while True:
-        reply = channel.recv()
+        reply = self._next_reply()
         with self.table_lock:
             oldest = min(self.pending, default=None)
             future = None if oldest is None else self.pending.pop(oldest)

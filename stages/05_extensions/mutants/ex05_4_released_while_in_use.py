@@ -3,13 +3,8 @@ uses it: the sender's next message overwrites bytes the receiver is still readin
 
 
 def release_views(self) -> None:
-    if self._pinned is None or self._incoming is None:
+    if self._lease is None or self._incoming is None:
         return
-    try:
-        self._pinned.close()
-    except BufferError:  # "the views will be gone by the time the sender writes again"
-        self._incoming.release(self._pinned_seq)
-        self._pinned = None
-        return
-    self._incoming.release(self._pinned_seq)
-    self._pinned = None
+    # "the views will be gone by the time the sender writes again"
+    self._incoming.release(self._lease_seq)
+    self._lease = None

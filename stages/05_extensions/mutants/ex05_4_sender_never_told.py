@@ -1,12 +1,10 @@
-"""Closes the mapping once no view is left but never tells the sender: the region stays
+"""Forgets the lease once no view is left but never tells the sender: the region stays
 claimed, and every later buffer goes through the socket."""
 
 
 def release_views(self) -> None:
-    if self._pinned is None or self._incoming is None:
+    if self._lease is None or self._incoming is None:
         return
-    try:
-        self._pinned.close()
-    except BufferError:
+    if self._lease() is not None:
         return
-    self._pinned = None
+    self._lease = None
