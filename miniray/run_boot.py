@@ -91,7 +91,12 @@ def run_script(path: str, argv: list[str]) -> None:
     main.__file__ = script
     main.__builtins__ = builtins  # type: ignore[attr-defined]
     sys.modules["__main__"] = main
-    exec(code, main.__dict__)
+    try:
+        exec(code, main.__dict__)
+    except Exception as e:  # as Python reports it, without run_boot's own frames
+        assert e.__traceback__ is not None
+        sys.excepthook(type(e), e, e.__traceback__.tb_next)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -147,7 +147,7 @@ class RankProcess:
                 if ended_at is None and not hung and why and now - last_beat > hang_after:
                     hung = True
                     handle.send({"hung": why})
-                elif hung and why is None:
+                elif hung and why is None and ended_at is None:
                     hung = False
                     handle.send({"alive": True})
         finally:

@@ -21,7 +21,7 @@ from .cluster_node import ClusterWorker
 from .errors import ClusterError, MiniRayError
 from .node_config import NodeConfig
 from .run_logs import RunLogs
-from .run_stacks import format_stack_groups
+from .run_stacks import format_stack_groups, without_boot
 from .worker import wait_any
 
 INTERRUPTED, TIMED_OUT = 130, 124  # exit statuses of the launcher, as shells and timeout(1)
@@ -87,6 +87,7 @@ class RankGroup:
         self.now: Attempt = Attempt()
         self.probes: dict[int, dict[str, Any]] = {}  # each rank's node: its answer to probe
         self._interrupted_at: float | None = None
+        self.stopping = False
 
     def run(self) -> tuple[int, int, Attempt]:
         """Attempts until done or failed: ``(exit status, restarts made, last attempt)``."""
@@ -111,6 +112,7 @@ class RankGroup:
     def attempt(self, restart: int) -> Attempt:
         """Start every rank, relay until each has ended; the first failure stops the rest."""
         self.now = attempt = Attempt()
+        self.stopping = False
         self.probes.clear()
         self._broadcast({"probe": {}})
         deadline = time.monotonic() + 30.0
@@ -203,14 +205,14 @@ class RankGroup:
             self.logs.say(f"rank {rank} on {worker.host} answers again")
         elif "stacks" in msg:
             if isinstance(msg["stacks"], str):
-                self.now.stacks[rank] = msg["stacks"]
+                self.now.stacks[rank] = without_boot(msg["stacks"])
             else:
                 self.now.no_stack[rank] = str(msg.get("why") or "none")
 
     def _ended(self, worker: ClusterWorker, code: int | None, why: str) -> None:
         attempt = self.now
         attempt.codes[worker.rank] = code
-        if code != 0 and attempt.first_failure is None:
+        if code != 0 and attempt.first_failure is None and not self.stopping:
             attempt.first_failure = (worker.rank, code)
             said = f"exit code {code}" if code is not None else why
             last = "\n".join("    " + line for line in self.logs.last[worker.rank])
@@ -219,6 +221,7 @@ class RankGroup:
             )
 
     def _stop_all(self) -> float:
+        self.stopping = True  # ranks ending from now on were stopped: none is "the failure"
         self._broadcast({"stop": self.options.stop_grace})
         return time.monotonic() + self.options.stop_grace + 5.0
 

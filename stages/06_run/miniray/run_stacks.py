@@ -40,6 +40,17 @@ def normalize_stack(text: str) -> str:
     return _THREAD.sub("Thread", text).strip()
 
 
+def without_boot(text: str) -> str:
+    """A rank's dump without MiniRay's own part: the heartbeat thread, the frames of
+    ``run_boot.py`` under the script, and blank lines."""
+    threads = re.split(r"\n\s*\n", text.strip())
+    kept = [t for t in threads if not re.search(r'run_boot\.py", line \d+ in _beat', t)]
+    lines = [
+        line for thread in kept for line in [*thread.splitlines(), ""] if "run_boot.py" not in line
+    ]
+    return "\n".join(lines).strip()
+
+
 # --8<-- [start:group_stacks]
 def group_stacks(stacks_by_rank: Mapping[int, str]) -> list[tuple[list[int], str]]:
     """Group ranks whose stacks are the same (up to thread ids; see `normalize_stack`).
@@ -87,7 +98,7 @@ def format_stack_groups(
     for ranks, stack in group_stacks(stacks_by_rank):
         label = f"rank {ranks[0]}" if len(ranks) == 1 else f"ranks {format_ranks(ranks)}"
         lines.append(f"{label}: {summarize_stack(stack)}")
-        lines += ["    " + line for line in stack.splitlines()]
+        lines += ["    " + line for line in stack.splitlines() if line.strip()]
     by_reason: dict[str, list[int]] = {}
     for rank, why in sorted((why_by_rank or {}).items()):
         by_reason.setdefault(why, []).append(rank)
