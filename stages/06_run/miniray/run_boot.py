@@ -95,7 +95,8 @@ def run_script(path: str, argv: list[str]) -> None:
         exec(code, main.__dict__)
     except Exception as e:  # as Python reports it, without run_boot's own frames
         assert e.__traceback__ is not None
-        sys.excepthook(type(e), e, e.__traceback__.tb_next)
+        e = e.with_traceback(e.__traceback__.tb_next)  # (the hook reads it from e)
+        sys.excepthook(type(e), e, e.__traceback__)
         sys.exit(1)
 
 
