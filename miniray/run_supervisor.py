@@ -159,3 +159,5 @@ def supervise(handle: Channel) -> None:
     finally:
         for rank in current:
             rank.kill_group()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # no rank left to clean up after
+        signal.signal(signal.SIGINT, signal.SIG_IGN)

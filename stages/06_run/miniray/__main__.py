@@ -2,6 +2,8 @@
 """``python -m miniray run ...`` (and the ``miniray`` console script): MiniRay's commands.
 
 miniray run --hosts h1,h2 --nproc-per-node 4 -- python train.py --lr 3e-4
+
+New in this stage: the whole module.
 """
 
 from __future__ import annotations

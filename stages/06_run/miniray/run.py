@@ -11,6 +11,8 @@ rank supervisor per rank (``run_supervisor``), with torchrun's environment (``RA
 back as ``[host rN] line``. The launcher's exit status is the first failing rank's; the
 other ranks are then stopped. Ctrl-C once sends SIGINT to every rank, twice stops
 everything; SIGUSR1 prints every rank's stack, grouped by identical stack.
+
+New in this stage: the whole module.
 """
 
 from __future__ import annotations

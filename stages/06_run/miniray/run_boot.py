@@ -18,6 +18,8 @@ torchrun), with two descriptors in the environment:
 Then it runs the script as ``python train.py`` would: ``sys.argv`` as torchrun sets it
 (the script as given, then its arguments), ``__file__`` absolute, ``sys.path[0]`` the
 script's folder (for ``-m``: the working directory, as ``python -m`` has it).
+
+New in this stage: the whole module.
 """
 
 import builtins

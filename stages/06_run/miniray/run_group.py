@@ -7,6 +7,8 @@ its command and environment, then wait on all of them at once, printing output a
 comes, until every rank has reported its exit. The first rank to fail ends the attempt:
 every other rank gets SIGTERM, then SIGKILL ``stop_grace`` seconds later (each supervisor
 does it on its node). `restart_decision` then says whether to run the group again.
+
+New in this stage: the whole module.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@
 * ``--log-dir DIR``: every line of every rank, as printed, in ``DIR/rankN.out`` and
   ``DIR/rankN.err`` (appended to across restarts), and ``DIR/summary.json`` at the end.
 * The last `LAST_LINES` lines of each rank, kept for the report of a failure.
+
+New in this stage: the whole module.
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@ heartbeat and its stack dumps, all watched by one loop in one thread.
 * **Stacks on request.** ``{"dump": timeout}`` sends SIGUSR1 to the rank; its faulthandler
   writes every thread's stack to a pipe; what arrived is sent once the pipe has been quiet
   for `_DUMP_QUIET` seconds (a dump is written in one go) or at the timeout.
+
+New in this stage: the whole module.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ the ranks that share it, the one-line summary first:
 
     ranks 0-2,4-7: all_reduce <- step <- train.py:88
     rank 3: __next__ <- dataloader.py:41
+
+New in this stage: the whole module.
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ One supervisor per rank, on the rank's node. It answers the coordinator's messag
 
 The coordinator closing the connection ends the supervisor (``recv`` raises), and the
 rank with it: nothing a rank started outlives its supervisor (see `RankProcess`).
+
+New in this stage: the whole module.
 """
 
 from __future__ import annotations
@@ -159,3 +161,5 @@ def supervise(handle: Channel) -> None:
     finally:
         for rank in current:
             rank.kill_group()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # no rank left to clean up after
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
