@@ -76,8 +76,8 @@ def test_max_restarts_runs_the_whole_group_again(tag: str, max_restarts: int, st
     args = ["--hosts", "localhost", "--nproc-per-node", "2", "--max-restarts", str(max_restarts)]
     code, out, err = run(tag, *args, "--", "python", "run/behave.py", "restarts")
     assert code == status
-    for restart in range(max_restarts + 1):  # every rank, every attempt, knows which it is
-        assert out.count(f"restart {restart}") == 2, out
+    for restart in range(max_restarts + 1):  # the failing rank knows each attempt's number
+        assert f"ready r1 restart {restart}" in out, out  # (rank 0 may be stopped before it prints)
     assert f"restarting the group ({max_restarts} of {max_restarts})" in err
     assert wait_for_no_processes(tag, GONE) == []
 
