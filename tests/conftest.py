@@ -47,6 +47,10 @@ META_DIR = TESTS_DIR / "meta"
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))  # for `tools`; appended so it never shadows the stage's miniray
 
+# The SSH hosts and the leftover-process tag, for tests/cluster and tests/run alike: one
+# definition, so one sshd (and one set of namespaces) serves the whole session.
+from ssh_fixtures import ns_hosts, ssh_hosts, tag, use_ssh_config  # noqa: E402, F401
+
 from tools.stages import (  # noqa: E402
     Stage,
     StageError,

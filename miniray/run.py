@@ -1,0 +1,266 @@
+# @6+
+"""``miniray run``: torchrun for many hosts, from one terminal.
+
+    miniray run --hosts h1,h2 --nproc-per-node 4 -- python train.py --lr 3e-4
+    python -m miniray run --hosts hosts.txt --nproc-per-node 2 --log-dir logs -- train.py
+
+Starts the command on every host through a `Cluster` (SSH, or here for ``localhost``), one
+rank supervisor per rank (``run_supervisor``), with torchrun's environment (``RANK``,
+``LOCAL_RANK``, ``WORLD_SIZE``, ``LOCAL_WORLD_SIZE``, ``GROUP_RANK``, ``ROLE_RANK``,
+``MASTER_ADDR``, ``MASTER_PORT``, ``TORCHELASTIC_RUN_ID``...). The ranks' output streams
+back as ``[host rN] line``. The launcher's exit status is the first failing rank's; the
+other ranks are then stopped. Ctrl-C once sends SIGINT to every rank, twice stops
+everything; SIGUSR1 prints every rank's stack, grouped by identical stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from types import FrameType
+from typing import Any
+
+from .cluster import Cluster
+from .errors import ConfigError, MiniRayError
+from .hosts import hosts_from_option, hosts_from_slurm
+from .launch import remote_command, ssh_command
+from .node_config import NodeConfig
+from .run_group import INTERRUPTED, RankGroup, RunOptions
+from .run_logs import RunLogs
+
+SUPERVISOR = "miniray.run_supervisor.supervise"
+
+
+class Wakeup:
+    """A pipe that signal handlers write to, so that the main loop's wait ends at once
+    (a `handle.Waitable`: ``wait_any`` can wait on it beside the workers)."""
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+
+    def set(self) -> None:
+        with contextlib.suppress(OSError):  # full: a wake-up is pending anyway
+            os.write(self._write, b"!")
+
+    def wait_fds(self) -> list[int]:
+        return [self._read]
+
+    def poll(self) -> bool:
+        return bool(select.select([self._read], [], [], 0)[0])
+
+    def drain(self) -> None:
+        with contextlib.suppress(OSError):
+            os.read(self._read, 4096)
+
+    def close(self) -> None:
+        os.close(self._read)
+        os.close(self._write)
+
+
+def parse_nproc(value: str) -> int | str:
+    """``--nproc-per-node``: a count (at least 1), or ``gpu`` (each node's GPU count)."""
+    if value == "gpu":
+        return value
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a count (1 or more) nor 'gpu'")
+    return int(value)
+
+
+def parse_ranks(value: str) -> set[int]:
+    """``--ranks 0,3`` (or ``0-3,6``): which ranks reach the console."""
+    ranks: set[int] = set()
+    for part in value.split(","):
+        first, _, last = part.strip().partition("-")
+        if not first.isdigit() or (last and not last.isdigit()):
+            raise argparse.ArgumentTypeError(f"{value!r}: ranks are N, N-M, separated by ','")
+        ranks.update(range(int(first), int(last or first) + 1))
+    return ranks
+
+
+def count_gpus(listing: str) -> int:
+    """The number of GPUs in ``nvidia-smi -L``'s output (``GPU 0: NVIDIA H100 ...``)."""
+    return sum(1 for line in listing.splitlines() if line.startswith("GPU "))
+
+
+def gpus_on(node: NodeConfig, timeout: float = 30.0) -> int:
+    """How many GPUs ``node`` has, by running ``nvidia-smi -L`` there (ssh or a shell).
+
+    Raises:
+        ConfigError: No GPU there (or no nvidia-smi), naming the host.
+    """
+    command = remote_command("nvidia-smi", ["-L"], cwd="/", env=node.env)
+    argv = (
+        ["/bin/sh", "-c", command]
+        if node.is_local
+        else ssh_command(
+            node.host,
+            command,
+            user=node.user,
+            port=node.ssh_port,
+            identity_file=node.identity_file,
+            options=node.ssh_options,
+        )
+    )
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise ConfigError(f"no GPU on host {node.host}: nvidia-smi: {e}") from None
+    count = count_gpus(done.stdout)
+    if count == 0:
+        said = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
+        raise ConfigError(f"no GPU on host {node.host} (nvidia-smi -L: {said})")
+    return count
+
+
+def parser() -> argparse.ArgumentParser:
+    """The options of ``miniray run``."""
+    p = argparse.ArgumentParser(
+        prog="miniray run",
+        description="Run a command (a torchrun script) on many hosts: one rank per process.",
+    )
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--hosts", help="a hostfile (host [slots=N] per line) or h1,h2,...")
+    where.add_argument("--slurm", action="store_true", help="the hosts of this SLURM job")
+    p.add_argument("--nproc-per-node", type=parse_nproc, default=1, metavar="N|gpu")
+    p.add_argument("--log-dir", help="rankN.out, rankN.err and summary.json go there")
+    p.add_argument("--ranks", type=parse_ranks, help="only these ranks on the console")
+    p.add_argument("--max-restarts", type=int, default=0, metavar="N")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="for the whole run")
+    p.add_argument(
+        "--hang-after",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="heartbeat silence before a rank is reported hung (%(default)s)",
+    )
+    p.add_argument(
+        "--stop-grace",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="from SIGTERM to SIGKILL when ranks are stopped (%(default)s)",
+    )
+    p.add_argument("--bind-gpus", action="store_true", help="CUDA_VISIBLE_DEVICES=LOCAL_RANK")
+    p.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a variable for the nodes' servers and every rank",
+    )
+    p.add_argument("--no-env-check", action="store_true", help="skip the software check")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- python train.py ARGS")
+    return p
+
+
+def options_from(args: argparse.Namespace) -> RunOptions:
+    """The run's options from the parsed command line; `ConfigError` if they cannot work."""
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        raise ConfigError("no command to run: miniray run [options] -- python train.py ...")
+    env = {}
+    for item in args.env:
+        name, equals, value = item.partition("=")
+        if not equals:
+            raise ConfigError(f"--env {item!r}: NAME=VALUE")
+        env[name] = value
+    nproc = 1 if args.nproc_per_node == "gpu" else args.nproc_per_node
+    node_options: dict[str, Any] = {"num_workers": nproc, "env": env}
+    if args.slurm:
+        nodes = hosts_from_slurm(os.environ, **node_options)
+    else:
+        nodes = hosts_from_option(args.hosts, **node_options)
+    if args.nproc_per_node == "gpu":
+        nodes = [_with_workers(n, gpus_on(n)) for n in nodes]
+    if args.max_restarts < 0:
+        raise ConfigError("--max-restarts must be 0 or more")
+    return RunOptions(
+        argv=command,
+        nodes=nodes,
+        max_restarts=args.max_restarts,
+        timeout=args.timeout,
+        hang_after=args.hang_after,
+        stop_grace=args.stop_grace,
+        bind_gpus=args.bind_gpus,
+        env=env,
+    )
+
+
+def _with_workers(node: NodeConfig, count: int) -> NodeConfig:
+    fields = {name: getattr(node, name) for name in node.__dataclass_fields__}
+    return NodeConfig(**{**fields, "num_workers": count})
+
+
+def run(options: RunOptions, logs: RunLogs) -> int:
+    """Run the command on every rank to its end (restarts included); the exit status."""
+    started, wake = time.time(), Wakeup()
+    cluster = Cluster(options.nodes)
+    group: RankGroup | None = None
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGUSR1)}
+
+    def on_sigint(_signum: int, _frame: FrameType | None) -> None:
+        if group is None:
+            raise KeyboardInterrupt
+        group.ctrl_c += 1
+        if group.ctrl_c >= 2:
+            raise KeyboardInterrupt  # unwinds to Cluster.stop below
+        wake.set()
+
+    def on_sigusr1(_signum: int, _frame: FrameType | None) -> None:
+        if group is not None:
+            group.dump_wanted = True
+            wake.set()
+
+    signal.signal(signal.SIGUSR1, on_sigusr1)
+    status, restarts, codes = INTERRUPTED, 0, {}
+    try:
+        workers = cluster.start(SUPERVISOR)  # catches Ctrl-C itself while it starts
+        group = RankGroup(workers, options, logs, wake)
+        signal.signal(signal.SIGINT, on_sigint)
+        status, restarts, attempt = group.run()
+        codes = attempt.codes
+    except KeyboardInterrupt:
+        logs.say("stopping every rank (second Ctrl-C)")
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the stop is bounded: let it finish
+        try:
+            cluster.stop()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            wake.close()
+    logs.summary(
+        {
+            "command": options.argv,
+            "hosts": [[n.host, n.num_workers] for n in options.nodes],
+            "run_id": options.run_id,
+            "restarts": restarts,
+            "exit_codes": {str(rank): code for rank, code in sorted(codes.items())},
+            "exit_status": status,
+            "seconds": round(time.time() - started, 3),
+        }
+    )
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``miniray run``'s entry point: parse, run, return the exit status."""
+    args = parser().parse_args(argv)
+    logs = RunLogs(args.log_dir, args.ranks)
+    try:
+        options = options_from(args)
+        return run(options, logs)
+    except MiniRayError as e:
+        logs.say(f"{type(e).__name__}: {e}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

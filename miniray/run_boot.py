@@ -1,0 +1,104 @@
+# @6+
+"""The first Python a rank of ``miniray run`` executes, before the user's script.
+
+    python -u /path/to/miniray/run_boot.py train.py --lr 3e-4
+    python -u /path/to/miniray/run_boot.py -m my_package.train --lr 3e-4
+
+The rank supervisor (``run_supervisor``) starts Python ranks this way, by the file's path
+(so the rank imports nothing of MiniRay, and ``sys.modules`` holds what it would hold under
+torchrun), with two descriptors in the environment:
+
+* ``MINIRAY_STACKS_FD``: ``faulthandler`` dumps every thread's stack there on SIGUSR1.
+  faulthandler's handler is C code that runs at once, even while the rank holds the GIL
+  in a C call that never returns: the case where a Python-level handler would never run.
+* ``MINIRAY_HEARTBEAT_FD``: a daemon thread writes one byte there every ``BEAT`` seconds.
+  It stops when the process is stopped (SIGSTOP) or when some thread holds the GIL and
+  never lets go: the supervisor reads the silence as "hung".
+
+Then it runs the script as ``python train.py`` would: ``sys.argv`` as torchrun sets it
+(the script as given, then its arguments), ``__file__`` absolute, ``sys.path[0]`` the
+script's folder (for ``-m``: the working directory, as ``python -m`` has it).
+"""
+
+import builtins
+import faulthandler
+import io
+import os
+import runpy
+import signal
+import sys
+import threading
+import time
+import types
+
+BEAT = 0.5  # seconds between heartbeats
+
+
+def _descriptor(name: str) -> int | None:
+    """Take an inherited descriptor from the environment (the script does not see it)."""
+    value = os.environ.pop(name, "")
+    if not value.isdigit():
+        return None
+    fd = int(value)
+    os.set_inheritable(fd, False)  # the script's own subprocesses do not get it
+    return fd
+
+
+def _beat(fd: int) -> None:
+    while True:
+        try:
+            os.write(fd, b".")
+        except BlockingIOError:
+            pass  # the supervisor is behind: it has beats enough to read
+        except OSError:
+            return  # the supervisor is gone
+        time.sleep(BEAT)
+
+
+def main() -> None:
+    """Set up the stack dump and the heartbeat, then run the script or module in argv."""
+    stacks = _descriptor("MINIRAY_STACKS_FD")
+    if stacks is not None:
+        faulthandler.register(signal.SIGUSR1, file=stacks, all_threads=True)
+    heartbeat = _descriptor("MINIRAY_HEARTBEAT_FD")
+    if heartbeat is not None:
+        os.set_blocking(heartbeat, False)
+        threading.Thread(
+            target=_beat, args=(heartbeat,), name="miniray-heartbeat", daemon=True
+        ).start()
+    args = sys.argv[1:]
+    if not args:
+        sys.exit("usage: run_boot.py SCRIPT [ARGS...] | -m MODULE [ARGS...]")
+    if args[0] == "-m" and len(args) > 1:
+        sys.argv = [args[1], *args[2:]]  # runpy puts the module's file in argv[0]
+        sys.path[0] = os.getcwd()
+        runpy.run_module(args[1], run_name="__main__", alter_sys=True)
+        return
+    run_script(args[0], args)
+
+
+def run_script(path: str, argv: list[str]) -> None:
+    """Run the file at ``path`` as Python runs ``python path``: a fresh ``__main__`` module
+    that stays in ``sys.modules`` (pickle and multiprocessing look for it there), its
+    ``__file__`` absolute, ``sys.argv`` as given. (``runpy.run_path`` would make
+    ``argv[0]`` absolute too, unlike torchrun.)"""
+    script = os.path.abspath(path)
+    sys.argv = argv
+    sys.path[0] = os.path.dirname(script)  # not run_boot.py's folder: the script's
+    with io.open_code(script) as f:
+        code = compile(f.read(), script, "exec")  # bytes: the coding line is honoured
+    main = types.ModuleType("__main__")
+    main.__file__ = script
+    main.__builtins__ = builtins  # type: ignore[attr-defined]
+    sys.modules["__main__"] = main
+    try:
+        exec(code, main.__dict__)
+    except Exception as e:  # as Python reports it, without run_boot's own frames
+        assert e.__traceback__ is not None
+        e = e.with_traceback(e.__traceback__.tb_next)  # (the hook reads it from e)
+        sys.excepthook(type(e), e, e.__traceback__)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""A rank for the tests of ``miniray run``: says it is ready, then does what it is told.
+
+    python run/behave.py ACTION [RANK]   (ACTION by RANK, default 1; the others wait)
+
+ACTION: ``ok`` (exit 0), ``raise``, ``kill9``, ``sigstop``, ``exit3``, ``daemon`` (start a
+child that would sleep a minute, then exit 0), ``catch-sigint`` (every rank: on SIGINT print
+it and exit 3), ``ignore-sigint`` (every rank: ignore SIGINT), ``restarts`` (fail while
+TORCHELASTIC_RESTART_COUNT < 2), ``flood`` (print 50 MB, then exit 0). Waiting ranks give up
+after 60 s (a test must never hang on them).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+action = sys.argv[1]
+target = int(sys.argv[2]) if len(sys.argv) > 2 else 1
+rank = int(os.environ["RANK"])
+restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+
+
+def wait_forever(seconds=60.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def on_sigint(signum, frame):
+    print(f"rank {rank} got SIGINT", flush=True)
+    sys.exit(3)
+
+
+if action == "catch-sigint":
+    signal.signal(signal.SIGINT, on_sigint)
+elif action == "ignore-sigint":
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+print(f"ready r{rank} restart {restart}", flush=True)
+if action in ("ok", "catch-sigint", "ignore-sigint") and action != "ok":
+    wait_forever()
+elif action == "ok":
+    pass
+elif action == "daemon":
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    print(f"daemon {child.pid}", flush=True)
+elif action == "restarts":
+    if rank == target and restart < 2:
+        sys.exit(5)
+    if rank != target:
+        wait_forever(10.0 if restart < 2 else 0.0)
+elif action == "flood":
+    line = "x" * 999 + "\n"
+    for _ in range(50_000):
+        sys.stdout.write(line)
+    sys.stdout.flush()
+elif rank != target:
+    wait_forever()
+elif action == "raise":
+    raise RuntimeError(f"rank {rank} fails on purpose")
+elif action == "exit3":
+    sys.exit(3)
+elif action == "kill9":
+    os.kill(os.getpid(), signal.SIGKILL)
+elif action == "sigstop":
+    os.kill(os.getpid(), signal.SIGSTOP)
+    wait_forever()

@@ -1,0 +1,24 @@
+"""Print, as JSON, what a script sees of how it was started: argv, __file__, sys.path[0],
+its module, and the launcher's variables."""
+
+import json
+import os
+import sys
+
+NAMES = [
+    "RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK",
+    "ROLE_NAME", "ROLE_WORLD_SIZE", "GROUP_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
+    "TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT", "TORCHELASTIC_MAX_RESTARTS",
+    "TORCH_NCCL_ASYNC_ERROR_HANDLING", "OMP_NUM_THREADS",
+]  # fmt: skip
+seen = {
+    "argv": sys.argv,
+    "file": __file__,
+    "path0": sys.path[0],
+    "name": __name__,
+    "main_is_me": sys.modules["__main__"].__dict__ is globals(),
+    "env": {name: os.environ.get(name) for name in NAMES},
+    "miniray_loaded": "miniray" in sys.modules,
+    "fds_hidden": not any(k.startswith("MINIRAY_") and k.endswith("_FD") for k in os.environ),
+}
+print("SEEN " + json.dumps(seen), flush=True)

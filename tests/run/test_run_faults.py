@@ -1,0 +1,88 @@
+"""``miniray run`` when ranks fail, hang or are interrupted: the exit status is the first
+failing rank's, what happened is said by rank, and no process is left on any host."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+from launcher import Launched, LOCAL_2x2, run
+from sshhosts import wait_for_no_processes
+
+pytestmark = pytest.mark.needs("run", "cluster")
+GONE = 5.0  # seconds within which every process of a run must be gone
+
+
+def test_a_rank_that_raises_ends_the_run_with_its_status_and_last_lines(tag: str) -> None:
+    started = time.monotonic()
+    code, _, err = run(tag, *LOCAL_2x2, "--", "python", "run/behave.py", "raise")
+    assert code == 1
+    assert "rank 1 on localhost failed (exit code 1); its last lines:" in err
+    assert "RuntimeError: rank 1 fails on purpose" in err
+    assert "run_boot" not in err  # the traceback is the script's, as under torchrun
+    assert time.monotonic() - started < 20  # the waiting ranks were stopped, not waited for
+    assert wait_for_no_processes(tag, GONE) == []
+
+
+def test_a_rank_killed_with_kill_9_gives_128_plus_9(tag: str) -> None:
+    code, _, err = run(tag, *LOCAL_2x2, "--", "python", "run/behave.py", "kill9", "2")
+    assert code == 137
+    assert "rank 2 on 127.0.0.1 failed (exit code 137)" in err
+    assert wait_for_no_processes(tag, GONE) == []
+
+
+def test_a_stopped_rank_is_reported_hung_and_the_timeout_prints_grouped_stacks(
+    tag: str,
+) -> None:
+    args = [*LOCAL_2x2, "--hang-after", "1", "--timeout", "4", "--stop-grace", "1"]
+    code, _, err = run(tag, *args, "--", "python", "run/behave.py", "sigstop")
+    assert code == 124
+    assert "rank 1 on localhost is hung: stopped" in err
+    assert "--timeout 4 s reached" in err
+    assert "ranks 0,2-3: wait_forever ← behave.py:" in err  # the three alike, once
+    assert "rank 1: no stack (stopped" in err
+    assert wait_for_no_processes(tag, GONE) == []
+
+
+def test_sigusr1_prints_stacks_and_ctrl_c_twice_stops_ranks_that_ignore_it(tag: str) -> None:
+    launched = Launched(tag, *LOCAL_2x2, "--", "python", "run/behave.py", "ignore-sigint")
+    launched.wait_for("ready r", count=4)
+    launched.signal(signal.SIGUSR1)
+    launched.wait_for("ranks 0-3: wait_forever ← behave.py:")
+    launched.signal(signal.SIGINT)
+    launched.wait_for("SIGINT sent to every rank")
+    launched.signal(signal.SIGINT)
+    code, _, err = launched.finish(timeout=15)
+    assert code == 130
+    assert "second Ctrl-C" in err
+    assert wait_for_no_processes(tag, GONE) == []
+
+
+def test_ctrl_c_once_forwards_sigint_to_every_rank(tag: str) -> None:
+    launched = Launched(tag, *LOCAL_2x2, "--", "python", "run/behave.py", "catch-sigint")
+    launched.wait_for("ready r", count=4)
+    launched.signal(signal.SIGINT)
+    code, out, _ = launched.finish(timeout=15)
+    assert code == 3  # what the ranks made of it
+    assert sorted(line.split()[-3] for line in out.splitlines() if "got SIGINT" in line) == [
+        "0", "1", "2", "3",
+    ]  # fmt: skip
+    assert wait_for_no_processes(tag, GONE) == []
+
+
+@pytest.mark.parametrize(("max_restarts", "status"), [(2, 0), (1, 5)])
+def test_max_restarts_runs_the_whole_group_again(tag: str, max_restarts: int, status: int) -> None:
+    args = ["--hosts", "localhost", "--nproc-per-node", "2", "--max-restarts", str(max_restarts)]
+    code, out, err = run(tag, *args, "--", "python", "run/behave.py", "restarts")
+    assert code == status
+    for restart in range(max_restarts + 1):  # the failing rank knows each attempt's number
+        assert f"ready r1 restart {restart}" in out, out  # (rank 0 may be stopped before it prints)
+    assert f"restarting the group ({max_restarts} of {max_restarts})" in err
+    assert wait_for_no_processes(tag, GONE) == []
+
+
+def test_a_daemon_forked_by_a_rank_does_not_outlive_it(tag: str) -> None:
+    code, out, _ = run(tag, "--hosts", "localhost", "--", "python", "run/behave.py", "daemon")
+    assert code == 0 and "daemon " in out
+    assert wait_for_no_processes(tag, GONE) == []

@@ -1,0 +1,124 @@
+"""The pure parts of ``miniray run``: grouping stacks (exercise 6.2), the restart decision
+(exercise 6.3), rank ranges, the command a rank starts with, the options."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.needs("run")
+
+A = 'Thread 0x00007f01 (most recent call first):\n  File "/x/site-packages/torch/d.py", line 9 in all_reduce\n  File "/w/train.py", line 88 in step\n'  # noqa: E501
+B = 'Current thread 0x00007f99 (most recent call first):\n  File "/w/dataloader.py", line 41 in __next__\n'  # noqa: E501
+
+
+@pytest.mark.ex06_2
+def test_ranks_with_the_same_stack_form_one_group_in_rank_order() -> None:
+    from miniray.run_stacks import group_stacks, normalize_stack
+
+    a_other_thread = A.replace("0x00007f01", "0x00007fff")  # same stack, another thread id
+    stacks = {4: A, 3: B, 0: A, 7: a_other_thread, 2: A}
+    assert group_stacks(stacks) == [([0, 2, 4, 7], normalize_stack(A)), ([3], normalize_stack(B))]
+
+
+@pytest.mark.ex06_2
+def test_groups_are_ordered_by_their_lowest_rank_not_their_size() -> None:
+    from miniray.run_stacks import group_stacks
+
+    groups = group_stacks({5: A, 6: A, 7: A, 1: B})
+    assert [ranks for ranks, _ in groups] == [[1], [5, 6, 7]]
+
+
+@pytest.mark.ex06_2
+def test_stacks_that_differ_below_the_first_line_are_not_grouped() -> None:
+    from miniray.run_stacks import group_stacks
+
+    deeper = A + '  File "/w/train.py", line 120 in main\n'
+    assert [ranks for ranks, _ in group_stacks({0: A, 1: deeper, 2: A})] == [[0, 2], [1]]
+    assert group_stacks({}) == []
+
+
+def test_rank_ranges_and_the_one_line_summary() -> None:
+    from miniray.run_stacks import format_ranks, format_stack_groups, summarize_stack
+
+    assert format_ranks([7, 0, 1, 2, 4, 5, 6]) == "0-2,4-7"
+    assert format_ranks([3]) == "3" and format_ranks([1, 3]) == "1,3"
+    assert summarize_stack(A) == "all_reduce ← step ← train.py:88"
+    report = format_stack_groups({0: A, 1: A, 2: A, 3: B}, {4: "stopped"})
+    assert report.splitlines()[0] == "ranks 0-2: all_reduce ← step ← train.py:88"
+    assert "rank 3: __next__ ← dataloader.py:41" in report
+    assert report.splitlines()[-1] == "rank 4: no stack (stopped)"
+
+
+@pytest.mark.ex06_3
+@pytest.mark.parametrize(
+    ("codes", "done", "allowed", "decision"),
+    [
+        ([0, 0, 0], 0, 0, "done"),
+        ([0, 0, 0], 3, 3, "done"),  # the last allowed restart succeeded
+        ([0, 0, 0], 0, 2, "done"),  # restarts left, none needed
+        ([0, 1, 143], 0, 0, "fail"),
+        ([0, 1, 143], 0, 2, "restart"),
+        ([0, 1, 143], 1, 2, "restart"),
+        ([0, 1, 143], 2, 2, "fail"),  # N restarts made: no more
+        ([0, None, 0], 0, 1, "restart"),  # a rank that never said counts as failed
+        ([0, None, 0], 0, 0, "fail"),
+        ([137], 0, 5, "restart"),
+    ],
+)
+def test_the_restart_decision(
+    codes: list[int | None], done: int, allowed: int, decision: str
+) -> None:
+    from miniray.run_group import restart_decision
+
+    assert restart_decision(codes, done, allowed) == decision
+
+
+def test_python_commands_run_through_the_boot_module_others_as_given() -> None:
+    from miniray.run_supervisor import BOOT, boot_argv
+
+    me = sys.executable
+    assert boot_argv(["python", "train.py", "--lr", "3"]) == (
+        [me, "-u", BOOT, "train.py", "--lr", "3"],
+        True,
+    )
+    assert boot_argv(["train.py"]) == ([me, "-u", BOOT, "train.py"], True)
+    assert boot_argv(["python3", "-m", "pkg.train"]) == ([me, "-u", BOOT, "-m", "pkg.train"], True)
+    assert boot_argv([me, "t.py"]) == ([me, "-u", BOOT, "t.py"], True)
+    assert boot_argv(["python", "-O", "t.py"]) == (["python", "-O", "t.py"], False)
+    assert boot_argv(["bash", "-c", "echo"]) == (["bash", "-c", "echo"], False)
+
+
+def test_options_nproc_ranks_and_gpu_listings() -> None:
+    from miniray.run import count_gpus, parse_nproc, parse_ranks
+
+    assert parse_nproc("4") == 4 and parse_nproc("gpu") == "gpu"
+    for bad in ("0", "-1", "x"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_nproc(bad)
+    assert parse_ranks("0,3") == {0, 3} and parse_ranks("0-2,5") == {0, 1, 2, 5}
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_ranks("a")
+    listing = "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-1)\nGPU 1: NVIDIA H100 (UUID: GPU-2)\n"
+    assert count_gpus(listing) == 2 and count_gpus("") == 0
+
+
+def test_nproc_gpu_on_a_host_without_gpus_names_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    from miniray import NodeConfig
+    from miniray.errors import ConfigError
+    from miniray.run import gpus_on
+
+    monkeypatch.setenv("PATH", "/nonexistent")  # no nvidia-smi here
+    with pytest.raises(ConfigError, match="no GPU on host localhost"):
+        gpus_on(NodeConfig("localhost"))
+
+
+def test_bad_command_lines_are_clear_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    from miniray.run import main
+
+    assert main(["--hosts", "localhost"]) == 1
+    assert "no command to run" in capsys.readouterr().err
+    assert main(["--hosts", "localhost", "--env", "NOEQUALS", "--", "true"]) == 1
+    assert "NAME=VALUE" in capsys.readouterr().err
