@@ -189,6 +189,7 @@ def options_from(args: argparse.Namespace) -> RunOptions:
         hang_after=args.hang_after,
         stop_grace=args.stop_grace,
         bind_gpus=args.bind_gpus,
+        env_check=not args.no_env_check,
         env=env,
     )
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import ConfigError  # @3+
 from .wire import DEFAULT_MAX_FRAME
 
 # @5+ {
@@ -41,11 +40,10 @@ class WireOptions:
 
     def __post_init__(self) -> None:
         if self.max_frame < 1:
-            # @1-2: raise ValueError(f"max_frame={self.max_frame}: not a size")
-            raise ConfigError(f"max_frame={self.max_frame}: not a size")  # @3+
+            raise ValueError(f"max_frame={self.max_frame}: not a size")
         # @5+ {
         if self.max_buffer_bytes < 0:
-            raise ConfigError(f"max_buffer_bytes={self.max_buffer_bytes}: not a size")
+            raise ValueError(f"max_buffer_bytes={self.max_buffer_bytes}: not a size")
         # @}
 
     def knob(self, name: str) -> str:

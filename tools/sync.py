@@ -159,9 +159,11 @@ def read_sources(root: Path, final: int) -> dict[str, WovenFile]:
 
 def keeps_every_line(earlier: Stage, later: Stage) -> bool:
     """Whether ``later``'s package holds every line of ``earlier``'s, in order, in the same
-    files (``__init__.py`` aside: its exports and version are the stage's own). Then every
+    files (``__init__.py`` aside: its exports and version are the stage's own; and the
+    earlier stage's "New in this stage" paragraphs, which are only its own). Then every
     code path of the earlier stage runs, unchanged, in the later one, and so do its tests.
     """
+    own_paragraphs = {path: set(text.strip().splitlines()) for path, text in earlier.new}
     for path in sorted((earlier.path / PACKAGE).rglob("*.py")):
         rel = path.relative_to(earlier.path)
         if rel.name == "__init__.py":
@@ -170,9 +172,12 @@ def keeps_every_line(earlier: Stage, later: Stage) -> bool:
         if not other.is_file():
             return False
         old, new = path.read_text().splitlines(), other.read_text().splitlines()
+        own = own_paragraphs.get(rel.as_posix(), set())
         steps = difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes()
-        if any(tag in ("delete", "replace") for tag, *_ in steps):
-            return False
+        for tag, first, last, _, _ in steps:
+            gone = [line for line in old[first:last] if line and line not in own]
+            if tag in ("delete", "replace") and gone:
+                return False
     return True
 
 

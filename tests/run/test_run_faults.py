@@ -3,8 +3,11 @@ failing rank's, what happened is said by rank, and no process is left on any hos
 
 from __future__ import annotations
 
+import contextlib
+import io
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from launcher import Launched, LOCAL_2x2, run
@@ -48,8 +51,13 @@ def test_a_stopped_rank_is_reported_hung_and_the_timeout_prints_grouped_stacks(
 def test_sigusr1_prints_stacks_and_ctrl_c_twice_stops_ranks_that_ignore_it(tag: str) -> None:
     launched = Launched(tag, *LOCAL_2x2, "--", "python", "run/behave.py", "ignore-sigint")
     launched.wait_for("ready r", count=4)
-    launched.signal(signal.SIGUSR1)
-    launched.wait_for("ranks 0-3: wait_forever ← behave.py:")
+    for _ in range(10):  # a rank may print "ready" a moment before it waits
+        launched.signal(signal.SIGUSR1)
+        with contextlib.suppress(AssertionError):
+            launched.wait_for("ranks 0-3: wait_forever ← behave.py:", timeout=3.0)
+            break
+    else:
+        raise AssertionError("no dump grouped all 4 ranks:\n" + launched.text())
     launched.signal(signal.SIGINT)
     launched.wait_for("SIGINT sent to every rank")
     launched.signal(signal.SIGINT)
@@ -85,4 +93,37 @@ def test_max_restarts_runs_the_whole_group_again(tag: str, max_restarts: int, st
 def test_a_daemon_forked_by_a_rank_does_not_outlive_it(tag: str) -> None:
     code, out, _ = run(tag, "--hosts", "localhost", "--", "python", "run/behave.py", "daemon")
     assert code == 0 and "daemon " in out
+    assert wait_for_no_processes(tag, GONE) == []
+
+
+@pytest.mark.parametrize("check", [True, False])
+def test_nodes_whose_script_differs_are_named_before_any_rank_starts(
+    tag: str, tmp_path: Path, check: bool
+) -> None:
+    # Two nodes on this machine, each in its own copy of the script's directory: one copy
+    # was edited. The check compares what each node itself reports (env_check).
+    from miniray import ClusterError, NodeConfig
+    from miniray.run import run as run_command
+    from miniray.run_group import RunOptions
+    from miniray.run_logs import RunLogs
+
+    for name, text in [("a", "print('v1')\n"), ("b", "print('v2')\n")]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "train.py").write_text(text)
+    env = {"MINIRAY_TEST_TAG": tag}
+    nodes = [
+        NodeConfig("localhost", 1, cwd=str(tmp_path / "a"), env=env),
+        NodeConfig("127.0.0.1", 1, cwd=str(tmp_path / "b"), env=env),
+    ]
+    options = RunOptions(argv=["python", "train.py"], nodes=nodes, env_check=check)
+    out, err = io.StringIO(), io.StringIO()
+    if check:
+        with pytest.raises(ClusterError) as caught:
+            run_command(options, RunLogs(None, None, out, err))
+        (line,) = [x for x in str(caught.value).splitlines() if "script_dir" in x]
+        assert "on localhost" in line and "on 127.0.0.1" in line  # both nodes, each its own
+        assert out.getvalue() == ""  # no rank ran
+    else:
+        assert run_command(options, RunLogs(None, None, out, err)) == 0
+        assert "v1" in out.getvalue() and "v2" in out.getvalue()
     assert wait_for_no_processes(tag, GONE) == []

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import ConfigError
 from .wire import DEFAULT_MAX_FRAME
 
 
@@ -27,7 +26,7 @@ class WireOptions:
 
     def __post_init__(self) -> None:
         if self.max_frame < 1:
-            raise ConfigError(f"max_frame={self.max_frame}: not a size")
+            raise ValueError(f"max_frame={self.max_frame}: not a size")
 
     def knob(self, name: str) -> str:
         """How the user raises the limit ``name``, for an error message."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import ConfigError
 from .wire import DEFAULT_MAX_FRAME
 
 # Two limits guard different things. max_frame bounds the encoded message, whose decoding
@@ -40,9 +39,9 @@ class WireOptions:
 
     def __post_init__(self) -> None:
         if self.max_frame < 1:
-            raise ConfigError(f"max_frame={self.max_frame}: not a size")
+            raise ValueError(f"max_frame={self.max_frame}: not a size")
         if self.max_buffer_bytes < 0:
-            raise ConfigError(f"max_buffer_bytes={self.max_buffer_bytes}: not a size")
+            raise ValueError(f"max_buffer_bytes={self.max_buffer_bytes}: not a size")
 
     def knob(self, name: str) -> str:
         """How the user raises the limit ``name``, for an error message."""

@@ -135,3 +135,15 @@ def _some(nodes: list[str]) -> str:
     if len(nodes) <= SHOWN_NODES:
         return ", ".join(nodes)
     return ", ".join(nodes[:SHOWN_NODES]) + f" and {len(nodes) - SHOWN_NODES} more"
+
+
+def script_dir(argv: list[str]) -> str:
+    """The directory of the script a command runs (``python train.py``, ``train.py``), as
+    the command names it (relative to the node's working directory); else ``"."``."""
+    words = argv[1:] if argv and not argv[0].endswith(".py") else argv
+    for word in words:
+        if word == "-m" or not word.startswith("-"):
+            if not word.endswith(".py"):
+                return "."  # a module (-m), or a program: its working directory
+            return os.path.dirname(word) or "."
+    return "."

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .cluster_node import ClusterWorker
+from .env_check import check_same_software, script_dir
 from .errors import ClusterError, MiniRayError
 from .node_config import NodeConfig
 from .run_logs import RunLogs
@@ -61,6 +62,7 @@ class RunOptions:
     stop_grace: float = 5.0  # seconds from SIGTERM to SIGKILL when a group is stopped
     interrupt_grace: float = 10.0  # seconds the ranks get after a Ctrl-C
     bind_gpus: bool = False
+    env_check: bool = True  # compare the nodes' software before the first start
     env: dict[str, str] = field(default_factory=dict)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
@@ -116,7 +118,8 @@ class RankGroup:
         self.now = attempt = Attempt()
         self.stopping = False
         self.probes.clear()
-        self._broadcast({"probe": {}})
+        check = self.options.env_check and restart == 0
+        self._broadcast({"probe": {"script_dir": script_dir(self.options.argv)} if check else {}})
         deadline = time.monotonic() + 30.0
         while len(self.probes) < len(self.workers) and not self.lost:
             if time.monotonic() > deadline:
@@ -124,6 +127,9 @@ class RankGroup:
             self._pump(deadline - time.monotonic())
         if self.lost:
             raise ClusterError(f"rank supervisors lost before the start: {sorted(self.lost)}")
+        if check:  # one answer per node: its first rank's
+            by_node = {w.host: self.probes[w.rank] for w in reversed(self.workers)}
+            check_same_software({host: probe.get("facts", {}) for host, probe in by_node.items()})
         master_addr, master_port = self._master()
         for worker in self.workers:
             spec = {

@@ -5,7 +5,8 @@ One supervisor per rank, on the rank's node. It answers the coordinator's messag
 
 * ``{"probe": {}}``: this node's view, ``{"probe": {"port", "peer", "hostname"}}``: a port
   free here now (node 0's is ``MASTER_PORT``), and the coordinator's address as seen from
-  here (``MASTER_ADDR`` when node 0 is the coordinator's own machine).
+  here (``MASTER_ADDR`` when node 0 is the coordinator's own machine); asked with
+  ``{"script_dir": path}``, also ``"facts"``: this node's software, to compare.
 * ``{"run": {"argv", "env", "cwd", "hang_after"}}``: start the rank and watch it to its end
   (`RankProcess`), then ``{"exit": code}``. While it runs: ``{"signal": "SIGINT"}``,
   ``{"stop": grace}`` and ``{"dump": timeout}`` act on it; its output comes back as
@@ -32,6 +33,7 @@ from types import FrameType
 from typing import Any
 
 from .channel import Channel
+from .env_check import software_facts
 from .errors import ProtocolError
 from .netprobe import free_port, route_to, ssh_peer
 from .run_rank import RankProcess
@@ -119,9 +121,14 @@ def rank_environment(spec: RunSpec) -> dict[str, str]:
     return env
 
 
-def probe() -> dict[str, Any]:
-    """This node's answer to ``probe``: a free port, and where the coordinator is."""
-    return {"port": free_port(), "peer": ssh_peer(), "hostname": socket.gethostname()}
+def probe(script_dir: object = None) -> dict[str, Any]:
+    """This node's answer to ``probe``: a free port, where the coordinator is, and (given
+    the script's directory) its software (``env_check.software_facts``)."""
+    answer: dict[str, Any] = {"port": free_port(), "peer": ssh_peer()}
+    answer["hostname"] = socket.gethostname()
+    if isinstance(script_dir, str):
+        answer["facts"] = software_facts(script_dir)
+    return answer
 
 
 def supervise(handle: Channel) -> None:
@@ -143,7 +150,8 @@ def supervise(handle: Channel) -> None:
             if not isinstance(msg, dict):
                 raise ProtocolError(f"unexpected message {msg!r:.200}")
             if "probe" in msg:
-                handle.send({"probe": probe()})
+                asked = msg["probe"] if isinstance(msg["probe"], dict) else {}
+                handle.send({"probe": probe(asked.get("script_dir"))})
             elif "run" in msg:
                 spec = RunSpec.from_message(msg["run"])
                 argv, booted = boot_argv(spec.argv)
