@@ -21,6 +21,7 @@ it. ``stop()``, an exception, Ctrl-C, or the coordinator dying in any way closes
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses  # @6+
 import logging
 import os
 import secrets
@@ -35,6 +36,7 @@ from .cluster_node import ClusterWorker, Node
 from .codec import get_codec  # @5+
 from .distributed import distributed_configs  # @4+
 from .errors import ClusterError, ConfigError, MiniRayError
+from .launchers import Launcher  # @6+
 from .log_delivery import LogDelivery
 from .logs import LogLine, LogSink, log_to_files, log_to_stream
 from .node_config import NodeConfig, WireOptions
@@ -63,6 +65,12 @@ class Cluster:
         codec: What every worker's messages are encoded with: ``"json"`` (the default)
             or ``"marshal"`` (keeps tuples, bytes, sets and int keys; every node must run
             the same Python version). The node servers allow this codec only.
+        # @}
+        # @6+ {
+        launcher: How every node's server is started, for nodes that do not name their
+            own (``NodeConfig.launcher``): ``"ssh"``, ``"local"``, ``"srun"`` (inside a
+            SLURM allocation), a template such as ``["kubectl", "exec", "-i", "{host}",
+            "--"]``, or a `Launcher`. None: SSH, or a local shell for ``localhost``.
         # @}
 
     Attributes:
@@ -93,6 +101,7 @@ class Cluster:
         connect_timeout: float = 10.0,
         max_frame: int = DEFAULT_MAX_FRAME,
         codec: str = "json",  # @5+
+        launcher: str | Sequence[str] | Launcher | None = None,  # @6+
     ) -> None:
         if not nodes:
             raise ConfigError("a cluster needs at least one node")
@@ -104,7 +113,8 @@ class Cluster:
         # @}
         # @3-4: self.wire = WireOptions(max_frame=max_frame)
         self.wire = WireOptions(max_frame=max_frame, codec=codec)  # @5+
-        self.nodes = list(nodes)
+        # @3-5: self.nodes = list(nodes)
+        self.nodes = [with_launcher(node, launcher) for node in nodes]  # @6+
         chosen = log_to_stream() if log is None else log if callable(log) else log_to_files(log)
         self._guarded = _Guarded(chosen)
         self._sink = LogDelivery(self._guarded)  # what the nodes' log threads call
@@ -280,6 +290,15 @@ class Cluster:
         raise KeyboardInterrupt
 
 
+# @6+ {
+def with_launcher(node: NodeConfig, launcher: str | Sequence[str] | Launcher | None) -> NodeConfig:
+    """``node``, with ``launcher`` unless it names its own (`ConfigError` if none fits)."""
+    if launcher is None or node.launcher is not None:
+        return node
+    return dataclasses.replace(node, launcher=launcher)
+
+
+# @}
 class _Guarded:
     """A log sink that cannot break the log threads: if it raises, say so once, and send
     its lines to stderr from then on (a log thread that died would stop draining a node's

@@ -30,7 +30,10 @@ from typing import Any, Protocol
 
 from .channel import wait_readable
 from .errors import ClusterError, MiniRayError, RemoteError, WorkerDied
-from .launch import remote_command, ssh_command
+from .launch import (
+    remote_command,
+    ssh_command,
+)
 from .netprobe import PROBE_PREFIX
 from .node_config import NodeConfig
 from .rendezvous import NCCLConfig, create_nccl_configs

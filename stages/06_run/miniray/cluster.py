@@ -21,6 +21,7 @@ it. ``stop()``, an exception, Ctrl-C, or the coordinator dying in any way closes
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import logging
 import os
 import secrets
@@ -35,6 +36,7 @@ from .cluster_node import ClusterWorker, Node
 from .codec import get_codec
 from .distributed import distributed_configs
 from .errors import ClusterError, ConfigError, MiniRayError
+from .launchers import Launcher
 from .log_delivery import LogDelivery
 from .logs import LogLine, LogSink, log_to_files, log_to_stream
 from .node_config import NodeConfig, WireOptions
@@ -62,6 +64,10 @@ class Cluster:
         codec: What every worker's messages are encoded with: ``"json"`` (the default)
             or ``"marshal"`` (keeps tuples, bytes, sets and int keys; every node must run
             the same Python version). The node servers allow this codec only.
+        launcher: How every node's server is started, for nodes that do not name their
+            own (``NodeConfig.launcher``): ``"ssh"``, ``"local"``, ``"srun"`` (inside a
+            SLURM allocation), a template such as ``["kubectl", "exec", "-i", "{host}",
+            "--"]``, or a `Launcher`. None: SSH, or a local shell for ``localhost``.
 
     Attributes:
         ctrl_c_window: Seconds after a Ctrl-C during which another one stops the cluster;
@@ -91,6 +97,7 @@ class Cluster:
         connect_timeout: float = 10.0,
         max_frame: int = DEFAULT_MAX_FRAME,
         codec: str = "json",
+        launcher: str | Sequence[str] | Launcher | None = None,
     ) -> None:
         if not nodes:
             raise ConfigError("a cluster needs at least one node")
@@ -99,7 +106,7 @@ class Cluster:
         except ValueError as e:
             raise ConfigError(str(e)) from None
         self.wire = WireOptions(max_frame=max_frame, codec=codec)
-        self.nodes = list(nodes)
+        self.nodes = [with_launcher(node, launcher) for node in nodes]
         chosen = log_to_stream() if log is None else log if callable(log) else log_to_files(log)
         self._guarded = _Guarded(chosen)
         self._sink = LogDelivery(self._guarded)  # what the nodes' log threads call
@@ -271,6 +278,13 @@ class Cluster:
             if node.process is not None:
                 node.process.kill()  # at once: each server reads end-of-file and ends
         raise KeyboardInterrupt
+
+
+def with_launcher(node: NodeConfig, launcher: str | Sequence[str] | Launcher | None) -> NodeConfig:
+    """``node``, with ``launcher`` unless it names its own (`ConfigError` if none fits)."""
+    if launcher is None or node.launcher is not None:
+        return node
+    return dataclasses.replace(node, launcher=launcher)
 
 
 class _Guarded:

@@ -30,7 +30,9 @@ from typing import Any, Protocol
 
 from .channel import wait_readable
 from .errors import ClusterError, MiniRayError, RemoteError, WorkerDied
-from .launch import remote_command, ssh_command
+from .launch import (
+    remote_command,
+)
 from .netprobe import PROBE_PREFIX
 from .node_config import NodeConfig
 from .rendezvous import NCCLConfig, create_nccl_configs
@@ -201,18 +203,7 @@ def _probe(node: NodeConfig, args: list[str], timeout: float) -> dict[str, Any]:
     command = remote_command(
         node.python, ["-m", "miniray.netprobe", *args], cwd=node.cwd, env=node.env
     )
-    if node.is_local:
-        argv = ["/bin/sh", "-c", command]
-    else:
-        argv = ssh_command(
-            node.host,
-            command,
-            user=node.user,
-            port=node.ssh_port,
-            identity_file=node.identity_file,
-            options=node.ssh_options,
-            connect_timeout=timeout,
-        )
+    argv = node.get_launcher().argv(node, command, timeout)
     try:
         done = subprocess.run(
             argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from .errors import ConfigError
 from .launch import LOCAL_HOSTS
+from .launchers import Launcher, get_launcher
 from .wire import DEFAULT_MAX_FRAME
 
 
@@ -36,6 +37,11 @@ class NodeConfig:
         python: The node's Python, by absolute path (default: this interpreter's path).
         cwd: Working directory on the node (default: this process's).
         env: Environment variables for the server and its workers.
+        launcher: How the server is started on the node (see ``launchers``): None (SSH,
+            or a local shell for ``localhost``), ``"ssh"``, ``"local"``, ``"srun"``, a
+            template such as ``["kubectl", "exec", "-i", "{host}", "--"]``, or a `Launcher`.
+        address: The address the node's server listens on, which the coordinator connects
+            to (default: the launcher's choice, see `Launcher.bind`).
     """
 
     host: str
@@ -48,6 +54,8 @@ class NodeConfig:
     python: str = sys.executable
     cwd: str = field(default_factory=os.getcwd)
     env: dict[str, str] = field(default_factory=dict)
+    launcher: str | Sequence[str] | Launcher | None = None
+    address: str | None = None
 
     def __post_init__(self) -> None:
         if not self.host or self.host.startswith("-"):
@@ -56,11 +64,16 @@ class NodeConfig:
             raise ConfigError(f"node {self.host}: num_workers must be at least 1")
         if self.base_port is not None and not 0 <= self.base_port < 65536:
             raise ConfigError(f"node {self.host}: base_port {self.base_port} is not a port")
+        self.get_launcher()
 
     @property
     def is_local(self) -> bool:
         """True if the server runs on this machine without SSH."""
         return self.host in LOCAL_HOSTS
+
+    def get_launcher(self) -> Launcher:
+        """The `Launcher` that starts this node's server (`ConfigError` if none fits)."""
+        return get_launcher(self.launcher, self.host)
 
 
 @dataclass(frozen=True)
