@@ -28,7 +28,10 @@ import secrets
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import (
+    Callable,
+    Sequence,
+)
 from types import FrameType
 from typing import Any
 
@@ -77,6 +80,8 @@ class Cluster:
             that workers never wait for the sink. Set it before ``start``.
         log_drain_timeout: Seconds ``stop()`` gives the sink, once the servers have
             ended, to take the lines still waiting; the rest are dropped.
+        on_stop: Functions ``stop()`` calls last, once (an engine's own release: its
+            actors, its placement group).
 
     Raises:
         ConfigError: No nodes, or a setting that cannot work (an unknown ``codec``, a
@@ -118,6 +123,7 @@ class Cluster:
         self._state = "new"  # -> "starting" -> "started" -> "stopped"
         self._last_ctrl_c: float | None = None  # time.monotonic() of the last Ctrl-C
         self._previous_sigint: Any = None
+        self.on_stop: list[Callable[[], None]] = []
 
     @property
     def workers(self) -> list[ClusterWorker]:
@@ -187,6 +193,18 @@ class Cluster:
         finally:
             self._restore_ctrl_c()
             self._close_logs()
+            for release in self.on_stop:
+                release()
+
+    @classmethod
+    def on_ray(cls, num_nodes: int, workers_per_node: int, **options: Any) -> Cluster:
+        """A cluster of one node server per Ray node, placed and held by Ray actors.
+
+        See ``ray_cluster.on_ray`` for the options; needs ``pip install miniray[ray]``.
+        """
+        from .ray_cluster import on_ray  # Ray is imported only if you use it
+
+        return on_ray(num_nodes, workers_per_node, **options)
 
     def distributed_configs(
         self, *, master_addr: str | None = None, master_port: int | None = None
