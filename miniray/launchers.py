@@ -56,6 +56,17 @@ class Launcher:
         """Start ``argv`` (`subprocess.Popen`'s arguments); the process, with its pipes."""
         return subprocess.Popen(argv, **options)
 
+    def run(self, argv: list[str], timeout: float) -> tuple[bytes, bytes]:
+        """Run ``argv`` to its end, stdin empty; its stdout and stderr.
+
+        Raises:
+            subprocess.TimeoutExpired: It ran longer than ``timeout`` seconds (killed).
+        """
+        done = subprocess.run(
+            argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False
+        )
+        return done.stdout, done.stderr
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
 

@@ -58,6 +58,16 @@ class _ServerHolder:
         )
         return self._proc.pid
 
+    def run(self, argv: list[str], timeout: float) -> tuple[bytes, bytes] | None:
+        """``Launcher.run`` on this node (a network probe); None if it timed out."""
+        try:
+            done = subprocess.run(
+                argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired:
+            return None
+        return done.stdout, done.stderr
+
     def write(self, data: bytes) -> bool:
         assert self._proc is not None and self._proc.stdin is not None
         try:
@@ -164,6 +174,16 @@ class RayLauncher(Launcher):
 
     def popen(self, argv: list[str], **options: Any) -> Any:
         return _RayProcess(self.actor, argv)
+
+    def run(self, argv: list[str], timeout: float) -> tuple[bytes, bytes]:
+        import ray
+
+        done: tuple[bytes, bytes] | None = ray.get(
+            self.actor.run.remote(argv, timeout), timeout=timeout + 30
+        )
+        if done is None:
+            raise subprocess.TimeoutExpired(argv, timeout)
+        return done
 
 
 # --8<-- [start:on_ray]

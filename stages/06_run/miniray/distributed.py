@@ -203,14 +203,12 @@ def _probe(node: NodeConfig, args: list[str], timeout: float) -> dict[str, Any]:
     command = remote_command(
         node.python, ["-m", "miniray.netprobe", *args], cwd=node.cwd, env=node.env
     )
-    argv = node.get_launcher().argv(node, command, timeout)
+    launcher = node.get_launcher()  # on the node: over ssh, srun, a template, a Ray actor
     try:
-        done = subprocess.run(
-            argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False
-        )
+        stdout, stderr = launcher.run(launcher.argv(node, command, timeout), timeout)
     except subprocess.TimeoutExpired:
         raise ClusterError(f"node {node.host}: the network probe took over {timeout} s") from None
-    for line in done.stdout.decode(errors="replace").splitlines():
+    for line in stdout.decode(errors="replace").splitlines():
         if line.startswith(PROBE_PREFIX):
             try:
                 report = json.loads(line[len(PROBE_PREFIX) :])
@@ -219,5 +217,5 @@ def _probe(node: NodeConfig, args: list[str], timeout: float) -> dict[str, Any]:
             if isinstance(report, dict):
                 return report
             break
-    said = done.stderr.decode(errors="replace").strip()[-2000:]
+    said = stderr.decode(errors="replace").strip()[-2000:]
     raise ClusterError(f"node {node.host}: the network probe failed: {said}")
