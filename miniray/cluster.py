@@ -213,7 +213,7 @@ class Cluster:
         """
         from .ray_cluster import on_ray  # Ray is imported only if you use it
 
-        return on_ray(num_nodes, workers_per_node, **options)
+        return on_ray(cls, num_nodes, workers_per_node, **options)
 
     # @}
     # @4+ {

@@ -23,13 +23,25 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .errors import ConfigError
 from .launch import LOCAL_HOSTS, ssh_command
 
-if TYPE_CHECKING:
-    from .node_config import NodeConfig
+
+class LaunchedNode(Protocol):
+    """What a launcher reads of a `node_config.NodeConfig` (a protocol: no import cycle)."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def user(self) -> str | None: ...
+    @property
+    def ssh_port(self) -> int | None: ...
+    @property
+    def identity_file(self) -> str | None: ...
+    @property
+    def ssh_options(self) -> Sequence[str]: ...
 
 
 class Launcher:
@@ -48,7 +60,7 @@ class Launcher:
     bind = "hostname"
     via_ssh = False
 
-    def argv(self, node: NodeConfig, command: str, timeout: float) -> list[str]:
+    def argv(self, node: LaunchedNode, command: str, timeout: float) -> list[str]:
         """The argument list that runs the shell ``command`` on ``node``."""
         raise NotImplementedError
 
@@ -76,7 +88,7 @@ class LocalLauncher(Launcher):
 
     name, bind = "local", "127.0.0.1"
 
-    def argv(self, node: NodeConfig, command: str, timeout: float) -> list[str]:
+    def argv(self, node: LaunchedNode, command: str, timeout: float) -> list[str]:
         return ["/bin/sh", "-c", command]
 
 
@@ -85,7 +97,7 @@ class SshLauncher(Launcher):
 
     name, bind, via_ssh = "ssh", "auto", True
 
-    def argv(self, node: NodeConfig, command: str, timeout: float) -> list[str]:
+    def argv(self, node: LaunchedNode, command: str, timeout: float) -> list[str]:
         return ssh_command(
             node.host,
             command,
@@ -115,7 +127,7 @@ class CommandLauncher(Launcher):
         self.template = list(template)
         self.name = name or self.template[0]
 
-    def argv(self, node: NodeConfig, command: str, timeout: float) -> list[str]:
+    def argv(self, node: LaunchedNode, command: str, timeout: float) -> list[str]:
         words = [word.replace("{host}", node.host) for word in self.template]
         return [*words, "/bin/sh", "-c", command]
 

@@ -24,14 +24,18 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeVar
 
 from .errors import ClusterError, ConfigError
-from .launchers import Launcher
+from .launchers import LaunchedNode, Launcher
 from .node_config import NodeConfig
 
-if TYPE_CHECKING:
-    from .cluster import Cluster
+
+class _Releasing(Protocol):
+    on_stop: list[Callable[[], None]]  # what Cluster.stop() calls last
+
+
+C = TypeVar("C", bound=_Releasing)  # the Cluster (its class passed in: no import cycle)
 
 _CHUNK = 1 << 16
 
@@ -169,7 +173,7 @@ class RayLauncher(Launcher):
     def __init__(self, actor: Any) -> None:
         self.actor = actor
 
-    def argv(self, node: NodeConfig, command: str, timeout: float) -> list[str]:
+    def argv(self, node: LaunchedNode, command: str, timeout: float) -> list[str]:
         return ["/bin/sh", "-c", command]  # run by the actor, on its node
 
     def popen(self, argv: list[str], **options: Any) -> Any:
@@ -188,6 +192,7 @@ class RayLauncher(Launcher):
 
 # --8<-- [start:on_ray]
 def on_ray(
+    cluster_class: Callable[..., C],
     num_nodes: int,
     workers_per_node: int,
     *,
@@ -197,8 +202,9 @@ def on_ray(
     python: str | None = None,
     timeout: float = 60.0,
     **cluster_options: Any,
-) -> Cluster:
-    """A `Cluster` of one node server per Ray node (see the module); call ``start`` on it.
+) -> C:
+    """A ``cluster_class`` (`Cluster`) of one node server per Ray node (see the module);
+    call ``start`` on it.
 
     Connects to Ray with ``ray.init()`` unless this process already has. ``bundle``: the
     resources each node's bundle reserves (default one CPU). ``env``, ``cwd``, ``python``:
@@ -215,7 +221,6 @@ def on_ray(
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
     except ImportError:
         raise ConfigError("Cluster.on_ray needs Ray: pip install miniray[ray]") from None
-    from .cluster import Cluster
 
     if num_nodes < 1 or workers_per_node < 1:
         raise ConfigError("on_ray: num_nodes and workers_per_node must be at least 1")
@@ -253,7 +258,7 @@ def on_ray(
         with contextlib.suppress(Exception):
             remove_placement_group(group)
 
-    cluster = Cluster(nodes, **cluster_options)
+    cluster = cluster_class(nodes, **cluster_options)
     cluster.on_stop.append(release)
     return cluster
 

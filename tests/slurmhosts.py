@@ -127,7 +127,9 @@ class SlurmHosts:
             "KillWait=2",
             f"NodeName=n[1-2] NodeHostname={host} NodeAddr=127.0.0.1 "
             f"Port=[{node_ports[0]}-{node_ports[1]}] CPUs=2 State=UNKNOWN",
-            "PartitionName=p Nodes=n[1-2] Default=YES State=UP MaxTime=INFINITE",
+            # OverSubscribe: a batch job may share the nodes with the tests' held allocation.
+            "PartitionName=p Nodes=n[1-2] Default=YES State=UP MaxTime=INFINITE "
+            "OverSubscribe=FORCE:4",
         ]
         self.conf.write_text("\n".join(lines) + "\n")
         (d / "state").mkdir()

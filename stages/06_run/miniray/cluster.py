@@ -204,7 +204,7 @@ class Cluster:
         """
         from .ray_cluster import on_ray  # Ray is imported only if you use it
 
-        return on_ray(num_nodes, workers_per_node, **options)
+        return on_ray(cls, num_nodes, workers_per_node, **options)
 
     def distributed_configs(
         self, *, master_addr: str | None = None, master_port: int | None = None
