@@ -21,7 +21,6 @@ it. ``stop()``, an exception, Ctrl-C, or the coordinator dying in any way closes
 from __future__ import annotations
 
 import concurrent.futures
-import dataclasses  # @6+
 import logging
 import os
 import secrets
@@ -119,7 +118,7 @@ class Cluster:
         # @3-4: self.wire = WireOptions(max_frame=max_frame)
         self.wire = WireOptions(max_frame=max_frame, codec=codec)  # @5+
         # @3-5: self.nodes = list(nodes)
-        self.nodes = [with_launcher(node, launcher) for node in nodes]  # @6+
+        self.nodes = [node.with_launcher(launcher) for node in nodes]  # @6+
         chosen = log_to_stream() if log is None else log if callable(log) else log_to_files(log)
         self._guarded = _Guarded(chosen)
         self._sink = LogDelivery(self._guarded)  # what the nodes' log threads call
@@ -310,15 +309,6 @@ class Cluster:
         raise KeyboardInterrupt
 
 
-# @6+ {
-def with_launcher(node: NodeConfig, launcher: str | Sequence[str] | Launcher | None) -> NodeConfig:
-    """``node``, with ``launcher`` unless it names its own (`ConfigError` if none fits)."""
-    if launcher is None or node.launcher is not None:
-        return node
-    return dataclasses.replace(node, launcher=launcher)
-
-
-# @}
 class _Guarded:
     """A log sink that cannot break the log threads: if it raises, say so once, and send
     its lines to stderr from then on (a log thread that died would stop draining a node's

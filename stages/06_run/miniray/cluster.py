@@ -21,7 +21,6 @@ it. ``stop()``, an exception, Ctrl-C, or the coordinator dying in any way closes
 from __future__ import annotations
 
 import concurrent.futures
-import dataclasses
 import logging
 import os
 import secrets
@@ -111,7 +110,7 @@ class Cluster:
         except ValueError as e:
             raise ConfigError(str(e)) from None
         self.wire = WireOptions(max_frame=max_frame, codec=codec)
-        self.nodes = [with_launcher(node, launcher) for node in nodes]
+        self.nodes = [node.with_launcher(launcher) for node in nodes]
         chosen = log_to_stream() if log is None else log if callable(log) else log_to_files(log)
         self._guarded = _Guarded(chosen)
         self._sink = LogDelivery(self._guarded)  # what the nodes' log threads call
@@ -296,13 +295,6 @@ class Cluster:
             if node.process is not None:
                 node.process.kill()  # at once: each server reads end-of-file and ends
         raise KeyboardInterrupt
-
-
-def with_launcher(node: NodeConfig, launcher: str | Sequence[str] | Launcher | None) -> NodeConfig:
-    """``node``, with ``launcher`` unless it names its own (`ConfigError` if none fits)."""
-    if launcher is None or node.launcher is not None:
-        return node
-    return dataclasses.replace(node, launcher=launcher)
 
 
 class _Guarded:

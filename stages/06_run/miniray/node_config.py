@@ -10,6 +10,7 @@ command line and every `ClusterWorker` in its constructor.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Sequence
@@ -74,6 +75,12 @@ class NodeConfig:
     def get_launcher(self) -> Launcher:
         """The `Launcher` that starts this node's server (`ConfigError` if none fits)."""
         return get_launcher(self.launcher, self.host)
+
+    def with_launcher(self, launcher: str | Sequence[str] | Launcher | None) -> NodeConfig:
+        """This node, with ``launcher`` unless it names its own (`ConfigError` if none fits)."""
+        if launcher is None or self.launcher is not None:
+            return self
+        return dataclasses.replace(self, launcher=launcher)
 
 
 @dataclass(frozen=True)
