@@ -16,6 +16,10 @@ made, in ``launch``.
 
 No process outlives the cluster: each server holds a *lease*, its stdin, and ends with
 it. ``stop()``, an exception, Ctrl-C, or the coordinator dying in any way closes it.
+
+New in this stage: ``launcher=``, how every node's server is started (SSH, a local shell,
+srun, a command template such as ``kubectl exec``; see ``launchers``), and
+``Cluster.on_ray``, a cluster whose servers Ray places and holds (``ray_cluster``).
 """
 
 from __future__ import annotations

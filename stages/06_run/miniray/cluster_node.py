@@ -3,6 +3,9 @@
 
 `ClusterWorker` is a `RemoteWorker` that knows its place in the cluster (``rank``,
 ``local_rank``, ``host``); it is what ``Cluster.start`` returns.
+
+New in this stage: a node's server is started by its node's launcher (``launchers``),
+not by SSH or a local shell alone.
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ through those pipes, whatever carries them:
 
 An engine that owns its processes' lifetimes (Ray, see ``ray_cluster``) overrides
 ``popen``: it returns a process-like object whose pipes it relays itself.
+
+New in this stage: the whole module.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ A `Cluster` takes a list of NodeConfigs; a node's server is started from one (``
 ``cluster_node``), and the rank settings are numbered over them (``distributed``). The
 Cluster's own wire settings are one `WireOptions`, which every node server gets on its
 command line and every `ClusterWorker` in its constructor.
+
+New in this stage: ``launcher=`` and ``address=``, how a node's server is started and
+where it listens (see ``launchers``).
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ Lifetimes are Ray's: the actors belong to this driver, so when it exits or is ki
 Ray kills them; the server's stdin was the actor's pipe, so its lease ends and it stops
 with its workers. ``stop()`` ends each lease, then kills the actors and removes the group.
 Ray is imported only here, only when ``on_ray`` is called (``pip install miniray[ray]``).
+
+New in this stage: the whole module.
 """
 
 from __future__ import annotations
