@@ -125,6 +125,9 @@ class SlurmHosts:
             "JobAcctGatherType=jobacct_gather/none",
             "AccountingStorageType=accounting_storage/none",
             "KillWait=2",
+            # Bind the daemons (and srun) to their addresses, 127.0.0.1, not to every
+            # interface: nothing beyond loopback may receive the tests' traffic.
+            "CommunicationParameters=NoInAddrAny,NoCtldInAddrAny",
             f"NodeName=n[1-2] NodeHostname={host} NodeAddr=127.0.0.1 "
             f"Port=[{node_ports[0]}-{node_ports[1]}] CPUs=2 State=UNKNOWN",
             # OverSubscribe: a batch job may share the nodes with the tests' held allocation.

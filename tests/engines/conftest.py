@@ -151,6 +151,10 @@ def ray_cluster() -> Iterator[str]:
         from ray.cluster_utils import Cluster as RayCluster
     except ImportError:
         pytest.skip("Ray is not installed (pip install miniray[ray]; CI installs it)")
+    from ray._private import ray_constants
+
+    if ray_constants.ENABLE_RAY_CLUSTER:  # imported before this fixture set the variable
+        pytest.skip("Ray was imported before the fixture: it would listen beyond loopback")
     cluster = RayCluster(
         initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
     )
