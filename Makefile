@@ -32,6 +32,8 @@ STAMP_DEV := $(VENV)/.stamp-dev
 STAMP_BENCH := $(VENV)/.stamp-bench
 # torch, pinned: an unpinned torch can pull a multi-GB CUDA build (see pyproject's extra).
 TORCH_PIN ?= torch==2.13.0
+# The extras `make test` installs; CI adds ray (.ci/run), for the engine tests (tests/engines).
+DEV_EXTRAS ?= dev,torch
 export NO_MKDOCS_2_WARNING := 1
 
 .DEFAULT_GOAL := help
@@ -101,7 +103,7 @@ $(STAMP_RUN): pyproject.toml miniray/__init__.py | $(PY)
 	touch $@
 
 $(STAMP_DEV): pyproject.toml miniray/__init__.py | $(PY)
-	$(PY) -m pip install --quiet -e '.[dev,torch]' '$(TORCH_PIN)'
+	$(PY) -m pip install --quiet -e '.[$(DEV_EXTRAS)]' '$(TORCH_PIN)'
 	touch $@ $(STAMP_RUN)
 
 # The benchmarks' extra (matplotlib, numpy, Ray), beside the dev tools and torch.

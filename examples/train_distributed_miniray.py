@@ -3,6 +3,7 @@
     python examples/train_distributed_miniray.py                  # 2 localhost nodes x 2, gloo
     python examples/train_distributed_miniray.py --nodes h1,h2 --workers-per-node 4
     python examples/train_distributed_miniray.py --backend nccl   # one GPU per local rank
+    sbatch examples/slurm_train.sbatch       # inside SLURM: --launcher srun, the job's nodes
     PYTHONPATH=workspace/04_distributed python examples/train_distributed_miniray.py
                                         # with a learner's miniray (make train WORKSPACE=1)
 
@@ -156,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     text = read_text()
     started = time.monotonic()
-    with Cluster(nodes, stop_grace=2.0) as cluster:
+    launcher = {"launcher": args.launcher} if args.launcher else {}  # stage 6 and later
+    with Cluster(nodes, stop_grace=2.0, **launcher) as cluster:
         workers = cluster.start(work_fn=f"{Path(__file__).resolve()}:training_work_fn")
         configs = cluster.distributed_configs()
         backend = preflight(cluster, configs, backend=args.backend, timeout=args.timeout)
@@ -198,6 +200,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per phase")
     parser.add_argument("--checkpoint-dir", default=None, help="shared by all nodes")
+    parser.add_argument(
+        "--launcher", default=None, help="how the nodes start: ssh, srun, local (stage 6)"
+    )
     parser.add_argument("--save-every", type=int, default=0, metavar="STEPS")
     parser.add_argument("--resume-from", type=int, default=None, metavar="STEP")
     return parser

@@ -27,7 +27,10 @@ import secrets
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import (
+    Callable,  # @6+
+    Sequence,
+)
 from types import FrameType
 from typing import Any
 
@@ -35,6 +38,7 @@ from .cluster_node import ClusterWorker, Node
 from .codec import get_codec  # @5+
 from .distributed import distributed_configs  # @4+
 from .errors import ClusterError, ConfigError, MiniRayError
+from .launchers import Launcher  # @6+
 from .log_delivery import LogDelivery
 from .logs import LogLine, LogSink, log_to_files, log_to_stream
 from .node_config import MIN_FRAME, NodeConfig
@@ -71,6 +75,12 @@ class Cluster:
             or ``"marshal"`` (keeps tuples, bytes, sets and int keys; every node must run
             the same Python version). The node servers allow this codec only.
         # @}
+        # @6+ {
+        launcher: How every node's server is started, for nodes that do not name their
+            own (``NodeConfig.launcher``): ``"ssh"``, ``"local"``, ``"srun"`` (inside a
+            SLURM allocation), a template such as ``["kubectl", "exec", "-i", "{host}",
+            "--"]``, or a `Launcher`. None: SSH, or a local shell for ``localhost``.
+        # @}
 
     Attributes:
         ctrl_c_window: Seconds after a Ctrl-C during which another one stops the cluster;
@@ -80,6 +90,8 @@ class Cluster:
             that workers never wait for the sink. Set it before ``start``.
         log_drain_timeout: Seconds ``stop()`` gives the sink, once the servers have
             ended, to take the lines still waiting; the rest are dropped.
+        on_stop: Functions ``stop()`` calls last, once (an engine's own release: its
+            actors, its placement group).  # @6+
 
     Raises:
         ConfigError: No nodes, or a setting that cannot work (an unknown ``codec``, a
@@ -103,6 +115,7 @@ class Cluster:
         max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
         codec: str = "json",
         # @}
+        launcher: str | Sequence[str] | Launcher | None = None,  # @6+
     ) -> None:
         if not nodes:
             raise ConfigError("a cluster needs at least one node")
@@ -116,7 +129,8 @@ class Cluster:
         # @}
         # @3-4: self.wire = WireOptions(max_frame, set_on="Cluster")
         self.wire = WireOptions(max_frame, max_buffer_bytes, codec, set_on="Cluster")  # @5+
-        self.nodes = list(nodes)
+        # @3-5: self.nodes = list(nodes)
+        self.nodes = [node.with_launcher(launcher) for node in nodes]  # @6+
         chosen = log_to_stream() if log is None else log if callable(log) else log_to_files(log)
         self._guarded = _Guarded(chosen)
         self._sink = LogDelivery(self._guarded)  # what the nodes' log threads call
@@ -128,6 +142,7 @@ class Cluster:
         self._state = "new"  # -> "starting" -> "started" -> "stopped"
         self._last_ctrl_c: float | None = None  # time.monotonic() of the last Ctrl-C
         self._previous_sigint: Any = None
+        self.on_stop: list[Callable[[], None]] = []  # @6+
 
     @property
     def workers(self) -> list[ClusterWorker]:
@@ -197,7 +212,21 @@ class Cluster:
         finally:
             self._restore_ctrl_c()
             self._close_logs()
+            for release in self.on_stop:  # @6+
+                release()  # @6+
 
+    # @6+ {
+    @classmethod
+    def on_ray(cls, num_nodes: int, workers_per_node: int, **options: Any) -> Cluster:
+        """A cluster of one node server per Ray node, placed and held by Ray actors.
+
+        See ``ray_cluster.on_ray`` for the options; needs ``pip install miniray[ray]``.
+        """
+        from .ray_cluster import on_ray  # Ray is imported only if you use it
+
+        return on_ray(cls, num_nodes, workers_per_node, **options)
+
+    # @}
     # @4+ {
     def distributed_configs(
         self, *, master_addr: str | None = None, master_port: int | None = None

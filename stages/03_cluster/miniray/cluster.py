@@ -27,7 +27,9 @@ import secrets
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import (
+    Sequence,
+)
 from types import FrameType
 from typing import Any
 
@@ -68,6 +70,7 @@ class Cluster:
             that workers never wait for the sink. Set it before ``start``.
         log_drain_timeout: Seconds ``stop()`` gives the sink, once the servers have
             ended, to take the lines still waiting; the rest are dropped.
+        on_stop: Functions ``stop()`` calls last, once (an engine's own release: its
 
     Raises:
         ConfigError: No nodes, or a setting that cannot work (an unknown ``codec``, a

@@ -14,7 +14,11 @@ import threading
 from collections.abc import Sequence
 
 from .errors import ClusterError, MiniRayError
-from .launch import NodeProcess, remote_command, ssh_command
+from .launch import (
+    NodeProcess,
+    remote_command,
+    ssh_command,
+)
 from .logs import LogLine, LogSink, parse_record
 from .node_config import NodeConfig, server_args
 from .ranks import RankInfo

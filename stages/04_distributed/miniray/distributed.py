@@ -30,7 +30,10 @@ from typing import Any, Protocol
 
 from .channel import wait_readable
 from .errors import ClusterError, MiniRayError, RemoteError, WorkerDied
-from .launch import remote_command, ssh_command
+from .launch import (
+    remote_command,
+    ssh_command,
+)
 from .netprobe import PROBE_PREFIX
 from .node_config import NodeConfig
 from .rendezvous import NCCLConfig, create_nccl_configs
@@ -219,7 +222,8 @@ def _probe(node: NodeConfig, args: list[str], timeout: float) -> dict[str, Any]:
         )
     except subprocess.TimeoutExpired:
         raise ClusterError(f"node {node.host}: the network probe took over {timeout} s") from None
-    for line in done.stdout.decode(errors="replace").splitlines():
+    stdout, stderr = done.stdout, done.stderr
+    for line in stdout.decode(errors="replace").splitlines():
         if line.startswith(PROBE_PREFIX):
             try:
                 report = json.loads(line[len(PROBE_PREFIX) :])
@@ -228,5 +232,5 @@ def _probe(node: NodeConfig, args: list[str], timeout: float) -> dict[str, Any]:
             if isinstance(report, dict):
                 return report
             break
-    said = done.stderr.decode(errors="replace").strip()[-2000:]
+    said = stderr.decode(errors="replace").strip()[-2000:]
     raise ClusterError(f"node {node.host}: the network probe failed: {said}")

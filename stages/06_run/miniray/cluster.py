@@ -16,6 +16,10 @@ made, in ``launch``.
 
 No process outlives the cluster: each server holds a *lease*, its stdin, and ends with
 it. ``stop()``, an exception, Ctrl-C, or the coordinator dying in any way closes it.
+
+New in this stage: ``launcher=``, how every node's server is started (SSH, a local shell,
+srun, a command template such as ``kubectl exec``; see ``launchers``), and
+``Cluster.on_ray``, a cluster whose servers Ray places and holds (``ray_cluster``).
 """
 
 from __future__ import annotations
@@ -27,7 +31,10 @@ import secrets
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import (
+    Callable,
+    Sequence,
+)
 from types import FrameType
 from typing import Any
 
@@ -35,6 +42,7 @@ from .cluster_node import ClusterWorker, Node
 from .codec import get_codec
 from .distributed import distributed_configs
 from .errors import ClusterError, ConfigError, MiniRayError
+from .launchers import Launcher
 from .log_delivery import LogDelivery
 from .logs import LogLine, LogSink, log_to_files, log_to_stream
 from .node_config import MIN_FRAME, NodeConfig
@@ -69,6 +77,10 @@ class Cluster:
         codec: What every worker's messages are encoded with: ``"json"`` (the default)
             or ``"marshal"`` (keeps tuples, bytes, sets and int keys; every node must run
             the same Python version). The node servers allow this codec only.
+        launcher: How every node's server is started, for nodes that do not name their
+            own (``NodeConfig.launcher``): ``"ssh"``, ``"local"``, ``"srun"`` (inside a
+            SLURM allocation), a template such as ``["kubectl", "exec", "-i", "{host}",
+            "--"]``, or a `Launcher`. None: SSH, or a local shell for ``localhost``.
 
     Attributes:
         ctrl_c_window: Seconds after a Ctrl-C during which another one stops the cluster;
@@ -78,6 +90,8 @@ class Cluster:
             that workers never wait for the sink. Set it before ``start``.
         log_drain_timeout: Seconds ``stop()`` gives the sink, once the servers have
             ended, to take the lines still waiting; the rest are dropped.
+        on_stop: Functions ``stop()`` calls last, once (an engine's own release: its
+            actors, its placement group).
 
     Raises:
         ConfigError: No nodes, or a setting that cannot work (an unknown ``codec``, a
@@ -99,6 +113,7 @@ class Cluster:
         max_frame: int = DEFAULT_MAX_FRAME,
         max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
         codec: str = "json",
+        launcher: str | Sequence[str] | Launcher | None = None,
     ) -> None:
         if not nodes:
             raise ConfigError("a cluster needs at least one node")
@@ -109,7 +124,7 @@ class Cluster:
         except ValueError as e:
             raise ConfigError(str(e)) from None
         self.wire = WireOptions(max_frame, max_buffer_bytes, codec, set_on="Cluster")
-        self.nodes = list(nodes)
+        self.nodes = [node.with_launcher(launcher) for node in nodes]
         chosen = log_to_stream() if log is None else log if callable(log) else log_to_files(log)
         self._guarded = _Guarded(chosen)
         self._sink = LogDelivery(self._guarded)  # what the nodes' log threads call
@@ -121,6 +136,7 @@ class Cluster:
         self._state = "new"  # -> "starting" -> "started" -> "stopped"
         self._last_ctrl_c: float | None = None  # time.monotonic() of the last Ctrl-C
         self._previous_sigint: Any = None
+        self.on_stop: list[Callable[[], None]] = []
 
     @property
     def workers(self) -> list[ClusterWorker]:
@@ -190,6 +206,18 @@ class Cluster:
         finally:
             self._restore_ctrl_c()
             self._close_logs()
+            for release in self.on_stop:
+                release()
+
+    @classmethod
+    def on_ray(cls, num_nodes: int, workers_per_node: int, **options: Any) -> Cluster:
+        """A cluster of one node server per Ray node, placed and held by Ray actors.
+
+        See ``ray_cluster.on_ray`` for the options; needs ``pip install miniray[ray]``.
+        """
+        from .ray_cluster import on_ray  # Ray is imported only if you use it
+
+        return on_ray(cls, num_nodes, workers_per_node, **options)
 
     def distributed_configs(
         self, *, master_addr: str | None = None, master_port: int | None = None

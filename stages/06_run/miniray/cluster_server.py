@@ -26,6 +26,9 @@ started over SSH and that must never outlive it:
 ``--host auto`` binds the address the coordinator's ssh connection arrived at (from
 ``$SSH_CONNECTION``), so the coordinator can reach it whatever the node's name was in
 ``~/.ssh/config``; without SSH it binds 127.0.0.1.
+
+New in this stage: ``--host hostname``, the address the node's name resolves to, for
+servers started without SSH (srun, ``kubectl exec``).
 """
 
 from __future__ import annotations
@@ -202,6 +205,9 @@ def read_first_line(fd: int, timeout: float) -> str:
 
 def bind_address(host: str) -> str:
     """``auto``: the local address of the ssh connection we were started by, or 127.0.0.1."""
+    # "hostname" (launchers without ssh: srun, kubectl exec...): what the host's name is
+    if host == "hostname":
+        return socket.gethostbyname(socket.gethostname())
     if host != "auto":
         return host
     connection = os.environ.get("SSH_CONNECTION", "").split()  # client port server port
