@@ -4,7 +4,8 @@
     miniray run --hosts h1,h2 --nproc-per-node 2 -- python examples/torchrun_train.py --steps 20
 
 and prints the same losses: a small MLP, DistributedDataParallel over gloo (nccl with
---backend nccl on GPUs), every rank a different slice of the same fixed batch.
+--backend nccl on GPUs; --fsdp shards it with FSDP2's fully_shard instead), every rank a
+different slice of the same fixed batch.
 --times adds what benchmarks/run_launch.py reads: when the first step ended (wall clock)
 and the median step time.
 """
@@ -25,12 +26,18 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--backend", default="gloo")
     parser.add_argument("--times", action="store_true")
+    parser.add_argument("--fsdp", action="store_true", help="shard the model (FSDP2)")
     args = parser.parse_args()
     dist.init_process_group(args.backend)  # MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE
     rank, world = dist.get_rank(), dist.get_world_size()
     torch.manual_seed(0)  # the same model and data on every rank
     model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.Tanh(), torch.nn.Linear(32, 1))
-    ddp = DistributedDataParallel(model)
+    if args.fsdp:
+        from torch.distributed.fsdp import fully_shard
+
+        ddp = fully_shard(model)  # each rank holds a shard; gradients are reduce-scattered
+    else:
+        ddp = DistributedDataParallel(model)
     optimizer = torch.optim.SGD(ddp.parameters(), lr=args.lr)
     inputs = torch.randn(64, 16)
     targets = inputs.sum(dim=1, keepdim=True).sin()
@@ -40,7 +47,7 @@ def main() -> None:
         started = time.perf_counter()
         optimizer.zero_grad()
         loss = torch.nn.functional.mse_loss(ddp(inputs[mine]), targets[mine])
-        loss.backward()  # DDP averages the gradients over the ranks
+        loss.backward()  # DDP (or FSDP) averages the gradients over the ranks
         optimizer.step()
         mean = loss.detach().clone()
         dist.all_reduce(mean)
@@ -53,6 +60,7 @@ def main() -> None:
         print(f"median step {statistics.median(step_times):.6f} s", flush=True)
     if rank == 0:
         print(f"{world} ranks, local world size {os.environ['LOCAL_WORLD_SIZE']}", flush=True)
+    dist.barrier()  # every rank done with its collectives before the group goes
     dist.destroy_process_group()
 
 

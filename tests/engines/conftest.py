@@ -1,7 +1,7 @@
 """Fixtures for the engine tests: the cluster tests' hosts (reused, not copied), and engines.
 
-* ``ssh_hosts``, ``ns_hosts``, ``use_ssh_config``, ``tag``, ``node``, ``lines``: those of
-  ``tests/cluster/conftest.py``, imported.
+* ``node``, ``lines``: those of ``tests/cluster/conftest.py``, imported (``ssh_hosts``,
+  ``ns_hosts``, ``use_ssh_config`` and ``tag`` are every test's: ``tests/ssh_fixtures.py``).
 * ``engine``: each launcher in turn (``local``, ``ssh``, ``netns`` for the template
   ``ip netns exec {host}``, ``srun``, ``ray``), as an `Engine` that makes a 2-node cluster;
   skipped with the reason where this machine lacks it.
@@ -30,13 +30,8 @@ assert _spec is not None and _spec.loader is not None
 _cluster = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_cluster)
 
-ssh_hosts = _cluster.ssh_hosts
-ns_hosts = _cluster.ns_hosts
-use_ssh_config = _cluster.use_ssh_config
-tag = _cluster.tag
 node = _cluster.node
 lines = _cluster.lines
-free_port = _cluster.free_port
 
 # --- engines ------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import os
 import select
+import shlex
 import signal
 import subprocess
 import sys
@@ -32,7 +33,7 @@ from typing import Any
 from .cluster import Cluster
 from .errors import ConfigError, MiniRayError
 from .hosts import hosts_from_option, hosts_from_slurm
-from .launch import remote_command, ssh_command
+from .launch import remote_command
 from .node_config import NodeConfig
 from .run_group import INTERRUPTED, RankGroup, RunOptions
 from .run_logs import RunLogs
@@ -92,31 +93,21 @@ def count_gpus(listing: str) -> int:
 
 
 def gpus_on(node: NodeConfig, timeout: float = 30.0) -> int:
-    """How many GPUs ``node`` has, by running ``nvidia-smi -L`` there (ssh or a shell).
+    """How many GPUs ``node`` has, by running ``nvidia-smi -L`` there (through its launcher).
 
     Raises:
         ConfigError: No GPU there (or no nvidia-smi), naming the host.
     """
     command = remote_command("nvidia-smi", ["-L"], cwd="/", env=node.env)
-    argv = (
-        ["/bin/sh", "-c", command]
-        if node.is_local
-        else ssh_command(
-            node.host,
-            command,
-            user=node.user,
-            port=node.ssh_port,
-            identity_file=node.identity_file,
-            options=node.ssh_options,
-        )
-    )
+    launcher = node.get_launcher()  # the way the node's server will start: ssh, srun...
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        out, err = launcher.run(launcher.argv(node, command, timeout), timeout)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise ConfigError(f"no GPU on host {node.host}: nvidia-smi: {e}") from None
-    count = count_gpus(done.stdout)
+    listing, said = out.decode(errors="replace"), err.decode(errors="replace")
+    count = count_gpus(listing)
     if count == 0:
-        said = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
+        said = (said.strip() or listing.strip() or "no output").splitlines()[-1]
         raise ConfigError(f"no GPU on host {node.host} (nvidia-smi -L: {said})")
     return count
 
@@ -149,6 +140,13 @@ def parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="from SIGTERM to SIGKILL when ranks are stopped (%(default)s)",
     )
+    p.add_argument(
+        "--launcher",
+        metavar="HOW",
+        help="how each host's server starts: ssh (the default; local for localhost), local, "
+        "srun (the default with --slurm: no SSH keys), or a command template with {host}, "
+        "e.g. 'kubectl exec -i {host} --'",
+    )
     p.add_argument("--bind-gpus", action="store_true", help="CUDA_VISIBLE_DEVICES=LOCAL_RANK")
     p.add_argument(
         "--env",
@@ -175,6 +173,10 @@ def options_from(args: argparse.Namespace) -> RunOptions:
         env[name] = value
     nproc = 1 if args.nproc_per_node == "gpu" else args.nproc_per_node
     node_options: dict[str, Any] = {"num_workers": nproc, "env": env}
+    launcher = args.launcher or ("srun" if args.slurm else None)
+    if launcher is not None:  # a name, or a template of several words
+        words = shlex.split(launcher)
+        node_options["launcher"] = words[0] if len(words) == 1 else words
     if args.slurm:
         nodes = hosts_from_slurm(os.environ, **node_options)
     else:
