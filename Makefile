@@ -32,8 +32,8 @@ STAMP_DEV := $(VENV)/.stamp-dev
 STAMP_BENCH := $(VENV)/.stamp-bench
 # torch, pinned: an unpinned torch can pull a multi-GB CUDA build (see pyproject's extra).
 TORCH_PIN ?= torch==2.13.0
-# The extras `make test` installs; CI adds ray (.ci/run), for the engine tests (tests/engines).
-DEV_EXTRAS ?= dev,torch
+# The extras `make test` installs: ray (pinned) is for the engine tests (tests/engines).
+DEV_EXTRAS ?= dev,torch,ray
 export NO_MKDOCS_2_WARNING := 1
 
 .DEFAULT_GOAL := help
