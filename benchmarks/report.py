@@ -61,6 +61,7 @@ PARTS = {
     "extensions-one-core": Part("extensions.py", (), EXTENSIONS_QUICK, one_core=True),
     "cold-start": Part("cold_start.py", (), ("--repeats", "2")),
     "cluster-start": Part("cluster_start.py", (), ("--repeats", "1")),
+    "cluster-data": Part("cluster_data.py", ("--ssh",), ("--mib", "4", "--repeats", "1")),
     "fsdp-step": Part("fsdp_step.py", (), ("--steps", "4", "--warmup", "1", "--ranks", "2")),
     "amplification": Part("amplification.py", (), ("--mib", "0.25")),
 }

@@ -16,6 +16,7 @@ VARIANTS = {
     "extensions": [("extensions", "unpinned"), ("extensions-one-core", "one core")],
     "cold-start": [("cold-start", "unpinned")],
     "cluster-start": [("cluster-start", "unpinned")],
+    "cluster-data": [("cluster-data", "unpinned")],
     "fsdp-step": [("fsdp-step", "unpinned")],
     "amplification": [("amplification", "unpinned")],
 }
@@ -40,6 +41,7 @@ SECTIONS = [
     Section("cold-start", "Cold start", "cold-start", ("cold start",)),
     Section("calls", "Pipelined calls", "extensions", ("calls",)),
     Section("cluster-start", "Cluster start", "cluster-start", ("cluster start",)),
+    Section("cluster-data", "Real-sized data on a cluster", "cluster-data", ("cluster data",)),
     Section("fsdp-step", "FSDP step vs torchrun", "fsdp-step", ("step", "launch to first step")),
     Section(
         "amplification", "Decoding cost", "amplification", ("peak memory", "decode CPU"), False
@@ -87,8 +89,29 @@ GOALS = [
         MEMCPY,
         0.5,
     ),
-    Goal("numpy echo (copies) ≥ 3x Ray's", X, "Worker numpy echo, copies", RAY_ECHO, 3),
+    Goal("numpy echo (copies) ≥ 1.5x Ray's", X, "Worker numpy echo, copies", RAY_ECHO, 1.5),
     Goal("numpy echo (views) ≥ 3x Ray's", X, "Worker numpy echo, views", RAY_ECHO, 3),
+    Goal(
+        "numpy echo (views) ≥ 0.5x numpy copyto",
+        X,
+        "Worker numpy echo, views",
+        "numpy copyto into warm memory",
+        0.5,
+    ),
+    Goal(
+        "call_remote ≥ 0.8x send+recv, one at a time",
+        X,
+        ONE_AT_A_TIME,
+        "Worker send+recv of the call messages",
+        0.8,
+    ),
+    Goal(
+        "RemoteWorker call_remote ≥ 0.8x send+recv",
+        X,
+        REMOTE_ONE_AT_A_TIME,
+        "RemoteWorker send+recv of the call messages",
+        0.8,
+    ),
     Goal(
         "remote hand-off (copy) ≥ 0.8x raw TCP",
         X,

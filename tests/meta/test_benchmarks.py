@@ -189,3 +189,21 @@ def test_the_sealed_region_benchmark_times_each_way_at_each_size() -> None:
         "receiver's copy (recv() default)",
     ]
     assert rows == [(f"{mib} MiB", way) for mib in (1, 4, 64) for way in ways]
+
+
+def test_the_cluster_data_benchmark_prints_its_table(tmp_path: Path) -> None:
+    pytest.importorskip("numpy", reason="the benchmark sends a numpy array")
+    out = tmp_path / "rows.json"
+    result = subprocess.run(
+        [sys.executable, "benchmarks/cluster_data.py", "--mib", "4", "--repeats", "1",
+         "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("4 MiB per worker")
+    cluster_row = [line for line in lines if line.startswith("Cluster localhost")]
+    assert cluster_row and cluster_row[0].endswith("x")
+    written = json_rows(out)
+    (ratio,) = written["Cluster localhost 2 nodes x 2 workers, there and back"]["ratios"]
+    assert ratio["baseline"] == "raw TCP + MAC, one way" and ratio["ratio"] > 0
