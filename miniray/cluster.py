@@ -38,7 +38,7 @@ from .cluster_node import ClusterWorker, Node
 from .codec import get_codec  # @5+
 from .distributed import distributed_configs  # @4+
 from .errors import ClusterError, ConfigError, MiniRayError
-from .launchers import Launcher  # @6+
+from .launchers import Launcher
 from .log_delivery import LogDelivery
 from .logs import LogLine, LogSink, log_to_files, log_to_stream
 from .node_config import MIN_FRAME, NodeConfig
@@ -75,12 +75,10 @@ class Cluster:
             or ``"marshal"`` (keeps tuples, bytes, sets and int keys; every node must run
             the same Python version). The node servers allow this codec only.
         # @}
-        # @6+ {
         launcher: How every node's server is started, for nodes that do not name their
-            own (``NodeConfig.launcher``): ``"ssh"``, ``"local"``, ``"srun"`` (inside a
-            SLURM allocation), a template such as ``["kubectl", "exec", "-i", "{host}",
-            "--"]``, or a `Launcher`. None: SSH, or a local shell for ``localhost``.
-        # @}
+            own (``NodeConfig.launcher``): a name (``"ssh"``, ``"local"``...), a template
+            such as ``["kubectl", "exec", "-i", "{host}", "--"]``, or a `Launcher` (see
+            ``launchers``). None: SSH, or a local shell for ``localhost``.
 
     Attributes:
         ctrl_c_window: Seconds after a Ctrl-C during which another one stops the cluster;
@@ -90,7 +88,7 @@ class Cluster:
             that workers never wait for the sink. Set it before ``start``.
         log_drain_timeout: Seconds ``stop()`` gives the sink, once the servers have
             ended, to take the lines still waiting; the rest are dropped.
-        on_stop: Functions ``stop()`` calls last, once (an engine's own release: its
+        on_stop: Functions ``stop()`` calls last, once (an engine's own release: its  # @6+
             actors, its placement group).  # @6+
 
     Raises:
@@ -115,7 +113,7 @@ class Cluster:
         max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
         codec: str = "json",
         # @}
-        launcher: str | Sequence[str] | Launcher | None = None,  # @6+
+        launcher: str | Sequence[str] | Launcher | None = None,
     ) -> None:
         if not nodes:
             raise ConfigError("a cluster needs at least one node")
@@ -129,8 +127,7 @@ class Cluster:
         # @}
         # @3-4: self.wire = WireOptions(max_frame, set_on="Cluster")
         self.wire = WireOptions(max_frame, max_buffer_bytes, codec, set_on="Cluster")  # @5+
-        # @3-5: self.nodes = list(nodes)
-        self.nodes = [node.with_launcher(launcher) for node in nodes]  # @6+
+        self.nodes = [node.with_launcher(launcher) for node in nodes]
         chosen = log_to_stream() if log is None else log if callable(log) else log_to_files(log)
         self._guarded = _Guarded(chosen)
         self._sink = LogDelivery(self._guarded)  # what the nodes' log threads call

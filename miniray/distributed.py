@@ -32,7 +32,6 @@ from .channel import wait_readable
 from .errors import ClusterError, MiniRayError, RemoteError, WorkerDied
 from .launch import (
     remote_command,
-    # @4-5: ssh_command,
 )
 from .netprobe import PROBE_PREFIX
 from .node_config import NodeConfig
@@ -204,36 +203,11 @@ def _probe(node: NodeConfig, args: list[str], timeout: float) -> dict[str, Any]:
     command = remote_command(
         node.python, ["-m", "miniray.netprobe", *args], cwd=node.cwd, env=node.env
     )
-    # @4-5 {
-    # if node.is_local:
-    #     argv = ["/bin/sh", "-c", command]
-    # else:
-    #     argv = ssh_command(
-    #         node.host,
-    #         command,
-    #         user=node.user,
-    #         port=node.ssh_port,
-    #         identity_file=node.identity_file,
-    #         options=node.ssh_options,
-    #         connect_timeout=timeout,
-    #     )
-    # @}
-    # @4-5 {
-    # try:
-    #     done = subprocess.run(
-    #         argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False
-    #     )
-    # except subprocess.TimeoutExpired:
-    #     raise ClusterError(f"node {node.host}: the network probe took over {timeout} s") from None
-    # stdout, stderr = done.stdout, done.stderr
-    # @}
-    # @6+ {
     launcher = node.get_launcher()  # on the node: over ssh, srun, a template, a Ray actor
     try:
         stdout, stderr = launcher.run(launcher.argv(node, command, timeout), timeout)
     except subprocess.TimeoutExpired:
         raise ClusterError(f"node {node.host}: the network probe took over {timeout} s") from None
-    # @}
     for line in stdout.decode(errors="replace").splitlines():
         if line.startswith(PROBE_PREFIX):
             try:

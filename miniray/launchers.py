@@ -1,4 +1,4 @@
-# @6+
+# @3+
 """Launchers: how a node's server is started on its host, with its stdio attached to us.
 
 A launcher is one small contract: given a node and the shell command that starts its
@@ -9,14 +9,14 @@ through those pipes, whatever carries them:
 
 * ``local``: ``/bin/sh -c COMMAND`` here (nodes named ``localhost`` or ``127.0.0.1``);
 * ``ssh``: ``ssh ... HOST COMMAND`` (every other node, unless told otherwise);
-* ``srun``: ``srun --nodes=1 --ntasks=1 -w HOST --overlap /bin/sh -c COMMAND``, inside a
-  SLURM allocation: no SSH keys needed;
+* ``srun``: ``srun --nodes=1 --ntasks=1 -w HOST --overlap /bin/sh -c COMMAND``, inside a  # @6+
+  SLURM allocation: no SSH keys needed;  # @6+
 * a template, any argument list with ``{host}`` in it, then ``/bin/sh -c COMMAND``:
   ``["kubectl", "exec", "-i", "{host}", "--"]``, ``["docker", "exec", "-i", "{host}"]``,
   ``["ip", "netns", "exec", "{host}"]``.
 
-An engine that owns its processes' lifetimes (Ray, see ``ray_cluster``) overrides
-``popen``: it returns a process-like object whose pipes it relays itself.
+An engine that owns its processes' lifetimes overrides ``popen``: it returns a
+process-like object whose pipes it relays itself (Ray's, see ``ray_cluster``).  # @6+
 """
 
 from __future__ import annotations
@@ -92,6 +92,7 @@ class LocalLauncher(Launcher):
         return ["/bin/sh", "-c", command]
 
 
+# --8<-- [start:ssh_launcher]
 class SshLauncher(Launcher):
     """The command runs on the node through the real ``ssh`` client (``launch.ssh_command``)."""
 
@@ -107,6 +108,9 @@ class SshLauncher(Launcher):
             options=node.ssh_options,
             connect_timeout=timeout,
         )
+
+
+# --8<-- [end:ssh_launcher]
 
 
 class CommandLauncher(Launcher):
@@ -132,6 +136,8 @@ class CommandLauncher(Launcher):
         return [*words, "/bin/sh", "-c", command]
 
 
+_NAMED: dict[str, Launcher] = {"local": LocalLauncher(), "ssh": SshLauncher()}
+# @6+ {
 # --8<-- [start:srun]
 SRUN = CommandLauncher(
     # One task on the named node of the current allocation; --overlap: it shares the
@@ -140,14 +146,16 @@ SRUN = CommandLauncher(
     name="srun",
 )
 # --8<-- [end:srun]
-_NAMED: dict[str, Launcher] = {"local": LocalLauncher(), "ssh": SshLauncher(), "srun": SRUN}
+_NAMED["srun"] = SRUN
+# @}
 
 
 def get_launcher(spec: str | Sequence[str] | Launcher | None, host: str) -> Launcher:
     """The launcher a node uses: ``spec`` as given to ``NodeConfig``/``Cluster``.
 
     None: ``local`` for ``localhost``/``127.0.0.1``, else ``ssh``. A name: ``local``,
-    ``ssh`` or ``srun``. A list of words: a `CommandLauncher` template. A `Launcher`: itself.
+    ``ssh`` (or ``srun``, from stage 6). A list of words: a `CommandLauncher` template. A
+    `Launcher`: itself.
 
     Raises:
         ConfigError: An unknown name, or an empty template.

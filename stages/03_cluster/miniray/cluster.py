@@ -35,6 +35,7 @@ from typing import Any
 
 from .cluster_node import ClusterWorker, Node
 from .errors import ClusterError, ConfigError, MiniRayError
+from .launchers import Launcher
 from .log_delivery import LogDelivery
 from .logs import LogLine, LogSink, log_to_files, log_to_stream
 from .node_config import MIN_FRAME, NodeConfig
@@ -61,6 +62,10 @@ class Cluster:
         connect_timeout: Seconds for each worker connection (handshake included).
         max_frame: Largest message, in encoded bytes, the coordinator and each worker may
             send each other (default 4 MiB); every node server is started with it.
+        launcher: How every node's server is started, for nodes that do not name their
+            own (``NodeConfig.launcher``): a name (``"ssh"``, ``"local"``...), a template
+            such as ``["kubectl", "exec", "-i", "{host}", "--"]``, or a `Launcher` (see
+            ``launchers``). None: SSH, or a local shell for ``localhost``.
 
     Attributes:
         ctrl_c_window: Seconds after a Ctrl-C during which another one stops the cluster;
@@ -70,7 +75,6 @@ class Cluster:
             that workers never wait for the sink. Set it before ``start``.
         log_drain_timeout: Seconds ``stop()`` gives the sink, once the servers have
             ended, to take the lines still waiting; the rest are dropped.
-        on_stop: Functions ``stop()`` calls last, once (an engine's own release: its
 
     Raises:
         ConfigError: No nodes, or a setting that cannot work (an unknown ``codec``, a
@@ -90,13 +94,14 @@ class Cluster:
         stop_grace: float = 2.0,
         connect_timeout: float = 10.0,
         max_frame: int = DEFAULT_MAX_FRAME,
+        launcher: str | Sequence[str] | Launcher | None = None,
     ) -> None:
         if not nodes:
             raise ConfigError("a cluster needs at least one node")
         if max_frame < MIN_FRAME:  # a node server's error report must fit in a frame
             raise ConfigError(f"max_frame={max_frame}: at least {MIN_FRAME} bytes, please")
         self.wire = WireOptions(max_frame, set_on="Cluster")
-        self.nodes = list(nodes)
+        self.nodes = [node.with_launcher(launcher) for node in nodes]
         chosen = log_to_stream() if log is None else log if callable(log) else log_to_files(log)
         self._guarded = _Guarded(chosen)
         self._sink = LogDelivery(self._guarded)  # what the nodes' log threads call

@@ -176,21 +176,33 @@ class NodeProcess:
             open: the lease. The ready line must carry a MAC over that nonce.
         label: The node's name, for messages.
         on_stderr: Called with each stderr line once ``forward_stderr()`` was called.
+        via_ssh: Whether ``argv`` runs ssh (exit code 255 is then ssh's own failure);
+            None: unless it is ``/bin/sh -c``.
+        popen: Starts ``argv`` (`subprocess.Popen`'s signature): a launcher's own, for
+            an engine that relays the server's pipes itself (see ``launchers``).
     """
 
     def __init__(
-        self, argv: list[str], secret: str, label: str, on_stderr: Callable[[str], None]
+        self,
+        argv: list[str],
+        secret: str,
+        label: str,
+        on_stderr: Callable[[str], None],
+        *,
+        via_ssh: bool | None = None,
+        popen: Callable[..., Any] = subprocess.Popen,
     ) -> None:
         self.label = label
         self._on_stderr = on_stderr
         self._secret, self._nonce = secret, secrets.token_hex(16)
-        self.via_ssh = argv[:2] != ["/bin/sh", "-c"]
+        self.via_ssh = argv[:2] != ["/bin/sh", "-c"] if via_ssh is None else via_ssh
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_LINES)
         self._forwarding = False
         self._lock = threading.Lock()
         # A session of its own: a Ctrl-C in the coordinator's terminal is the
         # coordinator's to handle (see Cluster), it must not kill ssh behind its back.
-        self.proc = subprocess.Popen(
+        # A Popen, or a look-alike with the same pipes from a launcher's own popen:
+        self.proc: subprocess.Popen[bytes] = popen(
             argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

@@ -17,6 +17,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .launch import LOCAL_HOSTS
+from .launchers import Launcher, get_launcher
 from .wire_options import WireOptions
 
 MIN_FRAME = 1024  # bytes: a cluster's smaller max_frame could not carry a worker's error report
@@ -39,6 +40,11 @@ class NodeConfig:
         cwd: Working directory on the node (default: this process's).
         env: Environment variables for the server and its workers.
         max_frame: This node's ``max_frame``, if not the Cluster's.
+        launcher: How the server is started on the node (see ``launchers``): None (SSH,
+            or a local shell for ``localhost``), a name (``"ssh"``, ``"local"``...), a
+            template such as ``["kubectl", "exec", "-i", "{host}", "--"]``, or a `Launcher`.
+        address: The address the node's server listens on, which the coordinator connects
+            to (default: the launcher's choice, see `Launcher.bind`).
     """
 
     host: str
@@ -52,6 +58,8 @@ class NodeConfig:
     cwd: str = field(default_factory=os.getcwd)
     env: dict[str, str] = field(default_factory=dict)
     max_frame: int | None = None
+    launcher: str | Sequence[str] | Launcher | None = None
+    address: str | None = None
 
     def __post_init__(self) -> None:
         if not self.host or self.host.startswith("-"):
@@ -62,6 +70,7 @@ class NodeConfig:
             raise ConfigError(f"node {self.host}: max_frame under {MIN_FRAME} bytes")
         if self.base_port is not None and not 0 <= self.base_port < 65536:
             raise ConfigError(f"node {self.host}: base_port {self.base_port} is not a port")
+        self.get_launcher()
 
     @property
     def is_local(self) -> bool:
@@ -73,6 +82,16 @@ class NodeConfig:
         own = {"max_frame": self.max_frame}
         changes: dict[str, Any] = {name: v for name, v in own.items() if v is not None}
         return replace(cluster, **changes, set_on="NodeConfig") if changes else cluster
+
+    def get_launcher(self) -> Launcher:
+        """The `Launcher` that starts this node's server (`ConfigError` if none fits)."""
+        return get_launcher(self.launcher, self.host)
+
+    def with_launcher(self, launcher: str | Sequence[str] | Launcher | None) -> NodeConfig:
+        """This node, with ``launcher`` unless it names its own (`ConfigError` if none fits)."""
+        if launcher is None or self.launcher is not None:
+            return self
+        return replace(self, launcher=launcher)
 
 
 def server_args(wire: WireOptions) -> list[str]:

@@ -17,7 +17,6 @@ from .errors import ClusterError, MiniRayError
 from .launch import (
     NodeProcess,
     remote_command,
-    ssh_command,
 )
 from .logs import LogLine, LogSink, parse_record
 from .node_config import NodeConfig, server_args
@@ -104,21 +103,18 @@ class Node:
         config = self.config
         args = ["-m", "miniray.cluster_server", "--work-fn", work_fn]
         args += ["--workers", str(config.num_workers), "--port", str(config.base_port or 0)]
-        args += ["--host", "127.0.0.1" if config.is_local else "auto", *server_args(wire)]
+        launcher = config.get_launcher()  # ssh, local, a template... (see launchers)
+        args += ["--host", config.address or launcher.bind, *server_args(wire)]
         command = remote_command(config.python, args, cwd=config.cwd, env=config.env)
-        if config.is_local:
-            argv = ["/bin/sh", "-c", command]
-        else:
-            argv = ssh_command(
-                config.host,
-                command,
-                user=config.user,
-                port=config.ssh_port,
-                identity_file=config.identity_file,
-                options=config.ssh_options,
-                connect_timeout=start_timeout,
-            )
-        self.process = process = NodeProcess(argv, secret, config.host, self._server_line)
+        argv = launcher.argv(config, command, start_timeout)
+        self.process = process = NodeProcess(
+            argv,
+            secret,
+            config.host,
+            self._server_line,
+            via_ssh=launcher.via_ssh,
+            popen=launcher.popen,
+        )
         ready, rest = process.wait_ready(start_timeout)
         address = ready["host"]  # where the ssh connection arrived, so reachable from here
         self._log_thread = threading.Thread(

@@ -198,6 +198,9 @@ def read_first_line(fd: int, timeout: float) -> str:
 
 def bind_address(host: str) -> str:
     """``auto``: the local address of the ssh connection we were started by, or 127.0.0.1."""
+    # "hostname" (launchers without ssh: srun, kubectl exec...): what the host's name is
+    if host == "hostname":
+        return socket.gethostbyname(socket.gethostname())
     if host != "auto":
         return host
     connection = os.environ.get("SSH_CONNECTION", "").split()  # client port server port

@@ -40,6 +40,7 @@ from .cluster_node import ClusterWorker, Node
 from .codec import get_codec
 from .distributed import distributed_configs
 from .errors import ClusterError, ConfigError, MiniRayError
+from .launchers import Launcher
 from .log_delivery import LogDelivery
 from .logs import LogLine, LogSink, log_to_files, log_to_stream
 from .node_config import MIN_FRAME, NodeConfig
@@ -74,6 +75,10 @@ class Cluster:
         codec: What every worker's messages are encoded with: ``"json"`` (the default)
             or ``"marshal"`` (keeps tuples, bytes, sets and int keys; every node must run
             the same Python version). The node servers allow this codec only.
+        launcher: How every node's server is started, for nodes that do not name their
+            own (``NodeConfig.launcher``): a name (``"ssh"``, ``"local"``...), a template
+            such as ``["kubectl", "exec", "-i", "{host}", "--"]``, or a `Launcher` (see
+            ``launchers``). None: SSH, or a local shell for ``localhost``.
 
     Attributes:
         ctrl_c_window: Seconds after a Ctrl-C during which another one stops the cluster;
@@ -83,7 +88,6 @@ class Cluster:
             that workers never wait for the sink. Set it before ``start``.
         log_drain_timeout: Seconds ``stop()`` gives the sink, once the servers have
             ended, to take the lines still waiting; the rest are dropped.
-        on_stop: Functions ``stop()`` calls last, once (an engine's own release: its
 
     Raises:
         ConfigError: No nodes, or a setting that cannot work (an unknown ``codec``, a
@@ -105,6 +109,7 @@ class Cluster:
         max_frame: int = DEFAULT_MAX_FRAME,
         max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
         codec: str = "json",
+        launcher: str | Sequence[str] | Launcher | None = None,
     ) -> None:
         if not nodes:
             raise ConfigError("a cluster needs at least one node")
@@ -115,7 +120,7 @@ class Cluster:
         except ValueError as e:
             raise ConfigError(str(e)) from None
         self.wire = WireOptions(max_frame, max_buffer_bytes, codec, set_on="Cluster")
-        self.nodes = list(nodes)
+        self.nodes = [node.with_launcher(launcher) for node in nodes]
         chosen = log_to_stream() if log is None else log if callable(log) else log_to_files(log)
         self._guarded = _Guarded(chosen)
         self._sink = LogDelivery(self._guarded)  # what the nodes' log threads call

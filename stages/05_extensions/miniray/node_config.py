@@ -17,6 +17,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .launch import LOCAL_HOSTS
+from .launchers import Launcher, get_launcher
 from .wire_options import WireOptions
 
 MIN_FRAME = 1024  # bytes: a cluster's smaller max_frame could not carry a worker's error report
@@ -40,6 +41,11 @@ class NodeConfig:
         env: Environment variables for the server and its workers.
         max_frame: This node's ``max_frame``, if not the Cluster's.
         max_buffer_bytes: This node's ``max_buffer_bytes``, if not the Cluster's.
+        launcher: How the server is started on the node (see ``launchers``): None (SSH,
+            or a local shell for ``localhost``), a name (``"ssh"``, ``"local"``...), a
+            template such as ``["kubectl", "exec", "-i", "{host}", "--"]``, or a `Launcher`.
+        address: The address the node's server listens on, which the coordinator connects
+            to (default: the launcher's choice, see `Launcher.bind`).
     """
 
     host: str
@@ -54,6 +60,8 @@ class NodeConfig:
     env: dict[str, str] = field(default_factory=dict)
     max_frame: int | None = None
     max_buffer_bytes: int | None = None
+    launcher: str | Sequence[str] | Launcher | None = None
+    address: str | None = None
 
     def __post_init__(self) -> None:
         if not self.host or self.host.startswith("-"):
@@ -64,6 +72,7 @@ class NodeConfig:
             raise ConfigError(f"node {self.host}: max_frame under {MIN_FRAME} bytes")
         if self.base_port is not None and not 0 <= self.base_port < 65536:
             raise ConfigError(f"node {self.host}: base_port {self.base_port} is not a port")
+        self.get_launcher()
 
     @property
     def is_local(self) -> bool:
@@ -75,6 +84,16 @@ class NodeConfig:
         own = {"max_frame": self.max_frame, "max_buffer_bytes": self.max_buffer_bytes}
         changes: dict[str, Any] = {name: v for name, v in own.items() if v is not None}
         return replace(cluster, **changes, set_on="NodeConfig") if changes else cluster
+
+    def get_launcher(self) -> Launcher:
+        """The `Launcher` that starts this node's server (`ConfigError` if none fits)."""
+        return get_launcher(self.launcher, self.host)
+
+    def with_launcher(self, launcher: str | Sequence[str] | Launcher | None) -> NodeConfig:
+        """This node, with ``launcher`` unless it names its own (`ConfigError` if none fits)."""
+        if launcher is None or self.launcher is not None:
+            return self
+        return replace(self, launcher=launcher)
 
 
 def server_args(wire: WireOptions) -> list[str]:

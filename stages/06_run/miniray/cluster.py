@@ -17,9 +17,8 @@ made, in ``launch``.
 No process outlives the cluster: each server holds a *lease*, its stdin, and ends with
 it. ``stop()``, an exception, Ctrl-C, or the coordinator dying in any way closes it.
 
-New in this stage: ``launcher=``, how every node's server is started (SSH, a local shell,
-srun, a command template such as ``kubectl exec``; see ``launchers``), and
-``Cluster.on_ray``, a cluster whose servers Ray places and holds (``ray_cluster``).
+New in this stage: ``Cluster.on_ray``, a cluster whose servers Ray places and holds
+(``ray_cluster``).
 """
 
 from __future__ import annotations
@@ -78,9 +77,9 @@ class Cluster:
             or ``"marshal"`` (keeps tuples, bytes, sets and int keys; every node must run
             the same Python version). The node servers allow this codec only.
         launcher: How every node's server is started, for nodes that do not name their
-            own (``NodeConfig.launcher``): ``"ssh"``, ``"local"``, ``"srun"`` (inside a
-            SLURM allocation), a template such as ``["kubectl", "exec", "-i", "{host}",
-            "--"]``, or a `Launcher`. None: SSH, or a local shell for ``localhost``.
+            own (``NodeConfig.launcher``): a name (``"ssh"``, ``"local"``...), a template
+            such as ``["kubectl", "exec", "-i", "{host}", "--"]``, or a `Launcher` (see
+            ``launchers``). None: SSH, or a local shell for ``localhost``.
 
     Attributes:
         ctrl_c_window: Seconds after a Ctrl-C during which another one stops the cluster;

@@ -3,9 +3,6 @@
 
 `ClusterWorker` is a `RemoteWorker` that knows its place in the cluster (``rank``,
 ``local_rank``, ``host``); it is what ``Cluster.start`` returns.
-
-New in this stage: a node's server is started by its node's launcher (``launchers``),
-not by SSH or a local shell alone.
 """
 
 from __future__ import annotations
@@ -106,7 +103,7 @@ class Node:
         config = self.config
         args = ["-m", "miniray.cluster_server", "--work-fn", work_fn]
         args += ["--workers", str(config.num_workers), "--port", str(config.base_port or 0)]
-        launcher = config.get_launcher()  # ssh, local, srun, a template, Ray...
+        launcher = config.get_launcher()  # ssh, local, a template... (see launchers)
         args += ["--host", config.address or launcher.bind, *server_args(wire)]
         command = remote_command(config.python, args, cwd=config.cwd, env=config.env)
         argv = launcher.argv(config, command, start_timeout)

@@ -26,9 +26,6 @@ started over SSH and that must never outlive it:
 ``--host auto`` binds the address the coordinator's ssh connection arrived at (from
 ``$SSH_CONNECTION``), so the coordinator can reach it whatever the node's name was in
 ``~/.ssh/config``; without SSH it binds 127.0.0.1.
-
-New in this stage: ``--host hostname``, the address the node's name resolves to, for
-servers started without SSH (srun, ``kubectl exec``).
 """
 
 from __future__ import annotations

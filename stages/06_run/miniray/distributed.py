@@ -17,8 +17,6 @@ on each node exactly as the node's server was started (ssh, or a local shell):
 `gather` is the coordinator's half of a collective step: it waits for every rank, and
 when one rank dies it does not wait for the others (stuck in a collective, they would
 never answer): it raises `WorkerDied` naming that rank.
-
-New in this stage: the network probe runs on each node through its launcher.
 """
 
 from __future__ import annotations

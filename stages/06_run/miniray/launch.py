@@ -19,9 +19,6 @@ pipes to this process:
 
 Set ``MINIRAY_SSH_COMMAND`` (like git's ``GIT_SSH_COMMAND``) to run another ssh command,
 e.g. ``ssh -F /path/to/ssh_config``.
-
-New in this stage: a `NodeProcess` can be started by a launcher's own ``popen`` (Ray's
-relays the server's pipes through an actor).
 """
 
 from __future__ import annotations

@@ -15,10 +15,11 @@ through those pipes, whatever carries them:
   ``["kubectl", "exec", "-i", "{host}", "--"]``, ``["docker", "exec", "-i", "{host}"]``,
   ``["ip", "netns", "exec", "{host}"]``.
 
-An engine that owns its processes' lifetimes (Ray, see ``ray_cluster``) overrides
-``popen``: it returns a process-like object whose pipes it relays itself.
+An engine that owns its processes' lifetimes overrides ``popen``: it returns a
+process-like object whose pipes it relays itself (Ray's, see ``ray_cluster``).
 
-New in this stage: the whole module.
+New in this stage: ``srun``, the launcher for the nodes of a SLURM allocation (no SSH
+keys needed).
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ class LocalLauncher(Launcher):
         return ["/bin/sh", "-c", command]
 
 
+# --8<-- [start:ssh_launcher]
 class SshLauncher(Launcher):
     """The command runs on the node through the real ``ssh`` client (``launch.ssh_command``)."""
 
@@ -109,6 +111,9 @@ class SshLauncher(Launcher):
             options=node.ssh_options,
             connect_timeout=timeout,
         )
+
+
+# --8<-- [end:ssh_launcher]
 
 
 class CommandLauncher(Launcher):
@@ -134,6 +139,7 @@ class CommandLauncher(Launcher):
         return [*words, "/bin/sh", "-c", command]
 
 
+_NAMED: dict[str, Launcher] = {"local": LocalLauncher(), "ssh": SshLauncher()}
 # --8<-- [start:srun]
 SRUN = CommandLauncher(
     # One task on the named node of the current allocation; --overlap: it shares the
@@ -142,14 +148,15 @@ SRUN = CommandLauncher(
     name="srun",
 )
 # --8<-- [end:srun]
-_NAMED: dict[str, Launcher] = {"local": LocalLauncher(), "ssh": SshLauncher(), "srun": SRUN}
+_NAMED["srun"] = SRUN
 
 
 def get_launcher(spec: str | Sequence[str] | Launcher | None, host: str) -> Launcher:
     """The launcher a node uses: ``spec`` as given to ``NodeConfig``/``Cluster``.
 
     None: ``local`` for ``localhost``/``127.0.0.1``, else ``ssh``. A name: ``local``,
-    ``ssh`` or ``srun``. A list of words: a `CommandLauncher` template. A `Launcher`: itself.
+    ``ssh`` (or ``srun``, from stage 6). A list of words: a `CommandLauncher` template. A
+    `Launcher`: itself.
 
     Raises:
         ConfigError: An unknown name, or an empty template.

@@ -5,9 +5,6 @@ A `Cluster` takes a list of NodeConfigs; a node's server is started from one (``
 ``cluster_node``), and the rank settings are numbered over them (``distributed``). The
 Cluster's wire settings (`WireOptions`), with a node's own limits where it sets them, go to
 that node's server on its command line and to each of its `ClusterWorker`s.
-
-New in this stage: ``launcher=`` and ``address=``, how a node's server is started and
-where it listens (see ``launchers``).
 """
 
 from __future__ import annotations
@@ -45,7 +42,7 @@ class NodeConfig:
         max_frame: This node's ``max_frame``, if not the Cluster's.
         max_buffer_bytes: This node's ``max_buffer_bytes``, if not the Cluster's.
         launcher: How the server is started on the node (see ``launchers``): None (SSH,
-            or a local shell for ``localhost``), ``"ssh"``, ``"local"``, ``"srun"``, a
+            or a local shell for ``localhost``), a name (``"ssh"``, ``"local"``...), a
             template such as ``["kubectl", "exec", "-i", "{host}", "--"]``, or a `Launcher`.
         address: The address the node's server listens on, which the coordinator connects
             to (default: the launcher's choice, see `Launcher.bind`).
