@@ -20,6 +20,7 @@ once it has imported the module itself).
 
 from .channel import Channel
 from .cluster import Cluster, ClusterWorker, LogLine, NodeConfig  # @3+
+from .cluster_stacks import RankStack  # @6+
 from .distributed import gather  # @4+
 from .errors import (
     AuthenticationError,  # @2+
@@ -79,6 +80,7 @@ __all__ = [
     "NodeConfig",  # @3+
     "PreflightError",  # @4+
     "ProtocolError",
+    "RankStack",  # @6+
     "Registry",  # @5+
     "RemoteError",
     # @2+ {

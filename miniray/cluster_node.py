@@ -13,6 +13,7 @@ import socket
 import threading
 from collections.abc import Sequence
 
+from .cluster_stacks import STACKS_PREFIX, NodeStacks  # @6+
 from .errors import ClusterError, MiniRayError
 from .launch import NodeProcess, remote_command, ssh_command
 from .logs import LogLine, LogSink, parse_record
@@ -82,6 +83,7 @@ class Node:
         self.config, self.index, self._sink = config, index, sink
         self.workers: list[ClusterWorker] = []
         self.process: NodeProcess | None = None  # set by start()
+        self.stacks: NodeStacks | None = None  # @6+
         self._log_thread: threading.Thread | None = None
 
     def start(
@@ -117,6 +119,8 @@ class Node:
         self.process = process = NodeProcess(argv, secret, config.host, self._server_line)
         ready, rest = process.wait_ready(start_timeout)
         address = ready["host"]  # where the ssh connection arrived, so reachable from here
+        own_ranks = [info.rank for info in ranks]  # @6+
+        self.stacks = NodeStacks(config.host, own_ranks, process.send_control)  # @6+
         self._log_thread = threading.Thread(
             target=self._read_logs,
             args=(process, rest),
@@ -162,11 +166,23 @@ class Node:
                 chunk = b""
             *records, pending = (pending + chunk).split(b"\n")
             for record in records:
-                self._sink(parse_record(self.config.host, record))
+                # @3-5: self._sink(parse_record(self.config.host, record))
+                self._take(record)  # @6+
             if not chunk:
                 break
         if pending:
-            self._sink(parse_record(self.config.host, pending))
+            # @3-5: self._sink(parse_record(self.config.host, pending))
+            self._take(pending)  # @6+
+
+    # @6+ {
+    def _take(self, record: bytes) -> None:
+        """A stacks answer to ``Cluster.dump_stacks``; any other record to the sink."""
+        if record.startswith(STACKS_PREFIX) and self.stacks is not None:
+            self.stacks.put(record)
+        else:
+            self._sink(parse_record(self.config.host, record))
+
+    # @}
 
     def _server_line(self, text: str) -> None:
         self._sink(LogLine(self.config.host, None, text))

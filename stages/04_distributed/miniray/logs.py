@@ -217,12 +217,15 @@ class LogRelay:
             os.close(fd)
 
     def _emit(self, rank: int, lines: list[bytes]) -> None:
-        """Write the lines as records, all in one write (the only writer of out_fd)."""
+        """Write the lines as records, all in one write."""
         prefix = LOG_PREFIX + str(rank).encode() + b" "
         pieces = [
             line[i : i + MAX_LINE] for line in lines for i in range(0, len(line) or 1, MAX_LINE)
         ]
-        records = memoryview(b"".join(prefix + piece + b"\n" for piece in pieces))
+        self._write(b"".join(prefix + piece + b"\n" for piece in pieces))
+
+    def _write(self, data: bytes) -> None:
+        records = memoryview(data)
         try:
             while records:
                 records = records[os.write(self._out_fd, records) :]

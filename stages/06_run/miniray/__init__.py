@@ -26,6 +26,7 @@ unchanged torchrun script on many hosts, read from a hostfile or a SLURM allocat
 
 from .channel import Channel
 from .cluster import Cluster, ClusterWorker, LogLine, NodeConfig
+from .cluster_stacks import RankStack
 from .distributed import gather
 from .errors import (
     AuthenticationError,
@@ -76,6 +77,7 @@ __all__ = [
     "NodeConfig",
     "PreflightError",
     "ProtocolError",
+    "RankStack",
     "Registry",
     "RemoteError",
     "RemoteWorker",

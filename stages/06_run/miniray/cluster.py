@@ -32,6 +32,7 @@ from types import FrameType
 from typing import Any
 
 from .cluster_node import ClusterWorker, Node
+from .cluster_stacks import RankStack, collect_stacks
 from .codec import get_codec
 from .distributed import distributed_configs
 from .errors import ClusterError, ConfigError, MiniRayError
@@ -118,6 +119,7 @@ class Cluster:
         self._connect_timeout = connect_timeout
         self._running: list[Node] = []
         self._lock = threading.Lock()
+        self._stacks_lock = threading.Lock()
         self._state = "new"  # -> "starting" -> "started" -> "stopped"
         self._last_ctrl_c: float | None = None  # time.monotonic() of the last Ctrl-C
         self._previous_sigint: Any = None
@@ -208,6 +210,25 @@ class Cluster:
             if node.process is not None:
                 node.process.send_control("interrupt")
 
+    # --8<-- [start:dump_stacks]
+    def dump_stacks(self, timeout: float = 5.0) -> list[RankStack]:
+        """Every worker's Python stack, all threads, by rank (empty if not started).
+
+        Each worker's ``faulthandler`` writes its stacks on SIGUSR1 (set up before
+        ``work_fn`` runs; a ``work_fn`` that sets its own SIGUSR1 handler replaces it, and
+        SIGUSR1 does nothing else to a worker). It answers even while ``work_fn`` is stuck
+        in C code holding the GIL. See ``cluster_stacks``.
+
+        Args:
+            timeout: Seconds to wait for all nodes together. A rank whose node does not
+                answer in time, or whose worker cannot (stopped, ended), gets a
+                `RankStack` with ``stack`` None and ``why`` saying why.
+        """
+        with self._stacks_lock:  # one request at a time: the answers share each node's pipe
+            nodes = [node.stacks for node in list(self._running) if node.stacks is not None]
+            return collect_stacks(nodes, timeout)
+
+    # --8<-- [end:dump_stacks]
     def __enter__(self) -> Cluster:
         return self
 
