@@ -56,10 +56,15 @@ def names_its_function(stack: str | None, rank: int) -> bool:
     return stack is not None and f"in {FUNCTIONS[rank % 2]}" in stack
 
 
-def test_each_ranks_stack_names_the_function_it_waits_in(node: Any, tag: str) -> None:
+def test_each_ranks_stack_names_the_function_it_waits_in(
+    node: Any, tag: str, tmp_path: Path
+) -> None:
+    from miniray import RankStack, format_rank_stacks
     from miniray.run_stacks import group_stacks
 
-    with parked([node("localhost", 2), node("127.0.0.1", 2)]) as (cluster, _):
+    env = {"TMPDIR": str(tmp_path)}  # where the servers make their stacks directories
+    nodes = [node("localhost", 2, env=env), node("127.0.0.1", 2, env=env)]
+    with parked(nodes) as (cluster, _):
         for _ in range(2):  # each dump gets fresh stacks, not the one before's again
             stacks = cluster.dump_stacks(timeout=5.0)
             assert [(s.rank, s.host) for s in stacks] == [
@@ -70,7 +75,14 @@ def test_each_ranks_stack_names_the_function_it_waits_in(node: Any, tag: str) ->
             assert all(s.stack is not None and s.stack.count("File ") < 60 for s in stacks)
             groups = group_stacks({s.rank: s.stack for s in stacks if s.stack})
             assert [ranks for ranks, _ in groups] == [[0, 2], [1, 3]]
+        report = format_rank_stacks([*stacks, RankStack(9, "far", None, "no answer")])
+        assert report.startswith("ranks 0,2: ")
+        assert "\nranks 1,3: " in report and "in parked_odd" in report
+        assert report.endswith("\nrank 9: no stack (no answer)")
+        modes = [p.stat().st_mode & 0o777 for p in tmp_path.glob("miniray-stacks-*")]
+        assert modes == [0o700, 0o700]  # one per node server, for its user only
     assert wait_for_no_processes(tag, 5.0) == []
+    assert list(tmp_path.iterdir()) == []  # each server removed its directory
 
 
 def test_a_stopped_worker_has_no_stack_and_says_why(node: Any, tag: str) -> None:

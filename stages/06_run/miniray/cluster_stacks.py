@@ -35,6 +35,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from .run_stacks import format_stack_groups
+
 STACKS_PREFIX = b"MINIRAY_STACKS "
 NODE_WAIT = 1.0  # seconds a node server waits, at most, for its workers' dumps
 _QUIET = 0.05  # seconds without more text that end a worker's dump
@@ -58,6 +60,21 @@ class RankStack:
     host: str
     stack: str | None
     why: str = ""
+
+
+# --8<-- [start:format_rank_stacks]
+def format_rank_stacks(stacks: Sequence[RankStack]) -> str:
+    """``Cluster.dump_stacks``'s answer as ``miniray run`` prints its own: ranks with the
+    same stack in one group, its one-line summary first, then the ranks without a stack.
+
+        print(format_rank_stacks(cluster.dump_stacks()))
+    """
+    found = {s.rank: s.stack for s in stacks if s.stack is not None}
+    missing = {s.rank: s.why for s in stacks if s.stack is None}
+    return format_stack_groups(found, missing)
+
+
+# --8<-- [end:format_rank_stacks]
 
 
 class StackFiles:
