@@ -104,7 +104,10 @@ class StackFiles:
     def answer(self, request: int, wait: float, write: Callable[[bytes], None]) -> None:
         """Dump every registered worker's stacks; ``write`` the record (see the module)."""
         with self._lock:
-            stacks, why = self._dump(wait)
+            try:
+                stacks, why = self._dump(wait)
+            except OSError:  # the directory is gone: the server is ending
+                return
         fields = {"id": request, "stacks": stacks, "why": why}
         write(STACKS_PREFIX + json.dumps(fields).encode() + b"\n")
 
@@ -127,7 +130,8 @@ class StackFiles:
                 why[rank] = "stopped (SIGSTOP): it cannot dump"
             else:
                 sizes[rank] = (path, os.path.getsize(path))
-                os.kill(pid, signal.SIGUSR1)  # our child: its pid cannot be another's
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGUSR1)  # our child: its pid cannot be another's
         for rank, text in _read_when_quiet(sizes, wait).items():
             stacks[rank] = text or None
             if not text:  # stopped meanwhile, or a work_fn that took SIGUSR1 for itself
@@ -243,7 +247,7 @@ class NodeStacks:
                 record = self._answers.get(timeout=left)
             except queue.Empty:
                 break
-            with contextlib.suppress(ValueError):
+            with contextlib.suppress(ValueError, RecursionError):  # garbled: not an answer
                 request_id, answers = parse_answer(record, self.ranks)
                 if request_id == request:
                     return answers
@@ -259,17 +263,12 @@ def collect_stacks(nodes: Sequence[NodeStacks], timeout: float) -> list[RankStac
     found: list[RankStack] = []
     for node, sent in asked:
         answers = node.take(request, deadline) if sent else None
+        problem = f"no answer from the node server within {timeout:g} s"
+        if not sent:
+            problem = "its node server could not be asked (its lease is closed or full)"
         for rank in node.ranks:
-            if answers is None:
-                problem = (
-                    "its node server could not be asked"
-                    if not sent
-                    else (f"no answer from the node server within {timeout:g} s")
-                )
-                found.append(RankStack(rank, node.host, None, problem))
-            elif rank not in answers:
-                found.append(RankStack(rank, node.host, None, "its worker is not running work_fn"))
-            else:
-                stack, why = answers[rank]
-                found.append(RankStack(rank, node.host, stack, "" if stack else why or "none"))
+            stack, why = (None, problem) if answers is None else answers.get(rank, (None, ""))
+            if stack is None and not why:
+                why = "its worker is not running work_fn"  # ended, or not started yet
+            found.append(RankStack(rank, node.host, stack, "" if stack is not None else why))
     return sorted(found, key=lambda r: r.rank)

@@ -138,3 +138,21 @@ def test_stacks_come_back_over_ssh_from_a_namespace_host(
         assert bad(stacks) == []
     assert wait_for_no_processes(tag, 5.0) == []
     assert use_ssh_config.namespace_pids(ns_hosts[0][0]) <= use_ssh_config.sshd_pids()
+
+
+def test_a_node_answers_for_its_own_ranks_and_this_request_only() -> None:
+    from miniray.cluster_stacks import STACKS_PREFIX, NodeStacks
+
+    sent: list[str] = []
+    node = NodeStacks("n1", [2, 3], lambda line: sent.append(line) or True)
+    assert node.ask(7, 0.5) and sent == ["stacks 7 0.500"]
+    for record in [
+        b"not json",
+        b"[" * 100_000,  # too deep for json: dropped like any garbled record
+        b'{"id": 6, "stacks": {"2": "old"}, "why": {}}',  # a late answer to request 6
+        b'{"id": 7, "stacks": {"2": "new", "3": null, "0": "not its rank"}, '
+        b'"why": {"3": "stopped"}}',
+    ]:
+        node.put(STACKS_PREFIX + record)
+    assert node.take(7, time.monotonic() + 1) == {2: ("new", ""), 3: (None, "stopped")}
+    assert node.take(7, time.monotonic() + 0.05) is None  # nothing more came

@@ -214,18 +214,16 @@ class Cluster:
     def dump_stacks(self, timeout: float = 5.0) -> list[RankStack]:
         """Every worker's Python stack, all threads, by rank (empty if not started).
 
-        Each worker's ``faulthandler`` writes its stacks on SIGUSR1 (set up before
-        ``work_fn`` runs; a ``work_fn`` that sets its own SIGUSR1 handler replaces it, and
-        SIGUSR1 does nothing else to a worker). It answers even while ``work_fn`` is stuck
-        in C code holding the GIL. See ``cluster_stacks``.
+        A worker's ``faulthandler`` dumps them on SIGUSR1, even from C code holding the
+        GIL; SIGUSR1 does nothing else to a worker, and a ``work_fn`` that sets its own
+        SIGUSR1 handler replaces this one. See ``cluster_stacks``.
 
         Args:
-            timeout: Seconds to wait for all nodes together. A rank whose node does not
-                answer in time, or whose worker cannot (stopped, ended), gets a
-                `RankStack` with ``stack`` None and ``why`` saying why.
+            timeout: Seconds for all nodes together. A rank whose node does not answer in
+                time, or whose worker cannot (stopped, ended), has ``stack`` None and ``why``.
         """
-        with self._stacks_lock:  # one request at a time: the answers share each node's pipe
-            nodes = [node.stacks for node in list(self._running) if node.stacks is not None]
+        with self._stacks_lock:  # one request at a time: answers share each node's pipe
+            nodes = [n.stacks for n in list(self._running) if n.stacks is not None]
             return collect_stacks(nodes, timeout)
 
     # --8<-- [end:dump_stacks]
