@@ -20,6 +20,7 @@ once it has imported the module itself).
 
 from .channel import Channel
 from .cluster import Cluster, ClusterWorker, LogLine, NodeConfig  # @3+
+from .cluster_stacks import RankStack, format_rank_stacks  # @6+
 from .distributed import gather  # @4+
 from .errors import (
     AuthenticationError,  # @2+
@@ -79,6 +80,7 @@ __all__ = [
     "NodeConfig",  # @3+
     "PreflightError",  # @4+
     "ProtocolError",
+    "RankStack",  # @6+
     "Registry",  # @5+
     "RemoteError",
     # @2+ {
@@ -92,10 +94,9 @@ __all__ = [
     "Worker",
     "WorkerDied",
     "WorkerServer",  # @2+
-    # @4+ {
-    "create_nccl_configs",
-    "gather",
-    # @}
+    "create_nccl_configs",  # @4+
+    "format_rank_stacks",  # @6+
+    "gather",  # @4+
     # @6+ {
     "hosts_from_file",
     "hosts_from_slurm",

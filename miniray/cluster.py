@@ -35,6 +35,7 @@ from types import FrameType
 from typing import Any
 
 from .cluster_node import ClusterWorker, Node
+from .cluster_stacks import RankStack, collect_stacks  # @6+
 from .codec import get_codec  # @5+
 from .distributed import distributed_configs  # @4+
 from .errors import ClusterError, ConfigError, MiniRayError
@@ -136,6 +137,7 @@ class Cluster:
         self._connect_timeout = connect_timeout
         self._running: list[Node] = []
         self._lock = threading.Lock()
+        self._stacks_lock = threading.Lock()  # @6+
         self._state = "new"  # -> "starting" -> "started" -> "stopped"
         self._last_ctrl_c: float | None = None  # time.monotonic() of the last Ctrl-C
         self._previous_sigint: Any = None
@@ -243,6 +245,25 @@ class Cluster:
             if node.process is not None:
                 node.process.send_control("interrupt")
 
+    # @6+ {
+    # --8<-- [start:dump_stacks]
+    def dump_stacks(self, timeout: float = 5.0) -> list[RankStack]:
+        """Every worker's Python stack, all threads, by rank (empty if not started).
+
+        A worker's ``faulthandler`` dumps them on SIGUSR1, even from C code holding the
+        GIL; SIGUSR1 does nothing else to a worker, and a ``work_fn`` that sets its own
+        SIGUSR1 handler replaces this one. See ``cluster_stacks``.
+
+        Args:
+            timeout: Seconds for all nodes together. A rank whose node does not answer in
+                time, or whose worker cannot (stopped, ended), has ``stack`` None and ``why``.
+        """
+        with self._stacks_lock:  # one request at a time: answers share each node's pipe
+            nodes = [n.stacks for n in list(self._running) if n.stacks is not None]
+            return collect_stacks(nodes, timeout)
+
+    # --8<-- [end:dump_stacks]
+    # @}
     def __enter__(self) -> Cluster:
         return self
 

@@ -13,6 +13,7 @@ import socket
 import threading
 from collections.abc import Sequence
 
+from .cluster_stacks import STACKS_PREFIX, NodeStacks  # @6+
 from .errors import ClusterError, MiniRayError
 from .launch import (
     NodeProcess,
@@ -83,8 +84,10 @@ class Node:
 
     def __init__(self, config: NodeConfig, index: int, sink: LogSink) -> None:
         self.config, self.index, self._sink = config, index, sink
+        self._log_sink, self._sink = sink, self._take  # stacks answers stop here  # @6+
         self.workers: list[ClusterWorker] = []
         self.process: NodeProcess | None = None  # set by start()
+        self.stacks: NodeStacks | None = None  # @6+
         self._log_thread: threading.Thread | None = None
 
     def start(
@@ -117,6 +120,8 @@ class Node:
         )
         ready, rest = process.wait_ready(start_timeout)
         address = ready["host"]  # where the ssh connection arrived, so reachable from here
+        own_ranks = [info.rank for info in ranks]  # @6+
+        self.stacks = NodeStacks(config.host, own_ranks, process.send_control)  # @6+
         self._log_thread = threading.Thread(
             target=self._read_logs,
             args=(process, rest),
@@ -167,6 +172,17 @@ class Node:
                 break
         if pending:
             self._sink(parse_record(self.config.host, pending))
+
+    # @6+ {
+    def _take(self, line: LogLine) -> None:
+        """A stacks answer to ``Cluster.dump_stacks``; any other line to the log sink."""
+        if line.rank is None and line.text.startswith(STACKS_PREFIX.decode()):
+            if self.stacks is not None:
+                self.stacks.put(line.text.encode())
+        else:
+            self._log_sink(line)
+
+    # @}
 
     def _server_line(self, text: str) -> None:
         self._sink(LogLine(self.config.host, None, text))

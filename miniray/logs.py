@@ -149,6 +149,7 @@ class LogRelay:
         self._inbox, self._outbox = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._pipes: dict[int, tuple[int, int, bytearray]] = {}  # fd -> rank, pid, pending
         self._lock = threading.Lock()  # held across fork: a child sees a whole _pipes
+        self._write_lock = threading.Lock()  # a whole record at a time, from any thread
         self._finishing = False
         self._thread = threading.Thread(target=self._run, name="miniray-log-relay", daemon=True)
         _relays.add(self)
@@ -239,12 +240,23 @@ class LogRelay:
             os.close(fd)
 
     def _emit(self, rank: int, lines: list[bytes]) -> None:
-        """Write the lines as records, all in one write (the only writer of out_fd)."""
+        """Write the lines as records, all in one write."""
         prefix = LOG_PREFIX + str(rank).encode() + b" "
         pieces = [
             line[i : i + MAX_LINE] for line in lines for i in range(0, len(line) or 1, MAX_LINE)
         ]
-        records = memoryview(b"".join(prefix + piece + b"\n" for piece in pieces))
+        with self._write_lock:
+            self._write(b"".join(prefix + piece + b"\n" for piece in pieces))
+
+    # @6+ {
+    def send_record(self, record: bytes) -> None:
+        """Write ``record`` (whole lines) to ``out_fd``, never inside another's lines."""
+        with self._write_lock:
+            self._write(record)
+
+    # @}
+    def _write(self, data: bytes) -> None:
+        records = memoryview(data)
         try:
             while records:
                 records = records[os.write(self._out_fd, records) :]

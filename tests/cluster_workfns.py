@@ -138,3 +138,20 @@ def echo_arrays(handle: Any) -> None:
     except ImportError:
         import numpy  # noqa: F401
     echo(handle)
+
+
+def parked_by_rank(handle: Any) -> None:
+    """Say our pid, then wait for the coordinator's goodbye in a function named after our
+    rank's parity (``parked_even`` or ``parked_odd``): a stack dump shows which."""
+    handle.send(os.getpid())
+    (parked_even if int(os.environ["RANK"]) % 2 == 0 else parked_odd)(handle)
+
+
+def parked_even(handle: Any) -> None:
+    with contextlib.suppress(Exception):
+        handle.recv()
+
+
+def parked_odd(handle: Any) -> None:
+    with contextlib.suppress(Exception):
+        handle.recv()

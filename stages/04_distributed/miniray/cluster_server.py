@@ -84,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     relay = LogRelay(sys.stdout.fileno())
     # The lease holds from now on: a coordinator gone before we serve ends us too.
     lease = threading.Thread(
-        target=follow_lease, args=(0, relay.interrupt_workers, _stop_this_server), daemon=True
+        target=follow_lease,
+        args=(0, relay.interrupt_workers, _stop_this_server),
+        daemon=True,
     )
     lease.start()
     try:
@@ -115,7 +117,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # --8<-- [start:follow_lease]
-def follow_lease(fd: int, on_interrupt: Callable[[], None], on_end: Callable[[], None]) -> None:
+def follow_lease(
+    fd: int,
+    on_interrupt: Callable[[], None],
+    on_end: Callable[[], None],
+) -> None:
     """Read control lines from ``fd`` (the server's stdin) until end-of-file, then ``on_end()``.
 
     Each ``interrupt`` line calls ``on_interrupt()``; other lines are ignored. End-of-file

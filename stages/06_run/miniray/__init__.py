@@ -26,6 +26,7 @@ unchanged torchrun script on many hosts, read from a hostfile or a SLURM allocat
 
 from .channel import Channel
 from .cluster import Cluster, ClusterWorker, LogLine, NodeConfig
+from .cluster_stacks import RankStack, format_rank_stacks
 from .distributed import gather
 from .errors import (
     AuthenticationError,
@@ -76,6 +77,7 @@ __all__ = [
     "NodeConfig",
     "PreflightError",
     "ProtocolError",
+    "RankStack",
     "Registry",
     "RemoteError",
     "RemoteWorker",
@@ -88,6 +90,7 @@ __all__ = [
     "WorkerDied",
     "WorkerServer",
     "create_nccl_configs",
+    "format_rank_stacks",
     "gather",
     "hosts_from_file",
     "hosts_from_slurm",

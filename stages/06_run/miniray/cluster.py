@@ -18,7 +18,8 @@ No process outlives the cluster: each server holds a *lease*, its stdin, and end
 it. ``stop()``, an exception, Ctrl-C, or the coordinator dying in any way closes it.
 
 New in this stage: ``Cluster.on_ray``, a cluster whose servers Ray places and holds
-(``ray_cluster``).
+(``ray_cluster``), and ``Cluster.dump_stacks``, every rank's Python stack
+(``cluster_stacks``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from types import FrameType
 from typing import Any
 
 from .cluster_node import ClusterWorker, Node
+from .cluster_stacks import RankStack, collect_stacks
 from .codec import get_codec
 from .distributed import distributed_configs
 from .errors import ClusterError, ConfigError, MiniRayError
@@ -132,6 +134,7 @@ class Cluster:
         self._connect_timeout = connect_timeout
         self._running: list[Node] = []
         self._lock = threading.Lock()
+        self._stacks_lock = threading.Lock()
         self._state = "new"  # -> "starting" -> "started" -> "stopped"
         self._last_ctrl_c: float | None = None  # time.monotonic() of the last Ctrl-C
         self._previous_sigint: Any = None
@@ -235,6 +238,23 @@ class Cluster:
             if node.process is not None:
                 node.process.send_control("interrupt")
 
+    # --8<-- [start:dump_stacks]
+    def dump_stacks(self, timeout: float = 5.0) -> list[RankStack]:
+        """Every worker's Python stack, all threads, by rank (empty if not started).
+
+        A worker's ``faulthandler`` dumps them on SIGUSR1, even from C code holding the
+        GIL; SIGUSR1 does nothing else to a worker, and a ``work_fn`` that sets its own
+        SIGUSR1 handler replaces this one. See ``cluster_stacks``.
+
+        Args:
+            timeout: Seconds for all nodes together. A rank whose node does not answer in
+                time, or whose worker cannot (stopped, ended), has ``stack`` None and ``why``.
+        """
+        with self._stacks_lock:  # one request at a time: answers share each node's pipe
+            nodes = [n.stacks for n in list(self._running) if n.stacks is not None]
+            return collect_stacks(nodes, timeout)
+
+    # --8<-- [end:dump_stacks]
     def __enter__(self) -> Cluster:
         return self
 

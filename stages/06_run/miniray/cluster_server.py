@@ -26,12 +26,17 @@ started over SSH and that must never outlive it:
 ``--host auto`` binds the address the coordinator's ssh connection arrived at (from
 ``$SSH_CONNECTION``), so the coordinator can reach it whatever the node's name was in
 ``~/.ssh/config``; without SSH it binds 127.0.0.1.
+
+New in this stage: a ``stacks ID SECONDS`` control line on the lease asks the server for
+its workers' stacks (``cluster_stacks``); it answers with one ``MINIRAY_STACKS`` line.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import errno
+import functools
 import json
 import logging
 import os
@@ -44,6 +49,7 @@ import time
 from collections.abc import Callable
 
 from .channel import Channel
+from .cluster_stacks import NODE_WAIT, StackFiles
 from .codec import CODECS
 from .errors import MiniRayError
 from .launch import ready_mac
@@ -85,13 +91,19 @@ def main(argv: list[str] | None = None) -> int:
     start_watchdog(0, _HUNG_AFTER)  # first: a fork, before any thread or socket exists
     host = bind_address(args.host)
     relay = LogRelay(sys.stdout.fileno())
+    stacks = StackFiles()
+    atexit.register(stacks.remove)
     # The lease holds from now on: a coordinator gone before we serve ends us too.
     lease = threading.Thread(
-        target=follow_lease, args=(0, relay.interrupt_workers, _stop_this_server), daemon=True
+        target=follow_lease,
+        args=(0, relay.interrupt_workers, _stop_this_server),
+        kwargs={"on_command": functools.partial(_command, stacks, relay)},
+        daemon=True,
     )
     lease.start()
     try:
         work_fn = load_work_fn(args.work_fn)
+        work_fn = stacks.registering(work_fn)  # each worker can dump its stacks
         server = WorkerServer(
             ranked(work_fn, relay),
             host=host,
@@ -119,7 +131,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # --8<-- [start:follow_lease]
-def follow_lease(fd: int, on_interrupt: Callable[[], None], on_end: Callable[[], None]) -> None:
+def follow_lease(
+    fd: int,
+    on_interrupt: Callable[[], None],
+    on_end: Callable[[], None],
+    on_command: Callable[[str], None] | None = None,
+) -> None:
     """Read control lines from ``fd`` (the server's stdin) until end-of-file, then ``on_end()``.
 
     Each ``interrupt`` line calls ``on_interrupt()``; other lines are ignored. End-of-file
@@ -138,6 +155,8 @@ def follow_lease(fd: int, on_interrupt: Callable[[], None], on_end: Callable[[],
         for line in lines:
             if line.strip() == b"interrupt":
                 on_interrupt()
+            elif on_command is not None:
+                on_command(line.decode(errors="replace").strip())
     on_end()
 
 
@@ -183,6 +202,20 @@ def ranked(work_fn: WorkFn, relay: LogRelay) -> WorkFn:
         return work_fn(handle)
 
     return run_ranked
+
+
+def _command(stacks: StackFiles, relay: LogRelay, line: str) -> None:
+    """A control line other than ``interrupt``: ``stacks ID SECONDS`` (Cluster.dump_stacks)."""
+    words = line.split()
+    if len(words) == 3 and words[0] == "stacks" and words[1].isdigit():
+        try:
+            wait = min(NODE_WAIT, max(0.0, float(words[2])))
+        except ValueError:
+            return
+        answer = threading.Thread(  # not in the lease thread: it must keep reading
+            target=stacks.answer, args=(int(words[1]), wait, relay.send_record), daemon=True
+        )
+        answer.start()
 
 
 def read_first_line(fd: int, timeout: float) -> str:
