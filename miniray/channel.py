@@ -376,6 +376,10 @@ class Channel:
                     raise ProtocolError(
                         f"frame kind {frame[0]} is a worker's report: never sent to one"
                     )
+                # @5+ {
+                if frame[0] != MESSAGE and len(frame[1]) > self.options.max_frame:
+                    raise ProtocolError(f"a report of {len(frame[1])} bytes exceeds max_frame")
+                # @}
                 self._frames.append(frame)
                 self._frames_cost += len(frame[1]) + _FRAME_COST
             # @5+ {

@@ -142,3 +142,16 @@ def test_the_limits_are_checked_where_they_are_set() -> None:
         miniray.Worker(ext_workfns.echo_fn, max_buffer_bytes=-1)
     with pytest.raises(ValueError, match="max_frame=0"):
         miniray.Worker(ext_workfns.echo_fn, max_frame=0)
+
+
+def test_a_report_frame_over_max_frame_is_refused_even_under_the_buffer_budget() -> None:
+    # Only a buffer message may be longer than max_frame; a worker's report never is.
+    from miniray import Channel, ProtocolError
+    from miniray.wire import ERROR, HEADER
+    from miniray.wire_options import WireOptions
+
+    ours, peer = socket.socketpair()
+    channel = Channel(ours, options=WireOptions(max_frame=4096))  # a worker's parent end
+    peer.sendall(HEADER.pack(8192, ERROR) + b"x" * 8192)
+    with pytest.raises(ProtocolError, match="exceeds max_frame"):
+        channel.recv(timeout=5)

@@ -341,6 +341,8 @@ class Channel:
                     raise ProtocolError(
                         f"frame kind {frame[0]} is a worker's report: never sent to one"
                     )
+                if frame[0] != MESSAGE and len(frame[1]) > self.options.max_frame:
+                    raise ProtocolError(f"a report of {len(frame[1])} bytes exceeds max_frame")
                 self._frames.append(frame)
                 self._frames_cost += len(frame[1]) + _FRAME_COST
             # if a big frame has begun, it takes over from here
