@@ -66,7 +66,7 @@ def main() -> None:
             median = statistics.median(values)
             ratio = "" if name == "torchrun" else f"{median / base:.2f}x"
             print(
-                f"{name + ', ' + label:<34}{min(values):>9.4f}{median:>10.4f}"
+                f"{name + ', ' + label:<42}{min(values):>9.4f}{median:>10.4f}"
                 f"{max(values):>9.4f}  {ratio}"
             )
 
