@@ -8,10 +8,16 @@ Each worker's prints come back prefixed with ``[host rN]``.
 
 import os
 import socket
+import sys
 
 from miniray import Channel, Cluster, ClusterError, NodeConfig
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def say(line: object) -> None:
+    """Print one line in one write: the cluster's log thread prints at the same time."""
+    sys.stdout.write(f"{line}\n")
 
 
 def work_fn(handle: Channel) -> None:
@@ -30,15 +36,13 @@ def main() -> None:
         NodeConfig("localhost", num_workers=2, cwd=HERE),
         NodeConfig("127.0.0.1", num_workers=2, cwd=HERE),
     ]
-    with Cluster(nodes, log=print) as cluster:
+    with Cluster(nodes, log=say) as cluster:
         workers = cluster.start(work_fn=f"{__file__}:work_fn")
         for worker in workers:
             worker.send({"x": worker.rank + 2})
         for worker in workers:
-            print(
-                f"rank {worker.rank} on {worker.host} (local rank {worker.local_rank}):",
-                worker.recv(timeout=10),
-            )
+            where = f"rank {worker.rank} on {worker.host} (local rank {worker.local_rank})"
+            say(f"{where}: {worker.recv(timeout=10)}")
     for worker in workers:
         print(f"rank {worker.rank}: exit code {worker.returncode}")
 

@@ -10,6 +10,7 @@ To train for real (torch needed): ``python examples/train_distributed_miniray.py
 """
 
 import os
+import sys
 
 from miniray import Channel, Cluster, NCCLConfig, NodeConfig, gather, setup_nccl_env
 
@@ -24,17 +25,22 @@ def work_fn(handle: Channel) -> None:
     handle.send({name: os.environ.get(name) for name in SHOWN})
 
 
+def say(line: object) -> None:
+    """Print one line in one write: the cluster's log thread prints at the same time."""
+    sys.stdout.write(f"{line}\n")
+
+
 def main() -> None:
     # The nodes run in this folder, so that they import this stage's miniray (see stage 3's demo).
     nodes = [NodeConfig("localhost", num_workers=2, cwd=HERE), NodeConfig("127.0.0.1", 2, cwd=HERE)]
-    with Cluster(nodes, log=print) as cluster:
+    with Cluster(nodes, log=say) as cluster:
         workers = cluster.start(work_fn=f"{__file__}:work_fn")
         configs = cluster.distributed_configs()  # asks each node: port, interface
         for worker, config in zip(workers, configs, strict=True):
             worker.send(config.__dict__)
         for worker, seen in zip(workers, gather(workers, timeout=10), strict=True):
             shown = " ".join(f"{name}={value}" for name, value in seen.items())
-            print(f"rank {worker.rank} on {worker.host}: {shown}")
+            say(f"rank {worker.rank} on {worker.host}: {shown}")
     for worker in workers:
         print(f"rank {worker.rank}: exit code {worker.returncode}")
 
