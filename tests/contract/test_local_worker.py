@@ -6,6 +6,7 @@ Tests that must kill "the parent" run a small parent program in a subprocess.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -49,9 +50,14 @@ def test_workers_die_when_their_parent_is_killed() -> None:
     parent.kill()
     parent.wait(timeout=10)
     deadline = time.monotonic() + 5
-    while any(process_exists(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not any(process_exists(pid) for pid in pids)
+    try:
+        while any(process_exists(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not any(process_exists(pid) for pid in pids)
+    finally:  # a wrong die_with_parent (the exercise's mutants) must not leave them running
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.mark.ex01_4

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,9 @@ def test_the_sbatch_script_trains_the_example_on_the_job_s_nodes(
     out = tmp_path / "job.out"
     env = {**hosts.client_env(), "PYTHON": sys.executable, "MINIRAY_TEST_TAG": tag}
     env.pop("SLURM_JOB_ID", None)  # a job of its own, not a step of the tests' allocation
-    done = subprocess.run(
-        ["sbatch", "--wait", f"--output={out}", f"--chdir={ROOT}", str(SCRIPT), "--steps", "3"],
-        env=env, capture_output=True, text=True, timeout=240,
-    )  # fmt: skip
+    state = run_batch_job([f"--output={out}", f"--chdir={ROOT}", str(SCRIPT), "--steps", "3"], env)
     said = out.read_text() if out.exists() else "(no output file)"
-    assert done.returncode == 0, f"{done.stderr}\n{said[-3000:]}"
+    assert state == "COMPLETED 0:0", f"{state}\n{said[-3000:]}"
     assert "4 ranks on 2 nodes, backend gloo" in said
     losses = [float(line.split("loss=")[1]) for line in said.splitlines() if "loss=" in line]
     assert len(losses) == 3 and losses[-1] < losses[0]
@@ -45,13 +43,36 @@ def test_miniray_run_slurm_runs_the_unchanged_script_on_the_job_s_nodes(
     env = {**hosts.client_env(), "PYTHON": sys.executable, "MINIRAY_TEST_TAG": tag}
     env.pop("SLURM_JOB_ID", None)  # a job of its own, not a step of the tests' allocation
     script = ROOT / "examples" / "slurm_run.sbatch"
-    done = subprocess.run(
-        ["sbatch", "--wait", f"--output={out}", f"--chdir={ROOT}", str(script), "--steps", "3"],
-        env=env, capture_output=True, text=True, timeout=240,
-    )  # fmt: skip
+    state = run_batch_job([f"--output={out}", f"--chdir={ROOT}", str(script), "--steps", "3"], env)
     said = out.read_text() if out.exists() else "(no output file)"
-    assert done.returncode == 0, f"{done.stderr}\n{said[-3000:]}"
+    assert state == "COMPLETED 0:0", f"{state}\n{said[-3000:]}"
     losses = [float(line.split("loss=")[1]) for line in said.splitlines() if "loss=" in line]
     assert len(losses) == 3 and losses[-1] < losses[0], said[-3000:]
     assert "[n1 r0] 4 ranks, local world size 2" in said  # 2 ranks on each of 2 nodes
     assert wait_for_no_processes(tag, 10.0) == []
+
+
+def run_batch_job(args: list[str], env: dict[str, str], timeout: float = 240.0) -> str:
+    """``sbatch ARGS``, then wait for the job's end: its state and exit code, e.g.
+    ``COMPLETED 0:0``. (``sbatch --wait`` polls at growing intervals, up to 32 s: a job of
+    12 s was seen 30 s late. This asks ``scontrol`` every 0.2 s.)"""
+    submitted = subprocess.run(
+        ["sbatch", "--parsable", *args], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert submitted.returncode == 0, submitted.stderr
+    job = submitted.stdout.strip().split(";")[0]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        shown = subprocess.run(
+            ["scontrol", "-o", "show", "job", job], env=env, capture_output=True, text=True,
+            timeout=30,
+        ).stdout  # fmt: skip
+        fields = dict(word.split("=", 1) for word in shown.split() if "=" in word)
+        if fields.get("JobState") in FINAL_STATES:
+            return f"{fields['JobState']} {fields.get('ExitCode')}"
+        time.sleep(0.2)
+    subprocess.run(["scancel", job], env=env, timeout=30)
+    raise AssertionError(f"job {job} did not end within {timeout} s")
+
+
+FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY"}
