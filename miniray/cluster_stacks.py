@@ -36,6 +36,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .channel import Channel
+from .logs import child_pids
+from .run_rank import process_state
 from .run_stacks import format_stack_groups
 from .worker import WorkFn
 
@@ -129,9 +131,9 @@ class StackFiles:
         stacks: dict[int, str | None] = {}
         why: dict[int, str] = {}
         sizes: dict[int, tuple[str, int]] = {}  # rank -> its file, and its size before
-        children = _children()
+        children = child_pids()
         for rank, pid, path in self._registered():
-            state = _process_state(pid)
+            state = process_state(pid)
             stacks[rank] = None
             if pid not in children or state in ("", "Z", "X"):
                 why[rank] = "its worker has ended"
@@ -147,7 +149,7 @@ class StackFiles:
             stacks[rank] = text or None
             if not text:  # stopped meanwhile, or a work_fn that took SIGUSR1 for itself
                 pid = int(os.path.basename(sizes[rank][0]).partition(".")[2])
-                stopped = _process_state(pid) in ("T", "t")
+                stopped = process_state(pid) in ("T", "t")
                 why[rank] = (
                     "stopped (SIGSTOP): it cannot dump"
                     if stopped
@@ -187,25 +189,6 @@ def _read_when_quiet(sizes: Mapping[int, tuple[str, int]], wait: float) -> dict[
             texts[rank] = file.read(_MAX_DUMP).decode(errors="replace")
         os.truncate(path, 0)  # the next dump starts at 0 (the worker appends)
     return texts
-
-
-def _children() -> set[int]:
-    """The pids of this process's children (forked by its main thread: the workers)."""
-    with (
-        contextlib.suppress(OSError, ValueError),
-        open(f"/proc/self/task/{os.getpid()}/children") as f,
-    ):
-        return {int(pid) for pid in f.read().split()}
-    return set()
-
-
-def _process_state(pid: int) -> str:
-    """The state letter of ``/proc/PID/stat`` ("T": stopped, "Z": ended), "" if gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return ""
 
 
 # --- on the coordinator -------------------------------------------------------------

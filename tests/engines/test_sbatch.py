@@ -21,13 +21,7 @@ SCRIPT = ROOT / "examples" / "slurm_train.sbatch"
 def test_the_sbatch_script_trains_the_example_on_the_job_s_nodes(
     slurm: Any, tag: str, tmp_path: Path
 ) -> None:
-    hosts, _ = slurm
-    out = tmp_path / "job.out"
-    env = {**hosts.client_env(), "PYTHON": sys.executable, "MINIRAY_TEST_TAG": tag}
-    env.pop("SLURM_JOB_ID", None)  # a job of its own, not a step of the tests' allocation
-    state = run_batch_job([f"--output={out}", f"--chdir={ROOT}", str(SCRIPT), "--steps", "3"], env)
-    said = out.read_text() if out.exists() else "(no output file)"
-    assert state == "COMPLETED 0:0", f"{state}\n{said[-3000:]}"
+    said = submit_and_read(slurm, SCRIPT, tag, tmp_path)
     assert "4 ranks on 2 nodes, backend gloo" in said
     losses = [float(line.split("loss=")[1]) for line in said.splitlines() if "loss=" in line]
     assert len(losses) == 3 and losses[-1] < losses[0]
@@ -38,18 +32,24 @@ def test_the_sbatch_script_trains_the_example_on_the_job_s_nodes(
 def test_miniray_run_slurm_runs_the_unchanged_script_on_the_job_s_nodes(
     slurm: Any, tag: str, tmp_path: Path
 ) -> None:
-    hosts, _ = slurm
-    out = tmp_path / "job.out"
-    env = {**hosts.client_env(), "PYTHON": sys.executable, "MINIRAY_TEST_TAG": tag}
-    env.pop("SLURM_JOB_ID", None)  # a job of its own, not a step of the tests' allocation
-    script = ROOT / "examples" / "slurm_run.sbatch"
-    state = run_batch_job([f"--output={out}", f"--chdir={ROOT}", str(script), "--steps", "3"], env)
-    said = out.read_text() if out.exists() else "(no output file)"
-    assert state == "COMPLETED 0:0", f"{state}\n{said[-3000:]}"
+    said = submit_and_read(slurm, ROOT / "examples" / "slurm_run.sbatch", tag, tmp_path)
     losses = [float(line.split("loss=")[1]) for line in said.splitlines() if "loss=" in line]
     assert len(losses) == 3 and losses[-1] < losses[0], said[-3000:]
     assert "[n1 r0] 4 ranks, local world size 2" in said  # 2 ranks on each of 2 nodes
     assert wait_for_no_processes(tag, 10.0) == []
+
+
+def submit_and_read(slurm: Any, script: Path, tag: str, tmp_path: Path) -> str:
+    """Run ``script --steps 3`` as a job of its own on the test SLURM; its output, once it
+    ended with exit code 0 (an assertion error with the output's end otherwise)."""
+    hosts, _ = slurm
+    out = tmp_path / "job.out"
+    env = {**hosts.client_env(), "PYTHON": sys.executable, "MINIRAY_TEST_TAG": tag}
+    env.pop("SLURM_JOB_ID", None)  # a job of its own, not a step of the tests' allocation
+    state = run_batch_job([f"--output={out}", f"--chdir={ROOT}", str(script), "--steps", "3"], env)
+    said = out.read_text() if out.exists() else "(no output file)"
+    assert state == "COMPLETED 0:0", f"{state}\n{said[-3000:]}"
+    return said
 
 
 def run_batch_job(args: list[str], env: dict[str, str], timeout: float = 240.0) -> str:

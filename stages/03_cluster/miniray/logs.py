@@ -163,10 +163,7 @@ class LogRelay:
         """
         with self._lock:
             pids = {pid for _, pid, _ in self._pipes.values()}
-        children = f"/proc/self/task/{os.getpid()}/children"
-        with contextlib.suppress(OSError, ValueError), open(children) as listed:
-            pids.update(int(pid) for pid in listed.read().split())
-        for pid in pids:
+        for pid in pids | child_pids():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGINT)
 
@@ -244,6 +241,16 @@ class LogRelay:
 
 
 _relays: weakref.WeakSet[LogRelay] = weakref.WeakSet()
+
+
+def child_pids() -> set[int]:
+    """The pids of this process's children (forked by its main thread: the workers)."""
+    with (
+        contextlib.suppress(OSError, ValueError),
+        open(f"/proc/self/task/{os.getpid()}/children") as listed,
+    ):
+        return {int(pid) for pid in listed.read().split()}
+    return set()
 
 
 def _before_fork() -> None:

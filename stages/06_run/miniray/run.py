@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import select
 import shlex
@@ -182,7 +183,7 @@ def options_from(args: argparse.Namespace) -> RunOptions:
     else:
         nodes = hosts_from_option(args.hosts, **node_options)
     if args.nproc_per_node == "gpu":
-        nodes = [_with_workers(n, gpus_on(n)) for n in nodes]
+        nodes = [dataclasses.replace(n, num_workers=gpus_on(n)) for n in nodes]
     if args.max_restarts < 0:
         raise ConfigError("--max-restarts must be 0 or more")
     return RunOptions(
@@ -196,11 +197,6 @@ def options_from(args: argparse.Namespace) -> RunOptions:
         env_check=not args.no_env_check,
         env=env,
     )
-
-
-def _with_workers(node: NodeConfig, count: int) -> NodeConfig:
-    fields = {name: getattr(node, name) for name in node.__dataclass_fields__}
-    return NodeConfig(**{**fields, "num_workers": count})
 
 
 def run(options: RunOptions, logs: RunLogs) -> int:
