@@ -197,13 +197,18 @@ def check_exercise(
     the solution (each must fail: pytest exit code 1).
 
     The stubbed and mutated runs stop at their first failing test (``-x``): one is proof
-    enough that the tests catch the mistake, and the rest would only wait for their timeouts.  Given
+    enough that the tests catch the mistake, and the rest would only wait for their timeouts;
+    and each test has `LEARNER_TEST_TIMEOUT` seconds, as in a learner's run.  Given
     ``collected``, the number of the solution's tests marked for the exercise (see
     `count_exercise_tests`), the solution's run is left out: for a caller that runs the
     stage's whole suite on the solution anyway, as ``make test`` does.
     """
     started = time.monotonic()
     args = ["-p", "no:cacheprovider", "-q"]
+    # A mutant that loops forever (a frame never taken off the buffer spins) is caught by
+    # the per-test timeout: the learner's, not the suite's 60 s, since every exercise test
+    # must pass within it for the learner anyway.
+    wrong_args = [*args, "-x", "--timeout", f"{LEARNER_TEST_TIMEOUT:g}"]
     if collected is None:
         solution_rc, solution_out = run_exercise_tests(
             exercise.id, stage.path, args, timeout=timeout, capture=True, root=root
@@ -213,10 +218,10 @@ def check_exercise(
     with tempfile.TemporaryDirectory(prefix="miniray-exercise-") as tmp:
         workspace = make_workspace(stage, Path(tmp) / stage.name, [exercise.id], root=root)
         stubbed_rc, stubbed_out = run_exercise_tests(
-            exercise.id, workspace, [*args, "-x"], timeout=timeout, capture=True, root=root
+            exercise.id, workspace, wrong_args, timeout=timeout, capture=True, root=root
         )
     mutants = tuple(
-        run_mutant(stage, m, [*args, "-x"], timeout=timeout, root=root)
+        run_mutant(stage, m, wrong_args, timeout=timeout, root=root)
         for m in mutants_of(stage, exercise)
     )
     escaped = [r.output for r in mutants if not r.caught]
