@@ -9,7 +9,8 @@
 
 * over TCP: in the same frame, right after the skeleton (never base64, never lists);
 * between a local ``Worker`` and its child: in the direction's shared `Region`, when it
-  is free; the frame then carries only the skeleton and the lengths.
+  is free; the frame then carries only the skeleton and the lengths. Views of the last
+  message received are sent back as references into its region (see `returned`).
 
 A message without buffers is encoded exactly as before. A buffer message's payload starts
 with a zero byte, which begins neither a JSON text nor a marshal value:
@@ -22,29 +23,25 @@ private copies; with ``copy=False`` they are read-only views instead (see `regio
 
 from __future__ import annotations
 
-import json
 import mmap
 import struct
 import weakref
 from collections.abc import Callable
 from typing import Any
 
-from .buffer_values import PLACEHOLDER, describe, is_buffer_like, rebuild
+from .buffer_values import PLACEHOLDER, HasBuffer, describe, holds_buffer, json_probe, rebuild
 from .codec import JSON, Codec
 from .decode_limits import bottom_up
 from .errors import ProtocolError, Unsendable
 from .region import HEADER_SIZE, Region, aligned
+from .returned import OFFSET, offsets_in, returned_views
 from .wire import MESSAGE
 from .wire_options import DEFAULT_OPTIONS, WireOptions
 
 _HEAD = struct.Struct("!BBIQI")  # marker 0, where, count, seq, skeleton length
 _LENGTH = struct.Struct("!Q")
-_INLINE, _IN_REGION = 0, 1
+_INLINE, _IN_REGION, _RETURNED = 0, 1, 2
 _REGION_MIN = 64 * 1024  # smaller buffers are cheaper through the socket than through memory
-
-
-class _HasBuffer(Exception):
-    """Raised by the JSON encoder's hook: this message needs the buffer path."""
 
 
 # --8<-- [start:message_codec]
@@ -76,6 +73,7 @@ class MessageCodec:
         # dead once no view is left. And the region message it holds.
         self._lease: weakref.ref[Any] | None = None
         self._lease_seq = 0
+        self._lease_size = 0  # the data bytes of that message
 
     def encode(self, msg: Any) -> bytes | list[bytes | memoryview]:
         """The payload: bytes, or with buffers, parts (the caller's own buffers, not copies).
@@ -94,12 +92,12 @@ class MessageCodec:
     def _encode(self, msg: Any) -> bytes | list[bytes | memoryview]:
         if self.codec is JSON:
             try:
-                return _json_probe(msg).encode()
-            except _HasBuffer:
+                return json_probe(msg).encode()
+            except HasBuffer:
                 pass
             except (TypeError, ValueError) as e:  # ValueError: a circular reference
                 raise Unsendable(f"message is not JSON-serialisable: {e}") from e
-        elif not _holds_buffer(msg):
+        elif not holds_buffer(msg):
             return self.codec.encode(msg)
         buffers: list[memoryview] = []
         skeleton = self.codec.encode(_extract(msg, buffers))
@@ -180,6 +178,14 @@ class MessageCodec:
 
     def _pack(self, skeleton: bytes, buffers: list[memoryview]) -> list[bytes | memoryview]:
         lengths = [b.nbytes for b in buffers]
+        offsets = self._offsets_in_lease(buffers)
+        if offsets is not None and self._incoming is not None:  # views of what we received
+            head = _HEAD.pack(0, _RETURNED, len(buffers), self._lease_seq, len(skeleton))
+            spans = b"".join(map(_LENGTH.pack, lengths)) + b"".join(map(OFFSET.pack, offsets))
+            message = head + spans + skeleton
+            if len(message) <= self.options.max_frame:  # (else send_frame refuses it)
+                self._incoming.note_returned()  # before it is sent: see Region.is_free
+                return [message]
         total = sum(aligned(n) for n in lengths)
         region = self._outgoing
         fits = region is not None and _REGION_MIN <= total <= region.max_size
@@ -195,13 +201,19 @@ class MessageCodec:
         head = _HEAD.pack(0, _INLINE, len(buffers), 0, len(skeleton))
         return [head + b"".join(_LENGTH.pack(n) for n in lengths) + skeleton, *buffers]
 
+    def _offsets_in_lease(self, buffers: list[memoryview]) -> list[int] | None:
+        """Where the buffers lie in the last message received, if they are all views of it."""
+        lease = None if self._lease is None else self._lease()  # held while we look, no longer
+        return None if lease is None else offsets_in(lease, self._lease_size, buffers)
+
     def _unpack(self, payload: memoryview, copy: bool) -> Any:
         try:
             _, where, count, seq, skeleton_size = _HEAD.unpack_from(payload)
         except struct.error:
             raise ProtocolError("buffer message shorter than its header") from None
-        start = _HEAD.size + count * _LENGTH.size
-        if where not in (_INLINE, _IN_REGION) or start + skeleton_size > len(payload):
+        lengths_end = _HEAD.size + count * _LENGTH.size
+        start = lengths_end + (count * OFFSET.size if where == _RETURNED else 0)
+        if where not in (_INLINE, _IN_REGION, _RETURNED) or start + skeleton_size > len(payload):
             raise ProtocolError("malformed buffer message header")
         if start + skeleton_size > self.options.max_frame:
             raise ProtocolError("a buffer message whose skeleton exceeds max_frame")
@@ -209,6 +221,9 @@ class MessageCodec:
         if sum(lengths) > self.options.max_buffer_bytes:
             raise ProtocolError("a buffer message whose buffers exceed max_buffer_bytes")
         skeleton = bytes(payload[start : start + skeleton_size])
+        if where == _RETURNED:  # views of our own region message (copied out if copy)
+            views = returned_views(self._outgoing, payload, lengths_end, seq, lengths)
+            return _restore(self.codec.decode(skeleton), views, "copy" if copy else "view")
         step: Callable[[int], int] = aligned
         if where == _INLINE:
             data, step = payload[start + skeleton_size :], _unaligned
@@ -225,7 +240,7 @@ class MessageCodec:
                 data = self._incoming.read(size)
             else:
                 lease = self._incoming.lease(size)
-                self._lease, self._lease_seq = weakref.ref(lease), seq
+                self._lease, self._lease_seq, self._lease_size = weakref.ref(lease), seq, size
                 data = memoryview(lease).cast("B")[HEADER_SIZE:]
                 del lease  # the views keep it alive, and nothing else may
         if sum(step(n) for n in lengths) > len(data):
@@ -277,38 +292,6 @@ def _restore(skeleton: Any, views: list[memoryview], mode: str) -> Any:
         return dict(zip(node, items, strict=True))
 
     return bottom_up(skeleton, make)
-
-
-def _holds_buffer(value: Any) -> bool:
-    """Whether a message holds anything that must travel out of band (marshal's check).
-
-    Exact types, as marshal sees them; a container's item types are collected in C
-    (``set(map(type, ...))``), so a list of a million floats costs one pass, not a loop.
-    """
-    kind = type(value)
-    if kind is dict:
-        items = value.values()
-    elif kind is list or kind is tuple:
-        items = value
-    else:
-        return kind not in _PLAIN
-    if set(map(type, items)) <= _PLAIN:
-        return False
-    return any(_holds_buffer(item) for item in items if type(item) not in _PLAIN)
-
-
-_PLAIN = frozenset({str, int, float, bool, type(None), set, frozenset})  # sets keep their bytes
-
-
-def _no_buffer_here(value: Any) -> Any:
-    """The JSON encoder's hook for a value it cannot encode: a buffer, or a TypeError."""
-    if is_buffer_like(value):
-        raise _HasBuffer
-    raise TypeError(f"Object of type {type(value).__qualname__} is not JSON serializable")
-
-
-# JSON's fast encoder, whose hook says "this message holds a buffer" instead of failing.
-_json_probe = json.JSONEncoder(separators=(",", ":"), default=_no_buffer_here).encode
 
 
 def _size(n: int) -> str:

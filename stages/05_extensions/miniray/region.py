@@ -7,8 +7,9 @@ itself (a process that was not forked from us would get it once with ``socket.se
 a process on another host cannot get it at all: memory is not shared across machines).
 
 Layout: a 64-byte header, then the buffers of one message, each at a 64-byte aligned
-offset. The header holds one number, ``released``: the sequence number of the last
-message whose bytes the reader has let go of.
+offset. The header holds two numbers, both written by the receiver: ``released``, the
+sequence number of the last message whose bytes it has let go of, and ``returned``, how
+many messages it has sent back that refer to bytes of this region (see ``returned.py``).
 
 # --8<-- [start:overwrite_rule]
 **Who may write which bytes when.** Only the sender writes the data part, and only the
@@ -27,6 +28,15 @@ meanwhile. The rule binds MiniRay's code at both ends; it is not a wall. The sen
 process keeps the memfd, writable, and its own code can write there: the view shows it. A
 region message that arrives while views of the last one are alive broke the rule, and is a
 ``ProtocolError``: detected when it arrives, not prevented.
+
+**Views sent back.** A receiver that sends back views of the message it got (an echo)
+sends where they lie, not their bytes: the sender rebuilds them from its own mapping of
+the region, and the bytes are copied once, not twice. The region then holds what both
+ends still look at, so the sender also waits until no such *reference* is on its way
+(the receiver counts each in ``returned`` before it sends it, the sender counts those it
+has decoded) and until no view it rebuilt from one is alive (a lease of its own, as on
+the receiving side). A reference to any message but the one the region holds now, or to
+bytes outside it, is a ``ProtocolError``.
 # --8<-- [end:overwrite_rule]
 
 The file is sealed against shrinking (``F_SEAL_SHRINK``) when it is made: neither side
@@ -45,12 +55,15 @@ import fcntl
 import mmap
 import os
 import struct
+import weakref
+from typing import Any
 
 from .errors import ProtocolError, Unsendable
 
 HEADER_SIZE = 64
 ALIGN = 64  # each buffer starts at a multiple of this (numpy and SIMD like aligned data)
-_RELEASED = struct.Struct("=Q")  # native order: both ends are on this machine
+_WORD = struct.Struct("=Q")  # native order: both ends are on this machine
+_RELEASED, _RETURNED = 0, 8  # where the header's two numbers are
 
 
 def aligned(n: int) -> int:
@@ -71,6 +84,10 @@ class Region:
         self.fd = fd
         self.max_size = max_size
         self.sent = 0  # sender: the number of the last message put in the region
+        self.claimed = 0  # sender: how many data bytes that message has
+        self.returns_decoded = 0  # sender: references to its messages it has received back
+        self._returned_leases: list[weakref.ref[Any]] = []  # sender: of views made from them
+        self._returns_noted = 0  # receiver: messages it sent back that refer to this region
         self._map: mmap.mmap | None = None
 
     @classmethod
@@ -87,8 +104,17 @@ class Region:
 
     # --8<-- [start:sender]
     def is_free(self) -> bool:
-        """Sender: True when the receiver has released every message put here."""
-        return self._header_value() == self.sent
+        """Sender: True when nothing may look at the region's bytes any more.
+
+        That is when the receiver has released every message put here, no reference to
+        the region that it sent back is on its way, and no view made from one is alive.
+        """
+        # ``released`` first: the receiver notes a reference before it releases the message.
+        if self._header_value() != self.sent:
+            return False
+        if self._header_value(_RETURNED) > self.returns_decoded:
+            return False  # (a reference the peer did not note is refused if we reuse first)
+        return all(ref() is None for ref in self._returned_leases)
 
     def claim(self, size: int) -> memoryview:
         """Sender: a writable view of ``size`` data bytes, growing the file if needed.
@@ -104,9 +130,42 @@ class Region:
             raise Unsendable(f"{e}; not sent") from None
         mapping = self._mapping(HEADER_SIZE + size, grow=True)
         self.sent += 1
+        self.claimed = size
         return memoryview(mapping)[HEADER_SIZE : HEADER_SIZE + size]
 
     # --8<-- [end:sender]
+
+    def take_back(self, seq: int, spans: list[tuple[int, int]]) -> memoryview:
+        """Sender: the data part of message ``seq``, which the receiver sent references to.
+
+        ``spans``: the ``(offset, length)`` of each. The view comes from a new lease, which
+        holds the region (see `is_free`) for as long as anything made from it lives, also
+        while the caller copies the bytes out.
+
+        Raises:
+            ProtocolError: ``seq`` is not the message the region holds now, or a span lies
+                outside it.
+        """
+        try:
+            if seq != self.sent or seq == 0:
+                raise ProtocolError(
+                    f"peer sent back a reference to region message {seq}, "
+                    f"but the region holds message {self.sent}"
+                )
+            for offset, length in spans:
+                if offset + length > self.claimed:
+                    raise ProtocolError(
+                        f"peer sent back a reference to bytes {offset}..{offset + length} of "
+                        f"region message {seq}, which has {self.claimed}"
+                    )
+            lease = self.lease(self.claimed)
+            # Listed before it is counted: `is_free`, perhaps in a thread that sends while
+            # this one receives, sees the reference either on its way or held.
+            self._returned_leases = [ref for ref in self._returned_leases if ref() is not None]
+            self._returned_leases.append(weakref.ref(lease))
+        finally:
+            self.returns_decoded += 1  # refused ones too: the receiver counted them
+        return memoryview(lease).cast("B")[HEADER_SIZE : HEADER_SIZE + self.claimed]
 
     # --8<-- [start:receiver]
     def read(self, size: int) -> memoryview:
@@ -122,7 +181,8 @@ class Region:
         ]
 
     def lease(self, size: int) -> ctypes.Array[ctypes.c_ubyte]:
-        """Receiver: a new object that exports this region's mapping, for one message's views.
+        """A new object that exports this region's mapping, for one message's views (at
+        either end: the sender makes one for views the receiver sent back).
 
         Views of one message are made from their own lease (``memoryview(lease)``); the
         lease lives exactly as long as any of them (or anything made from one: a slice, a
@@ -136,8 +196,13 @@ class Region:
 
     def release(self, seq: int) -> None:
         """Receiver: tell the sender that message ``seq`` (and all before it) is done with."""
-        mapping = self._mapping(HEADER_SIZE, grow=False)
-        _RELEASED.pack_into(mapping, 0, seq)
+        _WORD.pack_into(self._mapping(HEADER_SIZE, grow=False), _RELEASED, seq)
+
+    def note_returned(self) -> None:
+        """Receiver: count one more message that refers to this region's bytes; call it
+        before that message is sent (see `is_free`)."""
+        self._returns_noted += 1
+        _WORD.pack_into(self._mapping(HEADER_SIZE, grow=False), _RETURNED, self._returns_noted)
 
     # --8<-- [end:receiver]
 
@@ -167,8 +232,8 @@ class Region:
             os.close(self.fd)
             self.fd = -1
 
-    def _header_value(self) -> int:
-        (value,) = _RELEASED.unpack_from(self._mapping(HEADER_SIZE, grow=False), 0)
+    def _header_value(self, offset: int = _RELEASED) -> int:
+        (value,) = _WORD.unpack_from(self._mapping(HEADER_SIZE, grow=False), offset)
         return int(value)
 
     def _mapping(self, size: int, *, grow: bool) -> mmap.mmap:

@@ -9,11 +9,13 @@ is refused (`ProtocolError`) where the receiving program has not imported that m
 itself, so a few bytes cannot make us load hundreds of MiB. A peer's placeholder is checked
 before anything is built from it: a known kind, a buffer that exists, a dtype from a fixed
 list (torch) or of a fixed form holding no Python objects (numpy), a shape of non-negative
-ints.
+ints. And the quick checks of whether a message holds any buffer at all (`holds_buffer`,
+`json_probe`), which send a message without one exactly as before.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from collections.abc import Callable
@@ -167,3 +169,39 @@ def is_buffer_like(value: Any) -> bool:
     except TypeError:
         return False
     return True
+
+
+class HasBuffer(Exception):
+    """Raised by the JSON encoder's hook: this message needs the buffer path."""
+
+
+def holds_buffer(value: Any) -> bool:
+    """Whether a message holds anything that must travel out of band (marshal's check).
+
+    Exact types, as marshal sees them; a container's item types are collected in C
+    (``set(map(type, ...))``), so a list of a million floats costs one pass, not a loop.
+    """
+    kind = type(value)
+    if kind is dict:
+        items = value.values()
+    elif kind is list or kind is tuple:
+        items = value
+    else:
+        return kind not in _PLAIN
+    if set(map(type, items)) <= _PLAIN:
+        return False
+    return any(holds_buffer(item) for item in items if type(item) not in _PLAIN)
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None), set, frozenset})  # sets keep their bytes
+
+
+def _no_buffer_here(value: Any) -> Any:
+    """The JSON encoder's hook for a value it cannot encode: a buffer, or a TypeError."""
+    if is_buffer_like(value):
+        raise HasBuffer
+    raise TypeError(f"Object of type {type(value).__qualname__} is not JSON serializable")
+
+
+# JSON's fast encoder, whose hook says "this message holds a buffer" instead of failing.
+json_probe = json.JSONEncoder(separators=(",", ":"), default=_no_buffer_here).encode
