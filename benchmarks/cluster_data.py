@@ -36,7 +36,7 @@ from sshhosts import SshHosts, netns_missing_reason  # noqa: E402
 
 from miniray import Cluster, NodeConfig  # noqa: E402
 
-WORK_FN = "cluster_workfns.echo_arrays"
+WORK_FN = "cluster_workfns.echo_numpy"
 CEILING = "raw TCP + MAC, one way"
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tools.exercise_output import OverlayPaths, run_rewritten
 from tools.mutants import MIN_MUTANTS, Mutant, MutantRun, mutants_of, write_mutant
+from tools.pytest_forks import ForkServer
 from tools.stages import REPO_ROOT, Exercise, Stage, list_stages
 from tools.stubs import ExerciseError
 from tools.workspaces import (
@@ -77,12 +78,16 @@ def run_exercise_tests(
     timeout: float | None = None,
     capture: bool = False,
     root: Path = REPO_ROOT,
+    forks: ForkServer | None = None,
 ) -> tuple[int | None, str]:
     """Run ``pytest tests --stage WORKSPACE -m exNN_M``; return (exit code or None on
-    timeout, captured output or "")."""
+    timeout, captured output or ""). With ``forks`` (and ``capture``), in a child of it."""
     exercise = find_exercise(exercise_id, root)[1]
     command = pytest_command(exercise, workspace, extra_args, root)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if forks is not None:  # the same command, forked from a process that has pytest loaded
+        assert command[1:3] == ["-m", "pytest"] and capture
+        return forks.run(command[3:], cwd=root, env=env, timeout=timeout)
     try:
         done = subprocess.run(
             command,
@@ -191,6 +196,7 @@ def check_exercise(
     timeout: float = DEFAULT_TIMEOUT,
     collected: int | None = None,
     root: Path = REPO_ROOT,
+    forks: ForkServer | None = None,
 ) -> CheckResult:
     """Run the exercise's tests on the solution (must pass), on a copy of the stage with only
     this exercise stubbed, and on one with each of its mutants (`tools.mutants`) in place of
@@ -218,10 +224,16 @@ def check_exercise(
     with tempfile.TemporaryDirectory(prefix="miniray-exercise-") as tmp:
         workspace = make_workspace(stage, Path(tmp) / stage.name, [exercise.id], root=root)
         stubbed_rc, stubbed_out = run_exercise_tests(
-            exercise.id, workspace, wrong_args, timeout=timeout, capture=True, root=root
+            exercise.id,
+            workspace,
+            wrong_args,
+            timeout=timeout,
+            capture=True,
+            root=root,
+            forks=forks,
         )
     mutants = tuple(
-        run_mutant(stage, m, wrong_args, timeout=timeout, root=root)
+        run_mutant(stage, m, wrong_args, timeout=timeout, root=root, forks=forks)
         for m in mutants_of(stage, exercise)
     )
     escaped = [r.output for r in mutants if not r.caught]
@@ -238,6 +250,7 @@ def run_mutant(
     *,
     timeout: float | None = DEFAULT_TIMEOUT,
     root: Path = REPO_ROOT,
+    forks: ForkServer | None = None,
 ) -> MutantRun:
     """Run the mutant's exercise's tests on a copy of ``stage`` with the mutant in place of
     the solution."""
@@ -249,7 +262,13 @@ def run_mutant(
         except ExerciseError as error:
             return MutantRun(mutant, None, error=str(error))
         rc, output = run_exercise_tests(
-            mutant.exercise.id, workspace, extra_args, timeout=timeout, capture=True, root=root
+            mutant.exercise.id,
+            workspace,
+            extra_args,
+            timeout=timeout,
+            capture=True,
+            root=root,
+            forks=forks,
         )
     return MutantRun(mutant, rc, output, time.monotonic() - started)
 
@@ -288,7 +307,7 @@ def check_exercises(
         for stage in {s.name: s for s, _ in todo}.values():
             counts[stage.name] = count_exercise_tests(stage, root)
     results: dict[int, CheckResult] = {}
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    with ForkServer() as forks, ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = {
             pool.submit(
                 check_exercise,
@@ -297,6 +316,7 @@ def check_exercises(
                 timeout=timeout,
                 collected=counts[s.name].get(e.marker, 0) if counts else None,
                 root=root,
+                forks=forks,
             ): i
             for i, (s, e) in enumerate(todo)
         }

@@ -7,19 +7,22 @@ The steps: ``ruff check .`` and ``ruff format --check .``; ``mypy --strict`` on 
 ``mypy --strict`` on each stage, in its own folder and its own process (two ``miniray``
 packages must not meet in one mypy run), which for the final stage checks the top-level
 package too (the same bytes: a third of a minute of CPU, mostly torch's stubs, not spent
-twice); ``python -m tools.stages check``; ``pytest tests --stage NN`` for each stage; plain
+twice); ``python -m tools.stages check``; ``pytest tests --stage NN`` for each stage (a
+stage that runs its whole suite runs it as one step per folder of ``tests/``, so that the
+steps, not one long one, share the cores); plain
 ``pytest tests --skip-final-stage-repeats`` (the repository checks, and the tests of the
 top-level package that the final stage's run does not already cover: that package is a byte
 copy of the final stage's, as the stages check and ``tests/conftest.py`` verify) but for the
 exercise checks and the browser check, which are steps of their own; ``mkdocs build
 --strict`` when there is a ``mkdocs.yml``.
 
-The steps are independent, so ``--jobs`` of them (default: the number of cores) run at once,
-the longest first.  Each step's output is printed in one piece when it ends; while steps run,
-a line every 30 seconds says which.  A failing step stops nothing.  The exit status is 1 if
-any step failed.  The summary ends with two lines: ``steps: N passed, M failed``, and, last,
-``tests: N passed, M failed, K skipped``, added up from every pytest step's JUnit report (the
-line CI reads).  ``--stage`` ends with the same two lines.
+The steps are independent, so ``--jobs`` of them (default: one more than the number of
+cores, see `default_jobs`) run at once, the heaviest first. Each step's output is printed in
+one piece when it ends; while steps run, a line every 30 seconds says which. A failing step
+stops nothing. The exit status is 1 if any step failed. The summary ends with two lines:
+``steps: N passed, M failed``, and, last, ``tests: N passed, M failed, K skipped``, added up
+from every pytest step's JUnit report (the line CI reads). ``--stage`` ends with the same
+two lines.
 
 Why not nox, which runs such sessions (``@nox.session`` parametrized by stage)?  What this
 file does that nox cannot: it ends with one line that adds up the tests of every pytest run.
@@ -45,13 +48,25 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tools.stages import DEMO, PACKAGE, REPO_ROOT, Stage, StageError, list_stages
+from tools.stages import (
+    DEMO,
+    PACKAGE,
+    REPO_ROOT,
+    Stage,
+    StageError,
+    keeps_every_line,
+    list_stages,
+)
 
 HEARTBEAT = 30.0  # seconds between "still running" lines
+NO_TESTS = 5  # pytest's exit code when no test was selected
 SEPARATE_META_RUNS = {  # long repository checks, run as steps of their own: (name, weight)
-    "tests/meta/test_exercise_checks.py": ("pytest exercise checks", 300.0),
+    "tests/meta/test_exercise_checks.py": ("pytest exercise checks", 170.0),
     "tests/meta/test_site_in_browser.py": ("pytest site in a browser", 20.0),
 }
+# How heavy a stage's tests in each folder are, roughly (the final stage's seconds over 100):
+# the heaviest steps start first, so no long one is left to run alone at the end.
+FOLDER_WEIGHTS = {"cluster": 2.0, "engines": 1.4, "run": 1.0, "contract": 0.5}
 
 
 @dataclass(frozen=True)
@@ -64,6 +79,9 @@ class Step:
     env: dict[str, str] = field(default_factory=dict)
     junit: Path | None = None  # where a pytest step writes its report
     weight: float = 1.0  # a rough guess of its duration: heavier steps start first
+    # pytest's exit code 5 (no test selected) passes: a folder with no test for this stage.
+    # `summary` still fails a stage whose folders all had none.
+    may_be_empty: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--stage", metavar="N", help="only run pytest for this stage")
     parser.add_argument(
-        "--jobs", type=int, default=os.cpu_count() or 1, help="steps at a time (default: cores)"
+        "--jobs", type=int, default=default_jobs(), help="steps at a time (default: cores + 1)"
     )
     options = parser.parse_args(args)
     if extra and options.stage is None:
@@ -124,8 +142,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             outcomes = [run_step(Step(f"pytest --stage {options.stage}", command, junit=junit))]
         else:
             outcomes = run_steps(plan_steps(junit_dir=Path(reports)), jobs=options.jobs)
+            outcomes += stages_without_tests(outcomes)
     print(summary(outcomes))
     return 0 if all(o.passed for o in outcomes) else 1
+
+
+def default_jobs() -> int:
+    """One step more than cores: many tests wait (for a timeout, a child, sshd) part of the
+    time, and a third step uses the core they leave idle (on 2 cores, about a minute)."""
+    return (os.cpu_count() or 1) + 1
 
 
 def run_steps(steps: Sequence[Step], jobs: int = 1) -> list[Outcome]:
@@ -184,19 +209,17 @@ def plan_steps(root: Path = REPO_ROOT, junit_dir: Path | None = None) -> list[St
     steps += [_mypy_stage(stage, root) for stage in stages]
     steps.append(Step("stages check", [python, "-m", "tools.stages", "check"], root))
     # pytest runs: (name, arguments, a guess of their weight: the heaviest start first)
-    runs = [
-        (f"pytest stage {s.name}", _stage_run_arguments(s, stages), 30.0 + 10 * s.number)
-        for s in stages
-    ]
+    runs = [run for s in stages for run in _stage_runs(s, stages, root)]
     own_steps = [p for p in SEPARATE_META_RUNS if (root / p).is_file()]
     plain = ["tests", *(f"--ignore={p}" for p in own_steps), "--skip-final-stage-repeats"]
-    runs.append(("pytest library + meta", plain, 75.0))  # after the final stage, before the rest
+    runs.append(("pytest library + meta", plain, 120.0))
     runs += [(SEPARATE_META_RUNS[p][0], [p], SEPARATE_META_RUNS[p][1]) for p in own_steps]
     for index, (name, args, weight) in enumerate(runs):
         junit = None if junit_dir is None else junit_dir / f"{index}.xml"
         report = [] if junit is None else [f"--junitxml={junit}"]
         command = [python, "-m", "pytest", *args, *report]
-        steps.append(Step(name, command, root, junit=junit, weight=weight))
+        part = name.startswith("pytest stage ") and " tests/" in name  # one folder of a stage
+        steps.append(Step(name, command, root, junit=junit, weight=weight, may_be_empty=part))
     if (root / "mkdocs.yml").is_file():
         mkdocs = [python, "-m", "mkdocs", "build", "--strict"]
         steps.append(Step("mkdocs build", mkdocs, root, {"NO_MKDOCS_2_WARNING": "1"}))
@@ -229,6 +252,8 @@ def run_step(step: Step, *, capture: bool = False, lock: threading.Lock | None =
         if not capture:
             print(output, end="", file=sys.stderr)
     tests = None if step.junit is None else read_junit(step.junit)
+    if returncode == NO_TESTS and step.may_be_empty:
+        returncode, tests = 0, Tally()  # (pytest writes a report with one error then)
     outcome = Outcome(step.name, returncode, time.monotonic() - started, tests)
     footer = (
         f"<== {step.name}: {'passed' if outcome.passed else 'FAILED'} ({outcome.seconds:.1f} s)"
@@ -259,6 +284,18 @@ def read_junit(report: Path) -> Tally:
     return Tally(total - failed - skipped, failed, skipped, failures)
 
 
+def stages_without_tests(outcomes: Sequence[Outcome]) -> list[Outcome]:
+    """A failed outcome for each stage run in folders (``pytest stage NN tests/...``) where
+    no folder had a test: each folder may be empty for a stage, not all of them."""
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        stage, folder, _ = o.name.partition(" tests/")
+        if folder and o.tests is not None:
+            t = o.tests
+            counts[stage] = counts.get(stage, 0) + t.passed + t.failed + t.skipped
+    return [Outcome(f"{stage}: no test ran", 1, 0.0) for stage, n in counts.items() if n == 0]
+
+
 def summary(outcomes: Sequence[Outcome]) -> str:
     """A table of steps, then ``steps: ...`` and last ``tests: N passed, M failed, K skipped``."""
     statuses = ["passed" if o.passed else f"FAILED ({o.returncode})" for o in outcomes]
@@ -275,13 +312,39 @@ def summary(outcomes: Sequence[Outcome]) -> str:
     return "\n" + "\n".join(rows)
 
 
-def _stage_run_arguments(stage: Stage, stages: list[Stage]) -> list[str]:
-    """Every stage but the final one leaves its heavy tests (torch training end to end) to
-    the final stage's run, and, when the next stage keeps every line of its code, every test
-    but its own (``per_stage``) to the next stage's run (see tests/conftest.py)."""
-    if stage.name == stages[-1].name:
-        return ["tests", "--stage", stage.name]
-    return ["tests", "--stage", stage.name, "--skip-heavy-repeats", "--skip-kept-repeats"]
+def _stage_runs(
+    stage: Stage, stages: list[Stage], root: Path
+) -> list[tuple[str, list[str], float]]:
+    """The pytest runs of one stage: (name, arguments, weight).
+
+    Every stage but the final one leaves its heavy tests (torch training end to end) to the
+    final stage's run, and, when the next stage keeps every line of its code, every test but
+    its own (``per_stage``) to the next stage's run (see tests/conftest.py): one short run.
+    A stage that runs its whole suite runs it one folder of ``tests/`` at a time (but
+    ``tests/meta``, the plain run's): minutes of work as several steps, which the cores share.
+    """
+    name, options = f"pytest stage {stage.name}", ["--stage", stage.name]
+    final = stage.name == stages[-1].name
+    if not final:
+        options += ["--skip-heavy-repeats", "--skip-kept-repeats"]
+        later = stages[stages.index(stage) + 1]
+        if keeps_every_line(stage, later):
+            return [(name, ["tests", *options], 5.0)]
+    folders = sorted(p for p in (root / "tests").iterdir() if p.is_dir() and _has_tests(p))
+    weight = 30.0 + 10 * stage.number  # a guess: later stages test more
+    return [
+        (f"{name} tests/{f.name}", [f"tests/{f.name}", *options], weight * _folder_weight(f))
+        for f in folders
+        if f.name != "meta"
+    ]
+
+
+def _folder_weight(folder: Path) -> float:
+    return FOLDER_WEIGHTS.get(folder.name, 0.3)
+
+
+def _has_tests(folder: Path) -> bool:
+    return any(folder.glob("test_*.py"))
 
 
 def _mypy_stage(stage: Stage, root: Path) -> Step:

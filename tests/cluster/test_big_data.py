@@ -49,7 +49,7 @@ def test_256_mib_to_each_of_4_workers_on_2_local_nodes_and_back(node: Any, tag: 
     data = _tensor(256 * MiB)
     nodes = [node("localhost", 2), node("127.0.0.1", 2)]
     with Cluster(nodes, log=lambda line: None) as cluster:
-        _round_trip_each(cluster.start(work_fn="cluster_workfns.echo_arrays"), data)
+        _round_trip_each(cluster.start(work_fn="tensor_workfns.echo_arrays"), data)
     assert wait_for_no_processes(tag, 10.0) == []
 
 
@@ -60,7 +60,7 @@ def test_256_mib_to_each_of_4_workers_on_2_ssh_hosts_and_back(
 
     data = _tensor(256 * MiB)
     with Cluster([node("h1", 2), node("h2", 2)], log=lambda line: None) as cluster:
-        _round_trip_each(cluster.start(work_fn="cluster_workfns.echo_arrays"), data)
+        _round_trip_each(cluster.start(work_fn="tensor_workfns.echo_arrays"), data)
     assert wait_for_no_processes(tag, 10.0) == []
     for namespace, _ in ns_hosts[:2]:
         assert use_ssh_config.namespace_pids(namespace) <= use_ssh_config.sshd_pids()

@@ -10,8 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from tools.run_tests import Outcome, Step, Tally, plan_steps, read_junit, run_steps, summary
-from tools.stages import REPO_ROOT
+from tools.run_tests import (
+    Outcome,
+    Step,
+    Tally,
+    plan_steps,
+    read_junit,
+    run_steps,
+    stages_without_tests,
+    summary,
+)
+from tools.stages import REPO_ROOT, list_stages
 
 REPORT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest"
 errors="1" failures="2" skipped="3" tests="10" time="1.0">
@@ -92,11 +101,19 @@ def test_the_plain_run_leaves_out_only_what_the_final_stage_run_repeats() -> Non
     assert kept == collect("-m", "library")
 
 
-def test_the_heavy_tests_run_once_in_the_full_run_in_the_final_stage_s_step() -> None:
+def test_the_heavy_tests_run_once_in_the_full_run_in_the_final_stage_s_steps() -> None:
+    final_stage = list_stages()[-1].name
     stage_steps = [s for s in plan_steps() if s.name.startswith("pytest stage")]
-    *earlier, final = stage_steps
+    final = [s for s in stage_steps if final_stage in s.command]
+    earlier = [s for s in stage_steps if s not in final]
+    assert final and earlier
     assert all("--skip-heavy-repeats" in step.command for step in earlier)
-    assert "--skip-heavy-repeats" not in final.command
+    assert not any("--skip-heavy-repeats" in step.command for step in final)
+    # the final stage's suite, one folder a step: every folder of tests/ but meta, once
+    folders = {p.name for p in (REPO_ROOT / "tests").iterdir() if any(p.glob("test_*.py"))}
+    assert sorted(step.command[3] for step in final) == [
+        f"tests/{f}" for f in sorted(folders - {"meta"})
+    ]
     kept = collect("--stage", "04_distributed", "--skip-heavy-repeats")
     assert any("test_distributed_parts.py::" in test for test in kept)  # not heavy: kept
     assert not any("test_distributed_training.py::" in test for test in kept)  # heavy
@@ -115,3 +132,30 @@ def test_every_test_left_to_the_plain_run_is_marked_library() -> None:
             if "plain run" in ast.unparse(node) and not marked:
                 unmarked.append(f"{path.name}::{node.name}")
     assert unmarked == []
+
+
+def test_a_stage_run_in_folders_fails_when_no_folder_had_a_test() -> None:
+    def outcome(name: str, tests: Tally) -> Outcome:
+        return Outcome(name, 0, 1.0, tests)
+
+    some_empty = [
+        outcome("pytest stage 04 tests/cluster", Tally(passed=3)),
+        outcome("pytest stage 04 tests/run", Tally()),
+    ]
+    assert stages_without_tests(some_empty) == []
+    all_empty = [outcome("pytest stage 04 tests/cluster", Tally()), *some_empty[1:]]
+    [failed] = stages_without_tests(all_empty)
+    assert failed.name == "pytest stage 04: no test ran" and not failed.passed
+
+
+def test_a_folder_without_tests_for_the_stage_passes_but_other_exit_codes_fail(
+    tmp_path: Path,
+) -> None:
+    def step(code: int, may_be_empty: bool) -> Step:
+        command = [sys.executable, "-c", f"import sys; sys.exit({code})"]
+        return Step("s", command, may_be_empty=may_be_empty, junit=tmp_path / "none.xml")
+
+    assert run_steps([step(5, True)])[0].passed
+    assert run_steps([step(5, True)])[0].tests == Tally()
+    assert not run_steps([step(5, False)])[0].passed
+    assert not run_steps([step(2, True)])[0].passed
