@@ -13,8 +13,9 @@ steps, not one long one, share the cores); plain
 ``pytest tests --skip-final-stage-repeats`` (the repository checks, and the tests of the
 top-level package that the final stage's run does not already cover: that package is a byte
 copy of the final stage's, as the stages check and ``tests/conftest.py`` verify) but for the
-exercise checks and the browser check, which are steps of their own; ``mkdocs build
---strict`` when there is a ``mkdocs.yml``.
+long checks that are steps of their own (`SEPARATE_META_RUNS`: the exercise checks, the
+learners' runs, the benchmarks, the browser check). ``mkdocs build --strict`` is a test of
+the plain run (``tests/meta/test_site.py``), not a step: it would build the site twice.
 
 The steps are independent, so ``--jobs`` of them (default: one more than the number of
 cores, see `default_jobs`) run at once, the heaviest first. Each step's output is printed in
@@ -62,6 +63,8 @@ HEARTBEAT = 30.0  # seconds between "still running" lines
 NO_TESTS = 5  # pytest's exit code when no test was selected
 SEPARATE_META_RUNS = {  # long repository checks, run as steps of their own: (name, weight)
     "tests/meta/test_exercise_checks.py": ("pytest exercise checks", 170.0),
+    "tests/meta/test_learner_runs.py": ("pytest learner runs", 60.0),
+    "tests/meta/test_benchmarks.py": ("pytest benchmarks", 40.0),
     "tests/meta/test_site_in_browser.py": ("pytest site in a browser", 20.0),
 }
 # How heavy a stage's tests in each folder are, roughly (the final stage's seconds over 100):
@@ -212,7 +215,7 @@ def plan_steps(root: Path = REPO_ROOT, junit_dir: Path | None = None) -> list[St
     runs = [run for s in stages for run in _stage_runs(s, stages, root)]
     own_steps = [p for p in SEPARATE_META_RUNS if (root / p).is_file()]
     plain = ["tests", *(f"--ignore={p}" for p in own_steps), "--skip-final-stage-repeats"]
-    runs.append(("pytest library + meta", plain, 120.0))
+    runs.append(("pytest library + meta", plain, 90.0))
     runs += [(SEPARATE_META_RUNS[p][0], [p], SEPARATE_META_RUNS[p][1]) for p in own_steps]
     for index, (name, args, weight) in enumerate(runs):
         junit = None if junit_dir is None else junit_dir / f"{index}.xml"
@@ -220,9 +223,6 @@ def plan_steps(root: Path = REPO_ROOT, junit_dir: Path | None = None) -> list[St
         command = [python, "-m", "pytest", *args, *report]
         part = name.startswith("pytest stage ") and " tests/" in name  # one folder of a stage
         steps.append(Step(name, command, root, junit=junit, weight=weight, may_be_empty=part))
-    if (root / "mkdocs.yml").is_file():
-        mkdocs = [python, "-m", "mkdocs", "build", "--strict"]
-        steps.append(Step("mkdocs build", mkdocs, root, {"NO_MKDOCS_2_WARNING": "1"}))
     return steps
 
 
