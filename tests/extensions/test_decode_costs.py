@@ -58,10 +58,10 @@ def test_keys_that_share_one_hash_are_refused_in_linear_time(name: str) -> None:
     from miniray.codec import MARSHAL
 
     payload = _flood(*FLOODS[name])
-    started = time.perf_counter()
+    started = time.process_time()  # this process's CPU: what other processes do cannot add
     with pytest.raises(miniray.ProtocolError, match="share hashes"):
         MARSHAL.decode(payload)
-    assert time.perf_counter() - started < 1.0, len(payload)
+    assert time.process_time() - started < 1.0, len(payload)
 
 
 LEGIT_HASHED = {

@@ -7,7 +7,7 @@ copy with each mutant in place of the solution; the solution must have tests mar
 it.  That they pass on the solution is the stage's own pytest step in ``make test``
 (``make check-exercises`` runs them here too).
 
-The checks run in parallel (``MINIRAY_JOBS``, default: the number of cores), once per
+The checks run in parallel (``MINIRAY_JOBS``, default: one more than the cores), once per
 session, and print a line as each one finishes; each test then reads its exercise's result.
 """
 
@@ -21,7 +21,8 @@ from tools.exercises import CheckResult, check_exercises
 from tools.stages import Exercise, Stage, list_stages
 
 EXERCISES: list[tuple[Stage, Exercise]] = [(s, e) for s in list_stages() for e in s.exercises]
-JOBS = int(os.environ.get("MINIRAY_JOBS") or os.cpu_count() or 1)
+# One more than cores: many mutants are caught by a test that waits (a timeout of seconds).
+JOBS = int(os.environ.get("MINIRAY_JOBS") or (os.cpu_count() or 1) + 1)
 
 
 @pytest.fixture(scope="module")

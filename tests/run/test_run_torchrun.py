@@ -31,9 +31,11 @@ def torchrun(nproc: int, *args: str) -> str:
 
 
 def seen(output: str) -> list[dict]:  # type: ignore[type-arg]
-    found = [
-        json.loads(line.split("SEEN ", 1)[1]) for line in output.splitlines() if "SEEN " in line
-    ]
+    """Each rank's ``SEEN {...}``. Two ranks' lines may share one line of the output: torchrun
+    runs them unbuffered, so a line's text and its newline are two writes, and another
+    rank's line can come between them."""
+    decode = json.JSONDecoder().raw_decode  # one value; what follows it is not its business
+    found = [decode(part)[0] for part in output.split("SEEN ")[1:]]
     return sorted(found, key=lambda s: int(s["env"]["RANK"]))
 
 
