@@ -287,6 +287,7 @@ class Lines:
 
     def __init__(self, stream: Any) -> None:
         self._queue: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []  # the lines wait_for has taken
         threading.Thread(target=self._read, args=(stream,), daemon=True).start()
 
     def _read(self, stream: Any) -> None:
@@ -299,10 +300,14 @@ class Lines:
         try:
             while True:
                 line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                self.seen.append(line)
                 if text in line:
                     return line
         except queue.Empty:
-            raise AssertionError(f"no line with {text!r} within {timeout} s") from None
+            lines = "".join(self.seen[-20:])  # what did come, to say why
+            raise AssertionError(
+                f"no line with {text!r} within {timeout} s; the last lines:\n{lines}"
+            ) from None
 
 
 def server_pid(tag: str, mark: str) -> int:
