@@ -144,8 +144,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             command = [*_pytest(), "--stage", options.stage, f"--junitxml={junit}", *extra]
             outcomes = [run_step(Step(f"pytest --stage {options.stage}", command, junit=junit))]
         else:
+            started = time.monotonic()
             outcomes = run_steps(plan_steps(junit_dir=Path(reports)), jobs=options.jobs)
             outcomes += stages_without_tests(outcomes)
+            took = time.monotonic() - started  # the suite's wall time is a goal: say it
+            print(
+                f"\nall steps took {took // 60:.0f} min {took % 60:.0f} s, {options.jobs} at a time"
+            )
     print(summary(outcomes))
     return 0 if all(o.passed for o in outcomes) else 1
 
