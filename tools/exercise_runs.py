@@ -213,8 +213,11 @@ def check_exercise(
     args = ["-p", "no:cacheprovider", "-q"]
     # A mutant that loops forever (a frame never taken off the buffer spins) is caught by
     # the per-test timeout: the learner's, not the suite's 60 s, since every exercise test
-    # must pass within it for the learner anyway.
+    # must pass within it for the learner anyway. The thread method ends the run at once
+    # (exit code 1): the signal method raises where the signal lands, and now and then
+    # pytest then fails to print that traceback (INTERNALERROR, exit code 3).
     wrong_args = [*args, "-x", "--timeout", f"{LEARNER_TEST_TIMEOUT:g}"]
+    wrong_args += ["--timeout-method", "thread"]
     if collected is None:
         solution_rc, solution_out = run_exercise_tests(
             exercise.id, stage.path, args, timeout=timeout, capture=True, root=root
