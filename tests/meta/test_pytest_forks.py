@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from testutil import process_exists
 
 from tools.pytest_forks import ForkServer
 
@@ -61,9 +62,9 @@ def test_a_run_past_its_timeout_is_killed_with_what_it_started(
     assert rc is None and time.monotonic() - started < 20.0
     child = int((tmp_path / "child.pid").read_text())
     deadline = time.monotonic() + 5.0
-    while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
+    while process_exists(child) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not Path(f"/proc/{child}").exists(), "the run's own child outlived it"
+    assert not process_exists(child), "the run's own child outlived it"
 
 
 def test_runs_from_several_threads_get_their_own_answers(
@@ -82,4 +83,4 @@ def test_closing_the_client_ends_the_server() -> None:
     forks = ForkServer()
     pid = forks.pid
     forks.close()
-    assert not Path(f"/proc/{pid}").exists()
+    assert not process_exists(pid)
