@@ -15,10 +15,12 @@ from pathlib import Path
 
 
 def process_exists(pid: int) -> bool:
-    """True if ``pid`` is a live process; a zombie counts as gone."""
+    """True if ``pid`` is a live process. A zombie counts as gone, and so does a dead one the
+    kernel is still releasing (state X: with SIGCHLD ignored it reaps the child itself, and
+    the child's pidfd can say "exited" a moment before its ``/proc`` entry goes)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X", "x")
     except (FileNotFoundError, ProcessLookupError):  # gone before the open, or before the read
         return False
 
