@@ -1,9 +1,22 @@
 """Print, as JSON, what a script sees of how it was started: argv, __file__, sys.path[0],
-its module, and the launcher's variables."""
+its module, the launcher's variables, and whether MASTER_PORT is already held for rank 0's
+store (torchrun's agent listens on it; no one else may take it meanwhile)."""
 
 import json
 import os
+import socket
 import sys
+
+
+def port_taken(port: str | None) -> bool:
+    """Whether a plain socket (no SO_REUSEADDR) is refused this port: someone holds it."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("", int(port or 0)))
+        except OSError:
+            return True
+    return False
+
 
 NAMES = [
     "RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK",
@@ -19,6 +32,7 @@ seen = {
     "main_is_me": sys.modules["__main__"].__dict__ is globals(),
     "env": {name: os.environ.get(name) for name in NAMES},
     "miniray_loaded": "miniray" in sys.modules,
+    "master_port_taken": port_taken(os.environ.get("MASTER_PORT")),
     "fds_hidden": not any(k.startswith("MINIRAY_") and k.endswith("_FD") for k in os.environ),
 }
 print("SEEN " + json.dumps(seen), flush=True)

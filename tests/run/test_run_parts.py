@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 
 import pytest
@@ -122,3 +123,18 @@ def test_bad_command_lines_are_clear_errors(capsys: pytest.CaptureFixture[str]) 
     assert "no command to run" in capsys.readouterr().err
     assert main(["--hosts", "localhost", "--env", "NOEQUALS", "--", "true"]) == 1
     assert "NAME=VALUE" in capsys.readouterr().err
+
+
+def test_a_reserved_port_is_refused_to_others_and_open_to_rank_0s_store() -> None:
+    from miniray.run_supervisor import reserve_port
+
+    with reserve_port() as held:
+        port = held.getsockname()[1]
+        with socket.socket() as plain, pytest.raises(OSError):  # EADDRINUSE
+            plain.bind(("", port))
+        with socket.socket() as store:  # as torch's TCPStore binds: SO_REUSEADDR
+            store.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            store.bind(("", port))
+            store.listen()
+            with socket.create_connection(("127.0.0.1", port), timeout=5):
+                pass  # the store, not the reservation, answers

@@ -63,6 +63,7 @@ def test_the_script_sees_what_it_sees_under_torchrun(tag: str) -> None:
         }
         assert mine["argv"] == ["run/show_env.py", "--lr", "3"] and mine["main_is_me"]
         assert not mine["miniray_loaded"] and mine["fds_hidden"]
+        assert mine["master_port_taken"]  # held for rank 0's store from the start, as there
         assert {k: v for k, v in mine["env"].items() if k not in differ} == {
             k: v for k, v in torchrun_s["env"].items() if k not in differ
         }

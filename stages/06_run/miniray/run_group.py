@@ -2,7 +2,7 @@
 """The coordinator's half of ``miniray run``: one group of ranks, run to its end, restarted.
 
 A `RankGroup` holds one rank supervisor per rank (the cluster's workers, see
-``run_supervisor``) and runs *attempts*: ask node 0 for a free port, send every supervisor
+``run_supervisor``) and runs *attempts*: ask node 0 for a port it holds, send every supervisor
 its command and environment, then wait on all of them at once, printing output as it
 comes, until every rank has reported its exit. The first rank to fail ends the attempt:
 every other rank gets SIGTERM, then SIGKILL ``stop_grace`` seconds later (each supervisor
@@ -264,7 +264,8 @@ class RankGroup:
 
     def _master(self) -> tuple[str, int]:
         """MASTER_ADDR: node 0 as the coordinator reached it, or, if node 0 is this machine
-        and others are remote, this machine as they see it. MASTER_PORT: free on node 0."""
+        and others are remote, this machine as they see it. MASTER_PORT: held on node 0 by
+        its supervisor until the next attempt (``run_supervisor.reserve_port``)."""
         nodes, address = self.options.nodes, self.workers[0].address
         if nodes[0].is_local and not all(n.is_local for n in nodes):
             remote = next(w for w in self.workers if not self._node(w).is_local)

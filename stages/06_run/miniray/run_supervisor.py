@@ -4,8 +4,9 @@
 One supervisor per rank, on the rank's node. It answers the coordinator's messages:
 
 * ``{"probe": {}}``: this node's view, ``{"probe": {"port", "peer", "hostname"}}``: a port
-  free here now (node 0's is ``MASTER_PORT``), and the coordinator's address as seen from
-  here (``MASTER_ADDR`` when node 0 is the coordinator's own machine); asked with
+  held here for rank 0's store (node 0's is ``MASTER_PORT``; see `reserve_port`), and the
+  coordinator's address as seen from here (``MASTER_ADDR`` when node 0 is the
+  coordinator's own machine); asked with
   ``{"script_dir": path}``, also ``"facts"``: this node's software, to compare.
 * ``{"run": {"argv", "env", "cwd", "hang_after"}}``: start the rank and watch it to its end
   (`RankProcess`), then ``{"exit": code}``. While it runs: ``{"signal": "SIGINT"}``,
@@ -35,7 +36,7 @@ from typing import Any
 from .channel import Channel
 from .env_check import software_facts
 from .errors import ProtocolError
-from .netprobe import free_port, route_to, ssh_peer
+from .netprobe import route_to, ssh_peer
 from .run_rank import RankProcess
 
 BOOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "run_boot.py")
@@ -121,14 +122,29 @@ def rank_environment(spec: RunSpec) -> dict[str, str]:
     return env
 
 
-def probe(script_dir: object = None) -> dict[str, Any]:
-    """This node's answer to ``probe``: a free port, where the coordinator is, and (given
-    the script's directory) its software (``env_check.software_facts``)."""
-    answer: dict[str, Any] = {"port": free_port(), "peer": ssh_peer()}
+def probe(port: int, script_dir: object = None) -> dict[str, Any]:
+    """This node's answer to ``probe``: a port held for rank 0's store (`reserve_port`),
+    where the coordinator is, and (given the script's directory) its software
+    (``env_check.software_facts``)."""
+    answer: dict[str, Any] = {"port": port, "peer": ssh_peer()}
     answer["hostname"] = socket.gethostname()
     if isinstance(script_dir, str):
         answer["facts"] = software_facts(script_dir)
     return answer
+
+
+def reserve_port() -> socket.socket:
+    """A socket bound to a free TCP port on every interface, not listening, with
+    ``SO_REUSEADDR``. While it is open the kernel hands the port to no one else (no bind to
+    port 0 gets it, no outgoing connection takes it as its own), yet rank 0's store, which
+    binds with ``SO_REUSEADDR`` too, can listen on it: torchrun holds its port the same way,
+    by hosting the store in its agent. A port only found free (``netprobe.free_port``) is
+    free for the seconds rank 0 spends importing torch; on a busy machine someone else then
+    takes it, rank 0 fails with EADDRINUSE and the other ranks talk to a stranger."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("", 0))
+    return sock
 
 
 def supervise(handle: Channel) -> None:
@@ -144,14 +160,18 @@ def supervise(handle: Channel) -> None:
 
     signal.signal(signal.SIGINT, forward)  # Python handlers: the rank starts with defaults
     signal.signal(signal.SIGTERM, terminate)
+    held: socket.socket | None = None  # the port of our last probe answer, for rank 0's store
     try:
         while True:
             msg = handle.recv()
             if not isinstance(msg, dict):
                 raise ProtocolError(f"unexpected message {msg!r:.200}")
-            if "probe" in msg:
+            if "probe" in msg:  # once an attempt: the last attempt's ranks have all ended
                 asked = msg["probe"] if isinstance(msg["probe"], dict) else {}
-                handle.send({"probe": probe(asked.get("script_dir"))})
+                if held is not None:
+                    held.close()
+                held = reserve_port()
+                handle.send({"probe": probe(held.getsockname()[1], asked.get("script_dir"))})
             elif "run" in msg:
                 spec = RunSpec.from_message(msg["run"])
                 argv, booted = boot_argv(spec.argv)
@@ -169,5 +189,7 @@ def supervise(handle: Channel) -> None:
     finally:
         for rank in current:
             rank.kill_group()
+        if held is not None:
+            held.close()
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # no rank left to clean up after
         signal.signal(signal.SIGINT, signal.SIG_IGN)
