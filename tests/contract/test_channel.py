@@ -19,9 +19,13 @@ from hypothesis import strategies as st
 from miniray import ChannelClosed, ProtocolError, RemoteError, Unsendable
 
 pytestmark = pytest.mark.needs("local")
+# A reader that never cuts a frame off its buffer takes the same frame forever, in a loop
+# that never looks at the clock: only pytest-timeout ends it. These tests take milliseconds.
+QUICK = pytest.mark.timeout(3)
 
 
 @pytest.mark.ex01_1
+@QUICK
 def test_a_frame_split_across_writes_is_reassembled() -> None:
     channel, peer = adapters.channel_pair()
     data = adapters.frame(json.dumps({"x": [1, 2, 3]}).encode())
@@ -36,6 +40,7 @@ def test_a_frame_split_across_writes_is_reassembled() -> None:
 
 
 @pytest.mark.ex01_1
+@QUICK
 def test_two_frames_in_one_write_are_two_messages() -> None:
     channel, peer = adapters.channel_pair()
     peer.sendall(adapters.frame(b'"a"') + adapters.frame(b'"b"'))
