@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -138,3 +139,20 @@ def test_a_reserved_port_is_refused_to_others_and_open_to_rank_0s_store() -> Non
             store.listen()
             with socket.create_connection(("127.0.0.1", port), timeout=5):
                 pass  # the store, not the reservation, answers
+
+
+def test_slurm_nodes_run_the_nproc_given_else_slurm_s_task_counts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from miniray.run import options_from, parser
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no scontrol: the hostlist is parsed
+    monkeypatch.setenv("SLURM_JOB_NODELIST", "n[1-2]")
+    monkeypatch.setenv("SLURM_JOB_CPUS_PER_NODE", "16(x2)")
+
+    def counts(*args: str) -> list[int]:
+        options = options_from(parser().parse_args(["--slurm", *args, "--", "python", "t.py"]))
+        return [node.num_workers for node in options.nodes]
+
+    assert counts("--nproc-per-node", "1") == [1, 1]  # given: it is what runs
+    assert counts() == [16, 16]  # not given: what SLURM says each node has

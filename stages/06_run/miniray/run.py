@@ -122,7 +122,12 @@ def parser() -> argparse.ArgumentParser:
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--hosts", help="a hostfile (host [slots=N] per line) or h1,h2,...")
     where.add_argument("--slurm", action="store_true", help="the hosts of this SLURM job")
-    p.add_argument("--nproc-per-node", type=parse_nproc, default=1, metavar="N|gpu")
+    p.add_argument(
+        "--nproc-per-node",
+        type=parse_nproc,
+        metavar="N|gpu",
+        help="ranks on each host (default: a hostfile's slots=N, SLURM's task counts, or 1)",
+    )
     p.add_argument("--log-dir", help="rankN.out, rankN.err and summary.json go there")
     p.add_argument("--ranks", type=parse_ranks, help="only these ranks on the console")
     p.add_argument("--max-restarts", type=int, default=0, metavar="N")
@@ -172,14 +177,17 @@ def options_from(args: argparse.Namespace) -> RunOptions:
         if not equals:
             raise ConfigError(f"--env {item!r}: NAME=VALUE")
         env[name] = value
-    nproc = 1 if args.nproc_per_node == "gpu" else args.nproc_per_node
-    node_options: dict[str, Any] = {"num_workers": nproc, "env": env}
+    given = args.nproc_per_node  # a count, "gpu", or None: not given
+    node_options: dict[str, Any] = {"num_workers": given if isinstance(given, int) else 1}
+    node_options["env"] = env
     launcher = args.launcher or ("srun" if args.slurm else None)
     if launcher is not None:  # a name, or a template of several words
         words = shlex.split(launcher)
         node_options["launcher"] = words[0] if len(words) == 1 else words
     if args.slurm:
         nodes = hosts_from_slurm(os.environ, **node_options)
+        if isinstance(given, int):  # said on the command line: it wins over SLURM's counts
+            nodes = [dataclasses.replace(n, num_workers=given) for n in nodes]
     else:
         nodes = hosts_from_option(args.hosts, **node_options)
     if args.nproc_per_node == "gpu":
