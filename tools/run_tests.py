@@ -63,15 +63,24 @@ from tools.stages import (
 
 HEARTBEAT = 30.0  # seconds between "still running" lines
 NO_TESTS = 5  # pytest's exit code when no test was selected
+# A step's weight is about the seconds it takes in `make test` on the 2-core machine, 3 steps
+# at a time: the longest start first, so that no long step, started last, runs alone at the
+# end while a core idles (measured: the stage 4 contract tests, weighed too light, did).
 SEPARATE_META_RUNS = {  # long repository checks, run as steps of their own: (name, weight)
     "tests/meta/test_exercise_checks.py": ("pytest exercise checks", 170.0),
-    "tests/meta/test_learner_runs.py": ("pytest learner runs", 60.0),
-    "tests/meta/test_benchmarks.py": ("pytest benchmarks", 40.0),
+    "tests/meta/test_learner_runs.py": ("pytest learner runs", 50.0),
+    "tests/meta/test_benchmarks.py": ("pytest benchmarks", 30.0),
     "tests/meta/test_site_in_browser.py": ("pytest site in a browser", 20.0),
 }
-# How heavy a stage's tests in each folder are, roughly (the final stage's seconds over 100):
-# the heaviest steps start first, so no long one is left to run alone at the end.
-FOLDER_WEIGHTS = {"cluster": 2.0, "engines": 1.4, "run": 1.0, "contract": 0.5}
+# The seconds of a stage's tests in each folder: (the final stage, a stage before it that
+# runs its whole suite, which leaves the heavy tests to the final one).
+FOLDER_WEIGHTS = {
+    "cluster": (240.0, 90.0),
+    "engines": (165.0, 2.0),
+    "run": (85.0, 2.0),
+    "contract": (60.0, 60.0),
+    "extensions": (35.0, 2.0),
+}
 
 
 @dataclass(frozen=True)
@@ -338,16 +347,16 @@ def _stage_runs(
         if keeps_every_line(stage, later):
             return [(name, ["tests", *options], 5.0)]
     folders = sorted(p for p in (root / "tests").iterdir() if p.is_dir() and _has_tests(p))
-    weight = 30.0 + 10 * stage.number  # a guess: later stages test more
     return [
-        (f"{name} tests/{f.name}", [f"tests/{f.name}", *options], weight * _folder_weight(f))
+        (f"{name} tests/{f.name}", [f"tests/{f.name}", *options], _folder_weight(f, final))
         for f in folders
         if f.name != "meta"
     ]
 
 
-def _folder_weight(folder: Path) -> float:
-    return FOLDER_WEIGHTS.get(folder.name, 0.3)
+def _folder_weight(folder: Path, final: bool) -> float:
+    final_seconds, earlier_seconds = FOLDER_WEIGHTS.get(folder.name, (30.0, 30.0))
+    return final_seconds if final else earlier_seconds
 
 
 def _has_tests(folder: Path) -> bool:
@@ -377,7 +386,7 @@ def _mypy_stages(stages: list[Stage], root: Path) -> Step:
             f"(cd {shlex.quote(str(stage.path))} && {shlex.join([*command, *targets])}) || status=1"
         )
     lines.append("exit $status")
-    return Step("mypy stages", ["sh", "-c", "\n".join(lines)], root, weight=40.0)
+    return Step("mypy stages", ["sh", "-c", "\n".join(lines)], root, weight=15.0)
 
 
 def _pytest() -> list[str]:
