@@ -107,6 +107,12 @@ def send_burst(handle: Any) -> None:
         handle.send({"i": i})
 
 
+def send_long_text(handle: Any) -> None:
+    """Send one message of the text of as many characters as asked; then wait."""
+    handle.send("x" * handle.recv())
+    handle.recv()
+
+
 def flood(handle: Any) -> None:
     """Send messages of ``size`` bytes, as fast as the socket takes them, for ``seconds``.
 
