@@ -95,10 +95,25 @@ def test_a_worker_killed_in_the_middle_of_a_frame_is_reported_killed() -> None:
             secret = Path(env["MINIRAY_SECRET_FILE"]).read_text()
             worker = RemoteWorker("127.0.0.1", server.port, secret=secret, max_frame=2 * size)
             worker.send(size)
-            time.sleep(1.0)  # not reading: the worker fills the buffers and blocks in its send
+            blocked_in_a_send(worker.pid)  # this end does not read: the frame has begun
             os.kill(worker.pid, signal.SIGKILL)
             with pytest.raises(WorkerDied, match="killed by SIGKILL"):
                 worker.recv(timeout=30)
             worker.close(timeout=2)
         finally:
             assert server.stop() == 0
+
+
+def blocked_in_a_send(pid: int, within: float = 30.0) -> None:
+    """Wait until ``pid`` waits in the kernel for room in a full TCP send buffer: it has
+    written part of a frame and is stuck in the rest (read from /proc/PID/stack: root)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            stack = Path(f"/proc/{pid}/stack").read_text()
+        except PermissionError:
+            pytest.skip("reading /proc/PID/stack needs root: cannot tell when a send blocks")
+        if "sk_stream_wait_memory" in stack:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"worker pid {pid} did not block in a send within {within} s")
