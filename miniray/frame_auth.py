@@ -32,3 +32,8 @@ class FrameAuth(Protocol):
     def check_streamed(self, streamed: StreamedTag, tag: bytes) -> None: ...  # or raise
 
     # @}
+    # @2+ {
+    # whether a frame is the server's sealed report of the worker's end (see channel.py)
+    def is_report(self, kind: int, payload: bytes, tag: bytes) -> bool: ...
+
+    # @}

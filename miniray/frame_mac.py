@@ -131,7 +131,7 @@ class FrameMAC:
         if hmac.compare_digest(tag, self._checking.tag(self._received, kind, (payload,))):
             self._received += 1
             return
-        if kind == EXIT and self._is_exit_report(payload, tag):
+        if self.is_report(kind, payload, tag):
             self._reports = None  # one report per session
             return
         # @2-4 {
@@ -160,9 +160,12 @@ class FrameMAC:
 
     # @}
 
-    def _is_exit_report(self, payload: Buffer, tag: bytes) -> bool:
+    def is_report(self, kind: int, payload: Buffer, tag: bytes) -> bool:
+        """Whether this is the server's sealed report of how the worker ended (if one may come)."""
         reports = self._reports
-        return reports is not None and hmac.compare_digest(tag, reports.tag(0, EXIT, (payload,)))
+        if kind != EXIT or reports is None:
+            return False
+        return hmac.compare_digest(tag, reports.tag(0, EXIT, (payload,)))
 
 
 # --8<-- [end:frame_mac]

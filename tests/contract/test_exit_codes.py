@@ -16,8 +16,6 @@ from typing import Any
 import pytest
 from testutil import ServerProcess, secret_env
 
-from miniray import ProtocolError
-
 Connect = Any  # the `connect` fixture of conftest.py: connect(work_fn_name) -> worker
 
 
@@ -75,16 +73,9 @@ def test_a_worker_killed_by_a_signal_reports_the_signal(connect: Connect) -> Non
 
 
 @pytest.mark.needs("tcp")
-@pytest.mark.xfail(
-    strict=True,
-    raises=ProtocolError,
-    reason="a limit the Stage 2 page states, not yet lifted: the server's report lands "
-    "after the frame the worker left unfinished, and the client reads both as one broken "
-    "frame (ProtocolError 'mid-frame'; with small frames 'failed its integrity check', "
-    "which reads like an attack). The report is sealed on its own, so a client could find "
-    "it at the end of the stream and say WorkerDied, killed by SIGKILL",
-)
 def test_a_worker_killed_in_the_middle_of_a_frame_is_reported_killed() -> None:
+    """The server's report comes after the half frame, and reads as its rest: the client
+    finds it at the end of the stream (``Channel._salvage_report``), not a broken frame."""
     from miniray import RemoteWorker, WorkerDied
 
     size = 64 << 20  # far more than loopback's socket buffers: the send blocks mid-frame
@@ -102,6 +93,24 @@ def test_a_worker_killed_in_the_middle_of_a_frame_is_reported_killed() -> None:
             worker.close(timeout=2)
         finally:
             assert server.stop() == 0
+
+
+@pytest.mark.needs("tcp")
+def test_a_worker_killed_while_it_floods_small_frames_is_reported_killed(
+    worker_servers: Any,
+) -> None:
+    """Cut in a small frame, the report completes it and fails its MAC: still the kill,
+    not "a frame failed its integrity check", which would read like an attack."""
+    from miniray import WorkerDied
+
+    worker = worker_servers.connect("flood", max_frame=1 << 30)
+    worker.send({"size": 10, "seconds": 30})
+    assert worker.recv(timeout=10)["i"] == 0
+    time.sleep(0.3)  # every buffer full of frames: the kill lands in one, almost surely
+    os.kill(worker.pid, signal.SIGKILL)
+    with pytest.raises(WorkerDied, match="killed by SIGKILL"):
+        while True:
+            worker.recv(timeout=10)
 
 
 def blocked_in_a_send(pid: int, within: float = 30.0) -> None:

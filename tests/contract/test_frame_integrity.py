@@ -8,6 +8,7 @@ frame before the tampering and refuse the rest with a ProtocolError.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -67,7 +68,9 @@ class Proxy:
                 index += 1
         except OSError:
             pass
-        finally:
+        finally:  # end-of-file for the far end now: the other pump may still read from sink
+            with contextlib.suppress(OSError):
+                sink.shutdown(socket.SHUT_WR)
             sink.close()
 
 
@@ -194,3 +197,25 @@ def test_a_big_frame_altered_on_the_way_is_refused(through_proxy, direction: str
     with pytest.raises(RemoteError if direction == "to worker" else ProtocolError) as caught:
         worker.recv(timeout=10)  # never the altered message
     assert "integrity" in str(caught.value)
+
+
+def test_a_cut_frame_and_a_forged_report_of_the_worker_s_end_are_refused(through_proxy) -> None:  # type: ignore[no-untyped-def]
+    """A worker killed mid-frame leaves half a frame, then the server's sealed report: the
+    client looks for that report at the end of the stream. A forged one is not taken."""
+    from miniray import ProtocolError
+
+    exit_kind = 2  # wire.EXIT
+    report = b'{"returncode": -9}' + os.urandom(adapters.frame_tag_size())
+
+    def cut(direction: str, index: int, frame: bytes) -> list[bytes]:
+        if direction == "to client" and index == 1:  # the first echo: half of it, a "report"
+            return [frame[: len(frame) // 2], adapters.frame(report, kind=exit_kind)]
+        if direction == "to client" and index == 2:
+            raise ConnectionResetError  # the pump closes the client's end: end-of-file
+        return [frame]
+
+    worker = through_proxy(cut)
+    worker.send({"n": 1, "pad": "x" * 200})
+    worker.send({"n": 2})
+    with pytest.raises(ProtocolError, match=r"mid-frame|integrity"):
+        worker.recv(timeout=10)  # not WorkerDied: the report is not the server's

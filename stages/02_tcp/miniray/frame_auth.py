@@ -20,3 +20,5 @@ class FrameAuth(Protocol):
     def seal(self, kind: int, payload: bytes) -> bytes: ...  # the next frame's tag
 
     def check(self, kind: int, payload: bytes, tag: bytes) -> None: ...  # or ProtocolError
+    # whether a frame is the server's sealed report of the worker's end (see channel.py)
+    def is_report(self, kind: int, payload: bytes, tag: bytes) -> bool: ...

@@ -120,7 +120,7 @@ class FrameMAC:
         if hmac.compare_digest(tag, self._checking.tag(self._received, kind, (payload,))):
             self._received += 1
             return
-        if kind == EXIT and self._is_exit_report(payload, tag):
+        if self.is_report(kind, payload, tag):
             self._reports = None  # one report per session
             return
         raise ProtocolError(
@@ -128,9 +128,12 @@ class FrameMAC:
             "on the way): the connection cannot be trusted"
         )
 
-    def _is_exit_report(self, payload: Buffer, tag: bytes) -> bool:
+    def is_report(self, kind: int, payload: Buffer, tag: bytes) -> bool:
+        """Whether this is the server's sealed report of how the worker ended (if one may come)."""
         reports = self._reports
-        return reports is not None and hmac.compare_digest(tag, reports.tag(0, EXIT, (payload,)))
+        if kind != EXIT or reports is None:
+            return False
+        return hmac.compare_digest(tag, reports.tag(0, EXIT, (payload,)))
 
 
 # --8<-- [end:frame_mac]

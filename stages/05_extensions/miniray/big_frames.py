@@ -127,6 +127,15 @@ class BigFrameReader:
 
     # --8<-- [end:big_frame]
 
+    def tail(self, count: int) -> bytes:
+        """The last ``count`` bytes received of the current frame (payload, then tag)."""
+        big = self.current
+        if big is None:
+            return b""
+        in_payload = min(big.filled, len(big.payload))
+        received = big.payload[max(0, in_payload - count) : in_payload]
+        return (bytes(received) + bytes(big.tag[: big.filled - in_payload]))[-count:]
+
     @property
     def backlog(self) -> int:
         """Bytes held for the frame being read."""

@@ -46,6 +46,8 @@ _RECV_SIZE = 64 * 1024  # bigger reads cost an mmap per call in malloc
 _WATCH_INTERVAL = 0.1  # seconds between looks at a watched process during a blocking read
 _SMALL_FRAME = 64 * 1024  # below this, header and payload go out in one send
 _FRAME_COST = 100  # bytes a received frame costs beyond its payload (tuple, bytes object, slot)
+_MAX_REPORT = 4096  # bytes: a server's report of how a worker ended is far smaller
+_REPORT_GRACE = 1.0  # seconds to wait for the end of the stream after a frame broke it
 
 
 class Channel:
@@ -321,14 +323,17 @@ class Channel:
         if not data:
             if self._buffer:
                 self._end = _StreamEnd("the peer closed the channel mid-frame", fatal=True)
+                self._salvage_report(bytes(self._buffer[-_MAX_REPORT:]), at_the_end=True)
             else:
                 self._end = _StreamEnd("the peer closed the channel", fatal=False)
             return
         self._buffer += data
+        unchecked = b""
         try:
             limit = self.options.max_frame + self._tag_size  # the payload's limit, and its tag
             limit += self.options.max_buffer_bytes  # raw buffers may follow it
             while (frame := take_frame(self._buffer, limit)) is not None:
+                unchecked = frame[1]
                 frame = self._checked(frame)  # authenticated before its kind means anything
                 if frame[0] in (ERROR, EXIT) and not self.from_worker:
                     raise ProtocolError(
@@ -342,6 +347,7 @@ class Channel:
             self._big.begin(self._buffer, self.codec.may_read)
         except ProtocolError as e:
             self._end = _StreamEnd(str(e), fatal=True)
+            self._salvage_report(bytes(unchecked[-_MAX_REPORT:] + self._buffer))
 
     def _read_big_frame(self) -> None:
         try:
@@ -351,10 +357,60 @@ class Channel:
             return
         except (EOFError, ProtocolError) as e:  # cut short, or it failed its MAC
             self._end = _StreamEnd(str(e), fatal=True)
+            self._salvage_report(self._big.tail(_MAX_REPORT), at_the_end=isinstance(e, EOFError))
             return
         if frame is not None:
             self._frames.append(frame)
             self._frames_cost += len(frame[1]) + _FRAME_COST
+
+    def _salvage_report(self, tail: bytes, *, at_the_end: bool = False) -> None:
+        """After the stream broke: deliver the server's report of the worker's end, if
+        ``tail``, the last bytes received, ends with one.
+
+        A worker killed in the middle of a frame leaves it unfinished; the report the server
+        sends next then reads as the rest of that frame, which ends too early or fails its
+        MAC. The report is sealed on its own (``frame_mac``'s ``reports_from``) and is the
+        last thing the server sends, so it is found by its place: it ends the stream. Unless
+        ``at_the_end`` (end-of-file was read), the rest of the stream is read first, for at
+        most `_REPORT_GRACE` s; without an end-of-file nothing is delivered.
+        """
+        auth = self._frame_auth
+        if auth is None or not self.from_worker:
+            return
+        if not at_the_end:
+            rest = self._read_to_the_end()
+            if rest is None:
+                return
+            tail = (tail + rest)[-_MAX_REPORT:]
+        header, size = HEADER.size, self._tag_size
+        for start in range(len(tail) - header - size, -1, -1):  # the shortest report first
+            length, kind = HEADER.unpack_from(tail, start)
+            if length != len(tail) - start - header:
+                continue
+            body = tail[start + header :]
+            if auth.is_report(kind, body[:-size], body[-size:]):
+                self._frames.append((EXIT, body[:-size]))
+                self._frames_cost += len(body) + _FRAME_COST
+                self._end = _StreamEnd("the peer closed the channel", fatal=False)
+                return
+
+    def _read_to_the_end(self) -> bytes | None:
+        """What is left to read before end-of-file (at most `_MAX_REPORT` bytes, within
+        `_REPORT_GRACE` s), or None if the stream goes on."""
+        rest, deadline = bytearray(), time.monotonic() + _REPORT_GRACE
+        while len(rest) <= _MAX_REPORT:
+            if not wait_readable([self._sock.fileno()], max(0.0, deadline - time.monotonic())):
+                return None
+            try:
+                data = self._sock.recv(_MAX_REPORT)
+            except BlockingIOError:  # the receive timeout (SO_RCVTIMEO) expired
+                continue
+            except OSError:  # reset: what was in flight is lost
+                return None
+            if not data:
+                return bytes(rest)
+            rest += data
+        return None
 
     def _pop_frame(self) -> None:
         _, payload = self._frames.popleft()

@@ -28,3 +28,6 @@ class FrameAuth(Protocol):
     def checking(self, kind: int, size: int) -> StreamedTag: ...  # the next tag, fed as it comes
 
     def check_streamed(self, streamed: StreamedTag, tag: bytes) -> None: ...  # or raise
+
+    # whether a frame is the server's sealed report of the worker's end (see channel.py)
+    def is_report(self, kind: int, payload: bytes, tag: bytes) -> bool: ...
