@@ -113,6 +113,17 @@ def send_long_text(handle: Any) -> None:
     handle.recv()
 
 
+def half_a_small_frame(handle: Any) -> None:
+    """Say "started", write the first half of the next (small, sealed) frame by hand, and
+    wait: the test kills it there, in the middle of a frame."""
+    import adapters  # tests/ is on the worker's path; it builds frames by hand
+
+    handle.send("started")
+    frame = adapters.frames_from(handle, [b'"a small message, never finished"'])
+    adapters.raw_socket(handle).sendall(frame[: len(frame) // 2])
+    handle.recv()
+
+
 def flood(handle: Any) -> None:
     """Send messages of ``size`` bytes, as fast as the socket takes them, for ``seconds``.
 
