@@ -395,7 +395,8 @@ class Channel:
             # @}
         except ProtocolError as e:
             self._end = _StreamEnd(str(e), fatal=True)
-            self._salvage_report(bytes(unchecked[-_MAX_REPORT:] + self._buffer))  # @2+
+            last = unchecked[-_MAX_REPORT:] + self._buffer[-_MAX_REPORT:]  # @2+
+            self._salvage_report(bytes(last))  # @2+
 
     # @5+ {
     def _read_big_frame(self) -> None:

@@ -327,7 +327,8 @@ class Channel:
                 self._frames_cost += len(frame[1]) + _FRAME_COST
         except ProtocolError as e:
             self._end = _StreamEnd(str(e), fatal=True)
-            self._salvage_report(bytes(unchecked[-_MAX_REPORT:] + self._buffer))
+            last = unchecked[-_MAX_REPORT:] + self._buffer[-_MAX_REPORT:]
+            self._salvage_report(bytes(last))
 
     def _salvage_report(self, tail: bytes, *, at_the_end: bool = False) -> None:
         """After the stream broke: deliver the server's report of the worker's end, if

@@ -354,7 +354,8 @@ class Channel:
             self._big.begin(self._buffer, self.codec.may_read)
         except ProtocolError as e:
             self._end = _StreamEnd(str(e), fatal=True)
-            self._salvage_report(bytes(unchecked[-_MAX_REPORT:] + self._buffer))
+            last = unchecked[-_MAX_REPORT:] + self._buffer[-_MAX_REPORT:]
+            self._salvage_report(bytes(last))
 
     def _read_big_frame(self) -> None:
         try:
