@@ -132,7 +132,10 @@ def torchrun_rank(args: argparse.Namespace, out: Path) -> int:
     if rank == 0:
         out.write_text(json.dumps({"steps": steps, "first_step": first_step}))
     dist.destroy_process_group()
-    return 0
+    # Not through Python's shutdown: torch 2.13's gloo threads may free a collective's
+    # tensors during it and abort the rank (see examples/torchrun_train.py).
+    sys.stdout.flush()
+    os._exit(0)
 
 
 def run_miniray(args: argparse.Namespace) -> dict[str, Any]:

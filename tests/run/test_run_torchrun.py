@@ -26,7 +26,7 @@ def torchrun(nproc: int, *args: str) -> str:
     done = subprocess.run(
         [*TORCHRUN, str(nproc), *args], cwd=TESTS_DIR, capture_output=True, text=True, timeout=120
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr
     return done.stdout
 
 
@@ -53,7 +53,7 @@ def torchrun_losses() -> list[str]:
 def test_the_script_sees_what_it_sees_under_torchrun(tag: str) -> None:
     args = ["--hosts", "localhost", "--nproc-per-node", "2", "--"]
     code, out, err = run(tag, *args, "python", "run/show_env.py", "--lr", "3")
-    assert code == 0, err
+    assert code == 0, out[-2000:] + err
     ours, theirs = seen(out), seen(torchrun(2, "run/show_env.py", "--lr", "3"))
     assert len(ours) == len(theirs) == 2
     differ = {"MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID"}  # per run, not per launcher
@@ -76,7 +76,7 @@ def test_the_unchanged_script_gives_torchrun_s_losses_on_two_localhost_nodes(
 ) -> None:
     args = ["--hosts", "localhost,127.0.0.1", "--", "python", str(EXAMPLE), "--steps", "4"]
     code, out, err = run(tag, *args, timeout=120)
-    assert code == 0, err
+    assert code == 0, out[-2000:] + err
     assert losses(out) == torchrun_losses
     assert "[localhost r0] step 0: loss=" in out
     assert wait_for_no_processes(tag, GONE) == []
@@ -87,7 +87,7 @@ def test_the_unchanged_script_over_ssh_on_two_namespace_hosts(
 ) -> None:
     args = ["--hosts", "h1,h2", "--env", f"MINIRAY_TEST_TAG={tag}"]
     code, out, err = run(tag, *args, "--", "python", str(EXAMPLE), "--steps", "4", timeout=120)
-    assert code == 0, err
+    assert code == 0, out[-2000:] + err
     assert losses(out) == torchrun_losses
     assert "[h1 r0] step 0: loss=" in out
     assert wait_for_no_processes(tag, GONE) == []
