@@ -149,7 +149,9 @@ def test_chatter_does_not_extend_the_deadline(pipe: tuple[int, int]) -> None:
     stop = threading.Event()
 
     def chatter() -> None:
-        for _ in range(100):  # 10 s at most
+        # 4 s at most: past the bound below, so a reader that waits for the chatter to end
+        # fails the bound, and in less than the 10 s a learner's run gives each test.
+        for _ in range(40):
             if stop.wait(0.1):
                 return
             os.write(pipe[1], b"still logging in...\n")
@@ -182,8 +184,8 @@ def test_a_line_without_end_is_refused_not_buffered_until_the_timeout(
 
     thread = threading.Thread(target=write_without_newline, daemon=True)
     thread.start()
-    with pytest.raises(ProtocolError):
-        read_ready_line(pipe[0], timeout=10)
+    with pytest.raises(ProtocolError):  # at once; a reader without a cap gets TimeoutError
+        read_ready_line(pipe[0], timeout=3)
     os.close(pipe[0])  # the writer's next write fails: it ends
     thread.join(timeout=5)
 
