@@ -112,8 +112,13 @@ def test_a_gloo_rank_that_raises_frees_the_ranks_waiting_in_all_reduce(tag: str)
     pytest.importorskip("torch")
     args = ["--hosts", "localhost", "--nproc-per-node", "2", "--stop-grace", "2"]
     code, out, err = run(tag, *args, "--", "python", "run/gloo_fail.py", timeout=120)
-    assert code == 1
-    assert "rank 1 on localhost failed (exit code 1)" in err
+    # Exit code 1, as the rank's Python ends; or 134 where torch 2.13's gloo threads abort
+    # that ending (SIGABRT: a torch bug, under torchrun too; see the Stage 6 page). Seen in
+    # 1 suite run: the launcher must report what the rank did, whichever it was.
+    assert code in (1, 134), out[-2000:] + err
+    assert f"rank 1 on localhost failed (exit code {code})" in err
+    if code == 134:
+        assert "terminate called without an active exception" in err
     assert "RuntimeError: rank 1 fails before the collective" in err
     assert "unreachable" not in out
     assert wait_for_no_processes(tag, GONE) == []
