@@ -6,6 +6,7 @@ frame or, for a worker killed by a signal, from the server that reaped it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import tempfile
@@ -100,9 +101,7 @@ def test_a_worker_killed_in_the_middle_of_a_small_frame_is_reported_killed(
     worker_servers: Any,
 ) -> None:
     """Cut in a small frame, the report completes it and fails its MAC: still the kill,
-    not "a frame failed its integrity check", which would read like an attack. (The server
-    sends its report without waiting: where a flood has filled the client's buffers, it may
-    be lost, and then the stream's end is all the client has.)"""
+    not "a frame failed its integrity check", which would read like an attack."""
     from miniray import WorkerDied
 
     worker = worker_servers.connect("half_a_small_frame")
@@ -111,6 +110,74 @@ def test_a_worker_killed_in_the_middle_of_a_small_frame_is_reported_killed(
     os.kill(worker.pid, signal.SIGKILL)
     with pytest.raises(WorkerDied, match="killed by SIGKILL"):
         worker.recv(timeout=10)
+
+
+@pytest.mark.needs("tcp")
+def test_a_worker_killed_while_the_stream_is_full_is_reported_killed(worker_servers: Any) -> None:
+    """The worker floods a client that reads nothing, until every buffer on the way is
+    full, and is killed there: the server's report does not fit. It must wait in the
+    server (which never blocks on one client) and go out as the client reads."""
+    from miniray import WorkerDied
+
+    worker = worker_servers.connect("flood")
+    worker.send({"size": 60_000, "seconds": 60})
+    blocked_in(worker.pid, "sk_stream_wait_memory")  # both ends' buffers are full
+    os.kill(worker.pid, signal.SIGKILL)
+    reaped_by = time.monotonic() + 10
+    while Path(f"/proc/{worker.pid}").exists():  # reaped: the server tried to send its report
+        assert time.monotonic() < reaped_by, "the server did not reap its killed worker"
+        time.sleep(0.05)
+    time.sleep(0.2)  # and its loop has gone round once more
+    with pytest.raises(WorkerDied, match="killed by SIGKILL"):
+        for _ in range(10_000):  # the messages in the buffers (about 100), then the report
+            worker.recv(timeout=10)
+
+
+@pytest.mark.needs("tcp")
+@pytest.mark.parametrize("client_reads", [True, False], ids=["reads", "reads nothing"])
+def test_a_report_that_does_not_fit_goes_out_as_room_comes_or_is_given_up(
+    client_reads: bool,
+) -> None:
+    """``farewells.Farewells`` on a full stream: the server's poll says when there is room;
+    a client that never makes room has the stream ended at the deadline all the same."""
+    import select
+    import socket
+
+    from miniray.farewells import Farewells
+
+    server_end, client_end = socket.socketpair()
+    server_end.setblocking(False)
+    with contextlib.suppress(BlockingIOError):
+        while True:  # fill the stream: the report will not fit
+            server_end.send(b"x" * 65536)
+    watched: dict[int, Any] = {}
+    farewells = Farewells(
+        watch=lambda fd, _events, handler: watched.__setitem__(fd, handler),
+        unwatch=lambda fd: watched.pop(fd, None),
+        timeout=0.5,
+    )
+    farewells.say(server_end, b"REPORT")
+    assert list(watched) == [server_end.fileno()]  # waiting for room, not sent, not blocked
+    received = b""
+    if client_reads:
+        client_end.setblocking(False)
+        while not received.endswith(b"REPORT"):
+            with contextlib.suppress(BlockingIOError):
+                received += client_end.recv(1 << 20)
+            for handler in list(watched.values()):
+                handler(select.POLLOUT)
+        assert not watched and farewells.next_timer() is None  # all sent: the stream ended
+    else:
+        assert farewells.next_timer() is not None
+        time.sleep(0.6)
+        farewells.expire()
+        assert not watched
+    assert server_end.fileno() == -1  # closed
+    client_end.setblocking(True)
+    while chunk := client_end.recv(1 << 20):  # and the client sees the end of the stream
+        received += chunk
+    assert received.endswith(b"REPORT") == client_reads
+    client_end.close()
 
 
 def blocked_in(pid: int, kernel_function: str, within: float = 30.0) -> None:

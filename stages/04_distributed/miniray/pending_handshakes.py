@@ -250,14 +250,19 @@ class Tally:
 
 
 def tell_and_close(conn: socket.socket, last_words: bytes) -> None:
-    """Send a few bytes without waiting, then end the stream even if others hold it.
+    """Send a few bytes without waiting, then end the stream (`end_stream`)."""
+    with contextlib.suppress(OSError):
+        conn.send(last_words, socket.MSG_DONTWAIT)
+    end_stream(conn)
+
+
+def end_stream(conn: socket.socket) -> None:
+    """End the stream even if others hold it, and close our end.
 
     ``shutdown`` ends the connection for every process that holds it (a grandchild of
     the worker may); unread bytes are discarded first, since closing a socket with
     unread data resets the connection instead of ending it.
     """
-    with contextlib.suppress(OSError):
-        conn.send(last_words, socket.MSG_DONTWAIT)
     with contextlib.suppress(OSError):
         for _ in range(16):
             if not conn.recv(65536, socket.MSG_DONTWAIT):

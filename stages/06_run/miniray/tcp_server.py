@@ -9,7 +9,8 @@ One process, one loop, no threads. The loop polls:
   proof takes a worker slot: fork a child that runs ``work_fn(handle)`` exactly like a
   stage 1 worker, or, with no slot (or no process) free, tell the client so;
 * each child's pidfd: the child ended, so end its process group, reap it, send its
-  client the exit code (sealed as the server's report), and hang up;
+  client the exit code (sealed as the server's report), and hang up; a report that does
+  not fit in a full stream is sent as the client reads (``farewells.py``);
 * each child's connection, for POLLRDHUP only: the client hung up, so the child gets
   ``exit_grace`` seconds to finish, then SIGTERM, then SIGKILL;
 * a wake-up socket written by the SIGTERM/SIGINT handlers: stop every child, reap
@@ -40,6 +41,7 @@ from .auth import ACCEPTED, BUSY, FULL
 from .channel import Channel, wait_readable
 from .codec import CODECS
 from .errors import MiniRayError
+from .farewells import Farewells
 from .frame_mac import Session
 from .message_codec import MessageCodec
 from .pending_handshakes import Handshakes, Tally, tell_and_close
@@ -144,6 +146,7 @@ class WorkerServer:
             unwatch=self._unwatch,
             on_authenticated=self._start_worker,
         )
+        self._farewells = Farewells(watch=self._watch, unwatch=self._unwatch)
         self._accept_failures = Tally("accept() failed", every=10.0)
         self._stopping = False
         self._wake: tuple[socket.socket, ...] = ()  # the signal wake-up pair, while serving
@@ -171,6 +174,7 @@ class WorkerServer:
                     if handler is not None and self._handlers.get(fd) is handler:
                         handler(events)
                 self._handshakes.expire()
+                self._farewells.expire()
                 self._accept_failures.log_if_due()
                 self._escalate_kills()
             count = len(self._children)
@@ -179,6 +183,7 @@ class WorkerServer:
             self._handshakes.close_all()
             self._accept_failures.log_if_due(force=True)
             self.stop_workers()
+            self._farewells.close_all()
             signal.set_wakeup_fd(previous_fd)
             for sig, old_handler in previous.items():
                 signal.signal(sig, old_handler)
@@ -280,7 +285,7 @@ class WorkerServer:
             self._unwatch(fd)
         keep_in_children(child)  # its descriptors close now: their numbers may be reused
         os.close(child.pidfd)
-        tell_and_close(child.conn, child.session.exit_report(code))
+        self._farewells.say(child.conn, child.session.exit_report(code))
         del self._children[child.pid]
 
     # --8<-- [end:reap]
@@ -302,7 +307,11 @@ class WorkerServer:
 
     def _ms_to_next_timer(self) -> int | None:
         times = [c.kill_at for c in self._children.values() if c.kill_at is not None]
-        more = (self._handshakes.next_timer(), self._accept_failures.due_at())
+        more = (
+            self._handshakes.next_timer(),
+            self._farewells.next_timer(),
+            self._accept_failures.due_at(),
+        )
         times += [t for t in more if t is not None]
         return None if not times else max(0, int((min(times) - time.monotonic()) * 1000) + 1)
 
