@@ -201,17 +201,31 @@ def test_a_newcomer_takes_an_overdue_place_or_one_of_a_more_crowded_address(
                 end.close()
 
 
-def nobody_can_run_python() -> str | None:
-    """Why a server cannot run as ``nobody`` here (or None if it can)."""
+def unprivileged_uid() -> int:
+    """A uid of this test's own, that no process has: RLIMIT_NPROC counts every process of
+    the uid, and two suite steps run this file at once (stages 4 and 6). With ``nobody``
+    for both, one step's server counted against the other's limit, and its first fork
+    failed (seen once in a suite run)."""
+    for uid in range(50_000 + os.getpid() % 10_000, 65_000):
+        if processes_of(uid) == 0:
+            return uid
+    raise AssertionError("no unused uid between 50000 and 65000")
+
+
+def uid_cannot_run_python(uid: int) -> str | None:
+    """Why a server cannot run as ``uid`` here (or None if it can)."""
     if os.geteuid() != 0:
-        return "needs root, to start the server as nobody (root ignores RLIMIT_NPROC)"
+        return "needs root, to start the server as another user (root ignores RLIMIT_NPROC)"
     if shutil.which("setpriv") is None:
-        return "needs setpriv (util-linux) to start the server as nobody"
-    probe = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
-    probe += [sys.executable, "-c", "import miniray"]
+        return "needs setpriv (util-linux) to start the server as another user"
+    probe = [*run_as(uid), sys.executable, "-c", "import miniray"]
     if subprocess.run(probe, capture_output=True, timeout=30).returncode != 0:
-        return "user nobody cannot run this Python or import miniray from here"
+        return f"uid {uid} cannot run this Python or import miniray from here"
     return None
+
+
+def run_as(uid: int) -> list[str]:
+    return ["setpriv", f"--reuid={uid}", "--regid=nogroup", "--clear-groups"]
 
 
 def processes_of(uid: int) -> int:
@@ -227,10 +241,11 @@ def test_a_failed_fork_refuses_that_client_and_the_server_goes_on() -> None:
     """With RLIMIT_NPROC reached, fork() fails (EAGAIN): that client is told, others wait."""
     from miniray import ServerFull
 
-    reason = nobody_can_run_python()
+    uid = unprivileged_uid()
+    reason = uid_cannot_run_python(uid)
     if reason:
         pytest.skip(reason)
-    limit = processes_of(65534) + 2  # the server and one worker
+    limit = processes_of(uid) + 2  # the server and one worker
 
     def one_worker_at_most() -> None:
         resource.setrlimit(resource.RLIMIT_NPROC, (limit, limit))
@@ -240,16 +255,18 @@ def test_a_failed_fork_refuses_that_client_and_the_server_goes_on() -> None:
         "--workers",
         "4",
         env={**os.environ, "MINIRAY_SECRET": SECRET},
-        run_as=["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"],
+        run_as=run_as(uid),
         preexec_fn=one_worker_at_most,
     )
-    first = connect(server.port, connect_timeout=5)
-    with pytest.raises(ServerFull, match="could not start a worker"):
-        connect(server.port, connect_timeout=5)
-    assert server.proc.poll() is None, "the server died"
-    first.close()  # type: ignore[attr-defined]
-    serve_after_load_drops(server)
-    assert server.stop() == 0
+    try:
+        first = connect(server.port, connect_timeout=5)
+        with pytest.raises(ServerFull, match="could not start a worker"):
+            connect(server.port, connect_timeout=5)
+        assert server.proc.poll() is None, "the server died"
+        first.close()  # type: ignore[attr-defined]
+        serve_after_load_drops(server)
+    finally:  # a failed check must not leave the server running
+        assert server.stop() == 0
     assert "cannot start a worker" in server.stderr()
 
 
