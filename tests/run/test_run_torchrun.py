@@ -114,7 +114,7 @@ def test_a_gloo_rank_that_raises_frees_the_ranks_waiting_in_all_reduce(tag: str)
     code, out, err = run(tag, *args, "--", "python", "run/gloo_fail.py", timeout=120)
     # The first rank to end names the failure: rank 1, which raised, or rank 0, whose
     # all_reduce failed once rank 1's group went, and which can end first while rank 1's
-    # Python is still shutting down (2 suite runs in 3 on a loaded machine). Either exits
+    # Python is still shutting down (2 suite runs in 7 on a loaded machine). Either exits
     # with 1, or 134 where torch 2.13's gloo threads abort that shutdown (SIGABRT: a torch
     # bug, under torchrun too; see the Stage 6 page).
     first = re.search(r"rank ([01]) on localhost failed \(exit code (\d+)\)", err)
