@@ -105,11 +105,19 @@ class ServerProcess:
         self.port = self._read_ready_line(timeout)["port"]
 
     def stop(self, timeout: float = 10) -> int:
-        """SIGTERM the server and return its exit code (it must stop its workers)."""
+        """SIGTERM the server and return its exit code (it must stop its workers).
+
+        A server still running after ``timeout`` is killed before TimeoutExpired goes up:
+        the test fails, and no server outlives it (a learner's wrong code can make one
+        that never stops)."""
         if self.proc.poll() is None:
             self.proc.terminate()
         try:
             return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
         finally:
             if self.proc.stdout:
                 self.proc.stdout.close()
