@@ -156,7 +156,11 @@ class RankGroup:
                 self.dump_wanted = False
                 self.dump_stacks(3.0)
             self._pump(self._wait_limit(stop_by))
-            if attempt.first_failure is not None and stop_by is None:
+            # A failure stops the others; not after a Ctrl-C, where ranks end as they handle
+            # SIGINT (one saving a checkpoint is slower than one that just exits) until the
+            # interrupt's grace is over.
+            interrupted = self._interrupted_at is not None
+            if attempt.first_failure is not None and stop_by is None and not interrupted:
                 stop_by = self._stop_all()
         return attempt
 

@@ -4,7 +4,9 @@
 
 ACTION: ``ok`` (exit 0), ``raise``, ``kill9``, ``sigstop``, ``exit3``, ``daemon`` (start a
 child that would sleep a minute, then exit 0), ``catch-sigint`` (every rank: on SIGINT print
-it and exit 3), ``ignore-sigint`` (every rank: ignore SIGINT), ``restarts`` (fail while
+it and exit 3), ``save-on-sigint`` (every rank: on SIGINT, rank 0 exits 3 at once, the others
+take a second to "save a checkpoint", print it and exit 3), ``ignore-sigint`` (every rank:
+ignore SIGINT), ``restarts`` (fail while
 TORCHELASTIC_RESTART_COUNT < 2), ``flood`` (print 50 MB, then exit 0). Waiting ranks give up
 after 60 s (a test must never hang on them).
 """
@@ -32,12 +34,21 @@ def on_sigint(signum, frame):
     sys.exit(3)
 
 
+def save_on_sigint(signum, frame):
+    if rank != 0:
+        time.sleep(1.0)
+        print(f"rank {rank} saved", flush=True)
+    sys.exit(3)
+
+
 if action == "catch-sigint":
     signal.signal(signal.SIGINT, on_sigint)
+elif action == "save-on-sigint":
+    signal.signal(signal.SIGINT, save_on_sigint)
 elif action == "ignore-sigint":
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 print(f"ready r{rank} restart {restart}", flush=True)
-if action in ("ok", "catch-sigint", "ignore-sigint") and action != "ok":
+if action in ("catch-sigint", "save-on-sigint", "ignore-sigint"):
     wait_forever()
 elif action == "ok":
     pass

@@ -79,6 +79,19 @@ def test_ctrl_c_once_forwards_sigint_to_every_rank(tag: str) -> None:
     assert wait_for_no_processes(tag, GONE) == []
 
 
+def test_after_ctrl_c_a_rank_that_ends_first_does_not_cut_the_others_short(tag: str) -> None:
+    """After one Ctrl-C the ranks get their grace to finish (say, to save a checkpoint):
+    one that exits at once is no failure that stops the rest."""
+    launched = Launched(tag, *LOCAL_2x2, "--", "python", "run/behave.py", "save-on-sigint")
+    launched.wait_for("ready r", count=4)
+    launched.signal(signal.SIGINT)
+    code, out, _ = launched.finish(timeout=15)
+    assert code == 3
+    saved = sorted(line.split()[-2] for line in out.splitlines() if line.endswith(" saved"))
+    assert saved == ["1", "2", "3"], out
+    assert wait_for_no_processes(tag, GONE) == []
+
+
 @pytest.mark.parametrize(("max_restarts", "status"), [(2, 0), (1, 5)])
 def test_max_restarts_runs_the_whole_group_again(tag: str, max_restarts: int, status: int) -> None:
     args = ["--hosts", "localhost", "--nproc-per-node", "2", "--max-restarts", str(max_restarts)]
