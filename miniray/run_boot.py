@@ -13,7 +13,10 @@ torchrun), with two descriptors in the environment:
   in a C call that never returns: the case where a Python-level handler would never run.
 * ``MINIRAY_HEARTBEAT_FD``: a daemon thread writes one byte there every ``BEAT`` seconds.
   It stops when the process is stopped (SIGSTOP) or when some thread holds the GIL and
-  never lets go: the supervisor reads the silence as "hung".
+  never lets go: the supervisor reads the silence as "hung". When the script raises, a
+  ``RAISED`` byte goes there first, before the traceback is printed: the supervisor tells
+  the launcher at once, which then knows which rank failed first, even if another rank
+  (whose collective failed because of it) ends sooner.
 
 Then it runs the script as ``python train.py`` would: ``sys.argv`` as torchrun sets it
 (the script as given, then its arguments), ``__file__`` absolute, ``sys.path[0]`` the
@@ -21,6 +24,7 @@ script's folder (for ``-m``: the working directory, as ``python -m`` has it).
 """
 
 import builtins
+import contextlib
 import faulthandler
 import io
 import os
@@ -32,6 +36,8 @@ import time
 import types
 
 BEAT = 0.5  # seconds between heartbeats
+RAISED = b"!"  # written to the heartbeat pipe when the script raises
+_heartbeat: int | None = None  # that pipe, if the supervisor gave one
 
 
 def _descriptor(name: str) -> int | None:
@@ -60,11 +66,12 @@ def main() -> None:
     stacks = _descriptor("MINIRAY_STACKS_FD")
     if stacks is not None:
         faulthandler.register(signal.SIGUSR1, file=stacks, all_threads=True)
-    heartbeat = _descriptor("MINIRAY_HEARTBEAT_FD")
-    if heartbeat is not None:
-        os.set_blocking(heartbeat, False)
+    global _heartbeat
+    _heartbeat = _descriptor("MINIRAY_HEARTBEAT_FD")
+    if _heartbeat is not None:
+        os.set_blocking(_heartbeat, False)
         threading.Thread(
-            target=_beat, args=(heartbeat,), name="miniray-heartbeat", daemon=True
+            target=_beat, args=(_heartbeat,), name="miniray-heartbeat", daemon=True
         ).start()
     args = sys.argv[1:]
     if not args:
@@ -72,7 +79,10 @@ def main() -> None:
     if args[0] == "-m" and len(args) > 1:
         sys.argv = [args[1], *args[2:]]  # runpy puts the module's file in argv[0]
         sys.path[0] = os.getcwd()
-        runpy.run_module(args[1], run_name="__main__", alter_sys=True)
+        try:
+            runpy.run_module(args[1], run_name="__main__", alter_sys=True)
+        except Exception as e:
+            _report(e, frames_to_skip=4)  # ours and runpy's: the module's frames remain
         return
     run_script(args[0], args)
 
@@ -93,11 +103,23 @@ def run_script(path: str, argv: list[str]) -> None:
     sys.modules["__main__"] = main
     try:
         exec(code, main.__dict__)
-    except Exception as e:  # as Python reports it, without run_boot's own frames
-        assert e.__traceback__ is not None
-        e = e.with_traceback(e.__traceback__.tb_next)  # (the hook reads it from e)
-        sys.excepthook(type(e), e, e.__traceback__)
-        sys.exit(1)
+    except Exception as e:
+        _report(e, frames_to_skip=1)
+
+
+def _report(error: Exception, frames_to_skip: int) -> None:
+    """Tell the supervisor the script raised, then print the traceback as Python does
+    (without our own frames) and exit 1."""
+    if _heartbeat is not None:
+        with contextlib.suppress(OSError):  # a full pipe, or none: the exit still tells
+            os.write(_heartbeat, RAISED)
+    trace = error.__traceback__
+    for _ in range(frames_to_skip):
+        if trace is not None and trace.tb_next is not None:
+            trace = trace.tb_next
+    error = error.with_traceback(trace)  # (the hook reads it from the error)
+    sys.excepthook(type(error), error, trace)
+    sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,9 @@ heartbeat and its stack dumps, all watched by one loop in one thread.
   byte every half second. None for ``hang_after`` seconds: ``{"hung": why}``, where *why*
   reads ``/proc/PID/stat`` to tell "stopped" (SIGSTOP) from "not answering" (the GIL held
   for good, say by a deadlock in C code). The supervisor, not the user's code, keeps time.
+* **A raise is news too.** ``run_boot`` writes `RAISED` to the same pipe when the script
+  raises, before the traceback is printed: ``{"raised": True}`` goes to the launcher at
+  once, so it can name the rank that failed first, not the first to end.
 * **Stacks on request.** ``{"dump": timeout}`` sends SIGUSR1 to the rank; its faulthandler
   writes every thread's stack to a pipe; what arrived is sent once the pipe has been quiet
   for `_DUMP_QUIET` seconds (a dump is written in one go) or at the timeout.
@@ -30,6 +33,7 @@ import time
 
 from .channel import Channel
 from .process import die_with_parent
+from .run_boot import RAISED
 
 MAX_LINE = 1 << 16  # longer lines are sent in pieces of this size
 _CHECK_EVERY = 0.5  # seconds between looks at the heartbeat
@@ -119,7 +123,7 @@ class RankProcess:
         if self.booted:
             sel.register(self._heartbeat, selectors.EVENT_READ, "beat")
             sel.register(self._stacks, selectors.EVENT_READ, "stacks")
-        last_beat, hung = time.monotonic(), False
+        last_beat, hung, raised = time.monotonic(), False, False
         ended_at: float | None = None
         try:
             while ended_at is None or (pending and time.monotonic() < ended_at + _DRAIN):
@@ -128,8 +132,12 @@ class RankProcess:
                         self._read_output(sel, key.fd, streams[key.fd], pending, handle)
                     elif key.data == "beat":
                         last_beat = time.monotonic()
-                        if not os.read(self._heartbeat, 4096):
+                        beats = os.read(self._heartbeat, 4096)
+                        if not beats:
                             sel.unregister(self._heartbeat)  # the rank closed it (exec, exit)
+                        elif RAISED in beats and not raised:
+                            raised = True
+                            handle.send({"raised": True})
                     elif key.data == "stacks":
                         self._read_stacks(sel)
                     elif key.data == "exit" and ended_at is None:

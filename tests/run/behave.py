@@ -7,14 +7,18 @@ child that would sleep a minute, then exit 0), ``catch-sigint`` (every rank: on 
 it and exit 3), ``save-on-sigint`` (every rank: on SIGINT, rank 0 exits 3 at once, the others
 take a second to "save a checkpoint", print it and exit 3), ``ignore-sigint`` (every rank:
 ignore SIGINT), ``restarts`` (fail while
-TORCHELASTIC_RESTART_COUNT < 2), ``flood`` (print 50 MB, then exit 0). Waiting ranks give up
-after 60 s (a test must never hang on them).
+TORCHELASTIC_RESTART_COUNT < 2), ``flood`` (print 50 MB, then exit 0), ``raise-slowly``
+(RANK raises, then takes 3 s to shut down, as a torch rank with gloo threads may; every
+other rank exits 1 soon after the raise, as a rank whose collective failed does: so they
+end first). Waiting ranks give up after 60 s (a test must never hang on them).
 """
 
+import atexit
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 action = sys.argv[1]
@@ -27,6 +31,29 @@ def wait_forever(seconds=60.0):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+def raise_slowly():
+    """Rank ``target`` raises, then lingers in its shutdown; the others end first."""
+    flag = os.path.join(tempfile.gettempdir(), f"behave-{os.environ['TORCHELASTIC_RUN_ID']}")
+    if rank == target:
+        hook = sys.excepthook
+
+        def tell_then_print(*exc_info):
+            open(flag, "w").close()  # after run_boot has seen the exception
+            hook(*exc_info)
+
+        sys.excepthook = tell_then_print
+        atexit.register(time.sleep, 3.0)
+        raise RuntimeError(f"rank {rank} fails first")
+    deadline = time.monotonic() + 60.0
+    while not os.path.exists(flag) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    print(f"rank {rank}: the collective failed", flush=True)
+    if rank == 0:
+        os.remove(flag)
+    sys.exit(1)
 
 
 def on_sigint(signum, frame):
@@ -60,6 +87,8 @@ elif action == "restarts":
         sys.exit(5)
     if rank != target:
         wait_forever(10.0 if restart < 2 else 0.0)
+elif action == "raise-slowly":
+    raise_slowly()
 elif action == "flood":
     line = "x" * 999 + "\n"
     for _ in range(50_000):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import signal
 import time
 from pathlib import Path
@@ -25,6 +26,19 @@ def test_a_rank_that_raises_ends_the_run_with_its_status_and_last_lines(tag: str
     assert "RuntimeError: rank 1 fails on purpose" in err
     assert "run_boot" not in err  # the traceback is the script's, as under torchrun
     assert time.monotonic() - started < 20  # the waiting ranks were stopped, not waited for
+    assert wait_for_no_processes(tag, GONE) == []
+
+
+def test_the_rank_that_raised_first_is_named_though_another_ended_before_it(tag: str) -> None:
+    # Rank 1 raises, then spends 3 s in its shutdown; rank 0 exits 1 half a second after the
+    # raise (as torch ranks do: the one whose collective failed can end before the one that
+    # raised). The failure is rank 1's, with its status and its traceback.
+    code, out, err = run(tag, *LOCAL_2x2, "--", "python", "run/behave.py", "raise-slowly")
+    assert "rank 0: the collective failed" in out  # the others did end first, failing
+    assert "rank 1 on localhost failed (exit code 1, raised first); its last lines:" in err
+    assert "RuntimeError: rank 1 fails first" in err
+    assert re.search(r"rank [023] on \S+ failed", err) is None, err
+    assert code == 1
     assert wait_for_no_processes(tag, GONE) == []
 
 

@@ -8,6 +8,10 @@ comes, until every rank has reported its exit. The first rank to fail ends the a
 every other rank gets SIGTERM, then SIGKILL ``stop_grace`` seconds later (each supervisor
 does it on its node). `restart_decision` then says whether to run the group again.
 
+"First to fail" is the first rank whose script raised, not the first to end: when a rank
+raises, the ranks waiting for it in a collective fail too, and often end sooner, while the
+one that raised is still printing its traceback or shutting down (see `_name_failure`).
+
 New in this stage: the whole module.
 """
 
@@ -73,6 +77,8 @@ class Attempt:
 
     codes: dict[int, int | None] = field(default_factory=dict)
     first_failure: tuple[int, int | None] | None = None  # (rank, status)
+    raised: dict[int, float] = field(default_factory=dict)  # in order: rank -> when we heard
+    failed: dict[int, str] = field(default_factory=dict)  # ended failing, in order: how
     stacks: dict[int, str] = field(default_factory=dict)
     no_stack: dict[int, str] = field(default_factory=dict)
 
@@ -158,6 +164,7 @@ class RankGroup:
                 self.dump_wanted = False
                 self.dump_stacks(3.0)
             self._pump(self._wait_limit(stop_by))
+            self._name_failure()  # a rank that raised may have had its time to end
             # A failure stops the others; not after a Ctrl-C, where ranks end as they handle
             # SIGINT (one saving a checkpoint is slower than one that just exits) until the
             # interrupt's grace is over.
@@ -209,6 +216,8 @@ class RankGroup:
                 self.logs.lines(worker.host, rank, stream, [str(t) for t in msg[stream]])
         if "exit" in msg:
             self._ended(worker, int(msg["exit"]), "")
+        elif "raised" in msg:
+            self.now.raised.setdefault(rank, time.monotonic())
         elif "hung" in msg:
             self.logs.say(f"rank {rank} on {worker.host} is hung: {msg['hung']}")
         elif isinstance(msg.get("probe"), dict):
@@ -224,13 +233,35 @@ class RankGroup:
     def _ended(self, worker: ClusterWorker, code: int | None, why: str) -> None:
         attempt = self.now
         attempt.codes[worker.rank] = code
-        if code != 0 and attempt.first_failure is None and not self.stopping:
-            attempt.first_failure = (worker.rank, code)
-            said = f"exit code {code}" if code is not None else why
-            last = "\n".join("    " + line for line in self.logs.last[worker.rank])
-            self.logs.say(
-                f"rank {worker.rank} on {worker.host} failed ({said}); its last lines:\n{last}"
-            )
+        if code != 0 and not self.stopping:
+            attempt.failed[worker.rank] = f"exit code {code}" if code is not None else why
+        self._name_failure()
+
+    def _name_failure(self) -> None:
+        """Once a rank has failed, name the first failure: the first rank whose script raised
+        (once it has ended, or has had ``stop_grace`` seconds to), else the first to end."""
+        attempt = self.now
+        if attempt.first_failure is not None or not attempt.failed:
+            return
+        first_ended = rank = next(iter(attempt.failed))
+        for raiser, heard_at in attempt.raised.items():
+            if raiser in attempt.failed:
+                rank = raiser
+                break
+            if raiser not in attempt.codes:  # still ending: its traceback is still to come
+                if time.monotonic() < heard_at + self.options.stop_grace:
+                    return
+                rank = raiser
+                break
+            # it raised, then ended with status 0 (or was stopped): not the failure
+        if rank not in attempt.failed:
+            said = f"raised first, not ended {self.options.stop_grace:g} s later"
+        else:
+            said = attempt.failed[rank] + (", raised first" if rank != first_ended else "")
+        attempt.first_failure = (rank, attempt.codes.get(rank))
+        worker = next(w for w in self.workers if w.rank == rank)
+        last = "\n".join("    " + line for line in self.logs.last[rank])
+        self.logs.say(f"rank {rank} on {worker.host} failed ({said}); its last lines:\n{last}")
 
     def _stop_all(self) -> float:
         self.stopping = True  # ranks ending from now on were stopped: none is "the failure"
@@ -250,7 +281,8 @@ class RankGroup:
         return sent
 
     def _wait_limit(self, stop_by: float | None) -> float:
-        limits = [0.5 if self.ctrl_c else 3600.0]
+        waiting_for_raiser = bool(self.now.failed) and self.now.first_failure is None
+        limits = [0.5 if self.ctrl_c or waiting_for_raiser else 3600.0]
         for deadline in (stop_by, self.deadline):
             if deadline is not None:
                 limits.append(deadline - time.monotonic())
