@@ -29,6 +29,15 @@ def test_a_rank_that_raises_ends_the_run_with_its_status_and_last_lines(tag: str
     assert wait_for_no_processes(tag, GONE) == []
 
 
+def test_a_module_run_with_dash_m_that_raises_shows_only_its_own_frames(tag: str) -> None:
+    code, _, err = run(tag, *LOCAL_2x2, "--", "python", "-m", "run.behave", "raise")
+    assert code == 1
+    assert "rank 1 on localhost failed (exit code 1); its last lines:" in err
+    assert 'behave.py", line' in err and "RuntimeError: rank 1 fails on purpose" in err
+    assert "run_boot" not in err and "runpy" not in err  # our frames and runpy's are left out
+    assert wait_for_no_processes(tag, GONE) == []
+
+
 def test_the_rank_that_raised_first_is_named_though_another_ended_before_it(tag: str) -> None:
     # Rank 1 raises, then spends 3 s in its shutdown; rank 0 exits 1 half a second after the
     # raise (as torch ranks do: the one whose collective failed can end before the one that
