@@ -89,7 +89,8 @@ class Calls:
             else:
                 waiter = Future()
                 waiter.set_running_or_notify_cancel()  # in flight at once: no cancelling it
-                state.turn.notify()  # the reader thread has a reply to wait for
+                if not state.pending:  # else the reader is already busy with replies
+                    state.turn.notify()  # the reader thread has a reply to wait for
             state.pending[call_id] = waiter
         request = {"call": call_id, "fn": name, "args": args, "kwargs": kwargs}
         try:
