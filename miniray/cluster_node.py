@@ -33,7 +33,10 @@ class ClusterWorker(RemoteWorker):
         rank: Its rank in the cluster (``RANK`` in the worker).
         local_rank: Its index on its node (``LOCAL_RANK``).
         host: Its node's name, as given to ``NodeConfig``.
+        rendezvous_port: A port its node's server holds for torch.distributed's store.  # @4+
     """
+
+    rendezvous_port: int | None = None  # @4+
 
     def __init__(
         self,
@@ -143,6 +146,8 @@ class Node:
             except (MiniRayError, OSError) as e:
                 problem = f"worker {info.local_rank} (rank {info.rank}) could not connect: {e}"
                 raise ClusterError(process.describe(problem)) from e
+            held = ready.get("rendezvous_port")  # @4+
+            worker.rendezvous_port = held if isinstance(held, int) else None  # @4+
             self.workers.append(worker)
 
     def stop(self, grace: float) -> list[int]:

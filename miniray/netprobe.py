@@ -1,20 +1,23 @@
 # @4+
-"""Ask a node about its network: which interface reaches an address, and a free port.
+"""Ask a node about its network: which interface reaches an address; and hold a port.
 
-    python -m miniray.netprobe --route-to 10.0.0.1 --free-port
+    python -m miniray.netprobe --route-to 10.0.0.1
     MINIRAY_PROBE {"hostname": "node1", "route_to": "10.0.0.1", "source": "10.0.0.2",
-                   "ifname": "eth0", "port": 41234, "peer": "10.0.0.9"}
+                   "ifname": "eth0", "peer": "10.0.0.9"}
 
 `Cluster.distributed_configs` runs this on every node, the way it starts the node's
-server (ssh, or a local shell), because only the node itself knows its routes and its
-free ports. A guess from the coordinator is how the original design ended up with
-``MASTER_PORT=29500`` on a busy node and gloo talking on the wrong interface.
+server (ssh, or a local shell), because only the node itself knows its routes. A guess
+from the coordinator is how the original design ended up with gloo talking on the wrong
+interface.
 
 * ``source``/``ifname``: the kernel picks the source address for a connection to the
   address (a UDP ``connect`` sends nothing); the interface holding that address is the
   one NCCL and gloo should use (``*_SOCKET_IFNAME``).
-* ``port``: a port that was free on every interface of this node a moment ago.
 * ``peer``: the coordinator's address as this node sees it (from ``$SSH_CONNECTION``).
+
+The rendezvous port is not probed but held (`reserve_port`): by the node's server for as
+long as it runs (``Cluster.distributed_configs``), by ``miniray run``'s supervisor for an
+attempt. A port only found free is free for the seconds rank 0 takes to start its store.
 """
 
 from __future__ import annotations
@@ -34,17 +37,14 @@ _SIOCGIFADDR = 0x8915  # Linux ioctl: the IPv4 address of an interface
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: print one ``MINIRAY_PROBE {json}`` line."""
     parser = argparse.ArgumentParser(
-        prog="python -m miniray.netprobe", description="Report routes and a free port."
+        prog="python -m miniray.netprobe", description="Report the route to an address."
     )
     parser.add_argument("--route-to", metavar="ADDRESS", help="report the interface to it")
-    parser.add_argument("--free-port", action="store_true", help="report a free TCP port")
     args = parser.parse_args(argv)
     report: dict[str, object] = {"hostname": socket.gethostname(), "peer": ssh_peer()}
     if args.route_to:
         source, ifname, problem = route_to(args.route_to)
         report.update(route_to=args.route_to, source=source, ifname=ifname, problem=problem)
-    if args.free_port:
-        report["port"] = free_port()
     print(PROBE_PREFIX + json.dumps(report), flush=True)
     return 0
 
@@ -76,12 +76,18 @@ def interface_with_address(address: str) -> str | None:
     return None
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on, on any interface (free now: bind it soon)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def reserve_port() -> socket.socket:
+    """A socket bound to a free TCP port on every interface, not listening, with
+    ``SO_REUSEADDR``. While it is open the kernel hands the port to no one else (no bind to
+    port 0 gets it, no outgoing connection takes it as its own), yet rank 0's store, which
+    binds with ``SO_REUSEADDR`` too, can listen on it: torchrun holds its port the same way,
+    by hosting the store in its agent. A port only found free is free for the seconds rank 0
+    spends importing torch; on a busy machine someone else then takes it, rank 0 fails with
+    EADDRINUSE and the other ranks talk to a stranger."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("", 0))
+    return sock
 
 
 def ssh_peer() -> str | None:

@@ -4,6 +4,7 @@ that play their part without torch). Real clusters, real processes."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -159,8 +160,12 @@ def test_distributed_configs_on_localhost_nodes(node: Any, tag: str) -> None:
         cluster.start(work_fn="fake_ranks.echo_rank")
         configs = cluster.distributed_configs()
         port = configs[0].master_port
-        with socket.create_server(("127.0.0.1", port)):  # "free": nobody listens there
-            pass
+        assert cluster.distributed_configs()[0].master_port == port  # one port, held
+        with socket.socket() as stranger, pytest.raises(OSError) as taken:
+            stranger.bind(("", port))  # node 0's server holds it: no one else gets it...
+        assert taken.value.errno == errno.EADDRINUSE
+        with socket.create_server(("127.0.0.1", port)):  # ...but rank 0's store can listen
+            pass  # there (it binds with SO_REUSEADDR, as create_server does)
         assert [(c.rank, c.local_rank, c.group_rank, c.world_size) for c in configs] == [
             (0, 0, 0, 3), (1, 1, 0, 3), (2, 0, 1, 3),
         ]  # fmt: skip
@@ -169,6 +174,8 @@ def test_distributed_configs_on_localhost_nodes(node: Any, tag: str) -> None:
         }
         assert cluster.distributed_configs(master_port=12345)[2].master_port == 12345
     assert wait_for_no_processes(tag, 5.0) == []
+    with socket.socket() as after:
+        after.bind(("", port))  # given back with the cluster
 
 
 def test_distributed_configs_over_ssh(use_ssh_config: SshHosts, node: Any, tag: str) -> None:

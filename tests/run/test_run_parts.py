@@ -127,7 +127,7 @@ def test_bad_command_lines_are_clear_errors(capsys: pytest.CaptureFixture[str]) 
 
 
 def test_a_reserved_port_is_refused_to_others_and_open_to_rank_0s_store() -> None:
-    from miniray.run_supervisor import reserve_port
+    from miniray.netprobe import reserve_port
 
     with reserve_port() as held:
         port = held.getsockname()[1]

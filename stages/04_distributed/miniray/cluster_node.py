@@ -3,6 +3,9 @@
 
 `ClusterWorker` is a `RemoteWorker` that knows its place in the cluster (``rank``,
 ``local_rank``, ``host``); it is what ``Cluster.start`` returns.
+
+New in this stage: ``ClusterWorker.rendezvous_port``, the port its node's server holds
+for rank 0's store (``distributed_configs`` takes node 0's).
 """
 
 from __future__ import annotations
@@ -32,7 +35,10 @@ class ClusterWorker(RemoteWorker):
         rank: Its rank in the cluster (``RANK`` in the worker).
         local_rank: Its index on its node (``LOCAL_RANK``).
         host: Its node's name, as given to ``NodeConfig``.
+        rendezvous_port: A port its node's server holds for torch.distributed's store.
     """
+
+    rendezvous_port: int | None = None
 
     def __init__(
         self,
@@ -138,6 +144,8 @@ class Node:
             except (MiniRayError, OSError) as e:
                 problem = f"worker {info.local_rank} (rank {info.rank}) could not connect: {e}"
                 raise ClusterError(process.describe(problem)) from e
+            held = ready.get("rendezvous_port")
+            worker.rendezvous_port = held if isinstance(held, int) else None
             self.workers.append(worker)
 
     def stop(self, grace: float) -> list[int]:

@@ -26,6 +26,9 @@ started over SSH and that must never outlive it:
 ``--host auto`` binds the address the coordinator's ssh connection arrived at (from
 ``$SSH_CONNECTION``), so the coordinator can reach it whatever the node's name was in
 ``~/.ssh/config``; without SSH it binds 127.0.0.1.
+
+New in this stage: the server holds a port for torch.distributed's store while it runs
+(``netprobe.reserve_port``) and names it in its ready line, ``rendezvous_port``.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from .channel import Channel
 from .errors import MiniRayError
 from .launch import ready_mac
 from .logs import LogRelay
+from .netprobe import reserve_port
 from .process import fork_child
 from .ranks import RankInfo
 from .tcp_server import WorkerServer
@@ -109,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"{parser.prog}: error: {e}\n")
     ready = {"host": server.host, "port": server.port, "pid": os.getpid()}
     ready["mac"] = ready_mac(secret, nonce, server.host, server.port)
+    # A port held for torch.distributed's store while this server runs (see
+    # Cluster.distributed_configs): rank 0's store listens there, no one else binds it.
+    rendezvous = reserve_port()
+    ready["rendezvous_port"] = rendezvous.getsockname()[1]
     print(READY_PREFIX + json.dumps(ready), flush=True)
     relay.start()
     server.serve_forever()

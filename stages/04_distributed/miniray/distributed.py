@@ -67,6 +67,9 @@ class AddressedWorker(Protocol):
     @property
     def address(self) -> str: ...
 
+    @property
+    def rendezvous_port(self) -> int | None: ...  # held by its node's server
+
 
 # --8<-- [start:distributed_configs]
 def distributed_configs(
@@ -81,7 +84,7 @@ def distributed_configs(
     Args:
         cluster: A started `Cluster`.
         master_addr: Override node 0's address (say, a faster network's).
-        master_port: Override the rendezvous port (else node 0 picks a free one).
+        master_port: Override the rendezvous port (else the one node 0's server holds).
         timeout: Seconds for each node to answer.
 
     Raises:
@@ -103,15 +106,18 @@ def distributed_configs(
             if not isinstance(seen, str):
                 raise ClusterError(f"node {nodes[remote].host} did not say where we are")
             master_addr = seen  # this machine, as the remote nodes reach it
-    reports = _probe_all(nodes, master_addr, master_port is None, timeout)
+    reports = _probe_all(nodes, master_addr, timeout)
     problems = [r["problem"] for r in reports if r.get("problem")]
     if problems:
         raise ClusterError("; ".join(problems))
-    port = master_port if master_port is not None else reports[0]["port"]
+    if master_port is None:
+        master_port = workers[0].rendezvous_port
+        if master_port is None:
+            raise ClusterError(f"node {nodes[0].host}'s server holds no rendezvous port")
     return create_nccl_configs(
         master_addr,
         [(n.host, n.num_workers) for n in nodes],
-        master_port=port,
+        master_port=master_port,
         socket_ifnames=[r.get("ifname") for r in reports],
     )
 
@@ -182,19 +188,11 @@ def _any_died(failures: dict[int, MiniRayError]) -> bool:
 
 
 def _probe_all(
-    nodes: Sequence[NodeConfig], master_addr: str, want_port: bool, timeout: float
+    nodes: Sequence[NodeConfig], master_addr: str, timeout: float
 ) -> list[dict[str, Any]]:
-    """Run the probe on every node at once; node 0 also picks the port."""
+    """Run the probe on every node at once."""
     with concurrent.futures.ThreadPoolExecutor(len(nodes)) as pool:
-        futures = [
-            pool.submit(
-                _probe,
-                node,
-                ["--route-to", master_addr, *(["--free-port"] if want_port and i == 0 else [])],
-                timeout,
-            )
-            for i, node in enumerate(nodes)
-        ]
+        futures = [pool.submit(_probe, n, ["--route-to", master_addr], timeout) for n in nodes]
         return [f.result() for f in futures]
 
 

@@ -51,6 +51,7 @@ from .codec import CODECS
 from .errors import MiniRayError
 from .launch import ready_mac
 from .logs import LogRelay
+from .netprobe import reserve_port
 from .process import fork_child
 from .ranks import RankInfo
 from .tcp_server import WorkerServer
@@ -116,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"{parser.prog}: error: {e}\n")
     ready = {"host": server.host, "port": server.port, "pid": os.getpid()}
     ready["mac"] = ready_mac(secret, nonce, server.host, server.port)
+    # A port held for torch.distributed's store while this server runs (see
+    # Cluster.distributed_configs): rank 0's store listens there, no one else binds it.
+    rendezvous = reserve_port()
+    ready["rendezvous_port"] = rendezvous.getsockname()[1]
     print(READY_PREFIX + json.dumps(ready), flush=True)
     relay.start()
     server.serve_forever()

@@ -301,7 +301,7 @@ class RankGroup:
     def _master(self) -> tuple[str, int]:
         """MASTER_ADDR: node 0 as the coordinator reached it, or, if node 0 is this machine
         and others are remote, this machine as they see it. MASTER_PORT: held on node 0 by
-        its supervisor until the next attempt (``run_supervisor.reserve_port``)."""
+        its supervisor until the next attempt (``netprobe.reserve_port``)."""
         nodes, address = self.options.nodes, self.workers[0].address
         if nodes[0].is_local and not all(n.is_local for n in nodes):
             remote = next(w for w in self.workers if not self._node(w).is_local)

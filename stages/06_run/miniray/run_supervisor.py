@@ -4,10 +4,11 @@
 One supervisor per rank, on the rank's node. It answers the coordinator's messages:
 
 * ``{"probe": {}}``: this node's view, ``{"probe": {"port", "peer", "hostname"}}``: a port
-  held here for rank 0's store (node 0's is ``MASTER_PORT``; see `reserve_port`), and the
-  coordinator's address as seen from here (``MASTER_ADDR`` when node 0 is the
-  coordinator's own machine); asked with
-  ``{"script_dir": path}``, also ``"facts"``: this node's software, to compare.
+  held here for rank 0's store (node 0's is ``MASTER_PORT``; see `netprobe.reserve_port`),
+  held until the next probe, so that each attempt gets a fresh one; and the coordinator's
+  address as seen from here (``MASTER_ADDR`` when node 0 is the coordinator's own
+  machine); asked with ``{"script_dir": path}``, also ``"facts"``: this node's software,
+  to compare.
 * ``{"run": {"argv", "env", "cwd", "hang_after"}}``: start the rank and watch it to its end
   (`RankProcess`), then ``{"exit": code}``. While it runs: ``{"signal": "SIGINT"}``,
   ``{"stop": grace}`` and ``{"dump": timeout}`` act on it; its output comes back as
@@ -36,7 +37,7 @@ from typing import Any
 from .channel import Channel
 from .env_check import software_facts
 from .errors import ProtocolError
-from .netprobe import route_to, ssh_peer
+from .netprobe import reserve_port, route_to, ssh_peer
 from .run_rank import RankProcess
 
 BOOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "run_boot.py")
@@ -131,20 +132,6 @@ def probe(port: int, script_dir: object = None) -> dict[str, Any]:
     if isinstance(script_dir, str):
         answer["facts"] = software_facts(script_dir)
     return answer
-
-
-def reserve_port() -> socket.socket:
-    """A socket bound to a free TCP port on every interface, not listening, with
-    ``SO_REUSEADDR``. While it is open the kernel hands the port to no one else (no bind to
-    port 0 gets it, no outgoing connection takes it as its own), yet rank 0's store, which
-    binds with ``SO_REUSEADDR`` too, can listen on it: torchrun holds its port the same way,
-    by hosting the store in its agent. A port only found free (``netprobe.free_port``) is
-    free for the seconds rank 0 spends importing torch; on a busy machine someone else then
-    takes it, rank 0 fails with EADDRINUSE and the other ranks talk to a stranger."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("", 0))
-    return sock
 
 
 def supervise(handle: Channel) -> None:
