@@ -150,6 +150,17 @@ def test_import_miniray_does_not_import_torch() -> None:
     assert done.stdout.strip() == "False"
 
 
+def test_the_network_probe_writes_its_report_and_nothing_else() -> None:
+    # A probe that fails is reported with its stderr: nothing of ours may crowd it there
+    # (runpy warned on every run while the package imported netprobe before running it).
+    done = subprocess.run(
+        [sys.executable, "-m", "miniray.netprobe", "--route-to", "127.0.0.1"],
+        capture_output=True, text=True, check=True, timeout=30, cwd="/",
+    )  # fmt: skip
+    assert done.stderr == ""
+    assert done.stdout.startswith("MINIRAY_PROBE {")
+
+
 # --- distributed_configs: asking the nodes -----------------------------------------------
 
 

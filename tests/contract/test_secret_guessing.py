@@ -148,6 +148,7 @@ def test_the_command_writes_a_strong_private_secret_file_and_never_overwrites_on
     path = tmp_path / "new" / "secret"  # the folder is made too, for the owner only
     made = new_secret_file(path)
     assert made.returncode == 0, made.stderr
+    assert made.stderr == ""  # nothing else: runpy warned while the package imported it
     assert f"wrote a new secret to {path} (mode 0600)" in made.stdout
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700

@@ -33,7 +33,6 @@ from .errors import ClusterError, MiniRayError, RemoteError, WorkerDied
 from .launch import (
     remote_command,
 )
-from .netprobe import PROBE_PREFIX
 from .node_config import NodeConfig
 from .rendezvous import NCCLConfig, create_nccl_configs
 
@@ -198,6 +197,10 @@ def _probe_all(
 
 def _probe(node: NodeConfig, args: list[str], timeout: float) -> dict[str, Any]:
     """``python -m miniray.netprobe ARGS`` on the node; its report."""
+    # Imported here, not with the package: a module that ``import miniray`` has imported
+    # makes ``python -m`` warn on stderr as it runs it, and that stderr is our error message.
+    from .netprobe import PROBE_PREFIX
+
     command = remote_command(
         node.python, ["-m", "miniray.netprobe", *args], cwd=node.cwd, env=node.env
     )

@@ -38,7 +38,6 @@ from .errors import (
 from .handle import ChannelHandle
 from .message_codec import MessageCodec
 from .process import drop_in_children
-from .secret import load_secret
 from .tcp import connect
 from .timeouts import check_timeout, deadline_after, seconds_left
 from .wire import DEFAULT_MAX_FRAME
@@ -101,6 +100,8 @@ class RemoteWorker(ChannelHandle, Calls):
         self.host, self.port = host, port
         self.returncode: int | None = None
         self._max_backlog = max(2 * options.max_frame, _MIN_BACKLOG)
+        from .secret import load_secret  # here: see WorkerServer.__init__
+
         key = load_secret(secret)
         deadline = time.monotonic() + connect_timeout
         self._sock = connect(host, port, connect_timeout)

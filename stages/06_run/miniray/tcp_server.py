@@ -46,7 +46,6 @@ from .frame_mac import Session
 from .message_codec import MessageCodec
 from .pending_handshakes import Handshakes, Tally, tell_and_close
 from .process import die_with_parent, drop_in_children, fork_child, keep_in_children, run_work_fn
-from .secret import load_secret
 from .tcp import tune
 from .wire import DEFAULT_MAX_FRAME
 from .wire_options import (
@@ -118,6 +117,10 @@ class WorkerServer:
         if min(max_workers, max_pending) < 1:
             raise ValueError("max_workers and max_pending must be >= 1")
         self._work_fn = work_fn
+        # Imported here, not with the package: ``python -m miniray.secret`` runs that
+        # module, and runpy warns on stderr if ``import miniray`` has imported it already.
+        from .secret import load_secret
+
         self._key = load_secret(secret)  # scrypt, once per process and secret
         self._max_workers = max_workers
         self._handshake_timeout = handshake_timeout
