@@ -55,19 +55,29 @@ def directory_digest(path: str) -> str:
     """A digest of the regular files under ``path``: their relative paths and contents.
 
     Left out: ``__pycache__``, ``.git`` and every hidden directory or file (a name
-    starting with "."), and symbolic links. Bounded, so that a big data directory does
-    not stall the start: a file over `MAX_FILE_BYTES` counts by its path and size only,
-    and so does every file once `MAX_FILES` files or `MAX_READ_BYTES` bytes have been
-    read; after `MAX_WALK` files the walk stops (the digest then covers those). Files are
-    taken in sorted order, so the same tree gives the same digest on every node. An
-    unreadable file counts as such. Returns ``sha256:`` and 16 hex digits, or ``missing``.
+    starting with "."), symbolic links, and every directory on another filesystem, as
+    ``find -xdev`` leaves them: a mounted data volume is not the script's code, and a
+    script in ``/`` would have the walk read ``/proc``, where a read can block for ever.
+    Bounded, so that a big data directory does not stall the start: a file over
+    `MAX_FILE_BYTES` counts by its path and size only, and so does every file once
+    `MAX_FILES` files or `MAX_READ_BYTES` bytes have been read; after `MAX_WALK` files
+    the walk stops (the digest then covers those). Files are taken in sorted order, so
+    the same tree gives the same digest on every node. An unreadable file counts as
+    such. Returns ``sha256:`` and 16 hex digits, or ``missing``.
     """
     if not os.path.isdir(path):
         return "missing"
+    device = os.stat(path).st_dev
     digest = hashlib.sha256()
     files = read = 0
     for root, dirs, names in os.walk(path):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if not d.startswith(".")
+            and d != "__pycache__"
+            and _on_device(os.path.join(root, d), device)
+        )
         for name in sorted(n for n in names if not n.startswith(".")):
             full = os.path.join(root, name)
             try:
@@ -88,6 +98,13 @@ def directory_digest(path: str) -> str:
                 digest.update(_file_digest(full))
             digest.update(b"\n")
     return "sha256:" + digest.hexdigest()[:16]
+
+
+def _on_device(path: str, device: int) -> bool:
+    try:
+        return os.lstat(path).st_dev == device
+    except OSError:
+        return False  # gone since the walk listed it
 
 
 def _file_digest(path: str) -> bytes:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import sys
 from pathlib import Path
 
@@ -141,6 +142,29 @@ def test_the_digest_skips_caches_git_hidden_files_and_links(tmp_path: Path) -> N
     (tmp_path / ".env").write_text("TOKEN=x\n")
     (tmp_path / "link.py").symlink_to(tmp_path / "train.py")
     assert directory_digest(str(tmp_path)) == before
+
+
+def test_the_digest_stays_on_the_directorys_own_filesystem(tmp_path: Path) -> None:
+    # A script in / (as in many containers) had its digest walk into /proc, where reading
+    # /proc/kmsg blocks: the run waited 30 s, then failed with "a rank supervisor did not
+    # answer". Here /proc is bind-mounted inside the script's directory.
+    (tmp_path / "train.py").write_text("print('hi')\n")
+    digest = [sys.executable, "-c", "import sys; from miniray.env_check import "
+              "directory_digest; print(directory_digest(sys.argv[1]))", str(tmp_path)]  # fmt: skip
+    alone = subprocess.run(digest, capture_output=True, text=True, timeout=30, check=True)
+    (tmp_path / "proc").mkdir()
+    mounted = subprocess.run(["mount", "--bind", "/proc", str(tmp_path / "proc")],
+                             capture_output=True, text=True)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot bind-mount /proc here (needs root): {mounted.stderr.strip()}")
+    try:
+        with_proc = subprocess.run(digest, capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the digest walked into the mounted /proc and blocked there")
+    finally:
+        subprocess.run(["umount", "-l", str(tmp_path / "proc")], check=True)
+    assert with_proc.returncode == 0, with_proc.stderr
+    assert with_proc.stdout == alone.stdout  # an empty folder adds nothing, and nor did /proc
 
 
 def test_big_files_and_many_files_count_by_name_and_size(
