@@ -38,6 +38,28 @@ def test_a_module_run_with_dash_m_that_raises_shows_only_its_own_frames(tag: str
     assert wait_for_no_processes(tag, GONE) == []
 
 
+@pytest.mark.parametrize(
+    ("command", "status", "said"),
+    [
+        (["run/no_such_script.py"], 2, r"python: can't open file '\S+/run/no_such_script\.py': "
+         r"\[Errno 2\] No such file or directory"),
+        (["{bad}"], 1, r'File "\S+bad\.py", line 1\n.*def \(\n.*\^\n.*SyntaxError: invalid syntax'),
+        (["-m", "run.no_such_module"], 1, r"python: No module named run\.no_such_module"),
+    ],
+    ids=["missing-file", "syntax-error", "missing-module"],
+)  # fmt: skip
+def test_a_script_that_cannot_start_is_reported_as_python_reports_it(
+    tag: str, tmp_path: Path, command: list[str], status: int, said: str
+) -> None:
+    (tmp_path / "bad.py").write_text("def (\n")
+    command = [word.format(bad=tmp_path / "bad.py") for word in command]
+    code, _, err = run(tag, "--hosts", "localhost", "--", "python", *command)
+    assert code == status, err
+    assert re.search(said, err), err
+    assert "run_boot" not in err and "runpy" not in err and "Traceback" not in err, err
+    assert wait_for_no_processes(tag, GONE) == []
+
+
 def test_the_rank_that_raised_first_is_named_though_another_ended_before_it(tag: str) -> None:
     # Rank 1 raises, then spends 3 s in its shutdown; rank 0 exits 1 half a second after the
     # raise (as torch ranks do: the one whose collective failed can end before the one that

@@ -20,7 +20,9 @@ torchrun), with two descriptors in the environment:
 
 Then it runs the script as ``python train.py`` would: ``sys.argv`` as torchrun sets it
 (the script as given, then its arguments), ``__file__`` absolute, ``sys.path[0]`` the
-script's folder (for ``-m``: the working directory, as ``python -m`` has it).
+script's folder (for ``-m``: the working directory, as ``python -m`` has it). A script
+that cannot start (no such file, a syntax error, no such module) is reported as Python
+reports it, with Python's exit status, and none of this file's frames.
 
 New in this stage: the whole module.
 """
@@ -28,6 +30,7 @@ New in this stage: the whole module.
 import builtins
 import contextlib
 import faulthandler
+import importlib.util
 import io
 import os
 import runpy
@@ -36,6 +39,8 @@ import sys
 import threading
 import time
 import types
+from importlib.machinery import ModuleSpec
+from typing import NoReturn
 
 BEAT = 0.5  # seconds between heartbeats
 RAISED = b"!"  # written to the heartbeat pipe when the script raises
@@ -82,6 +87,8 @@ def main() -> None:
         sys.argv = [args[1], *args[2:]]  # runpy puts the module's file in argv[0]
         sys.path[0] = os.getcwd()
         try:
+            if _find_module(args[1]) is None:
+                _cannot_start(f"No module named {args[1]}", status=1)
             runpy.run_module(args[1], run_name="__main__", alter_sys=True)
         except Exception as e:
             _report(e, frames_to_skip=4)  # ours and runpy's: the module's frames remain
@@ -97,8 +104,15 @@ def run_script(path: str, argv: list[str]) -> None:
     script = os.path.abspath(path)
     sys.argv = argv
     sys.path[0] = os.path.dirname(script)  # not run_boot.py's folder: the script's
-    with io.open_code(script) as f:
-        code = compile(f.read(), script, "exec")  # bytes: the coding line is honoured
+    try:
+        with io.open_code(script) as f:
+            source = f.read()
+    except OSError as e:
+        _cannot_start(f"can't open file {script!r}: [Errno {e.errno}] {e.strerror}", status=2)
+    try:
+        code = compile(source, script, "exec")  # bytes: the coding line is honoured
+    except SyntaxError as e:  # Python shows where, and the line: no traceback
+        _report(e.with_traceback(None), frames_to_skip=0)
     main = types.ModuleType("__main__")
     main.__file__ = script
     main.__builtins__ = builtins  # type: ignore[attr-defined]
@@ -109,7 +123,23 @@ def run_script(path: str, argv: list[str]) -> None:
         _report(e, frames_to_skip=1)
 
 
-def _report(error: Exception, frames_to_skip: int) -> None:
+def _find_module(name: str) -> ModuleSpec | None:
+    try:
+        return importlib.util.find_spec(name)
+    except ModuleNotFoundError:  # a package it would be in is missing
+        return None
+
+
+def _cannot_start(message: str, status: int) -> NoReturn:
+    """Say why the script cannot start as ``python`` says it, and exit as it does."""
+    if _heartbeat is not None:
+        with contextlib.suppress(OSError):
+            os.write(_heartbeat, RAISED)  # a failure of the script's own, as a raise is
+    sys.stderr.write(f"{sys.executable}: {message}\n")
+    sys.exit(status)
+
+
+def _report(error: Exception, frames_to_skip: int) -> NoReturn:
     """Tell the supervisor the script raised, then print the traceback as Python does
     (without our own frames) and exit 1."""
     if _heartbeat is not None:
