@@ -60,6 +60,24 @@ def test_a_script_that_cannot_start_is_reported_as_python_reports_it(
     assert wait_for_no_processes(tag, GONE) == []
 
 
+@pytest.mark.parametrize(
+    ("program", "status", "why"),
+    [("no_such_program_xyz", 127, "No such file or directory"), ("{plain}", 126, "Permission denied")],
+    ids=["missing", "not-executable"],
+)  # fmt: skip
+def test_a_program_that_cannot_start_fails_its_rank_with_a_shells_status(
+    tag: str, tmp_path: Path, program: str, status: int, why: str
+) -> None:
+    (tmp_path / "plain.sh").write_text("echo never\n")  # not executable
+    program = program.format(plain=tmp_path / "plain.sh")
+    code, _, err = run(tag, "--hosts", "localhost", "--", program, "an-argument")
+    assert code == status, err
+    assert f"rank 0 on localhost failed (exit code {status})" in err
+    assert f"cannot run {program!r}: {why}" in err
+    assert "supervisor was lost" not in err and "Traceback" not in err, err
+    assert wait_for_no_processes(tag, GONE) == []
+
+
 def test_the_rank_that_raised_first_is_named_though_another_ended_before_it(tag: str) -> None:
     # Rank 1 raises, then spends 3 s in its shutdown; rank 0 exits 1 half a second after the
     # raise (as torch ranks do: the one whose collective failed can end before the one that

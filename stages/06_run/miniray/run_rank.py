@@ -81,6 +81,11 @@ class RankProcess:
                 start_new_session=True,  # its own group: signalled and killed as one
                 preexec_fn=functools.partial(die_with_parent, os.getpid()),
             )
+        except OSError:  # it could not start (no such program...): ours go with it
+            for fd in (self._heartbeat, self._stacks):
+                if fd >= 0:
+                    os.close(fd)
+            raise
         finally:
             for fd in fds:
                 os.close(fd)  # the rank's ends: its exit closes them

@@ -10,7 +10,9 @@ One supervisor per rank, on the rank's node. It answers the coordinator's messag
   machine); asked with ``{"script_dir": path}``, also ``"facts"``: this node's software,
   to compare.
 * ``{"run": {"argv", "env", "cwd", "hang_after"}}``: start the rank and watch it to its end
-  (`RankProcess`), then ``{"exit": code}``. While it runs: ``{"signal": "SIGINT"}``,
+  (`RankProcess`), then ``{"exit": code}`` (one that cannot start, such as no such
+  program, says why in ``{"err": [line]}`` and ends 127 or 126, as under a shell; see
+  `start_failure`). While it runs: ``{"signal": "SIGINT"}``,
   ``{"stop": grace}`` and ``{"dump": timeout}`` act on it; its output comes back as
   ``{"out": [lines]}`` / ``{"err": [lines]}``, a silence as ``{"hung": why}``, the end of
   it as ``{"alive": true}``, a stack dump as ``{"stacks": text or None, "why": ...}``.
@@ -134,6 +136,14 @@ def probe(port: int, script_dir: object = None) -> dict[str, Any]:
     return answer
 
 
+def start_failure(error: OSError, spec: RunSpec) -> tuple[str, int]:
+    """Why the rank could not start, and its exit status, as a shell has them: 127, nothing
+    found to run (no such program, or no such folder to run it in); 126, not runnable."""
+    where = f" in {spec.cwd!r}" if error.filename == spec.cwd else ""
+    status = 127 if isinstance(error, FileNotFoundError) else 126
+    return f"miniray run: cannot run {spec.argv[0]!r}{where}: {error.strerror}", status
+
+
 def supervise(handle: Channel) -> None:
     """The work function: answer the coordinator until it hangs up (``recv`` raises)."""
     current: list[RankProcess] = []
@@ -162,7 +172,13 @@ def supervise(handle: Channel) -> None:
             elif "run" in msg:
                 spec = RunSpec.from_message(msg["run"])
                 argv, booted = boot_argv(spec.argv)
-                rank = RankProcess(argv, rank_environment(spec), spec.cwd, booted=booted)
+                try:
+                    rank = RankProcess(argv, rank_environment(spec), spec.cwd, booted=booted)
+                except OSError as e:  # the rank's failure, not ours: said as a shell says it
+                    why, code = start_failure(e, spec)
+                    handle.send({"err": [why]})
+                    handle.send({"exit": code})
+                    continue
                 current.append(rank)
                 try:
                     code = rank.watch(handle, spec.hang_after)
