@@ -3,7 +3,8 @@
     python run/behave.py ACTION [RANK]   (ACTION by RANK, default 1; the others wait)
 
 ACTION: ``ok`` (exit 0), ``raise``, ``kill9``, ``sigstop``, ``exit3``, ``daemon`` (start a
-child that would sleep a minute, then exit 0), ``catch-sigint`` (every rank: on SIGINT print
+child that would sleep a minute, then exit 0), ``detached-daemon`` (the same, the child in a
+session of its own), ``catch-sigint`` (every rank: on SIGINT print
 it and exit 3), ``save-on-sigint`` (every rank: on SIGINT, rank 0 exits 3 at once, the others
 take a second to "save a checkpoint", print it and exit 3), ``ignore-sigint`` (every rank:
 ignore SIGINT), ``restarts`` (fail while
@@ -79,8 +80,11 @@ if action in ("catch-sigint", "save-on-sigint", "ignore-sigint"):
     wait_forever()
 elif action == "ok":
     pass
-elif action == "daemon":
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+elif action in ("daemon", "detached-daemon"):
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"],
+        start_new_session=action == "detached-daemon",
+    )
     print(f"daemon {child.pid}", flush=True)
 elif action == "restarts":
     if rank == target and restart < 2:

@@ -62,7 +62,10 @@ def test_a_script_that_cannot_start_is_reported_as_python_reports_it(
 
 @pytest.mark.parametrize(
     ("program", "status", "why"),
-    [("no_such_program_xyz", 127, "No such file or directory"), ("{plain}", 126, "Permission denied")],
+    [
+        ("no_such_program_xyz", 127, "No such file or directory"),
+        ("{plain}", 126, "Permission denied"),
+    ],
     ids=["missing", "not-executable"],
 )  # fmt: skip
 def test_a_program_that_cannot_start_fails_its_rank_with_a_shells_status(
@@ -166,8 +169,11 @@ def test_max_restarts_runs_the_whole_group_again(tag: str, max_restarts: int, st
     assert wait_for_no_processes(tag, GONE) == []
 
 
-def test_a_daemon_forked_by_a_rank_does_not_outlive_it(tag: str) -> None:
-    code, out, _ = run(tag, "--hosts", "localhost", "--", "python", "run/behave.py", "daemon")
+@pytest.mark.parametrize("action", ["daemon", "detached-daemon"])
+def test_a_daemon_forked_by_a_rank_does_not_outlive_it(tag: str, action: str) -> None:
+    # detached-daemon: in a session of its own (setsid), out of the rank's process group,
+    # then orphaned when the rank exits; its supervisor, the subreaper, ends it.
+    code, out, _ = run(tag, "--hosts", "localhost", "--", "python", "run/behave.py", action)
     assert code == 0 and "daemon " in out
     assert wait_for_no_processes(tag, GONE) == []
 

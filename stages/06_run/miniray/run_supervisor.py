@@ -18,13 +18,16 @@ One supervisor per rank, on the rank's node. It answers the coordinator's messag
   it as ``{"alive": true}``, a stack dump as ``{"stacks": text or None, "why": ...}``.
 
 The coordinator closing the connection ends the supervisor (``recv`` raises), and the
-rank with it: nothing a rank started outlives its supervisor (see `RankProcess`).
+rank with it: nothing a rank started outlives its supervisor, not even a daemon that left
+the rank's process group (see `RankProcess` and `become_subreaper`).
 
 New in this stage: the whole module.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import re
 import shutil
@@ -41,6 +44,9 @@ from .env_check import software_facts
 from .errors import ProtocolError
 from .netprobe import reserve_port, route_to, ssh_peer
 from .run_rank import RankProcess
+
+_PR_SET_CHILD_SUBREAPER = 36  # prctl option (linux/prctl.h)
+_ORPHAN_ROUNDS = 10  # end_orphans: orphans of orphans, at most this deep
 
 BOOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "run_boot.py")
 _PYTHON = re.compile(r"python(\d+(\.\d+)?)?")
@@ -157,6 +163,7 @@ def supervise(handle: Channel) -> None:
 
     signal.signal(signal.SIGINT, forward)  # Python handlers: the rank starts with defaults
     signal.signal(signal.SIGTERM, terminate)
+    become_subreaper()
     held: socket.socket | None = None  # the port of our last probe answer, for rank 0's store
     try:
         while True:
@@ -185,6 +192,7 @@ def supervise(handle: Channel) -> None:
                 finally:
                     current.remove(rank)
                     rank.kill_group()
+                    end_orphans()
                 handle.send({"exit": code})
             elif "dump" in msg:  # the rank ended meanwhile
                 handle.send({"stacks": None, "why": "the rank had ended"})
@@ -192,7 +200,54 @@ def supervise(handle: Channel) -> None:
     finally:
         for rank in current:
             rank.kill_group()
+        end_orphans()
         if held is not None:
             held.close()
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # no rank left to clean up after
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def become_subreaper() -> None:
+    """Have the processes the rank leaves behind become ours, not init's.
+
+    A process that the script put in a session of its own (``setsid``, a daemon) is out
+    of the rank's group, which is all ``kill_group`` ends. Once its parent exits, Linux
+    gives it to the nearest ancestor marked a child subreaper (``prctl``): this
+    supervisor, which ends it with `end_orphans` when the rank ends. Meanwhile such an
+    orphan that exits stays a zombie until then: reaping any child at once would reap
+    the rank too, whose exit status ``subprocess`` waits for.
+    """
+    # Fails only on Linux before 3.4: orphans then go to init, as they would without it.
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def end_orphans() -> None:
+    """SIGKILL and reap the orphans the rank left us, and whatever they started: each
+    one's group, then the orphans of those (a killed daemon's children come to us next)."""
+    for _ in range(_ORPHAN_ROUNDS):
+        orphans = _children(os.getpid())
+        if not orphans:
+            return
+        for pid in orphans:  # our children, unreaped: the numbers cannot be anyone else's
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                if os.getpgid(pid) != os.getpgrp():  # (none is in ours: never kill that)
+                    os.killpg(os.getpgid(pid), signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
+        for pid in orphans:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+
+
+def _children(parent: int) -> list[int]:
+    """The processes whose parent is ``parent``, from ``/proc/PID/stat``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = f.read().rsplit(")", 1)[1].split()[1]
+            except (OSError, IndexError):
+                continue  # gone meanwhile
+            if int(ppid) == parent:
+                found.append(int(entry))
+    return found
