@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
+from .errors import ConfigError
 from .logs import escape_controls
 
 LAST_LINES = 10
@@ -34,7 +35,10 @@ class RunLogs:
     ) -> None:
         self.dir = Path(log_dir) if log_dir else None
         if self.dir is not None:
-            self.dir.mkdir(parents=True, exist_ok=True)
+            try:
+                self.dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:  # a file there, no right to make it...: before anything runs
+                raise ConfigError(f"--log-dir {log_dir!r}: {e.strerror}") from None
         self.console_ranks = console_ranks
         self._out, self._err = stdout or sys.stdout, stderr or sys.stderr
         self._files: dict[str, IO[str]] = {}

@@ -117,13 +117,20 @@ def test_nproc_gpu_on_a_host_without_gpus_names_the_host(monkeypatch: pytest.Mon
         gpus_on(NodeConfig("localhost"))
 
 
-def test_bad_command_lines_are_clear_errors(capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_command_lines_are_clear_errors(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     from miniray.run import main
 
     assert main(["--hosts", "localhost"]) == 1
     assert "no command to run" in capsys.readouterr().err
     assert main(["--hosts", "localhost", "--env", "NOEQUALS", "--", "true"]) == 1
     assert "NAME=VALUE" in capsys.readouterr().err
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    assert main(["--hosts", "localhost", "--log-dir", str(not_a_folder), "--", "true"]) == 1
+    err = capsys.readouterr().err  # a line, not a traceback
+    assert f"--log-dir '{not_a_folder}': File exists" in err and "Traceback" not in err
 
 
 def test_a_reserved_port_is_refused_to_others_and_open_to_rank_0s_store() -> None:

@@ -262,7 +262,11 @@ def run(options: RunOptions, logs: RunLogs) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """``miniray run``'s entry point: parse, run, return the exit status."""
     args = parser().parse_args(argv)
-    logs = RunLogs(args.log_dir, args.ranks)
+    try:
+        logs = RunLogs(args.log_dir, args.ranks)
+    except ConfigError as e:  # said as `logs.say` would, had there been logs to say it
+        print(f"miniray run: ConfigError: {e}", file=sys.stderr)
+        return 1
     try:
         options = options_from(args)
         return run(options, logs)
