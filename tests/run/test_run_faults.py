@@ -94,6 +94,13 @@ def test_the_rank_that_raised_first_is_named_though_another_ended_before_it(tag:
     assert wait_for_no_processes(tag, GONE) == []
 
 
+def test_a_rank_that_failed_without_a_word_is_said_to_have_printed_nothing(tag: str) -> None:
+    code, _, err = run(tag, "--hosts", "localhost", "--", "python", "-c", "raise SystemExit(3)")
+    assert code == 3
+    assert "rank 0 on localhost failed (exit code 3); it printed nothing" in err
+    assert "its last lines" not in err
+
+
 def test_a_rank_killed_with_kill_9_gives_128_plus_9(tag: str) -> None:
     code, _, err = run(tag, *LOCAL_2x2, "--", "python", "run/behave.py", "kill9", "2")
     assert code == 137

@@ -261,7 +261,8 @@ class RankGroup:
         attempt.first_failure = (rank, attempt.codes.get(rank))
         worker = next(w for w in self.workers if w.rank == rank)
         last = "\n".join("    " + line for line in self.logs.last[rank])
-        self.logs.say(f"rank {rank} on {worker.host} failed ({said}); its last lines:\n{last}")
+        told = f"its last lines:\n{last}" if last else "it printed nothing"
+        self.logs.say(f"rank {rank} on {worker.host} failed ({said}); {told}")
 
     def _stop_all(self) -> float:
         self.stopping = True  # ranks ending from now on were stopped: none is "the failure"
