@@ -43,7 +43,7 @@ from .channel import Channel
 from .env_check import software_facts
 from .errors import ProtocolError
 from .netprobe import reserve_port, route_to, ssh_peer
-from .run_rank import RankProcess
+from .run_rank import RankProcess, proc_stat
 
 _PR_SET_CHILD_SUBREAPER = 36  # prctl option (linux/prctl.h)
 _ORPHAN_ROUNDS = 10  # end_orphans: orphans of orphans, at most this deep
@@ -230,8 +230,9 @@ def end_orphans() -> None:
             return
         for pid in orphans:  # our children, unreaped: the numbers cannot be anyone else's
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                if os.getpgid(pid) != os.getpgrp():  # (none is in ours: never kill that)
-                    os.killpg(os.getpgid(pid), signal.SIGKILL)
+                group = os.getpgid(pid)
+                if group != os.getpgrp():  # (none is in ours: never kill that)
+                    os.killpg(group, signal.SIGKILL)
                 os.kill(pid, signal.SIGKILL)
         for pid in orphans:
             with contextlib.suppress(ChildProcessError):
@@ -240,14 +241,5 @@ def end_orphans() -> None:
 
 def _children(parent: int) -> list[int]:
     """The processes whose parent is ``parent``, from ``/proc/PID/stat``."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = f.read().rsplit(")", 1)[1].split()[1]
-            except (OSError, IndexError):
-                continue  # gone meanwhile
-            if int(ppid) == parent:
-                found.append(int(entry))
-    return found
+    pids = [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+    return [pid for pid in pids if proc_stat(pid)[1:2] == [str(parent)]]  # ([]: gone)
