@@ -19,13 +19,12 @@ One supervisor per rank, on the rank's node. It answers the coordinator's messag
 
 The coordinator closing the connection ends the supervisor (``recv`` raises), and the
 rank with it: nothing a rank started outlives its supervisor, not even a daemon that left
-the rank's process group (see `RankProcess` and `become_subreaper`).
+the rank's process group (see `RankProcess` and `process.become_subreaper`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import re
 import shutil
@@ -40,10 +39,11 @@ from typing import Any
 from .channel import Channel
 from .env_check import software_facts
 from .errors import ProtocolError
+from .logs import child_pids
 from .netprobe import reserve_port, route_to, ssh_peer
-from .run_rank import RankProcess, proc_stat
+from .process import become_subreaper
+from .run_rank import RankProcess
 
-_PR_SET_CHILD_SUBREAPER = 36  # prctl option (linux/prctl.h)
 _ORPHAN_ROUNDS = 10  # end_orphans: orphans of orphans, at most this deep
 
 BOOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "run_boot.py")
@@ -205,25 +205,11 @@ def supervise(handle: Channel) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def become_subreaper() -> None:
-    """Have the processes the rank leaves behind become ours, not init's.
-
-    A process that the script put in a session of its own (``setsid``, a daemon) is out
-    of the rank's group, which is all ``kill_group`` ends. Once its parent exits, Linux
-    gives it to the nearest ancestor marked a child subreaper (``prctl``): this
-    supervisor, which ends it with `end_orphans` when the rank ends. Meanwhile such an
-    orphan that exits stays a zombie until then: reaping any child at once would reap
-    the rank too, whose exit status ``subprocess`` waits for.
-    """
-    # Fails only on Linux before 3.4: orphans then go to init, as they would without it.
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-
-
 def end_orphans() -> None:
     """SIGKILL and reap the orphans the rank left us, and whatever they started: each
     one's group, then the orphans of those (a killed daemon's children come to us next)."""
     for _ in range(_ORPHAN_ROUNDS):
-        orphans = _children(os.getpid())
+        orphans = child_pids()  # the rank is reaped: left are those given to our main thread
         if not orphans:
             return
         for pid in orphans:  # our children, unreaped: the numbers cannot be anyone else's
@@ -235,9 +221,3 @@ def end_orphans() -> None:
         for pid in orphans:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
-
-
-def _children(parent: int) -> list[int]:
-    """The processes whose parent is ``parent``, from ``/proc/PID/stat``."""
-    pids = [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
-    return [pid for pid in pids if proc_stat(pid)[1:2] == [str(parent)]]  # ([]: gone)

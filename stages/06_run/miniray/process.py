@@ -37,6 +37,7 @@ from .timeouts import wait_readable
 from .wire import ERROR, EXIT, encode_error, encode_exit
 
 _PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
 _libc = ctypes.CDLL(None, use_errno=True)  # loaded here, once, not in every child
 
 
@@ -170,6 +171,20 @@ def die_with_parent(parent_pid: int) -> None:
 
 
 # --8<-- [end:die_with_parent]
+
+
+def become_subreaper() -> None:
+    """Have the processes our children leave behind become ours, not init's.
+
+    A process put in a session of its own (``setsid``, a daemon) is out of its parent's
+    group, which is all a group kill ends. Once its parent exits, Linux gives it to the
+    nearest ancestor marked a child subreaper: this process, which can then end it (see
+    ``run_supervisor.end_orphans``). Meanwhile such an orphan that exits stays a zombie
+    until reaped: reaping any child at once would reap the ones whose exit status
+    ``subprocess`` waits for too.
+    """
+    # Fails only on Linux before 3.4: orphans then go to init, as they would without it.
+    _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
 def reset_signal_handlers() -> None:

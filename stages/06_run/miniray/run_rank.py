@@ -50,18 +50,11 @@ def exit_status(returncode: int) -> int:
 
 def process_state(pid: int) -> str:
     """The state letter of ``/proc/PID/stat`` ("R", "S", "T" for stopped...), "" if gone."""
-    fields = proc_stat(pid)
-    return fields[0] if fields else ""
-
-
-def proc_stat(pid: int) -> list[str]:
-    """The fields of ``/proc/PID/stat`` after the command's name (state, parent, group...),
-    ``[]`` if the process is gone. (The name, in parentheses, may hold spaces.)"""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()
+            return f.read().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
-        return []
+        return ""
 
 
 class RankProcess:
