@@ -132,9 +132,7 @@ def _find_module(name: str) -> ModuleSpec | None:
 
 def _cannot_start(message: str, status: int) -> NoReturn:
     """Say why the script cannot start as ``python`` says it, and exit as it does."""
-    if _heartbeat is not None:
-        with contextlib.suppress(OSError):
-            os.write(_heartbeat, RAISED)  # a failure of the script's own, as a raise is
+    _tell_raised()  # a failure of the script's own, as a raise is
     sys.stderr.write(f"{sys.executable}: {message}\n")
     sys.exit(status)
 
@@ -142,9 +140,7 @@ def _cannot_start(message: str, status: int) -> NoReturn:
 def _report(error: Exception, frames_to_skip: int) -> NoReturn:
     """Tell the supervisor the script raised, then print the traceback as Python does
     (without our own frames) and exit 1."""
-    if _heartbeat is not None:
-        with contextlib.suppress(OSError):  # a full pipe, or none: the exit still tells
-            os.write(_heartbeat, RAISED)
+    _tell_raised()
     trace = error.__traceback__
     for _ in range(frames_to_skip):
         if trace is not None and trace.tb_next is not None:
@@ -152,6 +148,13 @@ def _report(error: Exception, frames_to_skip: int) -> NoReturn:
     error = error.with_traceback(trace)  # (the hook reads it from the error)
     sys.excepthook(type(error), error, trace)
     sys.exit(1)
+
+
+def _tell_raised() -> None:
+    """``RAISED`` to the supervisor, before anything is printed (see the docstring)."""
+    if _heartbeat is not None:
+        with contextlib.suppress(OSError):  # a full pipe, or none: the exit still tells
+            os.write(_heartbeat, RAISED)
 
 
 if __name__ == "__main__":
