@@ -29,9 +29,9 @@ restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
 
 
 def wait_forever(seconds=60.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        time.sleep(0.05)
+    # One call, so that every waiting rank's stack dump shows the same line: a loop's
+    # ranks could be caught on different lines of it, and their stacks would not group.
+    time.sleep(seconds)
 
 
 def raise_slowly():
