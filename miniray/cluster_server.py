@@ -52,7 +52,7 @@ from .errors import MiniRayError
 from .launch import ready_mac
 from .logs import LogRelay
 from .netprobe import reserve_port  # @4+
-from .process import fork_child
+from .process import become_subreaper, end_orphans, fork_child
 from .ranks import RankInfo
 from .tcp_server import WorkerServer
 from .wire import DEFAULT_MAX_FRAME
@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(first_line) != 2:
         parser.exit(2, f"{parser.prog}: error: no secret and nonce on stdin\n")
     secret, nonce = first_line
-    start_watchdog(0, _HUNG_AFTER)  # first: a fork, before any thread or socket exists
+    watchdog = start_watchdog(0, _HUNG_AFTER)  # first: a fork, before any thread or socket
+    become_subreaper()  # what a worker leaves running comes to us: ended as we stop, below
     host = bind_address(args.host)
     relay = LogRelay(sys.stdout.fileno())
     stacks = StackFiles()  # @6+
@@ -128,7 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     ready["rendezvous_port"] = rendezvous.getsockname()[1]  # @4+
     print(READY_PREFIX + json.dumps(ready), flush=True)
     relay.start()
-    server.serve_forever()
+    try:
+        server.serve_forever()
+    finally:  # the workers are reaped: what else is our child is theirs, or the watchdog
+        end_orphans(keep=frozenset({watchdog}))
     relay.finish(timeout=2.0)
     return 0
 

@@ -24,7 +24,6 @@ the rank's process group (see `RankProcess` and `process.become_subreaper`).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
@@ -39,12 +38,9 @@ from typing import Any
 from .channel import Channel
 from .env_check import software_facts
 from .errors import ProtocolError
-from .logs import child_pids
 from .netprobe import reserve_port, route_to, ssh_peer
-from .process import become_subreaper
+from .process import become_subreaper, end_orphans
 from .run_rank import RankProcess
-
-_ORPHAN_ROUNDS = 10  # end_orphans: orphans of orphans, at most this deep
 
 BOOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "run_boot.py")
 _PYTHON = re.compile(r"python(\d+(\.\d+)?)?")
@@ -203,21 +199,3 @@ def supervise(handle: Channel) -> None:
             held.close()
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # no rank left to clean up after
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def end_orphans() -> None:
-    """SIGKILL and reap the orphans the rank left us, and whatever they started: each
-    one's group, then the orphans of those (a killed daemon's children come to us next)."""
-    for _ in range(_ORPHAN_ROUNDS):
-        orphans = child_pids()  # the rank is reaped: left are those given to our main thread
-        if not orphans:
-            return
-        for pid in orphans:  # our children, unreaped: the numbers cannot be anyone else's
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                group = os.getpgid(pid)
-                if group != os.getpgrp():  # (none is in ours: never kill that)
-                    os.killpg(group, signal.SIGKILL)
-                os.kill(pid, signal.SIGKILL)
-        for pid in orphans:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)

@@ -135,6 +135,22 @@ def test_a_coordinator_killed_with_sigkill_leaves_nothing_behind(
 
 
 @pytest.mark.parametrize("host", ["sshnode", "localhost"])
+def test_a_daemon_a_worker_started_does_not_outlive_the_cluster(
+    use_ssh_config: SshHosts, node: Any, tag: str, host: str
+) -> None:
+    """A worker's process in a session of its own escapes the group kill that ends the
+    worker; once the worker ends it is given to the node's server (a child subreaper),
+    which ends it as it stops."""
+    from miniray import Cluster
+
+    with Cluster([node(host, 1)], log=lambda line: None) as cluster:
+        (worker,) = cluster.start(work_fn="cluster_workfns.starts_a_daemon")
+        daemon = worker.recv(timeout=30)["daemon"]
+        assert daemon in processes_with_tag(tag)
+    assert wait_for_no_processes(tag, LEASE_END) == []
+
+
+@pytest.mark.parametrize("host", ["sshnode", "localhost"])
 def test_a_stopped_server_is_gone_soon_after_stop(
     use_ssh_config: SshHosts, node: Any, tag: str, host: str
 ) -> None:

@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from .process import child_pids
+
 LOG_PREFIX = b"MINIRAY_LOG "
 MAX_LINE = 1 << 16
 
@@ -241,16 +243,6 @@ class LogRelay:
 
 
 _relays: weakref.WeakSet[LogRelay] = weakref.WeakSet()
-
-
-def child_pids() -> set[int]:
-    """The pids of this process's children (forked by its main thread: the workers)."""
-    with (
-        contextlib.suppress(OSError, ValueError),
-        open(f"/proc/self/task/{os.getpid()}/children") as listed,
-    ):
-        return {int(pid) for pid in listed.read().split()}
-    return set()
 
 
 def _before_fork() -> None:
