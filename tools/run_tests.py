@@ -18,7 +18,7 @@ long checks that are steps of their own (`SEPARATE_META_RUNS`: the exercise chec
 learners' runs, the benchmarks, the browser check). ``mkdocs build --strict`` is a test of
 the plain run (``tests/meta/test_site.py``), not a step: it would build the site twice.
 
-The steps are independent, so ``--jobs`` of them (default: one more than the number of
+The steps are independent, so ``--jobs`` of them (default: two more than the number of
 cores, see `default_jobs`) run at once, the heaviest first. Each step's output is printed in
 one piece when it ends; while steps run, a line every 30 seconds says which. A failing step
 stops nothing. The exit status is 1 if any step failed. The summary ends with two lines:
@@ -144,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--stage", metavar="N", help="only run pytest for this stage")
     parser.add_argument(
-        "--jobs", type=int, default=default_jobs(), help="steps at a time (default: cores + 1)"
+        "--jobs", type=int, default=default_jobs(), help="steps at a time (default: cores + 2)"
     )
     options = parser.parse_args(args)
     if extra and options.stage is None:
@@ -166,9 +166,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def default_jobs() -> int:
-    """One step more than cores: many tests wait (for a timeout, a child, sshd) part of the
-    time, and a third step uses the core they leave idle (on 2 cores, about a minute)."""
-    return (os.cpu_count() or 1) + 1
+    """Two steps more than cores: many tests wait (for a timeout, a child, sshd) part of the
+    time, and the extra steps use the cores they leave idle. On 2 cores, with 3 steps at a
+    time both cores were busy for the first 100 s, then 40-60 % for a minute while the contract
+    and cluster steps waited; with 4 the cores stayed 80-100 % busy, and the run took 3 min
+    4-13 s instead of 3 min 24-32 s (2 runs and 4, one machine, one afternoon; with 4 it
+    also passed beside a process that kept a core busy). A fifth step would only share the
+    same cores."""
+    return (os.cpu_count() or 1) + 2
 
 
 def run_steps(steps: Sequence[Step], jobs: int = 1) -> list[Outcome]:
