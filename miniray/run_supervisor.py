@@ -39,7 +39,8 @@ from .channel import Channel
 from .env_check import software_facts
 from .errors import ProtocolError
 from .netprobe import reserve_port, route_to, ssh_peer
-from .process import become_subreaper, end_orphans
+from .orphans import end_orphans
+from .process import become_subreaper
 from .run_rank import RankProcess
 
 BOOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "run_boot.py")

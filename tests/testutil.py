@@ -25,6 +25,14 @@ def process_exists(pid: int) -> bool:
         return False
 
 
+def wait_until_gone(pids: list[int], seconds: float = 5) -> list[int]:
+    """Return the pids still running after up to ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while any(process_exists(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return [p for p in pids if process_exists(p)]
+
+
 @contextlib.contextmanager
 def exclusive_port(port: int, timeout: float = 300.0) -> Iterator[None]:
     """Hold the machine-wide lock on ``port`` for the tests that must use that exact port.

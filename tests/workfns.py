@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import time
 from typing import Any
@@ -163,3 +164,22 @@ def fork_grandchild(handle: Any) -> None:
         os._exit(0)
     handle.send({"pid": os.getpid(), "grandchild": grandchild})
     handle.recv()
+
+
+def start_daemons(handle: Any) -> None:
+    """Start two processes outside the worker's process group, as daemons detach: one in a
+    session of its own, one double-forked (its parent exits at once); send their pids; then
+    return when the channel closes."""
+    in_session = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    read_end, write_end = os.pipe()
+    if os.fork() == 0:  # the classic daemon: fork, setsid, fork again, the middle one exits
+        os.setsid()
+        if (daemon := os.fork()) == 0:
+            time.sleep(60)
+            os._exit(0)
+        os.write(write_end, str(daemon).encode())
+        os._exit(0)
+    os.close(write_end)
+    double_forked = int(os.read(read_end, 32))
+    handle.send([in_session.pid, double_forked])
+    handle.recv()  # returns (ChannelClosed) when the parent closes: a normal end

@@ -21,7 +21,7 @@ from typing import Any
 import adapters
 import pytest
 import workfns
-from testutil import process_exists, run_parent
+from testutil import process_exists, run_parent, wait_until_gone
 
 from miniray import ProtocolError, RemoteError, Worker, WorkerDied, wait_any
 
@@ -30,14 +30,6 @@ pytestmark = pytest.mark.needs("local")
 
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
-
-
-def wait_until_gone(pids: list[int], seconds: float = 5) -> list[int]:
-    """Return the pids still running after up to ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while any(process_exists(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return [p for p in pids if process_exists(p)]
 
 
 # --- the finalizer and reused pids ---------------------------------------------------------

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 import pytest
-from testutil import process_exists
+from testutil import process_exists, wait_until_gone
 
 from miniray import RemoteError, Unsendable, WorkerDied, wait_any
 
@@ -317,3 +317,13 @@ def _open_with_inode(fd: int, inode: int) -> bool:
         return os.fstat(fd).st_ino == inode
     except OSError:
         return False
+
+
+def test_daemons_the_worker_started_end_with_it(connect: Connect) -> None:
+    """A process out of the worker's group escapes the group kill: the worker is a child
+    subreaper, so such orphans become its children, and it ends them as it exits."""
+    worker = connect("start_daemons")
+    daemons = worker.recv(timeout=10)
+    assert all(process_exists(pid) for pid in daemons)
+    worker.close(timeout=5)  # end-of-file: the work function returns, the worker exits
+    assert wait_until_gone(daemons) == []

@@ -51,7 +51,8 @@ from .errors import MiniRayError
 from .launch import ready_mac
 from .logs import LogRelay
 from .netprobe import reserve_port
-from .process import become_subreaper, end_orphans, fork_child
+from .orphans import end_orphans
+from .process import become_subreaper, fork_child
 from .ranks import RankInfo
 from .tcp_server import WorkerServer
 from .wire import DEFAULT_MAX_FRAME

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from .process import child_pids
+from .orphans import child_pids
 
 LOG_PREFIX = b"MINIRAY_LOG "
 MAX_LINE = 1 << 16

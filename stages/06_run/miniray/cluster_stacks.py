@@ -38,7 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .channel import Channel
-from .process import child_pids
+from .orphans import child_pids
 from .run_rank import process_state
 from .run_stacks import format_stack_groups
 from .worker import WorkFn

@@ -8,10 +8,12 @@ parent's code:
 
 1. lead a process group of its own, so that whatever it starts can be ended with it;
 2. die with the parent (``PR_SET_PDEATHSIG``), so no worker outlives its owner;
-3. reset signal handlers to what a fresh Python process has;
-4. close the descriptors that belong to the parent and to sibling workers;
-5. run ``work_fn(handle)``; an exception travels to the parent as an ERROR frame;
-6. flush stdout/stderr, send the EXIT frame, and ``os._exit``.
+3. become a child subreaper, so that what it starts outside its group comes back to it;
+4. reset signal handlers to what a fresh Python process has;
+5. close the descriptors that belong to the parent and to sibling workers;
+6. run ``work_fn(handle)``; an exception travels to the parent as an ERROR frame;
+7. flush stdout/stderr, send the EXIT frame, end what the work function left running
+   outside its group (``orphans.end_orphans``), and ``os._exit``.
 
 The parent holds the child as a :class:`ChildProcess`: signalled, waited for and reaped
 through a pidfd, never by a pid number that may already belong to someone else.
@@ -33,13 +35,13 @@ from typing import Any, Protocol, runtime_checkable
 
 from .channel import Channel
 from .errors import ChannelClosed, MiniRayError
+from .orphans import end_orphans
 from .timeouts import wait_readable
 from .wire import ERROR, EXIT, encode_error, encode_exit
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 _libc = ctypes.CDLL(None, use_errno=True)  # loaded here, once, not in every child
-_ORPHAN_ROUNDS = 10  # end_orphans: orphans of orphans, at most this deep
 
 
 class Closable(Protocol):
@@ -109,12 +111,14 @@ def fork_child(body: Callable[[], int]) -> int:
     try:
         os.setpgid(0, 0)
         die_with_parent(parent_pid)
+        become_subreaper()  # what the body's children leave running comes back to us
         reset_signal_handlers()
         code = body()
     except BaseException:
         _print_quietly(traceback.format_exc())
     finally:
         _flush_stdio()
+        end_orphans()  # the group kill that follows ends the rest of what the body started
         os._exit(code)
 
 
@@ -180,42 +184,12 @@ def become_subreaper() -> None:
     A process put in a session of its own (``setsid``, a daemon) is out of its parent's
     group, which is all a group kill ends. Once its parent exits, Linux gives it to the
     nearest ancestor marked a child subreaper: this process, which can then end it (see
-    `end_orphans`). Meanwhile such an orphan that exits stays a zombie until reaped:
+    ``orphans.end_orphans``). Meanwhile such an orphan that exits stays a zombie until reaped:
     reaping any child at once would reap the ones whose exit status their owner waits
     for too (``subprocess``, a server's workers).
     """
     # Fails only on Linux before 3.4: orphans then go to init, as they would without it.
     _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-
-
-def end_orphans(keep: frozenset[int] = frozenset()) -> None:
-    """SIGKILL and reap the orphans given to us (see `become_subreaper`), and whatever they
-    started: each one's group, then the orphans of those (a killed daemon's children come
-    to us next). ``keep``: our own children that are not orphans, such as a watchdog."""
-    for _ in range(_ORPHAN_ROUNDS):
-        orphans = child_pids() - keep
-        if not orphans:
-            return
-        for pid in orphans:  # our children, unreaped: the numbers cannot be anyone else's
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                group = os.getpgid(pid)
-                if group != os.getpgrp():  # (none is in ours: never kill that)
-                    os.killpg(group, signal.SIGKILL)
-                os.kill(pid, signal.SIGKILL)
-        for pid in orphans:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
-
-
-def child_pids() -> set[int]:
-    """The pids of this process's children: those its main thread forked (a server's
-    workers), and the orphans given to it."""
-    with (
-        contextlib.suppress(OSError, ValueError),
-        open(f"/proc/self/task/{os.getpid()}/children") as listed,
-    ):
-        return {int(pid) for pid in listed.read().split()}
-    return set()
 
 
 def reset_signal_handlers() -> None:
