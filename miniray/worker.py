@@ -26,7 +26,7 @@ from .codec import get_codec  # @5+
 from .errors import ChannelClosed, RemoteError, WorkerDied, describe_returncode
 from .handle import ChannelHandle, Waitable
 from .message_codec import MessageCodec  # @5+
-from .process import ChildProcess, drop_in_children, fork_child, run_work_fn
+from .process import ChildProcess, check_work_fn, drop_in_children, fork_child, run_work_fn
 from .region import Region  # @5+
 from .timeouts import check_timeout, deadline_after, seconds_left, wait_readable
 from .wire import DEFAULT_MAX_FRAME
@@ -75,6 +75,7 @@ class Worker(ChannelHandle, Calls):  # @5+
         codec: str = "json",
         # @}
     ) -> None:
+        check_work_fn(work_fn)
         # @1-4: options = WireOptions(max_frame)
         options = WireOptions(max_frame, max_buffer_bytes, codec)  # @5+
         # @5+ {

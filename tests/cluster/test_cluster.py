@@ -77,6 +77,34 @@ def test_stop_is_idempotent_and_a_cluster_starts_once(node: Any, tag: str) -> No
     assert wait_for_no_processes(tag, 5.0) == []
 
 
+def test_settings_that_cannot_work_are_refused_when_the_cluster_is_made(node: Any) -> None:
+    from miniray import Cluster, ConfigError
+
+    with pytest.raises(ConfigError, match=r"node 0 is 'localhost', not a NodeConfig"):
+        Cluster(["localhost"])  # type: ignore[list-item]
+    with pytest.raises(ConfigError, match=r"a list of NodeConfigs, not one: \[NodeConfig"):
+        Cluster(node("localhost", 1))
+    for name in ("start_timeout", "stop_grace", "connect_timeout"):
+        for value in (-1.0, float("nan"), float("inf"), "5"):
+            with pytest.raises(ConfigError, match=f"{name}=.*: a finite number of seconds"):
+                Cluster([node("localhost", 1)], **{name: value})
+
+
+def test_a_work_function_not_given_as_its_import_path_is_refused(node: Any, tag: str) -> None:
+    import cluster_workfns
+
+    from miniray import Cluster
+
+    cluster = Cluster([node("localhost", 1)], log=lambda line: None)
+    with pytest.raises(TypeError, match=r"work_fn='cluster_workfns\.whoami'"):
+        cluster.start(work_fn=cluster_workfns.whoami)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="the import path each node loads"):
+        cluster.start(work_fn=42)  # type: ignore[arg-type]
+    assert cluster.start(work_fn="cluster_workfns.whoami")  # nothing had started
+    cluster.stop()
+    assert wait_for_no_processes(tag, 5.0) == []
+
+
 def test_logs_arrive_line_by_line_with_rank_and_the_last_line_is_kept(
     node: Any, tag: str, lines: list[Any]
 ) -> None:

@@ -160,3 +160,9 @@ def test_a_worker_forked_by_a_worker_holds_no_stale_descriptors() -> None:
         assert outer.recv(timeout=10) == "nested"
         sibling.send("ok")
         assert sibling.recv(timeout=5) == "ok"
+
+
+@pytest.mark.parametrize("work_fn", [42, "workfns.echo", None])
+def test_a_work_function_that_cannot_be_called_is_refused_before_the_fork(work_fn: object) -> None:
+    with pytest.raises(TypeError, match="work_fn must be a callable"):
+        Worker(work_fn)  # type: ignore[arg-type]

@@ -448,3 +448,35 @@ def test_the_stop_log_counts_its_workers_in_words(env: dict[str, str]) -> None:
     assert server.stop() == 0
     worker.close(timeout=2)  # type: ignore[attr-defined]
     assert "stopping: 1 worker\n" in server.stderr()
+
+
+@pytest.mark.parametrize(
+    ("port", "error", "says"),
+    [
+        (70000, ValueError, "port 70000 is not in 1-65535"),
+        (0, ValueError, "port 0 is not in 1-65535"),
+        ("8000", TypeError, "port must be an int"),
+        (True, TypeError, "port must be an int"),
+    ],
+)
+def test_a_client_given_a_bad_port_says_so_before_connecting(
+    port: object, error: type[Exception], says: str
+) -> None:
+    from miniray import RemoteWorker
+
+    with pytest.raises(error, match=says):
+        RemoteWorker("127.0.0.1", port, secret=SECRET)  # type: ignore[arg-type]
+
+
+def test_a_server_given_a_bad_port_or_work_function_says_so() -> None:
+    from miniray import WorkerServer
+
+    def workfns_echo(handle: object) -> None:
+        pass
+
+    with pytest.raises(ValueError, match=r"port 70000 is not in 0-65535 \(0: any free port\)"):
+        WorkerServer(workfns_echo, port=70000, secret=SECRET)
+    with pytest.raises(TypeError, match="port must be an int"):
+        WorkerServer(workfns_echo, port="8000", secret=SECRET)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="work_fn must be a callable"):
+        WorkerServer(42, secret=SECRET)  # type: ignore[arg-type]

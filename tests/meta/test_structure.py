@@ -132,8 +132,9 @@ def _private_access(node: ast.AST) -> tuple[str, str]:
     is_getattr = isinstance(node, ast.Call) and ast.unparse(node.func) == "getattr"
     if is_getattr and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant):
         attribute = node.args[1].value
-        if isinstance(attribute, str) and attribute.startswith("_"):
-            return attribute, ast.unparse(node.args[0])
+        if isinstance(attribute, str) and attribute.startswith("_"):  # a dunder, as above:
+            dunder = attribute.startswith("__")  # public, not private state
+            return ("", "") if dunder else (attribute, ast.unparse(node.args[0]))
     return "", ""
 
 
@@ -144,7 +145,8 @@ def test_no_module_reaches_into_another_modules_private_state() -> None:
 def test_the_reach_in_finder_finds_one(tmp_path: Path) -> None:
     (tmp_path / "a.py").write_text("class A:\n    def __init__(self):\n        self._x = 1\n")
     (tmp_path / "b.py").write_text(
-        "def f(a, w):\n    return a._x, getattr(w, '_channel', None), a._y\n\n"
+        "def f(a, w):\n    return a._x, getattr(w, '_channel', None), a._y, getattr(w, '__doc__')"
+        "\n\n"
         "class B:\n    def g(self):\n        self._y = 2\n        return self._y\n"
     )
     assert reach_ins(tmp_path) == ["b.py:2: a._x", "b.py:2: getattr(w, '_channel', None)"]

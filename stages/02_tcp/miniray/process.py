@@ -125,6 +125,14 @@ def fork_child(body: Callable[[], int]) -> int:
 # --8<-- [end:fork_child]
 
 
+def check_work_fn(work_fn: object) -> None:
+    """Refuse, at the call, a work function that the child could only fail to call."""
+    if not callable(work_fn):
+        raise TypeError(
+            f"work_fn must be a callable that takes the worker's handle, not {work_fn!r:.100}"
+        )
+
+
 # --8<-- [start:run_work_fn]
 def run_work_fn(work_fn: Callable[[Channel], object], handle: Channel) -> int:
     """Run ``work_fn(handle)`` and report how it ended; return the exit code.

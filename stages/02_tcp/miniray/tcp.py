@@ -17,7 +17,9 @@ def connect(host: str, port: int, timeout: float) -> socket.socket:
 
     Raises:
         ServerUnreachable: Refused (is the server running?), timed out, or no route.
+        TypeError, ValueError: ``port`` is not a port number (see `check_port`).
     """
+    check_port(port)
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
     except ConnectionRefusedError:
@@ -30,6 +32,18 @@ def connect(host: str, port: int, timeout: float) -> socket.socket:
         raise ServerUnreachable(f"cannot connect to {host}:{port}: {e}") from None
     tune(sock)
     return sock
+
+
+def check_port(port: object, *, server: bool = False) -> None:
+    """Refuse, at the call, what is not a port number: the socket calls would fail with an
+    unrelated message ("Servname not supported", an OverflowError), or, for ``True``,
+    use port 1. A server may ask for port 0, any free one; a client may not."""
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise TypeError(f"port must be an int, not {port!r:.50}")
+    lowest = 0 if server else 1
+    if not lowest <= port <= 65535:
+        free = " (0: any free port)" if server else ""
+        raise ValueError(f"port {port} is not in {lowest}-65535{free}")
 
 
 # --8<-- [start:tune]

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from .channel import Channel
 from .errors import ChannelClosed, RemoteError, WorkerDied, describe_returncode
 from .handle import ChannelHandle, Waitable
-from .process import ChildProcess, drop_in_children, fork_child, run_work_fn
+from .process import ChildProcess, check_work_fn, drop_in_children, fork_child, run_work_fn
 from .timeouts import check_timeout, deadline_after, seconds_left, wait_readable
 from .wire import DEFAULT_MAX_FRAME
 from .wire_options import (
@@ -61,6 +61,7 @@ class Worker(ChannelHandle):
         env: Mapping[str, str] | None = None,
         max_frame: int = DEFAULT_MAX_FRAME,
     ) -> None:
+        check_work_fn(work_fn)
         options = WireOptions(max_frame)
         parent_end, child_end = socket.socketpair()
         handle = Channel(child_end, options=options, peer_pid=os.getpid(), from_worker=False)

@@ -9,6 +9,7 @@ that node's server on its command line and to each of its `ClusterWorker`s.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -97,3 +98,40 @@ class NodeConfig:
 def server_args(wire: WireOptions) -> list[str]:
     """A node server's command-line options for ``wire``'s settings (``cluster_server``)."""
     return ["--max-frame", str(wire.max_frame)]
+
+
+def checked_nodes(nodes: object) -> list[NodeConfig]:
+    """The nodes a Cluster was given, as a list; `ConfigError` for anything else."""
+    if isinstance(nodes, NodeConfig):
+        raise ConfigError(f"a cluster takes a list of NodeConfigs, not one: [{nodes!r}]")
+    if not isinstance(nodes, Sequence) or isinstance(nodes, str):
+        raise ConfigError(f"a cluster takes a list of NodeConfigs, not {nodes!r:.100}")
+    if not nodes:
+        raise ConfigError("a cluster needs at least one node")
+    for index, node in enumerate(nodes):
+        if not isinstance(node, NodeConfig):
+            raise ConfigError(
+                f"node {index} is {node!r:.100}, not a NodeConfig: "
+                f"NodeConfig({node!r:.60}, num_workers=...)"
+            )
+    return list(nodes)
+
+
+def check_seconds(setting: str, value: object) -> None:
+    """A Cluster's time setting must be a finite number of seconds, 0 or more."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+        raise ConfigError(f"{setting}={value!r}: a finite number of seconds >= 0, please")
+
+
+def work_fn_path(work_fn: object) -> str:
+    """``work_fn`` as the import path each node loads; TypeError (with the path, where one
+    can be named) for a function given itself: it cannot travel to another machine."""
+    if isinstance(work_fn, str):
+        return work_fn
+    module, name = getattr(work_fn, "__module__", None), getattr(work_fn, "__qualname__", "")
+    named = isinstance(module, str) and module != "__main__" and "<" not in str(name)
+    hint = f": work_fn={f'{module}.{name}'!r}" if named else ""
+    raise TypeError(
+        "work_fn: the import path each node loads (module.fn or path/to/file.py:fn), "
+        f"not {work_fn!r:.100}{hint}"
+    )

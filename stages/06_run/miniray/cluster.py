@@ -46,7 +46,7 @@ from .errors import ClusterError, ConfigError, MiniRayError
 from .launchers import Launcher
 from .log_delivery import LogDelivery
 from .logs import LogLine, LogSink, log_to_files, log_to_stream
-from .node_config import MIN_FRAME, NodeConfig
+from .node_config import MIN_FRAME, NodeConfig, check_seconds, checked_nodes, work_fn_path
 from .ranks import RankInfo, assign_ranks
 from .rendezvous import NCCLConfig
 from .wire import DEFAULT_MAX_FRAME
@@ -95,8 +95,9 @@ class Cluster:
             actors, its placement group).
 
     Raises:
-        ConfigError: No nodes, or a setting that cannot work (an unknown ``codec``, a
-            ``max_frame`` under 1 KiB); a `ValueError`, too.
+        ConfigError: No nodes, something else than NodeConfigs, or a setting that cannot
+            work (a negative time, an unknown ``codec``, a ``max_frame`` under 1 KiB); a
+            `ValueError`, too.
     """
 
     ctrl_c_window = 10.0
@@ -116,8 +117,13 @@ class Cluster:
         codec: str = "json",
         launcher: str | Sequence[str] | Launcher | None = None,
     ) -> None:
-        if not nodes:
-            raise ConfigError("a cluster needs at least one node")
+        nodes = checked_nodes(nodes)
+        for setting, seconds in [
+            ("start_timeout", start_timeout),
+            ("stop_grace", stop_grace),
+            ("connect_timeout", connect_timeout),
+        ]:
+            check_seconds(setting, seconds)
         if max_frame < MIN_FRAME:  # a node server's error report must fit in a frame
             raise ConfigError(f"max_frame={max_frame}: at least {MIN_FRAME} bytes, please")
         try:
@@ -160,7 +166,9 @@ class Cluster:
 
         Raises:
             ClusterError: A node failed to start; every node is stopped first.
+            TypeError: ``work_fn`` is not a string (a function itself cannot travel).
         """
+        work_fn = work_fn_path(work_fn)
         if self._state != "new":
             raise ClusterError(f"this cluster was already started (it is {self._state})")
         self._state = "starting"

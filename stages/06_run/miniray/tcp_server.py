@@ -45,8 +45,15 @@ from .farewells import Farewells
 from .frame_mac import Session
 from .message_codec import MessageCodec
 from .pending_handshakes import Handshakes, Tally, tell_and_close
-from .process import die_with_parent, drop_in_children, fork_child, keep_in_children, run_work_fn
-from .tcp import tune
+from .process import (
+    check_work_fn,
+    die_with_parent,
+    drop_in_children,
+    fork_child,
+    keep_in_children,
+    run_work_fn,
+)
+from .tcp import check_port, tune
 from .wire import DEFAULT_MAX_FRAME
 from .wire_options import (
     DEFAULT_MAX_BUFFER_BYTES,
@@ -116,6 +123,8 @@ class WorkerServer:
     ) -> None:
         if min(max_workers, max_pending) < 1:
             raise ValueError("max_workers and max_pending must be >= 1")
+        check_work_fn(work_fn)
+        check_port(port, server=True)
         self._work_fn = work_fn
         # Imported here, not with the package: ``python -m miniray.secret`` runs that
         # module, and runpy warns on stderr if ``import miniray`` has imported it already.

@@ -27,7 +27,7 @@ from .codec import get_codec
 from .errors import ChannelClosed, RemoteError, WorkerDied, describe_returncode
 from .handle import ChannelHandle, Waitable
 from .message_codec import MessageCodec
-from .process import ChildProcess, drop_in_children, fork_child, run_work_fn
+from .process import ChildProcess, check_work_fn, drop_in_children, fork_child, run_work_fn
 from .region import Region
 from .timeouts import check_timeout, deadline_after, seconds_left, wait_readable
 from .wire import DEFAULT_MAX_FRAME
@@ -71,6 +71,7 @@ class Worker(ChannelHandle, Calls):
         max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
         codec: str = "json",
     ) -> None:
+        check_work_fn(work_fn)
         options = WireOptions(max_frame, max_buffer_bytes, codec)
         message_codec = get_codec(codec)
         # Inherited by the fork; each holds one message's buffers, up to max_buffer_bytes
