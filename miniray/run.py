@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import math
 import os
 import select
 import shlex
@@ -75,6 +76,25 @@ def parse_nproc(value: str) -> int | str:
     return int(value)
 
 
+def parse_seconds(value: str) -> float:
+    """``--timeout``, ``--hang-after``, ``--stop-grace``: a finite number of seconds, 0 or
+    more (a negative timeout would end the run at once; NaN would never compare)."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds < math.inf:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds (0 or more)")
+    return seconds
+
+
+def parse_count(value: str) -> int:
+    """``--max-restarts``: a whole number, 0 or more."""
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"{value!r} is not a count (0 or more)")
+    return int(value)
+
+
 def parse_ranks(value: str) -> set[int]:
     """``--ranks 0,3`` (or ``0-3,6``): which ranks reach the console."""
     ranks: set[int] = set()
@@ -128,18 +148,18 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--log-dir", help="rankN.out, rankN.err and summary.json go there")
     p.add_argument("--ranks", type=parse_ranks, help="only these ranks on the console")
-    p.add_argument("--max-restarts", type=int, default=0, metavar="N")
-    p.add_argument("--timeout", type=float, metavar="SECONDS", help="for the whole run")
+    p.add_argument("--max-restarts", type=parse_count, default=0, metavar="N")
+    p.add_argument("--timeout", type=parse_seconds, metavar="SECONDS", help="for the whole run")
     p.add_argument(
         "--hang-after",
-        type=float,
+        type=parse_seconds,
         default=30.0,
         metavar="SECONDS",
         help="heartbeat silence before a rank is reported hung (%(default)s)",
     )
     p.add_argument(
         "--stop-grace",
-        type=float,
+        type=parse_seconds,
         default=5.0,
         metavar="SECONDS",
         help="from SIGTERM to SIGKILL when ranks are stopped (%(default)s)",

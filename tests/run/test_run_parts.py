@@ -133,6 +133,19 @@ def test_bad_command_lines_are_clear_errors(
     assert f"--log-dir '{not_a_folder}': File exists" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("option", ["--timeout", "--hang-after", "--stop-grace", "--max-restarts"])
+@pytest.mark.parametrize("value", ["-5", "nan", "inf", "soon"])
+def test_a_time_or_count_that_cannot_work_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], option: str, value: str
+) -> None:
+    from miniray.run import main
+
+    with pytest.raises(SystemExit) as exited:  # before anything starts: argparse's exit 2
+        main(["--hosts", "localhost", f"{option}={value}", "--", "true"])
+    assert exited.value.code == 2
+    assert f"argument {option}: {value!r} is not a" in capsys.readouterr().err
+
+
 def test_a_reserved_port_is_refused_to_others_and_open_to_rank_0s_store() -> None:
     from miniray.netprobe import reserve_port
 
