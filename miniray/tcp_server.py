@@ -103,6 +103,11 @@ class WorkerServer:
         codecs: The codecs clients may choose (``("json",)``: a JSON-only server).  # @5+
         wire: The limits as one object, in place of ``max_frame`` and  # @3+
             ``max_buffer_bytes`` (a Cluster's node server passes its Cluster's).  # @3+
+
+    Raises:
+        TypeError: ``work_fn`` is not callable, or ``port`` not an int.
+        ValueError: ``port`` is not 0-65535, or a count is under 1.
+        OSError: The address cannot be bound (in use, not this machine's).
     """
 
     def __init__(

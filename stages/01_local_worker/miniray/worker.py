@@ -52,6 +52,9 @@ class Worker(ChannelHandle):
     Messages are JSON values: dicts, lists, strings, numbers, booleans, None
     (tuples arrive as lists). A child never outlives its parent process, nor the parent
     *thread* that created it (see ``process.die_with_parent``).
+
+    Raises:
+        TypeError: ``work_fn`` is not callable (before anything is forked).
     """
 
     def __init__(

@@ -94,6 +94,11 @@ class WorkerServer:
             can take up to ~50 times its size in memory (see ``wire.py``).
         max_pending: Connections still authenticating at once, from all addresses; at
             least ``max_workers``, so that a client for every worker may connect at once.
+
+    Raises:
+        TypeError: ``work_fn`` is not callable, or ``port`` not an int.
+        ValueError: ``port`` is not 0-65535, or a count is under 1.
+        OSError: The address cannot be bound (in use, not this machine's).
     """
 
     def __init__(

@@ -69,6 +69,7 @@ class RemoteWorker(ChannelHandle):
         ProtocolError: The server broke the protocol (an unknown status, a bad hello).
         TimeoutError: The peer accepted but did not finish the handshake and hello
             within ``connect_timeout``.
+        TypeError, ValueError: ``port`` is not a port number (1-65535).
     """
 
     # --8<-- [start:remote_init]

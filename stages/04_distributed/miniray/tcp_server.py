@@ -96,6 +96,11 @@ class WorkerServer:
             least ``max_workers``, so that a client for every worker may connect at once.
         wire: The limits as one object, in place of ``max_frame`` and
             ``max_buffer_bytes`` (a Cluster's node server passes its Cluster's).
+
+    Raises:
+        TypeError: ``work_fn`` is not callable, or ``port`` not an int.
+        ValueError: ``port`` is not 0-65535, or a count is under 1.
+        OSError: The address cannot be bound (in use, not this machine's).
     """
 
     def __init__(

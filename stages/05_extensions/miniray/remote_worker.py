@@ -83,6 +83,7 @@ class RemoteWorker(ChannelHandle, Calls):
         CodecRefused: The server does not speak ``codec``.
         TimeoutError: The peer accepted but did not finish the handshake and hello
             within ``connect_timeout``.
+        TypeError, ValueError: ``port`` is not a port number (1-65535).
     """
 
     # --8<-- [start:remote_init]
