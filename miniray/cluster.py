@@ -42,9 +42,10 @@ from .errors import ClusterError, ConfigError, MiniRayError
 from .launchers import Launcher
 from .log_delivery import LogDelivery
 from .logs import LogLine, LogSink, log_to_files, log_to_stream
-from .node_config import MIN_FRAME, NodeConfig, check_seconds, checked_nodes, work_fn_path
+from .node_config import MIN_FRAME, NodeConfig, checked_nodes, work_fn_path
 from .ranks import RankInfo, assign_ranks
 from .rendezvous import NCCLConfig  # @4+
+from .timeouts import check_seconds
 from .wire import DEFAULT_MAX_FRAME
 from .wire_options import (
     DEFAULT_MAX_BUFFER_BYTES,  # @5+
@@ -123,7 +124,7 @@ class Cluster:
             ("stop_grace", stop_grace),
             ("connect_timeout", connect_timeout),
         ]:
-            check_seconds(setting, seconds)
+            check_seconds(setting, seconds, ConfigError)
         if max_frame < MIN_FRAME:  # a node server's error report must fit in a frame
             raise ConfigError(f"max_frame={max_frame}: at least {MIN_FRAME} bytes, please")
         # @5+ {

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import math
 import os
 import select
 import shlex
@@ -37,6 +36,7 @@ from .launch import remote_command
 from .node_config import NodeConfig
 from .run_group import INTERRUPTED, RankGroup, RunOptions
 from .run_logs import RunLogs
+from .timeouts import check_seconds
 
 SUPERVISOR = "miniray.run_supervisor.supervise"
 
@@ -80,12 +80,11 @@ def parse_seconds(value: str) -> float:
     """``--timeout``, ``--hang-after``, ``--stop-grace``: a finite number of seconds, 0 or
     more (a negative timeout would end the run at once; NaN would never compare)."""
     try:
-        seconds = float(value)
+        return check_seconds("", float(value))
     except ValueError:
-        seconds = math.nan
-    if not 0 <= seconds < math.inf:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds (0 or more)")
-    return seconds
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a number of seconds (0 or more)"
+        ) from None
 
 
 def parse_count(value: str) -> int:

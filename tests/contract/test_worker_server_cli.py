@@ -149,3 +149,23 @@ def test_version_is_the_packages(tmp_path: Path) -> None:
     assert (
         result.stdout.strip() == f"python -m miniray.worker_server (MiniRay {miniray.__version__})"
     )
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "says"),
+    [
+        ("--port", "70000", "port 70000 is not in 0-65535"),
+        ("--workers", "0", "max_workers and max_pending must be >= 1"),
+        ("--handshake-timeout", "-1", "handshake_timeout=-1.0: a finite number of seconds"),
+        ("--exit-grace", "nan", "exit_grace=nan: a finite number of seconds"),
+    ],
+)
+def test_a_setting_out_of_range_is_one_line_and_exit_status_2(
+    tmp_path: Path, option: str, value: str, says: str
+) -> None:
+    (tmp_path / "user_module.py").write_text("def work_fn(handle):\n    pass\n")
+    result = run(["--port", "0", "--work-fn", "user_module.work_fn", option, value], tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith(f"python -m miniray.worker_server: error: {says}")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr

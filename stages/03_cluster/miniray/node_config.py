@@ -9,7 +9,6 @@ that node's server on its command line and to each of its `ClusterWorker`s.
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 from collections.abc import Sequence
@@ -115,12 +114,6 @@ def checked_nodes(nodes: object) -> list[NodeConfig]:
                 f"NodeConfig({node!r:.60}, num_workers=...)"
             )
     return list(nodes)
-
-
-def check_seconds(setting: str, value: object) -> None:
-    """A Cluster's time setting must be a finite number of seconds, 0 or more."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
-        raise ConfigError(f"{setting}={value!r}: a finite number of seconds >= 0, please")
 
 
 def work_fn_path(work_fn: object) -> str:

@@ -51,6 +51,7 @@ from .process import (
     run_work_fn,
 )
 from .tcp import check_port, tune
+from .timeouts import check_seconds
 from .wire import DEFAULT_MAX_FRAME
 from .wire_options import (
     WireOptions,
@@ -99,7 +100,8 @@ class WorkerServer:
 
     Raises:
         TypeError: ``work_fn`` is not callable, or ``port`` not an int.
-        ValueError: ``port`` is not 0-65535, or a count is under 1.
+        ValueError: ``port`` is not 0-65535, a count is under 1, or a time is negative,
+            NaN or infinite.
         OSError: The address cannot be bound (in use, not this machine's).
     """
 
@@ -122,14 +124,14 @@ class WorkerServer:
         check_work_fn(work_fn)
         check_port(port, server=True)
         self._work_fn = work_fn
+        self._handshake_timeout = check_seconds("handshake_timeout", handshake_timeout)
+        self._exit_grace = check_seconds("exit_grace", exit_grace)
         # Imported here, not with the package: ``python -m miniray.secret`` runs that
         # module, and runpy warns on stderr if ``import miniray`` has imported it already.
         from .secret import load_secret
 
         self._key = load_secret(secret)  # scrypt, once per process and secret
         self._max_workers = max_workers
-        self._handshake_timeout = handshake_timeout
-        self._exit_grace = exit_grace
         self._options = WireOptions(max_frame, set_on="WorkerServer")
         self._options = wire or self._options
         # A burst of a client for every worker queues here until accepted, not dropped

@@ -36,6 +36,14 @@ def check_timeout(timeout: float | None) -> float | None:
     return None if timeout > MAX_TIMEOUT else timeout
 
 
+def check_seconds(setting: str, value: object, error: type[ValueError] = ValueError) -> float:
+    """Validate a setting in seconds (a server's grace, a cluster's start timeout): unlike a
+    call's ``timeout``, it must be a finite number, 0 or more; ``error`` names ``setting``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+        raise error(f"{setting}={value!r}: a finite number of seconds >= 0, please")
+    return float(value)
+
+
 def deadline_after(timeout: float | None) -> float | None:
     """The ``time.monotonic()`` at which a (checked) timeout runs out; None for never."""
     return None if timeout is None else time.monotonic() + timeout

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             max_buffer_bytes=args.max_buffer_bytes,
             codecs=args.codecs,
         )
-    except (MiniRayError, OSError) as e:
+    except (MiniRayError, OSError, ValueError) as e:  # ValueError: a setting out of range
         parser.exit(2, f"{parser.prog}: error: {e}\n")
     ready = {"host": server.host, "port": server.port, "pid": os.getpid()}
     print(READY_PREFIX + json.dumps(ready), flush=True)
