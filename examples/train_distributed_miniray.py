@@ -22,10 +22,12 @@ on a shared file system.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -191,21 +193,43 @@ def main(argv: list[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--nodes", default="localhost,127.0.0.1", help="comma-separated hosts")
-    parser.add_argument("--workers-per-node", type=int, default=2)
+    parser.add_argument("--workers-per-node", type=_whole(1), default=2)
     parser.add_argument("--backend", choices=["auto", "nccl", "gloo"], default="auto")
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--batch-per-rank", type=int, default=8)
+    parser.add_argument("--steps", type=_whole(1), default=30)
+    parser.add_argument("--batch-per-rank", type=_whole(1), default=8)
     parser.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw")
-    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--lr", type=_above_zero, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per phase")
+    parser.add_argument("--timeout", type=_above_zero, default=60.0, help="seconds per phase")
     parser.add_argument("--checkpoint-dir", default=None, help="shared by all nodes")
     parser.add_argument(
         "--launcher", default=None, help="how the nodes start: ssh, srun, local (stage 6)"
     )
-    parser.add_argument("--save-every", type=int, default=0, metavar="STEPS")
-    parser.add_argument("--resume-from", type=int, default=None, metavar="STEP")
+    parser.add_argument("--save-every", type=_whole(0), default=0, metavar="STEPS")
+    parser.add_argument("--resume-from", type=_whole(0), default=None, metavar="STEP")
     return parser
+
+
+def _whole(lowest: int) -> Callable[[str], int]:
+    """An argparse type: a whole number, ``lowest`` or more (refused here, not in a rank)."""
+
+    def parse(value: str) -> int:
+        if not value.isdigit() or int(value) < lowest:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a whole number >= {lowest}")
+        return int(value)
+
+    return parse
+
+
+def _above_zero(value: str) -> float:
+    """An argparse type: a finite number above 0 (seconds, a learning rate)."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not 0 < number < math.inf:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number above 0")
+    return number
 
 
 if __name__ == "__main__":

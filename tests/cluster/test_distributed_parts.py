@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
+from distributed_support import EXAMPLE
 from sshhosts import SshHosts, wait_for_no_processes
 
 pytestmark = pytest.mark.needs("distributed")
@@ -584,3 +585,27 @@ def test_await_phase_sleeps_on_the_ranks_descriptors_until_its_deadline(
     assert 0.5 <= time.monotonic() - started < 0.5 + 2.5
     assert progress == {0: "hello", 1: "config sent", 2: "config sent"}
     assert max(r.recv_calls for r in ranks[1:]) <= 3, "it polled instead of waiting"
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "says"),
+    [
+        ("--steps", "-2", "is not a whole number >= 1"),
+        ("--workers-per-node", "0", "is not a whole number >= 1"),
+        ("--batch-per-rank", "0", "is not a whole number >= 1"),
+        ("--save-every", "x", "is not a whole number >= 0"),
+        ("--timeout", "-1", "is not a number above 0"),
+        ("--lr", "nan", "is not a number above 0"),
+    ],
+)
+def test_the_example_refuses_settings_that_cannot_train(option: str, value: str, says: str) -> None:
+    """Before a node starts: a zero batch crashed every rank, a negative timeout failed the
+    preflight, and negative steps trained nothing and exited 0."""
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLE), f"{option}={value}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert f"argument {option}: {value!r} {says}" in done.stderr
