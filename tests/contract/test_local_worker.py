@@ -166,3 +166,9 @@ def test_a_worker_forked_by_a_worker_holds_no_stale_descriptors() -> None:
 def test_a_work_function_that_cannot_be_called_is_refused_before_the_fork(work_fn: object) -> None:
     with pytest.raises(TypeError, match="work_fn must be a callable"):
         Worker(work_fn)  # type: ignore[arg-type]
+
+
+def test_spawn_workers_refuses_a_negative_count() -> None:
+    with pytest.raises(ValueError, match="count must be 0 or more, not -1"):
+        spawn_workers(workfns.echo, -1)
+    assert spawn_workers(workfns.echo, 0) == []

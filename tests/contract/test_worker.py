@@ -207,6 +207,15 @@ def test_wait_any_reports_a_dead_worker(connect: Connect) -> None:
         worker.recv(timeout=0)
 
 
+@pytest.mark.ex01_6
+def test_wait_any_with_no_workers_is_a_value_error_at_once() -> None:
+    for timeout in (0.5, None):  # with None, waiting for none of no workers never ended
+        started = time.monotonic()
+        with pytest.raises(ValueError, match="at least one worker"):
+            wait_any([], timeout=timeout)
+        assert time.monotonic() - started < 0.5
+
+
 def test_recv_timeout_names_the_worker_and_the_time(connect: Connect) -> None:
     worker = connect("echo")
     with pytest.raises(

@@ -229,7 +229,12 @@ def spawn_workers(
     """Start ``count`` workers; worker ``rank`` gets the environment ``env_for_rank(rank)``.
 
     If one fails to start, those already started are closed before the error propagates.
+
+    Raises:
+        ValueError: ``count`` is negative.
     """
+    if count < 0:
+        raise ValueError(f"spawn_workers: count must be 0 or more, not {count}")
     workers: list[Worker] = []
     try:
         for rank in range(count):
@@ -253,8 +258,11 @@ def wait_any(workers: Iterable[AnyWorker], timeout: float | None = None) -> list
 
     Raises:
         TimeoutError: None became ready within ``timeout`` seconds.
+        ValueError: ``workers`` is empty: none could ever be ready.
     """
     workers = list(workers)
+    if not workers:
+        raise ValueError("wait_any needs at least one worker: with none, none can be ready")
     deadline = deadline_after(check_timeout(timeout))
     while True:
         ready = [w for w in workers if w.poll()]
