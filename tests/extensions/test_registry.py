@@ -299,7 +299,20 @@ def test_registry_names_are_unique_and_paths_must_resolve() -> None:
         registry.register(len)
     with pytest.raises(ValueError, match="no function"):
         registry.register_path("math:no_such_function")
+    with pytest.raises(TypeError, match="only a callable can be registered, not 42"):
+        registry.register(42, name="answer")  # type: ignore[call-overload]
     assert registry.names() == ["len"]
+
+
+def test_a_call_by_a_name_that_is_not_a_string_is_refused_before_it_is_sent(
+    ext_connect: Any,
+) -> None:
+    worker = ext_connect(ext_workfns.registry)
+    with pytest.raises(TypeError, match="a function's name is a str, not 42"):
+        worker.call_remote(42)
+    with pytest.raises(TypeError, match="a function's name is a str"):
+        worker.submit(None)
+    assert worker.call_remote("add", 1, 1) == 2  # nothing went out: the channel is as it was
 
 
 @pytest.mark.needs("cluster")

@@ -60,6 +60,7 @@ class Calls:
         Raises:
             WorkerDied: The worker has already ended.
             Unsendable: The arguments cannot be sent (nothing was sent).
+            TypeError: ``name`` is not a str (nothing was sent).
         """
         call = self._start_call(name, args, kwargs, own=None)
         assert isinstance(call, Future)
@@ -73,6 +74,8 @@ class Calls:
         With ``own``: if no other call is in flight, this thread reads the reply itself
         (see `_CallState.read_own_reply`), and ``own`` is returned; otherwise a Future.
         """
+        if not isinstance(name, str):  # the worker would answer UnknownFunction, a round trip later
+            raise TypeError(f"a function's name is a str, not {name!r:.100}")
         state = self._call_state()
         with state.table_lock:
             if state.ended is not None:

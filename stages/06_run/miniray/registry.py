@@ -68,9 +68,12 @@ class Registry:
 
         Raises:
             ValueError: The name is already taken.
+            TypeError: ``fn`` is not callable.
         """
         if fn is None:
             return lambda f: self.register(f, name=name)
+        if not callable(fn):
+            raise TypeError(f"only a callable can be registered, not {fn!r:.100}")
         key = name or fn.__name__
         if key in self._functions:
             raise ValueError(f"a function named {key!r} is already registered")
