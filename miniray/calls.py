@@ -86,7 +86,7 @@ class Calls:
             if inline:  # the reader thread waits meanwhile: only one thread reads
                 assert own is not None
                 waiter: Future[Any] | _OwnReply = own
-                state.reading, state.inline_reply = True, own
+                state.reading = True
             else:
                 waiter = Future()
                 waiter.set_running_or_notify_cancel()  # in flight at once: no cancelling it
@@ -126,7 +126,7 @@ class Calls:
         if call is own:
             # No other call was in flight: this thread reads the reply itself. Handing it
             # over from the reader thread (and a Future) cost two thread switches a call.
-            self._call_state().read_own_reply()
+            self._call_state().read_own_reply(own)
         return call.result()
 
     def _call_state(self) -> _CallState:
@@ -173,7 +173,6 @@ class _CallState:
         self.pending: dict[int, Future[Any] | _OwnReply] = {}
         self.ended: WorkerDied | None = None
         self.reading = False  # a thread is reading the channel (the reader, or a caller)
-        self.inline_reply: _OwnReply | None = None  # the call whose caller reads
         self.stopping = False  # close(): the reader ends once nothing is pending
         self._channel, self._pid, self._host = channel, pid, host
         self.reader = threading.Thread(target=self._run, name=f"miniray-calls-{pid}", daemon=True)
@@ -189,9 +188,10 @@ class _CallState:
         self._fail_all(cause)
 
     # --8<-- [start:read_replies]
-    def _read_replies(self) -> None:
-        """Give each reply to its call's future, until ``_next_reply`` raises (the end)."""
-        while True:
+    def _read_replies(self, until: _OwnReply | None = None) -> None:
+        """Give each reply to its call's future, until ``_next_reply`` raises (the end), or
+        ``until``, the reply a caller reads for itself, has arrived."""
+        while until is None or not until.done():
             reply = self._next_reply()
             reply_id = _reply_id(reply)
             with self.table_lock:
@@ -208,14 +208,11 @@ class _CallState:
     def _next_reply(self) -> Any:
         """The next reply from the channel, read by the thread whose turn it is.
 
-        A caller reading its own reply (`read_own_reply`) stops, with `_ReplyArrived`,
-        once it is there. The reader thread waits until calls are pending and no caller
-        reads; it ends (ChannelClosed) when the calls have ended or are stopped.
+        A caller reading its own reply (`read_own_reply`) just reads. The reader thread
+        waits until calls are pending and no caller reads; it ends (ChannelClosed) when the
+        calls have ended or are stopped.
         """
         if threading.current_thread() is not self.reader:
-            assert self.inline_reply is not None
-            if self.inline_reply.done():
-                raise _ReplyArrived
             return self._channel.recv()
         with self.turn:
             while not self.pending or self.reading:
@@ -228,12 +225,10 @@ class _CallState:
         finally:
             self.stop_reading()
 
-    def read_own_reply(self) -> None:
-        """In ``call_remote``'s thread: read replies until its own has arrived."""
+    def read_own_reply(self, own: _OwnReply) -> None:
+        """In ``call_remote``'s thread: read replies until its own, ``own``, has arrived."""
         try:
-            self._read_replies()
-        except _ReplyArrived:
-            pass
+            self._read_replies(until=own)
         except Exception as e:  # the worker's end, or a broken protocol: as the reader would
             self._fail_all(e)
         finally:  # KeyboardInterrupt too: the reader thread takes over what is pending
@@ -242,7 +237,7 @@ class _CallState:
     def stop_reading(self) -> None:
         """Give up the turn to read; the reader thread reads next if calls are pending."""
         with self.turn:
-            self.reading, self.inline_reply = False, None
+            self.reading = False
             if self.pending:  # else the reader thread sleeps on: waking it costs a switch
                 self.turn.notify()
 
@@ -281,6 +276,8 @@ class _OwnReply:
     """The reply to a call whose caller reads it itself: a Future without the locks, as
     only that thread sets it (or, once it has stopped reading, whoever reads next)."""
 
+    __slots__ = ("_done", "_error", "_value")
+
     def __init__(self) -> None:
         self._done = False
         self._value: Any = None
@@ -299,10 +296,6 @@ class _OwnReply:
         if self._error is not None:
             raise self._error
         return self._value
-
-
-class _ReplyArrived(Exception):
-    """Raised in a caller that reads its own reply, once it has arrived: stop reading."""
 
 
 def _reply_id(reply: Any) -> int | None:

@@ -333,6 +333,8 @@ def test_daemons_the_worker_started_end_with_it(connect: Connect) -> None:
     subreaper, so such orphans become its children, and it ends them as it exits."""
     worker = connect("start_daemons")
     daemons = worker.recv(timeout=10)
-    assert all(process_exists(pid) for pid in daemons)
+    # The double-forked one may be gone already: a WorkerServer's forks die with their
+    # parent (PR_SET_PDEATHSIG), and its parent exits at once. Popen's does not fork Python.
+    assert process_exists(daemons[0])
     worker.close(timeout=5)  # end-of-file: the work function returns, the worker exits
     assert wait_until_gone(daemons) == []

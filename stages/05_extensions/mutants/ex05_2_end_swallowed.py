@@ -3,8 +3,8 @@ exit code, or the error it reported) is lost, and the waiting calls fail without
 how it ended."""
 
 
-def _read_replies(self) -> None:
-    while True:
+def _read_replies(self, until: _OwnReply | None = None) -> None:
+    while until is None or not until.done():
         try:
             reply = self._next_reply()
         except Exception:

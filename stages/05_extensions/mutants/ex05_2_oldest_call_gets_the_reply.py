@@ -2,8 +2,8 @@
 no pending call is taken for someone else's result."""
 
 
-def _read_replies(self) -> None:
-    while True:
+def _read_replies(self, until: _OwnReply | None = None) -> None:
+    while until is None or not until.done():
         reply = self._next_reply()
         with self.table_lock:
             oldest = min(self.pending, default=None)

@@ -2,8 +2,8 @@
 breaks the protocol leaves every pending call waiting forever."""
 
 
-def _read_replies(self) -> None:
-    while True:
+def _read_replies(self, until: _OwnReply | None = None) -> None:
+    while until is None or not until.done():
         reply = self._next_reply()
         reply_id = _reply_id(reply)
         with self.table_lock:
