@@ -118,7 +118,7 @@ def fork_child(body: Callable[[], int]) -> int:
         _print_quietly(traceback.format_exc())
     finally:
         _flush_stdio()
-        end_orphans()  # the group kill that follows ends the rest of what the body started
+        end_orphans()  # what the body left outside its group; our owner's group kill ends the rest
         os._exit(code)
 
 

@@ -5,7 +5,7 @@ A process group holds what a worker forked, and a group kill ends it. A process 
 the group (``setsid``, a daemon) is out of its reach; once its parent ends it is an orphan,
 and Linux hands it to the nearest ancestor marked a child subreaper
 (``process.become_subreaper``). A worker and a node's server are such ancestors: they list
-their children here and end those they did not start to keep.
+their children here and end all but those they keep.
 """
 
 from __future__ import annotations
