@@ -92,7 +92,7 @@ def test_bad_node_settings_are_config_errors() -> None:
     from miniray import MiniRayError, NodeConfig
 
     for bad in [dict(host="-oProxyCommand=x"), dict(host="a", num_workers=0),
-                dict(host="a", base_port=70000)]:  # fmt: skip
+                dict(host="a", base_port=70000), dict(host="a", base_port="8000")]:  # fmt: skip
         with pytest.raises(MiniRayError):
             NodeConfig(**bad)  # type: ignore[arg-type]
 

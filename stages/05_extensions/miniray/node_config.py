@@ -18,6 +18,7 @@ from typing import Any
 from .errors import ConfigError
 from .launch import LOCAL_HOSTS
 from .launchers import Launcher, get_launcher
+from .tcp import check_port
 from .wire_options import WireOptions
 
 MIN_FRAME = 1024  # bytes: a cluster's smaller max_frame could not carry a worker's error report
@@ -70,8 +71,11 @@ class NodeConfig:
             raise ConfigError(f"node {self.host}: num_workers must be at least 1")
         if self.max_frame is not None and self.max_frame < MIN_FRAME:
             raise ConfigError(f"node {self.host}: max_frame under {MIN_FRAME} bytes")
-        if self.base_port is not None and not 0 <= self.base_port < 65536:
-            raise ConfigError(f"node {self.host}: base_port {self.base_port} is not a port")
+        if self.base_port is not None:
+            try:
+                check_port(self.base_port, server=True)
+            except (TypeError, ValueError) as e:
+                raise ConfigError(f"node {self.host}: base_port: {e}") from None
         self.get_launcher()
 
     @property
