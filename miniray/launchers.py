@@ -126,7 +126,8 @@ class CommandLauncher(Launcher):
     """
 
     def __init__(self, template: Sequence[str], name: str | None = None) -> None:
-        if isinstance(template, str) or not template:
+        words = isinstance(template, Sequence) and not isinstance(template, str)
+        if not words or not template or not all(isinstance(w, str) for w in template):
             raise ConfigError(f"a launcher template is a non-empty list of words: {template!r}")
         self.template = list(template)
         self.name = name or self.template[0]

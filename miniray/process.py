@@ -29,7 +29,7 @@ import signal
 import sys
 import traceback
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from .channel import Channel
@@ -130,6 +130,18 @@ def check_work_fn(work_fn: object) -> None:
         raise TypeError(
             f"work_fn must be a callable that takes the worker's handle, not {work_fn!r:.100}"
         )
+
+
+def check_env(env: Mapping[str, str]) -> None:
+    """Refuse, at the call, an environment the child could not set (``os.environ`` would
+    raise there, in the child, after the fork)."""
+    for name, value in env.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise TypeError(f"environment names and values are str, not {name!r}: {value!r:.50}")
+        if not name or "=" in name or "\0" in name:
+            raise ValueError(f"{name!r} is not an environment variable name")
+        if "\0" in value:
+            raise ValueError(f"the value of {name} holds a NUL byte")
 
 
 # --8<-- [start:run_work_fn]

@@ -26,7 +26,14 @@ from .codec import get_codec  # @5+
 from .errors import ChannelClosed, RemoteError, WorkerDied, describe_returncode
 from .handle import ChannelHandle, Waitable
 from .message_codec import MessageCodec  # @5+
-from .process import ChildProcess, check_work_fn, drop_in_children, fork_child, run_work_fn
+from .process import (
+    ChildProcess,
+    check_env,
+    check_work_fn,
+    drop_in_children,
+    fork_child,
+    run_work_fn,
+)
 from .region import Region  # @5+
 from .timeouts import check_timeout, deadline_after, seconds_left, wait_readable
 from .wire import DEFAULT_MAX_FRAME
@@ -64,7 +71,10 @@ class Worker(ChannelHandle, Calls):  # @5+
     *thread* that created it (see ``process.die_with_parent``).
 
     Raises:
-        TypeError: ``work_fn`` is not callable (before anything is forked).
+        TypeError: ``work_fn`` is not callable, or ``env`` holds what is not a str
+            (before anything is forked).
+        ValueError: ``env`` holds a name or value the environment cannot take (before
+            anything is forked).
     """
 
     def __init__(
@@ -79,6 +89,7 @@ class Worker(ChannelHandle, Calls):  # @5+
         # @}
     ) -> None:
         check_work_fn(work_fn)
+        check_env(env or {})
         # @1-4: options = WireOptions(max_frame)
         options = WireOptions(max_frame, max_buffer_bytes, codec)  # @5+
         # @5+ {

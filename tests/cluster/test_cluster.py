@@ -84,6 +84,8 @@ def test_settings_that_cannot_work_are_refused_when_the_cluster_is_made(node: An
         Cluster(["localhost"])  # type: ignore[list-item]
     with pytest.raises(ConfigError, match=r"a list of NodeConfigs, not one: \[NodeConfig"):
         Cluster(node("localhost", 1))
+    with pytest.raises(ConfigError, match="a launcher template is a non-empty list of words"):
+        Cluster([node("localhost", 1)], launcher=42)  # type: ignore[arg-type]
     for name in ("start_timeout", "stop_grace", "connect_timeout"):
         for value in (-1.0, float("nan"), float("inf"), "5"):
             with pytest.raises(ConfigError, match=f"{name}=.*: a finite number of seconds"):

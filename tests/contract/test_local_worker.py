@@ -168,6 +168,23 @@ def test_a_work_function_that_cannot_be_called_is_refused_before_the_fork(work_f
         Worker(work_fn)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("env", "error", "says"),
+    [
+        ({1: "2"}, TypeError, "environment names and values are str"),
+        ({"A": 2}, TypeError, "environment names and values are str"),
+        ({"A=B": "1"}, ValueError, "not an environment variable name"),
+        ({"": "1"}, ValueError, "not an environment variable name"),
+        ({"A": "x\0y"}, ValueError, "a NUL byte"),
+    ],
+)
+def test_an_environment_the_child_could_not_set_is_refused_before_the_fork(
+    env: dict[object, object], error: type[Exception], says: str
+) -> None:
+    with pytest.raises(error, match=says):
+        Worker(workfns.echo, env=env)  # type: ignore[arg-type]
+
+
 def test_spawn_workers_refuses_a_negative_count() -> None:
     with pytest.raises(ValueError, match="count must be 0 or more, not -1"):
         spawn_workers(workfns.echo, -1)

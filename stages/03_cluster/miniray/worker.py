@@ -24,7 +24,14 @@ from typing import Any, TypeVar
 from .channel import Channel
 from .errors import ChannelClosed, RemoteError, WorkerDied, describe_returncode
 from .handle import ChannelHandle, Waitable
-from .process import ChildProcess, check_work_fn, drop_in_children, fork_child, run_work_fn
+from .process import (
+    ChildProcess,
+    check_env,
+    check_work_fn,
+    drop_in_children,
+    fork_child,
+    run_work_fn,
+)
 from .timeouts import check_timeout, deadline_after, seconds_left, wait_readable
 from .wire import DEFAULT_MAX_FRAME
 from .wire_options import (
@@ -54,7 +61,10 @@ class Worker(ChannelHandle):
     *thread* that created it (see ``process.die_with_parent``).
 
     Raises:
-        TypeError: ``work_fn`` is not callable (before anything is forked).
+        TypeError: ``work_fn`` is not callable, or ``env`` holds what is not a str
+            (before anything is forked).
+        ValueError: ``env`` holds a name or value the environment cannot take (before
+            anything is forked).
     """
 
     def __init__(
@@ -65,6 +75,7 @@ class Worker(ChannelHandle):
         max_frame: int = DEFAULT_MAX_FRAME,
     ) -> None:
         check_work_fn(work_fn)
+        check_env(env or {})
         options = WireOptions(max_frame)
         parent_end, child_end = socket.socketpair()
         handle = Channel(child_end, options=options, peer_pid=os.getpid(), from_worker=False)

@@ -31,7 +31,14 @@ from .codec import get_codec
 from .errors import ChannelClosed, RemoteError, WorkerDied, describe_returncode
 from .handle import ChannelHandle, Waitable
 from .message_codec import MessageCodec
-from .process import ChildProcess, check_work_fn, drop_in_children, fork_child, run_work_fn
+from .process import (
+    ChildProcess,
+    check_env,
+    check_work_fn,
+    drop_in_children,
+    fork_child,
+    run_work_fn,
+)
 from .region import Region
 from .timeouts import check_timeout, deadline_after, seconds_left, wait_readable
 from .wire import DEFAULT_MAX_FRAME
@@ -66,7 +73,10 @@ class Worker(ChannelHandle, Calls):
     *thread* that created it (see ``process.die_with_parent``).
 
     Raises:
-        TypeError: ``work_fn`` is not callable (before anything is forked).
+        TypeError: ``work_fn`` is not callable, or ``env`` holds what is not a str
+            (before anything is forked).
+        ValueError: ``env`` holds a name or value the environment cannot take (before
+            anything is forked).
     """
 
     def __init__(
@@ -79,6 +89,7 @@ class Worker(ChannelHandle, Calls):
         codec: str = "json",
     ) -> None:
         check_work_fn(work_fn)
+        check_env(env or {})
         options = WireOptions(max_frame, max_buffer_bytes, codec)
         message_codec = get_codec(codec)
         # Inherited by the fork; each holds one message's buffers, up to max_buffer_bytes
