@@ -39,7 +39,7 @@ from .handle import ChannelHandle
 from .message_codec import MessageCodec  # @5+
 from .process import drop_in_children
 from .tcp import connect
-from .timeouts import check_timeout, deadline_after, seconds_left
+from .timeouts import check_seconds, check_timeout, deadline_after, seconds_left
 from .wire import DEFAULT_MAX_FRAME
 from .wire_options import (
     DEFAULT_MAX_BUFFER_BYTES,  # @5+
@@ -79,7 +79,8 @@ class RemoteWorker(ChannelHandle, Calls):  # @5+
         CodecRefused: The server does not speak ``codec``.  # @5+
         TimeoutError: The peer accepted but did not finish the handshake and hello
             within ``connect_timeout``.
-        TypeError, ValueError: ``port`` is not a port number (1-65535).
+        TypeError, ValueError: ``port`` is not a port number (1-65535), or
+            ``connect_timeout`` not a finite number of seconds.
     """
 
     # --8<-- [start:remote_init]
@@ -97,6 +98,7 @@ class RemoteWorker(ChannelHandle, Calls):  # @5+
         # @}
         wire: WireOptions | None = None,  # @3+
     ) -> None:
+        check_seconds("connect_timeout", connect_timeout)
         # @2-4: options = WireOptions(max_frame, set_on="RemoteWorker")
         options = WireOptions(max_frame, max_buffer_bytes, codec, set_on="RemoteWorker")  # @5+
         options = wire or options  # @3+

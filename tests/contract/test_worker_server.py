@@ -468,6 +468,14 @@ def test_a_client_given_a_bad_port_says_so_before_connecting(
         RemoteWorker("127.0.0.1", port, secret=SECRET)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("seconds", [-1.0, float("nan"), float("inf"), "10"])
+def test_a_client_given_a_connect_timeout_that_cannot_work_says_so(seconds: object) -> None:
+    from miniray import RemoteWorker
+
+    with pytest.raises(ValueError, match=r"connect_timeout=.*: a finite number of seconds"):
+        RemoteWorker("127.0.0.1", 9, secret=SECRET, connect_timeout=seconds)  # type: ignore[arg-type]
+
+
 def test_a_server_given_a_bad_port_or_work_function_says_so() -> None:
     from miniray import WorkerServer
 

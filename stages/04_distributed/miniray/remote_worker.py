@@ -35,7 +35,7 @@ from .errors import (
 from .handle import ChannelHandle
 from .process import drop_in_children
 from .tcp import connect
-from .timeouts import check_timeout, deadline_after, seconds_left
+from .timeouts import check_seconds, check_timeout, deadline_after, seconds_left
 from .wire import DEFAULT_MAX_FRAME
 from .wire_options import (
     WireOptions,
@@ -69,7 +69,8 @@ class RemoteWorker(ChannelHandle):
         ProtocolError: The server broke the protocol (an unknown status, a bad hello).
         TimeoutError: The peer accepted but did not finish the handshake and hello
             within ``connect_timeout``.
-        TypeError, ValueError: ``port`` is not a port number (1-65535).
+        TypeError, ValueError: ``port`` is not a port number (1-65535), or
+            ``connect_timeout`` not a finite number of seconds.
     """
 
     # --8<-- [start:remote_init]
@@ -83,6 +84,7 @@ class RemoteWorker(ChannelHandle):
         max_frame: int = DEFAULT_MAX_FRAME,
         wire: WireOptions | None = None,
     ) -> None:
+        check_seconds("connect_timeout", connect_timeout)
         options = WireOptions(max_frame, set_on="RemoteWorker")
         options = wire or options
         self.host, self.port = host, port

@@ -39,7 +39,7 @@ from .handle import ChannelHandle
 from .message_codec import MessageCodec
 from .process import drop_in_children
 from .tcp import connect
-from .timeouts import check_timeout, deadline_after, seconds_left
+from .timeouts import check_seconds, check_timeout, deadline_after, seconds_left
 from .wire import DEFAULT_MAX_FRAME
 from .wire_options import (
     DEFAULT_MAX_BUFFER_BYTES,
@@ -78,7 +78,8 @@ class RemoteWorker(ChannelHandle, Calls):
         CodecRefused: The server does not speak ``codec``.
         TimeoutError: The peer accepted but did not finish the handshake and hello
             within ``connect_timeout``.
-        TypeError, ValueError: ``port`` is not a port number (1-65535).
+        TypeError, ValueError: ``port`` is not a port number (1-65535), or
+            ``connect_timeout`` not a finite number of seconds.
     """
 
     # --8<-- [start:remote_init]
@@ -94,6 +95,7 @@ class RemoteWorker(ChannelHandle, Calls):
         codec: str = "json",
         wire: WireOptions | None = None,
     ) -> None:
+        check_seconds("connect_timeout", connect_timeout)
         options = WireOptions(max_frame, max_buffer_bytes, codec, set_on="RemoteWorker")
         options = wire or options
         codec = options.codec
