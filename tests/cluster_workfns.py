@@ -7,7 +7,6 @@ import contextlib
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from typing import Any
@@ -68,16 +67,6 @@ def sleeper(handle: Any) -> None:
     handle.send({"pid": os.getpid(), "rank": int(os.environ["RANK"])})
     while True:
         time.sleep(60)
-
-
-def starts_a_daemon(handle: Any) -> None:
-    """Start a process in a session of its own, as a daemon does (out of the worker's process
-    group, which is what a group kill ends), say its pid, then serve until the end."""
-    daemon = subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True
-    )
-    handle.send({"daemon": daemon.pid})
-    handle.recv()  # until the coordinator hangs up
 
 
 def stubborn(handle: Any) -> None:

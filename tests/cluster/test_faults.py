@@ -145,8 +145,8 @@ def test_a_daemon_a_worker_started_does_not_outlive_the_cluster(
     from miniray import Cluster
 
     with Cluster([node(host, 1)], log=lambda line: None) as cluster:
-        (worker,) = cluster.start(work_fn="cluster_workfns.starts_a_daemon")
-        daemon = worker.recv(timeout=30)["daemon"]
+        (worker,) = cluster.start(work_fn="workfns.start_daemons")  # the contract test's
+        daemon = worker.recv(timeout=30)[0]  # the one in a session of its own
         # Not processes_with_tag: its environment may read empty for a moment after exec.
         assert process_exists(daemon)
     assert wait_for_no_processes(tag, LEASE_END) == []
