@@ -94,15 +94,17 @@ def test_python_commands_run_through_the_boot_module_others_as_given() -> None:
 
 
 def test_options_nproc_ranks_and_gpu_listings() -> None:
-    from miniray.run import count_gpus, parse_nproc, parse_ranks
+    from miniray.run import count_gpus, parse_nproc, parse_ranks, shown_ranks
 
     assert parse_nproc("4") == 4 and parse_nproc("gpu") == "gpu"
     for bad in ("0", "-1", "x"):
         with pytest.raises(argparse.ArgumentTypeError):
             parse_nproc(bad)
-    assert parse_ranks("0,3") == {0, 3} and parse_ranks("0-2,5") == {0, 1, 2, 5}
-    with pytest.raises(argparse.ArgumentTypeError):
-        parse_ranks("a")
+    assert shown_ranks(parse_ranks("0,3"), 4) == {0, 3} and shown_ranks(None, 4) is None
+    assert shown_ranks(parse_ranks("0-2,5"), 6) == {0, 1, 2, 5}
+    for bad in ("a", "5-3", "1,"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_ranks(bad)
     listing = "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-1)\nGPU 1: NVIDIA H100 (UUID: GPU-2)\n"
     assert count_gpus(listing) == 2 and count_gpus("") == 0
 
@@ -131,6 +133,35 @@ def test_bad_command_lines_are_clear_errors(
     assert main(["--hosts", "localhost", "--log-dir", str(not_a_folder), "--", "true"]) == 1
     err = capsys.readouterr().err  # a line, not a traceback
     assert f"--log-dir '{not_a_folder}': File exists" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--env", "=1"], "--env '=1': '' is not a shell name"),
+        (["--env", "A B=1"], "--env 'A B=1': 'A B' is not a shell name"),
+        (["--ranks", "1"], "--ranks 1: this run has rank 0 only"),
+        (["--nproc-per-node", "2", "--ranks", "0,5-6"], "--ranks 5-6: this run has ranks 0-1"),
+        (["--ranks", "0-999999999"], "--ranks 1-999999999: this run has rank 0 only"),  # at once
+    ],
+)
+def test_what_the_nodes_would_refuse_or_never_show_is_refused_before_they_start(
+    capsys: pytest.CaptureFixture[str], args: list[str], said: str
+) -> None:
+    from miniray.run import main
+
+    assert main(["--hosts", "localhost", *args, "--", "true"]) == 1
+    err = capsys.readouterr().err
+    assert f"ConfigError: {said}" in err and "ClusterError" not in err
+
+
+def test_an_empty_launcher_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    from miniray.run import main
+
+    with pytest.raises(SystemExit) as exited:  # it was taken as "no --launcher"
+        main(["--hosts", "localhost", "--launcher", " ", "--", "true"])
+    assert exited.value.code == 2
+    assert "argument --launcher: an empty launcher" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("option", ["--timeout", "--hang-after", "--stop-grace", "--max-restarts"])

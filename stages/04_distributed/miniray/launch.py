@@ -75,13 +75,18 @@ def remote_command(
     words = [python, *args]
     if env:
         for name in env:
-            if not _ENV_NAME.fullmatch(name):  # (match would let "A\n" through the $)
+            if not is_shell_name(name):
                 raise ConfigError(f"environment variable name {name!r} is not a shell name")
         words = ["env", *(f"{name}={value}" for name, value in env.items()), *words]
     return f"cd {shlex.quote(cwd)} && exec " + " ".join(shlex.quote(w) for w in words)
 
 
 # --8<-- [end:remote_command]
+
+
+def is_shell_name(name: str) -> bool:
+    """Whether ``name`` can be an environment variable's name in a POSIX shell's ``env``."""
+    return _ENV_NAME.fullmatch(name) is not None  # (match would let "A\n" through the $)
 
 
 def ssh_command(

@@ -34,7 +34,7 @@ from typing import Any
 from .cluster import Cluster
 from .errors import ConfigError, MiniRayError
 from .hosts import hosts_from_option, hosts_from_slurm
-from .launch import remote_command
+from .launch import is_shell_name, remote_command
 from .node_config import NodeConfig
 from .run_group import INTERRUPTED, RankGroup, RunOptions
 from .run_logs import RunLogs
@@ -96,15 +96,46 @@ def parse_count(value: str) -> int:
     return int(value)
 
 
-def parse_ranks(value: str) -> set[int]:
-    """``--ranks 0,3`` (or ``0-3,6``): which ranks reach the console."""
-    ranks: set[int] = set()
+def parse_ranks(value: str) -> list[tuple[int, int]]:
+    """``--ranks 0,3`` (or ``0-3,6``): which ranks reach the console, as (first, last) pairs.
+
+    Kept as ranges until the run's size is known (`shown_ranks`): ``0-999999999`` must be
+    refused, not made into a set of a billion numbers.
+    """
+    ranges: list[tuple[int, int]] = []
     for part in value.split(","):
         first, _, last = part.strip().partition("-")
         if not first.isdigit() or (last and not last.isdigit()):
             raise argparse.ArgumentTypeError(f"{value!r}: ranks are N, N-M, separated by ','")
-        ranks.update(range(int(first), int(last or first) + 1))
-    return ranks
+        if int(last or first) < int(first):
+            raise argparse.ArgumentTypeError(f"{value!r}: {part.strip()} ends before it begins")
+        ranges.append((int(first), int(last or first)))
+    return ranges
+
+
+def shown_ranks(ranges: list[tuple[int, int]] | None, world_size: int) -> set[int] | None:
+    """The ranks ``--ranks`` shows on the console (None: every rank).
+
+    Raises:
+        ConfigError: It names a rank the run does not have: the console would show nothing.
+    """
+    if ranges is None:
+        return None
+    beyond = [(max(first, world_size), last) for first, last in ranges if last >= world_size]
+    if beyond:
+        named = ",".join(
+            str(first) if first == last else f"{first}-{last}" for first, last in beyond
+        )
+        has = "rank 0 only" if world_size == 1 else f"ranks 0-{world_size - 1}"
+        raise ConfigError(f"--ranks {named}: this run has {has}")
+    return {rank for first, last in ranges for rank in range(first, last + 1)}
+
+
+def parse_launcher(value: str) -> str:
+    """``--launcher``: a name or a command template; not blank (it read as no option)."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("an empty launcher: ssh, local, srun or a template")
+    return value
 
 
 def count_gpus(listing: str) -> int:
@@ -167,6 +198,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--launcher",
+        type=parse_launcher,
         metavar="HOW",
         help="how each host's server starts: ssh (the default; local for localhost), local, "
         "srun (the default with --slurm: no SSH keys), or a command template with {host}, "
@@ -195,6 +227,8 @@ def options_from(args: argparse.Namespace) -> RunOptions:
         name, equals, value = item.partition("=")
         if not equals:
             raise ConfigError(f"--env {item!r}: NAME=VALUE")
+        if not is_shell_name(name):  # else every node's server would refuse it, later
+            raise ConfigError(f"--env {item!r}: {name!r} is not a shell name")
         env[name] = value
     given = args.nproc_per_node  # a count, "gpu", or None: not given
     node_options: dict[str, Any] = {"num_workers": given if isinstance(given, int) else 1}
@@ -282,12 +316,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``miniray run``'s entry point: parse, run, return the exit status."""
     args = parser().parse_args(argv)
     try:
-        logs = RunLogs(args.log_dir, args.ranks)
-    except ConfigError as e:  # said as `logs.say` would, had there been logs to say it
-        print(f"miniray run: ConfigError: {e}", file=sys.stderr)
+        options = options_from(args)
+        world_size = sum(node.num_workers for node in options.nodes)
+        logs = RunLogs(args.log_dir, shown_ranks(args.ranks, world_size))
+    except MiniRayError as e:  # nothing has started: said as `logs.say` says things
+        print(f"miniray run: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
     try:
-        options = options_from(args)
         return run(options, logs)
     except MiniRayError as e:
         logs.say(f"{type(e).__name__}: {e}")
