@@ -207,3 +207,17 @@ def test_slurm_nodes_run_the_nproc_given_else_slurm_s_task_counts(
 
     assert counts("--nproc-per-node", "1") == [1, 1]  # given: it is what runs
     assert counts() == [16, 16]  # not given: what SLURM says each node has
+
+
+def test_a_hostfile_s_hosts_run_the_nproc_given_else_their_slots(tmp_path: Path) -> None:
+    from miniray.run import options_from, parser
+
+    hostfile = tmp_path / "hosts"
+    hostfile.write_text("a slots=4\nb\n")
+
+    def counts(*args: str) -> list[int]:
+        argv = ["--hosts", str(hostfile), *args, "--", "python", "t.py"]
+        return [node.num_workers for node in options_from(parser().parse_args(argv)).nodes]
+
+    assert counts("--nproc-per-node", "2") == [2, 2]  # given: it is what runs, as with --slurm
+    assert counts() == [4, 1]  # not given: the file's slots, else 1

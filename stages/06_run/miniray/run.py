@@ -239,10 +239,10 @@ def options_from(args: argparse.Namespace) -> RunOptions:
         node_options["launcher"] = words[0] if len(words) == 1 else words
     if args.slurm:
         nodes = hosts_from_slurm(os.environ, **node_options)
-        if isinstance(given, int):  # said on the command line: it wins over SLURM's counts
-            nodes = [dataclasses.replace(n, num_workers=given) for n in nodes]
     else:
         nodes = hosts_from_option(args.hosts, **node_options)
+    if isinstance(given, int):  # said on the command line: it wins over slots and SLURM's counts
+        nodes = [dataclasses.replace(n, num_workers=given) for n in nodes]
     if args.nproc_per_node == "gpu":
         nodes = [dataclasses.replace(n, num_workers=gpus_on(n)) for n in nodes]
     if args.max_restarts < 0:
