@@ -92,6 +92,26 @@ def test_settings_that_cannot_work_are_refused_when_the_cluster_is_made(node: An
                 Cluster([node("localhost", 1)], **{name: value})
 
 
+def test_more_workers_than_this_process_may_hold_sockets_for_are_refused_at_once(
+    node: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A typo (``slots=100000``) used to fork workers on the nodes for minutes, until this
+    process ran out of files: each worker holds a socket here."""
+    import resource
+
+    from miniray import Cluster, ConfigError
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(1000, soft), hard))
+    try:
+        message = r"100001 workers on 2 nodes need .* open files here; this process may open 1000"
+        with pytest.raises(ConfigError, match=message):
+            Cluster([node("localhost", 100000), node("127.0.0.1", 1)])
+        Cluster([node("localhost", 900)])  # within the limit: made (nothing starts yet)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 def test_a_work_function_not_given_as_its_import_path_is_refused(node: Any, tag: str) -> None:
     import cluster_workfns
 

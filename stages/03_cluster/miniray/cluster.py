@@ -78,8 +78,9 @@ class Cluster:
             ended, to take the lines still waiting; the rest are dropped.
 
     Raises:
-        ConfigError: No nodes, something else than NodeConfigs, or a setting that cannot
-            work (a negative time, an unknown ``codec``, a ``max_frame`` under 1 KiB); a
+        ConfigError: No nodes, something else than NodeConfigs, more workers than this
+            process may hold sockets for (``ulimit -n``), or a setting that cannot work (a
+            negative time, an unknown ``codec``, a ``max_frame`` under 1 KiB); a
             `ValueError`, too.
     """
 

@@ -10,6 +10,7 @@ that node's server on its command line and to each of its `ClusterWorker`s.
 from __future__ import annotations
 
 import os
+import resource
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -22,6 +23,7 @@ from .tcp import check_port
 from .wire_options import WireOptions
 
 MIN_FRAME = 1024  # bytes: a cluster's smaller max_frame could not carry a worker's error report
+_FILES_PER_NODE = 3  # the launcher's pipes to a node's server (measured: 3 per node)
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,23 @@ def checked_nodes(nodes: object) -> list[NodeConfig]:
                 f"node {index} is {node!r:.100}, not a NodeConfig: "
                 f"NodeConfig({node!r:.60}, num_workers=...)"
             )
+    _check_open_files(nodes)
     return list(nodes)
+
+
+def _check_open_files(nodes: Sequence[NodeConfig]) -> None:
+    """Each worker holds a socket here, each node a few pipes: a count past this process's
+    open-file limit could only fail partway, once the nodes had forked that many workers
+    (a typo, ``slots=100000``, kept a node forking for minutes)."""
+    workers = sum(node.num_workers for node in nodes)
+    needed = workers + _FILES_PER_NODE * len(nodes)
+    limit, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if limit != resource.RLIM_INFINITY and needed > limit:
+        on = f"{len(nodes)} node{'s' * (len(nodes) > 1)}"
+        raise ConfigError(
+            f"{workers} workers on {on} need {needed} open files here; this process may open "
+            f"{limit} (ulimit -n): fewer workers, or a higher limit"
+        )
 
 
 def work_fn_path(work_fn: object) -> str:

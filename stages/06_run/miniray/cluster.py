@@ -96,8 +96,9 @@ class Cluster:
             actors, its placement group).
 
     Raises:
-        ConfigError: No nodes, something else than NodeConfigs, or a setting that cannot
-            work (a negative time, an unknown ``codec``, a ``max_frame`` under 1 KiB); a
+        ConfigError: No nodes, something else than NodeConfigs, more workers than this
+            process may hold sockets for (``ulimit -n``), or a setting that cannot work (a
+            negative time, an unknown ``codec``, a ``max_frame`` under 1 KiB); a
             `ValueError`, too.
     """
 
