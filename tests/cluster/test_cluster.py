@@ -92,6 +92,18 @@ def test_settings_that_cannot_work_are_refused_when_the_cluster_is_made(node: An
                 Cluster([node("localhost", 1)], **{name: value})
 
 
+@pytest.mark.parametrize("value", [2.5, "2", True, None, 0])
+def test_a_node_s_worker_count_that_is_not_a_count_is_refused_when_it_is_made(
+    value: object,
+) -> None:
+    from miniray import ConfigError, NodeConfig
+
+    # "2" and None raised a bare TypeError from a comparison; 2.5 and True were taken, and
+    # failed once the cluster started (range() of a float; the server's --workers True)
+    with pytest.raises(ConfigError, match=r"node h: num_workers must be an int >= 1, not "):
+        NodeConfig("h", num_workers=value)  # type: ignore[arg-type]
+
+
 def test_more_workers_than_this_process_may_hold_sockets_for_are_refused_at_once(
     node: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -67,8 +67,11 @@ class NodeConfig:
     def __post_init__(self) -> None:
         if not self.host or self.host.startswith("-"):
             raise ConfigError(f"bad host name {self.host!r}")
-        if self.num_workers < 1:
-            raise ConfigError(f"node {self.host}: num_workers must be at least 1")
+        count = self.num_workers  # a bool is an int to Python, never a count to a user
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise ConfigError(
+                f"node {self.host}: num_workers must be an int >= 1, not {count!r:.40}"
+            )
         if self.max_frame is not None and self.max_frame < MIN_FRAME:
             raise ConfigError(f"node {self.host}: max_frame under {MIN_FRAME} bytes")
         if self.base_port is not None:
