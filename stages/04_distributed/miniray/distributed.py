@@ -33,7 +33,7 @@ from .errors import ClusterError, MiniRayError, RemoteError, WorkerDied
 from .launch import (
     remote_command,
 )
-from .node_config import NodeConfig
+from .node_config import NodeConfig, total_workers
 from .rendezvous import NCCLConfig, create_nccl_configs
 
 _SETTLE = 1.0  # seconds gather waits, after a first failure, for the failure's cause
@@ -91,7 +91,7 @@ def distributed_configs(
             no route to ``master_addr``.
     """
     nodes, workers = cluster.nodes, cluster.workers
-    if len(workers) != sum(n.num_workers for n in nodes):
+    if len(workers) != total_workers(nodes):
         raise ClusterError("distributed_configs() needs a started cluster")
     first, addresses = 0, []
     for node in nodes:  # workers are in node order: the first of each node gives its address

@@ -132,11 +132,16 @@ def checked_nodes(nodes: object) -> list[NodeConfig]:
     return list(nodes)
 
 
+def total_workers(nodes: Sequence[NodeConfig]) -> int:
+    """The workers of all ``nodes``: a cluster's world size."""
+    return sum(node.num_workers for node in nodes)
+
+
 def _check_open_files(nodes: Sequence[NodeConfig]) -> None:
     """Each worker holds a socket here, each node a few pipes: a count past this process's
     open-file limit could only fail partway, once the nodes had forked that many workers
     (a typo, ``slots=100000``, kept a node forking for minutes)."""
-    workers = sum(node.num_workers for node in nodes)
+    workers = total_workers(nodes)
     needed = workers + _FILES_PER_NODE * len(nodes)
     limit, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if limit != resource.RLIM_INFINITY and needed > limit:

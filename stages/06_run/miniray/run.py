@@ -35,7 +35,7 @@ from .cluster import Cluster
 from .errors import ConfigError, MiniRayError
 from .hosts import hosts_from_option, hosts_from_slurm
 from .launch import is_shell_name, remote_command
-from .node_config import NodeConfig
+from .node_config import NodeConfig, total_workers
 from .run_group import INTERRUPTED, RankGroup, RunOptions
 from .run_logs import RunLogs
 from .timeouts import check_seconds
@@ -245,8 +245,6 @@ def options_from(args: argparse.Namespace) -> RunOptions:
         nodes = [dataclasses.replace(n, num_workers=given) for n in nodes]
     if args.nproc_per_node == "gpu":
         nodes = [dataclasses.replace(n, num_workers=gpus_on(n)) for n in nodes]
-    if args.max_restarts < 0:
-        raise ConfigError("--max-restarts must be 0 or more")
     return RunOptions(
         argv=command,
         nodes=nodes,
@@ -317,8 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         options = options_from(args)
-        world_size = sum(node.num_workers for node in options.nodes)
-        logs = RunLogs(args.log_dir, shown_ranks(args.ranks, world_size))
+        logs = RunLogs(args.log_dir, shown_ranks(args.ranks, total_workers(options.nodes)))
     except MiniRayError as e:  # nothing has started: said as `logs.say` says things
         print(f"miniray run: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
