@@ -50,6 +50,7 @@ from .wire import DEFAULT_MAX_FRAME
 from .wire_options import (
     DEFAULT_MAX_BUFFER_BYTES,  # @5+
     WireOptions,
+    check_size,
 )
 
 log = logging.getLogger("miniray.cluster")
@@ -96,8 +97,7 @@ class Cluster:
     Raises:
         ConfigError: No nodes, something else than NodeConfigs, more workers than this
             process may hold sockets for (``ulimit -n``), or a setting that cannot work (a
-            negative time, an unknown ``codec``, a ``max_frame`` under 1 KiB); a
-            `ValueError`, too.
+            negative time, an unknown ``codec``, a ``max_frame`` under 1 KiB).
     """
 
     ctrl_c_window = 10.0
@@ -126,14 +126,12 @@ class Cluster:
             ("connect_timeout", connect_timeout),
         ]:
             check_seconds(setting, seconds, ConfigError)
-        if max_frame < MIN_FRAME:  # a node server's error report must fit in a frame
-            raise ConfigError(f"max_frame={max_frame}: at least {MIN_FRAME} bytes, please")
-        # @5+ {
         try:
-            codec = get_codec(codec).name
-        except ValueError as e:
+            check_size("max_frame", max_frame, MIN_FRAME)  # a node's error report must fit
+            check_size("max_buffer_bytes", max_buffer_bytes, 0)  # @5+
+            codec = get_codec(codec).name  # @5+
+        except (TypeError, ValueError) as e:
             raise ConfigError(str(e)) from None
-        # @}
         # @3-4: self.wire = WireOptions(max_frame, set_on="Cluster")
         self.wire = WireOptions(max_frame, max_buffer_bytes, codec, set_on="Cluster")  # @5+
         self.nodes = [node.with_launcher(launcher) for node in nodes]

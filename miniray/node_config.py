@@ -20,7 +20,7 @@ from .errors import ConfigError
 from .launch import LOCAL_HOSTS
 from .launchers import Launcher, get_launcher
 from .tcp import check_port
-from .wire_options import WireOptions
+from .wire_options import WireOptions, check_size
 
 MIN_FRAME = 1024  # bytes: a cluster's smaller max_frame could not carry a worker's error report
 _FILES_PER_NODE = 3  # the launcher's pipes to a node's server (measured: 3 per node)
@@ -74,8 +74,14 @@ class NodeConfig:
             raise ConfigError(
                 f"node {self.host}: num_workers must be an int >= 1, not {count!r:.40}"
             )
-        if self.max_frame is not None and self.max_frame < MIN_FRAME:
-            raise ConfigError(f"node {self.host}: max_frame under {MIN_FRAME} bytes")
+        limits = {"max_frame": (self.max_frame, MIN_FRAME)}
+        limits["max_buffer_bytes"] = (self.max_buffer_bytes, 0)  # @5+
+        for name, (value, least) in limits.items():
+            try:
+                if value is not None:  # None: the Cluster's own
+                    check_size(name, value, least)
+            except (TypeError, ValueError) as e:
+                raise ConfigError(f"node {self.host}: {e}") from None
         if self.base_port is not None:
             try:
                 check_port(self.base_port, server=True)

@@ -86,6 +86,13 @@ def test_settings_that_cannot_work_are_refused_when_the_cluster_is_made(node: An
         Cluster(node("localhost", 1))
     with pytest.raises(ConfigError, match="a launcher template is a non-empty list of words"):
         Cluster([node("localhost", 1)], launcher=42)  # type: ignore[arg-type]
+    for not_a_size in ("4096", 2048.5):  # a bare TypeError from a comparison; taken
+        with pytest.raises(ConfigError, match=r"^max_frame must be an int, in bytes, not "):
+            Cluster([node("localhost", 1)], max_frame=not_a_size)  # type: ignore[arg-type]
+        with pytest.raises(ConfigError, match=r"^node h: max_frame must be an int, in bytes"):
+            node("h", 1, max_frame=not_a_size)
+    with pytest.raises(ConfigError, match=r"^max_frame=100: a size in bytes, 1024 or more"):
+        Cluster([node("localhost", 1)], max_frame=100)
     for name in ("start_timeout", "stop_grace", "connect_timeout"):
         for value in (-1.0, float("nan"), float("inf"), "5"):
             with pytest.raises(ConfigError, match=f"{name}=.*: a finite number of seconds"):

@@ -169,6 +169,22 @@ def test_a_work_function_that_cannot_be_called_is_refused_before_the_fork(work_f
 
 
 @pytest.mark.parametrize(
+    ("max_frame", "error", "says"),
+    [
+        ("1", TypeError, "max_frame must be an int, in bytes, not '1'"),  # was a bare '<' error
+        (2.5, TypeError, r"max_frame must be an int, in bytes, not 2\.5"),  # was taken
+        (True, TypeError, "max_frame must be an int, in bytes, not True"),  # was 1 byte
+        (0, ValueError, "max_frame=0: a size in bytes, 1 or more"),
+    ],
+)
+def test_a_limit_that_is_not_a_size_is_refused_before_the_fork(
+    max_frame: object, error: type[Exception], says: str
+) -> None:
+    with pytest.raises(error, match=says):
+        Worker(workfns.echo, max_frame=max_frame)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
     ("env", "error", "says"),
     [
         ({1: "2"}, TypeError, "environment names and values are str"),

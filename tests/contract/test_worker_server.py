@@ -488,3 +488,5 @@ def test_a_server_given_a_bad_port_or_work_function_says_so() -> None:
         WorkerServer(workfns_echo, port="8000", secret=SECRET)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="work_fn must be a callable"):
         WorkerServer(42, secret=SECRET)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"max_frame must be an int, in bytes, not 2\.5"):
+        WorkerServer(workfns_echo, secret=SECRET, max_frame=2.5)  # type: ignore[arg-type]

@@ -142,6 +142,16 @@ def test_the_limits_are_checked_where_they_are_set() -> None:
         miniray.Worker(ext_workfns.echo_fn, max_buffer_bytes=-1)
     with pytest.raises(ValueError, match="max_frame=0"):
         miniray.Worker(ext_workfns.echo_fn, max_frame=0)
+    for not_a_size in ("1", None, 1.5, True):  # "1" and None: a bare '<' error; 1.5: taken
+        with pytest.raises(TypeError, match="max_buffer_bytes must be an int, in bytes, not "):
+            miniray.Worker(ext_workfns.echo_fn, max_buffer_bytes=not_a_size)
+    with pytest.raises(
+        miniray.ConfigError, match="max_buffer_bytes=-1: a size in bytes, 0 or more"
+    ):
+        miniray.Cluster([miniray.NodeConfig("h")], max_buffer_bytes=-1)  # was a ValueError
+    for bad in (-1, "1"):  # were taken: the node failed to start, or a bare TypeError
+        with pytest.raises(miniray.ConfigError, match=r"node h: max_buffer_bytes"):
+            miniray.NodeConfig("h", max_buffer_bytes=bad)
 
 
 def test_a_report_frame_over_max_frame_is_refused_even_under_the_buffer_budget() -> None:

@@ -11,6 +11,19 @@ from dataclasses import dataclass
 from .wire import DEFAULT_MAX_FRAME
 
 
+def check_size(name: str, value: object, least: int) -> None:
+    """The one rule for a limit in bytes: an int (a bool is none), ``least`` or more.
+
+    Raises:
+        TypeError: ``value`` is not an int.
+        ValueError: ``value`` is under ``least``.
+    """
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, in bytes, not {value!r:.40}")
+    if value < least:
+        raise ValueError(f"{name}={value}: a size in bytes, {least} or more")
+
+
 @dataclass(frozen=True)
 class WireOptions:
     """How a channel's messages travel.
@@ -25,8 +38,7 @@ class WireOptions:
     set_on: str = "Worker"
 
     def __post_init__(self) -> None:
-        if self.max_frame < 1:
-            raise ValueError(f"max_frame={self.max_frame}: not a size")
+        check_size("max_frame", self.max_frame, 1)
 
     def knob(self, name: str) -> str:
         """How the user raises the limit ``name``, for an error message."""

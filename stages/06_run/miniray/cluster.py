@@ -54,6 +54,7 @@ from .wire import DEFAULT_MAX_FRAME
 from .wire_options import (
     DEFAULT_MAX_BUFFER_BYTES,
     WireOptions,
+    check_size,
 )
 
 log = logging.getLogger("miniray.cluster")
@@ -98,8 +99,7 @@ class Cluster:
     Raises:
         ConfigError: No nodes, something else than NodeConfigs, more workers than this
             process may hold sockets for (``ulimit -n``), or a setting that cannot work (a
-            negative time, an unknown ``codec``, a ``max_frame`` under 1 KiB); a
-            `ValueError`, too.
+            negative time, an unknown ``codec``, a ``max_frame`` under 1 KiB).
     """
 
     ctrl_c_window = 10.0
@@ -126,11 +126,11 @@ class Cluster:
             ("connect_timeout", connect_timeout),
         ]:
             check_seconds(setting, seconds, ConfigError)
-        if max_frame < MIN_FRAME:  # a node server's error report must fit in a frame
-            raise ConfigError(f"max_frame={max_frame}: at least {MIN_FRAME} bytes, please")
         try:
+            check_size("max_frame", max_frame, MIN_FRAME)  # a node's error report must fit
+            check_size("max_buffer_bytes", max_buffer_bytes, 0)
             codec = get_codec(codec).name
-        except ValueError as e:
+        except (TypeError, ValueError) as e:
             raise ConfigError(str(e)) from None
         self.wire = WireOptions(max_frame, max_buffer_bytes, codec, set_on="Cluster")
         self.nodes = [node.with_launcher(launcher) for node in nodes]

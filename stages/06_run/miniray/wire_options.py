@@ -20,6 +20,19 @@ from .wire import DEFAULT_MAX_FRAME
 DEFAULT_MAX_BUFFER_BYTES = 1 << 30
 
 
+def check_size(name: str, value: object, least: int) -> None:
+    """The one rule for a limit in bytes: an int (a bool is none), ``least`` or more.
+
+    Raises:
+        TypeError: ``value`` is not an int.
+        ValueError: ``value`` is under ``least``.
+    """
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, in bytes, not {value!r:.40}")
+    if value < least:
+        raise ValueError(f"{name}={value}: a size in bytes, {least} or more")
+
+
 @dataclass(frozen=True)
 class WireOptions:
     """How a channel's messages travel.
@@ -38,10 +51,8 @@ class WireOptions:
     set_on: str = "Worker"
 
     def __post_init__(self) -> None:
-        if self.max_frame < 1:
-            raise ValueError(f"max_frame={self.max_frame}: not a size")
-        if self.max_buffer_bytes < 0:
-            raise ValueError(f"max_buffer_bytes={self.max_buffer_bytes}: not a size")
+        check_size("max_frame", self.max_frame, 1)
+        check_size("max_buffer_bytes", self.max_buffer_bytes, 0)
 
     def knob(self, name: str) -> str:
         """How the user raises the limit ``name``, for an error message."""
