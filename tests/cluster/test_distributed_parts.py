@@ -431,6 +431,22 @@ def test_gather_sleeps_on_the_ranks_descriptors_until_its_deadline(
     assert max(r.recv_calls for r in ranks[1:]) <= 3, "it polled instead of waiting"
 
 
+@pytest.mark.ex04_1
+@pytest.mark.parametrize(
+    ("timeout", "error"),
+    [(-1, ValueError), ("5", TypeError), (True, TypeError)],  # were: a TimeoutError at once,
+)  # a TypeError about '+', and a 1-second timeout
+def test_gather_refuses_a_timeout_as_recv_does(
+    scripted: Callable[..., list[ScriptedRank]], timeout: object, error: type[Exception]
+) -> None:
+    from miniray import gather
+
+    ranks = scripted(2)
+    ranks[0].say({"rank": 0})
+    with pytest.raises(error, match="timeout must be"):
+        gather(ranks, timeout=timeout)  # type: ignore[arg-type]
+
+
 @pytest.mark.ex04_3
 def test_train_step_sends_each_rank_its_shard_then_steps(node: Any, tag: str) -> None:
     from miniray import Cluster, train_step

@@ -35,6 +35,7 @@ from .launch import (
 )
 from .node_config import NodeConfig, total_workers
 from .rendezvous import NCCLConfig, create_nccl_configs
+from .timeouts import check_timeout, deadline_after
 
 _SETTLE = 1.0  # seconds gather waits, after a first failure, for the failure's cause
 
@@ -134,8 +135,10 @@ def gather(workers: Sequence[RankedWorker], timeout: float | None = None) -> lis
         RemoteError: A rank's work function raised, and no rank died within a second
             (a death would be the cause: its peers' collectives fail because of it).
         TimeoutError: Not every rank answered within ``timeout`` seconds.
+        TypeError: ``timeout`` is not a number of seconds (nor None).
+        ValueError: ``timeout`` is negative or NaN.
     """
-    deadline = None if timeout is None else time.monotonic() + timeout
+    deadline = deadline_after(check_timeout(timeout))  # as recv checks it
     replies: dict[int, Any] = {}
     failures: dict[int, MiniRayError] = {}
     settle_until: float | None = None  # after a first failure: time for its cause to show
