@@ -129,6 +129,17 @@ def test_not_started_means_no_stacks(node: Any) -> None:
     assert Cluster([node("localhost", 1)]).dump_stacks(timeout=0.1) == []
 
 
+@pytest.mark.parametrize("timeout", [-1, float("nan"), float("inf"), None, "5"])
+def test_a_timeout_that_is_no_finite_number_of_seconds_is_refused(
+    node: Any, timeout: object
+) -> None:
+    """It was taken (-1, NaN: no wait at all) or a TypeError about '+' (None, "5")."""
+    from miniray import Cluster
+
+    with pytest.raises(ValueError, match="timeout=.*: a finite number of seconds >= 0"):
+        Cluster([node("localhost", 1)]).dump_stacks(timeout=timeout)  # type: ignore[arg-type]
+
+
 def test_stacks_come_back_over_ssh_from_a_namespace_host(
     use_ssh_config: SshHosts, ns_hosts: list[tuple[str, str]], node: Any, tag: str
 ) -> None:

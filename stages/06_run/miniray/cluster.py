@@ -259,7 +259,11 @@ class Cluster:
         Args:
             timeout: Seconds for all nodes together. A rank whose node does not answer in
                 time, or whose worker cannot (stopped, ended), has ``stack`` None and ``why``.
+
+        Raises:
+            ValueError: ``timeout`` is not a finite number of seconds, 0 or more.
         """
+        timeout = check_seconds("timeout", timeout)  # None or inf: a wait without end
         with self._stacks_lock:  # one request at a time: answers share each node's pipe
             nodes = [n.stacks for n in list(self._running) if n.stacks is not None]
             return collect_stacks(nodes, timeout)
