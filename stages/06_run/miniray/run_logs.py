@@ -6,6 +6,8 @@
   terminal. ``--ranks 0,3`` limits which ranks reach the console.
 * ``--log-dir DIR``: every line of every rank, as printed, in ``DIR/rankN.out`` and
   ``DIR/rankN.err`` (appended to across restarts), and ``DIR/summary.json`` at the end.
+  The folder holds one run: a run begins by removing the last run's files of those names
+  (other files stay), so no line of an earlier run reads as this run's.
 * The last `LAST_LINES` lines of each rank, kept for the report of a failure.
 
 New in this stage: the whole module.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import json
+import re
 import sys
 from pathlib import Path
 from typing import IO, Any
@@ -23,6 +26,8 @@ from .errors import ConfigError
 from .logs import escape_controls
 
 LAST_LINES = 10
+SUMMARY = "summary.json"
+_RUN_FILE = re.compile(rf"rank[0-9]+\.(out|err)|{re.escape(SUMMARY)}")  # the names a run writes
 
 
 class RunLogs:
@@ -39,6 +44,9 @@ class RunLogs:
         if self.dir is not None:
             try:
                 self.dir.mkdir(parents=True, exist_ok=True)
+                for path in self.dir.iterdir():  # the last run's (see the module's docstring)
+                    if _RUN_FILE.fullmatch(path.name):
+                        path.unlink()
             except OSError as e:  # a file there, no right to make it...: before anything runs
                 raise ConfigError(f"--log-dir {log_dir!r}: {e.strerror}") from None
         self.console_ranks = console_ranks
@@ -75,4 +83,4 @@ class RunLogs:
         self._files.clear()
         if self.dir is not None:
             text = json.dumps(facts, indent=2, sort_keys=True)
-            (self.dir / "summary.json").write_text(text + "\n")
+            (self.dir / SUMMARY).write_text(text + "\n")

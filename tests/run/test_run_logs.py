@@ -1,0 +1,51 @@
+"""``miniray run --log-dir``: each rank's output in ``rankN.out`` and ``rankN.err``, the run's
+facts in ``summary.json``; and a log folder holds one run: the next run in it replaces them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from launcher import LOCAL_2x2, run
+from sshhosts import wait_for_no_processes
+
+pytestmark = pytest.mark.needs("run", "cluster")
+GONE = 5.0  # seconds within which every process of a run must be gone
+
+
+def test_a_log_dir_holds_each_rank_s_streams_and_the_run_s_summary(
+    tag: str, tmp_path: Path
+) -> None:
+    logs = tmp_path / "logs"
+    code, _, _ = run(
+        tag, *LOCAL_2x2, "--log-dir", str(logs), "--", "python", "run/behave.py", "raise"
+    )
+    assert code == 1
+    assert "ready r0 restart 0" in (logs / "rank0.out").read_text()
+    assert "RuntimeError: rank 1 fails on purpose" in (logs / "rank1.err").read_text()
+    summary = json.loads((logs / "summary.json").read_text())
+    assert summary["exit_status"] == 1 and summary["exit_codes"]["1"] == 1
+    assert summary["hosts"] == [["localhost", 2], ["127.0.0.1", 2]] and summary["restarts"] == 0
+    assert summary["command"] == ["python", "run/behave.py", "raise"]
+    assert wait_for_no_processes(tag, GONE) == []
+
+
+def test_the_next_run_in_a_log_dir_replaces_the_last_run_s_files(tag: str, tmp_path: Path) -> None:
+    """They were appended to, and a rank the new run lacks kept its old files beside the new
+    summary: two runs' lines in one file, and ranks that seemed to have spoken."""
+    logs = tmp_path / "logs"
+    keep = logs / "notes.txt"  # not the run's: left alone
+    logs.mkdir()
+    keep.write_text("mine")
+    code, _, _ = run(tag, *LOCAL_2x2, "--log-dir", str(logs), "--", "python", "run/behave.py", "ok")
+    assert code == 0 and (logs / "rank3.out").exists()
+    code, _, _ = run(
+        tag, "--hosts", "localhost", "--log-dir", str(logs), "--", "python", "run/behave.py", "ok"
+    )
+    assert code == 0
+    assert (logs / "rank0.out").read_text().splitlines() == ["ready r0 restart 0"]
+    assert sorted(p.name for p in logs.iterdir()) == ["notes.txt", "rank0.out", "summary.json"]
+    assert json.loads((logs / "summary.json").read_text())["hosts"] == [["localhost", 1]]
+    assert keep.read_text() == "mine"
+    assert wait_for_no_processes(tag, GONE) == []
