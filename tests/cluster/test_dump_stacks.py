@@ -136,7 +136,7 @@ def test_a_timeout_that_is_no_finite_number_of_seconds_is_refused(
     """It was taken (-1, NaN: no wait at all) or a TypeError about '+' (None, "5")."""
     from miniray import Cluster
 
-    with pytest.raises(ValueError, match="timeout=.*: a finite number of seconds >= 0"):
+    with pytest.raises(ValueError, match=r"timeout=.*: a finite number of seconds >= 0"):
         Cluster([node("localhost", 1)]).dump_stacks(timeout=timeout)  # type: ignore[arg-type]
 
 
