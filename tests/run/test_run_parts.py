@@ -94,7 +94,7 @@ def test_python_commands_run_through_the_boot_module_others_as_given() -> None:
 
 
 def test_options_nproc_ranks_and_gpu_listings() -> None:
-    from miniray.run import count_gpus, parse_nproc, parse_ranks, shown_ranks
+    from miniray.run_args import count_gpus, parse_nproc, parse_ranks, shown_ranks
 
     assert parse_nproc("4") == 4 and parse_nproc("gpu") == "gpu"
     for bad in ("0", "-1", "x"):
@@ -112,7 +112,7 @@ def test_options_nproc_ranks_and_gpu_listings() -> None:
 def test_nproc_gpu_on_a_host_without_gpus_names_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
     from miniray import NodeConfig
     from miniray.errors import ConfigError
-    from miniray.run import gpus_on
+    from miniray.run_args import gpus_on
 
     monkeypatch.setenv("PATH", "/nonexistent")  # no nvidia-smi here
     with pytest.raises(ConfigError, match="no GPU on host localhost"):
@@ -195,7 +195,7 @@ def test_a_reserved_port_is_refused_to_others_and_open_to_rank_0s_store() -> Non
 def test_slurm_nodes_run_the_nproc_given_else_slurm_s_task_counts(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from miniray.run import options_from, parser
+    from miniray.run_args import options_from, parser
 
     monkeypatch.setenv("PATH", str(tmp_path))  # no scontrol: the hostlist is parsed
     monkeypatch.setenv("SLURM_JOB_NODELIST", "n[1-2]")
@@ -210,7 +210,7 @@ def test_slurm_nodes_run_the_nproc_given_else_slurm_s_task_counts(
 
 
 def test_a_hostfile_s_hosts_run_the_nproc_given_else_their_slots(tmp_path: Path) -> None:
-    from miniray.run import options_from, parser
+    from miniray.run_args import options_from, parser
 
     hostfile = tmp_path / "hosts"
     hostfile.write_text("a slots=4\nb\n")
