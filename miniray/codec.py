@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from .decode_limits import MAX_DEPTH, as_marked_lists, check_depth, rebuild_hashed
 from .errors import ProtocolError, Unsendable
+from .wire import encode_message
 
 MARSHAL_VERSION = 4  # the format of Python 3.4 on; each Python reads the versions it writes
 MAX_WEIGHT = 4  # a marshalled value, references counted out, weighs at most 4x its bytes
@@ -52,14 +53,10 @@ class JsonCodec:
     """JSON: any peer can read it; tuples arrive as lists, dict keys as strings."""
 
     name = "json"
-    _encoder = json.JSONEncoder(separators=(",", ":"))  # made once: dumps() builds one a call
     _decoder = json.JSONDecoder()
 
     def encode(self, msg: Any) -> bytes:
-        try:
-            return self._encoder.encode(msg).encode()
-        except (TypeError, ValueError, RecursionError) as e:  # ValueError: a circular reference
-            raise Unsendable(f"message is not JSON-serialisable: {e}") from e
+        return encode_message(msg)  # the frames of stages 1-4 were JSON already
 
     def decode(self, payload: bytes | bytearray) -> Any:
         try:

@@ -95,7 +95,7 @@ class MessageCodec:
                 return json_probe(msg).encode()
             except HasBuffer:
                 pass
-            except (TypeError, ValueError) as e:  # ValueError: a circular reference
+            except (TypeError, ValueError) as e:  # (one that holds itself: RecursionError, below)
                 raise Unsendable(f"message is not JSON-serialisable: {e}") from e
         elif not holds_buffer(msg):
             return self.codec.encode(msg)

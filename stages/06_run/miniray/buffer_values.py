@@ -204,4 +204,7 @@ def _no_buffer_here(value: Any) -> Any:
 
 
 # JSON's fast encoder, whose hook says "this message holds a buffer" instead of failing.
-json_probe = json.JSONEncoder(separators=(",", ":"), default=_no_buffer_here).encode
+# (check_circular=False: see wire.py's encoder.)
+json_probe = json.JSONEncoder(
+    separators=(",", ":"), default=_no_buffer_here, check_circular=False
+).encode

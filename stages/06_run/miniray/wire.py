@@ -40,7 +40,10 @@ DEFAULT_MAX_FRAME = 4 * 1024 * 1024  # bytes; pass max_frame= to change it
 # --8<-- [end:format]
 
 # Made once: json.dumps(...) with options builds a new encoder on every call.
-_ENCODER = json.JSONEncoder(separators=(",", ":"))
+# check_circular=False: a message that holds itself then ends in RecursionError (as one
+# nested too deeply does), and no message pays for a table of every container it holds
+# (measured: a call's request, 3 containers, 3.9 -> 3.0 us to encode).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 _DECODER = json.JSONDecoder()
 
 
@@ -53,7 +56,9 @@ def encode_message(msg: Any) -> bytes:
     """
     try:
         return _ENCODER.encode(msg).encode()
-    except (TypeError, ValueError, RecursionError) as e:  # ValueError: a circular reference
+    except RecursionError:
+        raise Unsendable("message nested too deeply to encode (or it holds itself)") from None
+    except (TypeError, ValueError) as e:
         raise Unsendable(f"message is not JSON-serialisable: {e}") from e
 
 
