@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .settings import check_size
 from .wire import DEFAULT_MAX_FRAME
 
 # @5+ {
@@ -19,19 +20,6 @@ from .wire import DEFAULT_MAX_FRAME
 # bytes arrive, not when it is announced (big_frames.py).
 DEFAULT_MAX_BUFFER_BYTES = 1 << 30
 # @}
-
-
-def check_size(name: str, value: object, least: int) -> None:
-    """The one rule for a limit in bytes: an int (a bool is none), ``least`` or more.
-
-    Raises:
-        TypeError: ``value`` is not an int.
-        ValueError: ``value`` is under ``least``.
-    """
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, in bytes, not {value!r:.40}")
-    if value < least:
-        raise ValueError(f"{name}={value}: a size in bytes, {least} or more")
 
 
 @dataclass(frozen=True)

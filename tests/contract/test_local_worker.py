@@ -202,6 +202,13 @@ def test_an_environment_the_child_could_not_set_is_refused_before_the_fork(
 
 
 def test_spawn_workers_refuses_a_negative_count() -> None:
-    with pytest.raises(ValueError, match="count must be 0 or more, not -1"):
+    with pytest.raises(ValueError, match="count=-1: a count, 0 or more"):
         spawn_workers(workfns.echo, -1)
     assert spawn_workers(workfns.echo, 0) == []
+
+
+@pytest.mark.parametrize("count", ["2", 2.5, True, None])
+def test_spawn_workers_refuses_a_count_that_is_not_an_int_before_any_fork(count: object) -> None:
+    # a bool is an int to Python, never a count to a user; "2" and None failed in a comparison
+    with pytest.raises(TypeError, match=r"count must be an int, not "):
+        spawn_workers(workfns.echo, count)  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -490,3 +491,32 @@ def test_a_server_given_a_bad_port_or_work_function_says_so() -> None:
         WorkerServer(42, secret=SECRET)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"max_frame must be an int, in bytes, not 2\.5"):
         WorkerServer(workfns_echo, secret=SECRET, max_frame=2.5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "error", "says"),
+    [
+        ("max_workers", 0, ValueError, "max_workers=0: a count, 1 or more"),
+        ("max_workers", "2", TypeError, "max_workers must be an int, not '2'"),
+        ("max_workers", 2.5, TypeError, "max_workers must be an int, not 2.5"),
+        ("max_workers", True, TypeError, "max_workers must be an int, not True"),
+        ("max_pending", None, TypeError, "max_pending must be an int, not None"),
+        ("max_pending", -1, ValueError, "max_pending=-1: a count, 1 or more"),
+    ],
+)
+def test_a_server_given_a_bad_count_names_it(
+    setting: str, value: object, error: type[Exception], says: str
+) -> None:
+    from miniray import WorkerServer
+
+    with pytest.raises(error, match=re.escape(says)):
+        WorkerServer(print, secret=SECRET, **{setting: value})  # type: ignore[arg-type]
+
+
+def test_the_server_command_names_its_option_for_a_bad_worker_count(env: dict[str, str]) -> None:
+    command = [sys.executable, "-m", "miniray.worker_server", "--work-fn", "json:dumps"]
+    done = subprocess.run(
+        [*command, "--port", "0", "--workers", "0"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert "error: argument --workers: 0 is not a count of 1 or more" in done.stderr

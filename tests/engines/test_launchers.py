@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -64,3 +65,24 @@ def test_the_local_launcher_runs_a_node_of_any_name_here(
     assert [a["env"]["MINIRAY_HOST"] for a in answers] == ["n1", "n1", "n2"]
     assert [w.address for w in workers] == ["127.0.0.1"] * 3
     assert wait_for_no_processes(tag, 5.0) == []
+
+
+@pytest.mark.parametrize(
+    ("arguments", "says"),
+    [
+        ((0, 1), "num_nodes=0: a count, 1 or more"),
+        ((2, "2"), "workers_per_node must be an int, not '2'"),
+        ((True, 1), "num_nodes must be an int, not True"),
+        ((2, 1.5), "workers_per_node must be an int, not 1.5"),
+    ],
+)
+def test_on_ray_refuses_a_count_that_is_not_one_before_it_connects(
+    arguments: tuple[object, object], says: str
+) -> None:
+    from miniray import Cluster, ConfigError
+
+    # Before anything reaches Ray: "2" and 1.5 failed in a comparison, True was one node
+    with pytest.raises(ConfigError, match=f"Cluster.on_ray: {re.escape(says)}"):
+        Cluster.on_ray(*arguments)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"timeout=-1: a finite number of seconds"):
+        Cluster.on_ray(1, 1, timeout=-1)

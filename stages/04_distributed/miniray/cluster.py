@@ -45,11 +45,11 @@ from .logs import LogLine, LogSink, log_to_files, log_to_stream
 from .node_config import MIN_FRAME, NodeConfig, checked_nodes, work_fn_path
 from .ranks import RankInfo, assign_ranks
 from .rendezvous import NCCLConfig
+from .settings import check_size
 from .timeouts import check_seconds
 from .wire import DEFAULT_MAX_FRAME
 from .wire_options import (
     WireOptions,
-    check_size,
 )
 
 log = logging.getLogger("miniray.cluster")

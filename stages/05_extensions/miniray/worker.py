@@ -40,6 +40,7 @@ from .process import (
     run_work_fn,
 )
 from .region import Region
+from .settings import check_count
 from .timeouts import check_timeout, deadline_after, seconds_left, wait_readable
 from .wire import DEFAULT_MAX_FRAME
 from .wire_options import (
@@ -287,10 +288,10 @@ def spawn_workers(
     If one fails to start, those already started are closed before the error propagates.
 
     Raises:
+        TypeError: ``count`` is not an int.
         ValueError: ``count`` is negative.
     """
-    if count < 0:
-        raise ValueError(f"spawn_workers: count must be 0 or more, not {count}")
+    check_count("count", count, least=0)
     workers: list[Worker] = []
     try:
         for rank in range(count):

@@ -19,8 +19,9 @@ from typing import Any
 from .errors import ConfigError
 from .launch import LOCAL_HOSTS
 from .launchers import Launcher, get_launcher
+from .settings import check_count, check_size
 from .tcp import check_port
-from .wire_options import WireOptions, check_size
+from .wire_options import WireOptions
 
 MIN_FRAME = 1024  # bytes: a cluster's smaller max_frame could not carry a worker's error report
 _FILES_PER_NODE = 3  # the launcher's pipes to a node's server (measured: 3 per node)
@@ -69,19 +70,15 @@ class NodeConfig:
     def __post_init__(self) -> None:
         if not self.host or self.host.startswith("-"):
             raise ConfigError(f"bad host name {self.host!r}")
-        count = self.num_workers  # a bool is an int to Python, never a count to a user
-        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-            raise ConfigError(
-                f"node {self.host}: num_workers must be an int >= 1, not {count!r:.40}"
-            )
         limits = {"max_frame": (self.max_frame, MIN_FRAME)}
         limits["max_buffer_bytes"] = (self.max_buffer_bytes, 0)
-        for name, (value, least) in limits.items():
-            try:
+        try:
+            check_count("num_workers", self.num_workers)
+            for name, (value, least) in limits.items():
                 if value is not None:  # None: the Cluster's own
                     check_size(name, value, least)
-            except (TypeError, ValueError) as e:
-                raise ConfigError(f"node {self.host}: {e}") from None
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"node {self.host}: {e}") from None
         if self.base_port is not None:
             try:
                 check_port(self.base_port, server=True)

@@ -31,6 +31,8 @@ from typing import Any, Protocol, TypeVar
 from .errors import ClusterError, ConfigError
 from .launchers import LaunchedNode, Launcher
 from .node_config import NodeConfig
+from .settings import check_count
+from .timeouts import check_seconds
 
 
 class _Releasing(Protocol):
@@ -213,10 +215,17 @@ def on_ray(
     as in `NodeConfig`. Other options go to `Cluster`.
 
     Raises:
-        ConfigError: Ray is not installed, or a count under 1.
+        ConfigError: Ray is not installed, a count is not an int of 1 or more, or
+            ``timeout`` is not a finite number of seconds.
         ClusterError: Ray could not place ``num_nodes`` bundles on as many nodes within
             ``timeout`` seconds.
     """
+    try:
+        check_count("num_nodes", num_nodes)
+        check_count("workers_per_node", workers_per_node)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"Cluster.on_ray: {e}") from None
+    check_seconds("timeout", timeout, ConfigError)
     try:
         import ray
         from ray.util.placement_group import placement_group, remove_placement_group
@@ -224,8 +233,6 @@ def on_ray(
     except ImportError:
         raise ConfigError("Cluster.on_ray needs Ray: pip install miniray[ray]") from None
 
-    if num_nodes < 1 or workers_per_node < 1:
-        raise ConfigError("on_ray: num_nodes and workers_per_node must be at least 1")
     if not ray.is_initialized():
         ray.init()
     group = placement_group([dict(bundle or {"CPU": 1})] * num_nodes, strategy="STRICT_SPREAD")

@@ -53,6 +53,7 @@ from .process import (
     keep_in_children,
     run_work_fn,
 )
+from .settings import check_count
 from .tcp import check_port, tune
 from .timeouts import check_seconds
 from .wire import DEFAULT_MAX_FRAME
@@ -106,7 +107,7 @@ class WorkerServer:
             ``max_buffer_bytes`` (a Cluster's node server passes its Cluster's).
 
     Raises:
-        TypeError: ``work_fn`` is not callable, or ``port`` not an int.
+        TypeError: ``work_fn`` is not callable, or ``port`` or a count not an int.
         ValueError: ``port`` is not 0-65535, a count is under 1, or a time is negative,
             NaN or infinite.
         OSError: The address cannot be bound (in use, not this machine's).
@@ -128,8 +129,8 @@ class WorkerServer:
         max_pending: int = 64,
         wire: WireOptions | None = None,
     ) -> None:
-        if min(max_workers, max_pending) < 1:
-            raise ValueError("max_workers and max_pending must be >= 1")
+        check_count("max_workers", max_workers)
+        check_count("max_pending", max_pending)
         check_work_fn(work_fn)
         check_port(port, server=True)
         self._work_fn = work_fn
