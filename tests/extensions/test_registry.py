@@ -304,6 +304,24 @@ def test_registry_names_are_unique_and_paths_must_resolve() -> None:
     assert registry.names() == ["len"]
 
 
+def test_a_name_no_call_could_reach_is_refused_when_registered() -> None:
+    import functools
+
+    import miniray
+
+    registry = miniray.Registry()
+    # A name that is not a str could never be called (submit refuses it); "" was taken as
+    # "use __name__"; a partial, which has no __name__, raised AttributeError
+    with pytest.raises(TypeError, match="a function's name is a str, not 1"):
+        registry.register(len, name=1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="a function's name cannot be empty"):
+        registry.register(len, name="")
+    with pytest.raises(TypeError, match=r"functools.partial\(<built-in function max>, 1\) has "):
+        registry.register(functools.partial(max, 1))
+    registry.register(functools.partial(max, 1), name="at_least_one")
+    assert registry.names() == ["at_least_one"]
+
+
 def test_a_call_by_a_name_that_is_not_a_string_is_refused_before_it_is_sent(
     ext_connect: Any,
 ) -> None:

@@ -67,14 +67,21 @@ class Registry:
         """Register ``fn`` under ``name`` (default: its ``__name__``); usable as a decorator.
 
         Raises:
-            ValueError: The name is already taken.
-            TypeError: ``fn`` is not callable.
+            ValueError: The name is empty, or already taken.
+            TypeError: ``fn`` is not callable, or the name is not a str (or ``fn`` has no
+                ``__name__`` and no ``name`` was given).
         """
         if fn is None:
             return lambda f: self.register(f, name=name)
         if not callable(fn):
             raise TypeError(f"only a callable can be registered, not {fn!r:.100}")
-        key = name or fn.__name__
+        key = getattr(fn, "__name__", None) if name is None else name
+        if key is None:  # a functools.partial, an object with __call__
+            raise TypeError(f"{fn!r:.100} has no __name__: register it with name=")
+        if not isinstance(key, str):  # a client could never call it: names are str
+            raise TypeError(f"a function's name is a str, not {key!r:.100}")
+        if not key:
+            raise ValueError("a function's name cannot be empty")
         if key in self._functions:
             raise ValueError(f"a function named {key!r} is already registered")
         self._functions[key] = fn
@@ -92,7 +99,7 @@ class Registry:
         fn = getattr(importlib.import_module(module_name), attr, None)
         if not callable(fn):
             raise ValueError(f"{path!r}: {module_name} has no function {attr!r}")
-        return self.register(fn, name=name or attr)
+        return self.register(fn, name=attr if name is None else name)
 
     def names(self) -> list[str]:
         """The registered names, sorted."""
