@@ -511,12 +511,3 @@ def test_a_server_given_a_bad_count_names_it(
 
     with pytest.raises(error, match=re.escape(says)):
         WorkerServer(print, secret=SECRET, **{setting: value})  # type: ignore[arg-type]
-
-
-def test_the_server_command_names_its_option_for_a_bad_worker_count(env: dict[str, str]) -> None:
-    command = [sys.executable, "-m", "miniray.worker_server", "--work-fn", "json:dumps"]
-    done = subprocess.run(
-        [*command, "--port", "0", "--workers", "0"], env=env, capture_output=True, text=True
-    )
-    assert done.returncode == 2
-    assert "error: argument --workers: 0 is not a count of 1 or more" in done.stderr

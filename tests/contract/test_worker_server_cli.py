@@ -155,7 +155,7 @@ def test_version_is_the_packages(tmp_path: Path) -> None:
     ("option", "value", "says"),
     [
         ("--port", "70000", "port 70000 is not in 0-65535"),
-        ("--workers", "0", "max_workers and max_pending must be >= 1"),
+        ("--workers", "0", "max_workers=0: a count, 1 or more"),
         ("--handshake-timeout", "-1", "handshake_timeout=-1.0: a finite number of seconds"),
         ("--exit-grace", "nan", "exit_grace=nan: a finite number of seconds"),
     ],

@@ -63,7 +63,6 @@ from .worker import WorkFn
 from .worker_server import (
     READY_PREFIX,
     load_work_fn,
-    parse_count,
 )
 
 _RANK_TIMEOUT = 30.0  # seconds a new worker waits for its rank
@@ -237,7 +236,7 @@ def _parser() -> argparse.ArgumentParser:
         description="A WorkerServer for a Cluster: secret and nonce on stdin, exits at its end.",
     )
     parser.add_argument("--work-fn", required=True, help="module.fn or path/to/file.py:fn")
-    parser.add_argument("--workers", type=parse_count, required=True, help="workers on this node")
+    parser.add_argument("--workers", type=int, required=True, help="workers on this node")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--host", default="auto", help="address to bind (default: %(default)s)")
     parser.add_argument("--exit-grace", type=float, default=2.0, metavar="SECONDS")

@@ -116,21 +116,6 @@ def load_work_fn(spec: str) -> WorkFn:
 # --8<-- [end:load_work_fn]
 
 
-def parse_count(text: str) -> int:
-    """The number of ``--workers``: 1 or more (argparse names the option in the error).
-
-    Raises:
-        argparse.ArgumentTypeError: Not an int, or under 1.
-    """
-    try:
-        count = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
-    if count < 1:
-        raise argparse.ArgumentTypeError(f"{count} is not a count of 1 or more")
-    return count
-
-
 def parse_codecs(text: str) -> tuple[str, ...]:
     """The codecs named by ``--codecs``: a comma-separated list such as ``json,marshal``.
 
@@ -204,7 +189,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--workers",
-        type=parse_count,
+        type=int,
         default=os.cpu_count() or 1,
         help="workers at once, counting clients still authenticating; one more client "
         "is told the server is full (default: CPU count, here %(default)s)",
