@@ -113,6 +113,38 @@ def test_a_node_s_worker_count_that_is_not_a_count_is_refused_when_it_is_made(
         NodeConfig("h", num_workers=value)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("host", 1, "bad host name 1"),
+        ("host", "a b", "bad host name 'a b'"),
+        ("env", {"A": 1}, "node h: env: environment names and values are str, not 'A': 1"),
+        ("env", {"A B": "1"}, "node h: env: 'A B' is not a shell name"),
+        ("env", {"A": "x\0y"}, "node h: env: the value of A holds a NUL byte"),
+        ("env", "A=1", "node h: env must be a dict of str to str, not 'A=1'"),
+        ("ssh_options", "-v", "node h: ssh_options must be a list of str, not '-v'"),
+        ("ssh_options", [1], "node h: ssh_options must be a list of str, not [1]"),
+        ("python", "", "node h: python must be a path, not ''"),
+        ("cwd", None, "node h: cwd must be a path, not None"),
+        ("user", 7, "node h: user must be a str or None, not 7"),
+        ("identity_file", b"k", "node h: identity_file must be a str or None, not b'k'"),
+        ("ssh_port", "22", "node h: ssh_port: port must be an int"),
+        ("ssh_port", 0, "node h: ssh_port: port 0 is not in 1-65535"),
+    ],
+)
+def test_a_node_setting_that_cannot_work_is_refused_when_the_node_is_made(
+    field: str, value: object, says: str
+) -> None:
+    from miniray import ConfigError, NodeConfig
+
+    # Each was taken, then failed (or, worse, did something else) once the cluster started:
+    # an int host's AttributeError, env values made str, ssh_options "-v" as "-" and "v",
+    # python "" as "exec: : Permission denied", an env name only at start
+    arguments: dict[str, object] = {"host": "h", field: value}
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        NodeConfig(**arguments)  # type: ignore[arg-type]
+
+
 def test_more_workers_than_this_process_may_hold_sockets_for_are_refused_at_once(
     node: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -181,6 +213,16 @@ def test_logs_go_to_stderr_by_default_and_to_per_rank_files(
         ask_all(cluster.start(work_fn="cluster_workfns.chatty"), 1)
     rank1 = (tmp_path / "logs" / "rank-1.log").read_text().splitlines()
     assert sorted(rank1) == sorted(["line 0 of rank 1", "err 0 of rank 1", "last words of rank 1"])
+
+
+@pytest.mark.parametrize("log", [42, "", b"logs"])
+def test_a_log_that_is_no_sink_nor_folder_is_refused_when_the_cluster_is_made(log: object) -> None:
+    from miniray import Cluster, ConfigError, NodeConfig
+
+    # 42 was Path()'s TypeError, and "" logged into the working directory
+    says = "log: a function of a LogLine, a folder or None, not "
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        Cluster([NodeConfig("localhost")], log=log)  # type: ignore[arg-type]
 
 
 def test_a_worker_printing_50_megabytes_never_blocks(node: Any, tag: str) -> None:

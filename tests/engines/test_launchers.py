@@ -86,3 +86,5 @@ def test_on_ray_refuses_a_count_that_is_not_one_before_it_connects(
         Cluster.on_ray(*arguments)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"timeout=-1: a finite number of seconds"):
         Cluster.on_ray(1, 1, timeout=-1)
+    with pytest.raises(ConfigError, match="node ray-node: env: 'A B' is not a shell name"):
+        Cluster.on_ray(1, 1, env={"A B": "1"})

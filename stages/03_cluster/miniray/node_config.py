@@ -17,8 +17,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import ConfigError
-from .launch import LOCAL_HOSTS
+from .launch import LOCAL_HOSTS, is_shell_name
 from .launchers import Launcher, get_launcher
+from .process import check_env
 from .settings import check_count, check_size
 from .tcp import check_port
 from .wire_options import WireOptions
@@ -66,8 +67,13 @@ class NodeConfig:
     address: str | None = None
 
     def __post_init__(self) -> None:
-        if not self.host or self.host.startswith("-"):
-            raise ConfigError(f"bad host name {self.host!r}")
+        host = self.host
+        # (split: no whitespace, and not empty)
+        if not isinstance(host, str) or host.split() != [host] or host.startswith("-"):
+            raise ConfigError(f"bad host name {host!r}")
+        problem = _launch_problem(self)
+        if problem is not None:
+            raise ConfigError(f"node {host}: {problem}")
         limits = {"max_frame": (self.max_frame, MIN_FRAME)}
         try:
             check_count("num_workers", self.num_workers)
@@ -103,6 +109,41 @@ class NodeConfig:
         if launcher is None or self.launcher is not None:
             return self
         return replace(self, launcher=launcher)
+
+
+def _launch_problem(node: NodeConfig) -> str | None:
+    """What in ``node``'s launch settings would fail, or do something else, once it starts
+    (an env value made a str, ssh_options "-v" as "-" and "v"); None if nothing."""
+    if not isinstance(node.env, dict):
+        return f"env must be a dict of str to str, not {node.env!r:.60}"
+    try:
+        check_env(node.env)  # the rule of a local Worker's env
+    except (TypeError, ValueError) as e:
+        return f"env: {e}"
+    for name in node.env:
+        if not is_shell_name(name):  # it is set by the shell's `env` on the node
+            return f"env: {name!r} is not a shell name"
+    options = node.ssh_options
+    if isinstance(options, str) or not isinstance(options, Sequence) or not _all_str(options):
+        return f"ssh_options must be a list of str, not {options!r:.60}"
+    for name in ("python", "cwd"):
+        path = getattr(node, name)
+        if not isinstance(path, str) or not path:
+            return f"{name} must be a path, not {path!r:.60}"
+    for name in ("user", "identity_file"):
+        value = getattr(node, name)
+        if value is not None and not isinstance(value, str):
+            return f"{name} must be a str or None, not {value!r:.60}"
+    try:
+        if node.ssh_port is not None:
+            check_port(node.ssh_port)
+    except (TypeError, ValueError) as e:
+        return f"ssh_port: {e}"
+    return None
+
+
+def _all_str(items: Sequence[object]) -> bool:
+    return all(isinstance(item, str) for item in items)
 
 
 def server_args(wire: WireOptions) -> list[str]:

@@ -215,8 +215,9 @@ def on_ray(
     as in `NodeConfig`. Other options go to `Cluster`.
 
     Raises:
-        ConfigError: Ray is not installed, a count is not an int of 1 or more, or
-            ``timeout`` is not a finite number of seconds.
+        ConfigError: Ray is not installed, a count is not an int of 1 or more,
+            ``timeout`` is not a finite number of seconds, or ``env``, ``cwd`` or
+            ``python`` cannot work (as `NodeConfig` checks them).
         ClusterError: Ray could not place ``num_nodes`` bundles on as many nodes within
             ``timeout`` seconds.
     """
@@ -226,6 +227,9 @@ def on_ray(
     except (TypeError, ValueError) as e:
         raise ConfigError(f"Cluster.on_ray: {e}") from None
     check_seconds("timeout", timeout, ConfigError)
+    options: dict[str, Any] = {"env": {} if env is None else env}
+    options.update({k: v for k, v in (("cwd", cwd), ("python", python)) if v is not None})
+    NodeConfig("ray-node", workers_per_node, **options)  # its ConfigError before Ray places any
     try:
         import ray
         from ray.util.placement_group import placement_group, remove_placement_group
@@ -251,8 +255,6 @@ def on_ray(
             ray.kill(actor)
         remove_placement_group(group)
         raise ClusterError(f"Ray could not place {num_nodes} nodes: {e}") from e
-    options: dict[str, Any] = {"env": dict(env or {})}
-    options.update({k: v for k, v in (("cwd", cwd), ("python", python)) if v is not None})
     nodes = [
         NodeConfig(
             f"ray-node-{i}", workers_per_node, launcher=RayLauncher(a), address=ip, **options
