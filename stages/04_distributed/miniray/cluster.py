@@ -86,7 +86,8 @@ class Cluster:
     Raises:
         ConfigError: No nodes, something else than NodeConfigs, more workers than this
             process may hold sockets for (``ulimit -n``), or a setting that cannot work (a
-            negative time, an unknown ``codec``, a ``max_frame`` under 1 KiB).
+            negative time, an unknown ``codec``, a ``max_frame`` under 1 KiB, a ``log`` that
+            is no function nor folder).
     """
 
     ctrl_c_window = 10.0
@@ -117,6 +118,8 @@ class Cluster:
             raise ConfigError(str(e)) from None
         self.wire = WireOptions(max_frame, set_on="Cluster")
         self.nodes = [node.with_launcher(launcher) for node in nodes]
+        if not (log is None or callable(log) or (isinstance(log, str | os.PathLike) and log)):
+            raise ConfigError(f"log: a function of a LogLine, a folder or None, not {log!r:.60}")
         chosen = log_to_stream() if log is None else log if callable(log) else log_to_files(log)
         self._guarded = _Guarded(chosen)
         self._sink = LogDelivery(self._guarded)  # what the nodes' log threads call
