@@ -54,7 +54,7 @@ from .process import (
     run_work_fn,
 )
 from .settings import check_count
-from .tcp import check_port, tune
+from .tcp import check_host, check_port, tune
 from .timeouts import check_seconds
 from .wire import DEFAULT_MAX_FRAME
 from .wire_options import (
@@ -107,7 +107,8 @@ class WorkerServer:
             ``max_buffer_bytes`` (a Cluster's node server passes its Cluster's).  # @3+
 
     Raises:
-        TypeError: ``work_fn`` is not callable, or ``port`` or a count not an int.
+        TypeError: ``work_fn`` is not callable, ``host`` not a str, or ``port`` or a count
+            not an int.
         ValueError: ``port`` is not 0-65535, a count is under 1, or a time is negative,
             NaN or infinite.
         OSError: The address cannot be bound (in use, not this machine's).
@@ -132,6 +133,7 @@ class WorkerServer:
         check_count("max_workers", max_workers)
         check_count("max_pending", max_pending)
         check_work_fn(work_fn)
+        check_host(host, server=True)
         check_port(port, server=True)
         self._work_fn = work_fn
         self._handshake_timeout = check_seconds("handshake_timeout", handshake_timeout)
@@ -146,6 +148,8 @@ class WorkerServer:
         self._options = WireOptions(max_frame, max_buffer_bytes, set_on="WorkerServer")  # @5+
         self._options = wire or self._options  # @3+
         # @5+ {
+        if isinstance(codecs, str):  # its letters are no codecs
+            raise TypeError(f"codecs: a tuple of codec names, not {codecs!r:.50}")
         unknown = sorted(set(codecs) - set(CODECS))
         if unknown or not codecs:
             raise ValueError(f"codecs must be some of {list(CODECS)}, not {list(codecs)}")

@@ -469,6 +469,52 @@ def test_a_client_given_a_bad_port_says_so_before_connecting(
         RemoteWorker("127.0.0.1", port, secret=SECRET)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("host", "error", "says"),
+    [
+        (None, TypeError, "host must be a str, not None"),  # it connected to localhost
+        (1, TypeError, "host must be a str, not 1"),  # getaddrinfo()'s TypeError
+        ("", ValueError, "host is empty: name the server's host or address"),
+    ],
+)
+def test_a_client_given_a_host_that_is_no_name_says_so_before_connecting(
+    host: object, error: type[Exception], says: str
+) -> None:
+    from miniray import RemoteWorker
+
+    with pytest.raises(error, match=re.escape(says)):
+        RemoteWorker(host, 9, secret=SECRET)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("secret", "says"),
+    [(1, "the secret is a str or bytes, not int"), (["s" * 20], "not list")],
+)
+def test_a_secret_that_is_no_text_is_a_type_error_on_both_ends(secret: object, says: str) -> None:
+    from miniray import RemoteWorker, WorkerServer
+
+    with pytest.raises(TypeError, match=re.escape(says)):  # an AttributeError about strip()
+        RemoteWorker("127.0.0.1", 9, secret=secret)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=re.escape(says)):
+        WorkerServer(print, secret=secret)  # type: ignore[arg-type]
+
+
+def test_a_server_given_a_host_that_is_no_name_says_so() -> None:
+    from miniray import WorkerServer
+
+    with pytest.raises(TypeError, match="host must be a str, not 1"):
+        WorkerServer(print, host=1, secret=SECRET)  # type: ignore[arg-type]
+
+
+@pytest.mark.needs("marshal")
+def test_a_server_given_one_codec_name_for_its_codecs_says_so() -> None:
+    from miniray import WorkerServer
+
+    # a str was taken as its letters: "codecs must be some of [...], not ['j', 's', 'o', 'n']"
+    with pytest.raises(TypeError, match=r"codecs: a tuple of codec names, not 'json'"):
+        WorkerServer(print, secret=SECRET, codecs="json")  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("seconds", [-1.0, float("nan"), float("inf"), "10"])
 def test_a_client_given_a_connect_timeout_that_cannot_work_says_so(seconds: object) -> None:
     from miniray import RemoteWorker

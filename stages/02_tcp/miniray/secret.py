@@ -63,6 +63,7 @@ def load_secret(secret: str | bytes | None = None) -> bytes:
     Raises:
         AuthenticationError: A secret file is missing or unsafe (see
             ``_read_secret_file``), or the secret is too short to be one.
+        TypeError: ``secret`` is not a str, bytes or None.
     """
     return secret_key(find_secret(secret))
 
@@ -78,6 +79,8 @@ def find_secret(secret: str | bytes | None = None) -> bytes:
     if secret is None:
         path = os.environ.get("MINIRAY_SECRET_FILE")
         secret = _read_secret_file(Path(path)) if path else _default_secret()
+    if not isinstance(secret, str | bytes):  # (its value is never shown: it may be the secret)
+        raise TypeError(f"the secret is a str or bytes, not {type(secret).__name__}")
     value = secret.encode() if isinstance(secret, str) else secret
     if len(value.strip()) < _MIN_SECRET_CHARS:
         raise AuthenticationError(f"the secret must be at least {_MIN_SECRET_CHARS} characters")

@@ -51,7 +51,7 @@ from .process import (
     run_work_fn,
 )
 from .settings import check_count
-from .tcp import check_port, tune
+from .tcp import check_host, check_port, tune
 from .timeouts import check_seconds
 from .wire import DEFAULT_MAX_FRAME
 from .wire_options import (
@@ -98,7 +98,8 @@ class WorkerServer:
             least ``max_workers``, so that a client for every worker may connect at once.
 
     Raises:
-        TypeError: ``work_fn`` is not callable, or ``port`` or a count not an int.
+        TypeError: ``work_fn`` is not callable, ``host`` not a str, or ``port`` or a count
+            not an int.
         ValueError: ``port`` is not 0-65535, a count is under 1, or a time is negative,
             NaN or infinite.
         OSError: The address cannot be bound (in use, not this machine's).
@@ -120,6 +121,7 @@ class WorkerServer:
         check_count("max_workers", max_workers)
         check_count("max_pending", max_pending)
         check_work_fn(work_fn)
+        check_host(host, server=True)
         check_port(port, server=True)
         self._work_fn = work_fn
         self._handshake_timeout = check_seconds("handshake_timeout", handshake_timeout)

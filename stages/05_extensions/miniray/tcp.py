@@ -17,8 +17,10 @@ def connect(host: str, port: int, timeout: float) -> socket.socket:
 
     Raises:
         ServerUnreachable: Refused (is the server running?), timed out, or no route.
-        TypeError, ValueError: ``port`` is not a port number (see `check_port`).
+        TypeError, ValueError: ``host`` is not a name, or ``port`` not a port number (see
+            `check_host`, `check_port`).
     """
+    check_host(host)
     check_port(port)
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
@@ -32,6 +34,16 @@ def connect(host: str, port: int, timeout: float) -> socket.socket:
         raise ServerUnreachable(f"cannot connect to {host}:{port}: {e}") from None
     tune(sock)
     return sock
+
+
+def check_host(host: object, *, server: bool = False) -> None:
+    """Refuse, at the call, what is not a host name or address: ``None`` would mean this
+    machine to the socket calls, and an int their own TypeError. A server may bind ``""``,
+    every address of this machine; a client must name one."""
+    if not isinstance(host, str):
+        raise TypeError(f"host must be a str, not {host!r:.50}")
+    if not host and not server:
+        raise ValueError("host is empty: name the server's host or address")
 
 
 def check_port(port: object, *, server: bool = False) -> None:
