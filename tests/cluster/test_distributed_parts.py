@@ -68,6 +68,52 @@ def test_bad_configs_are_refused() -> None:
         create_nccl_configs("h", [("a", 1), ("b", 1)], socket_ifnames=["x", "y", "z"])
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("master_port", "29500", "master_port must be an int, not '29500'"),
+        ("world_size", 2.0, "world_size must be an int, not 2.0"),
+        ("rank", True, "rank must be an int, not True"),
+        ("local_rank", None, "local_rank must be an int, not None"),
+        ("group_rank", "0", "group_rank must be an int, not '0'"),
+        ("master_addr", 10, "master_addr must be a str, not 10"),
+        ("host", ["h"], "host must be a str, not ['h']"),
+        ("socket_ifname", 0, "socket_ifname must be a str or None, not 0"),
+    ],
+)
+def test_a_config_field_of_the_wrong_type_is_refused_by_name(
+    field: str, value: object, says: str
+) -> None:
+    # A config arrives as a message (NCCLConfig(**handle.recv())): a str port was a bare
+    # TypeError from a comparison, a float world size and a bool rank were taken
+    from miniray import DistributedConfigError, NCCLConfig
+
+    fields: dict[str, object] = dict(
+        master_addr="10.0.0.1", master_port=29500, world_size=2, rank=1, local_rank=0,
+        local_world_size=1, group_rank=1, host="n2", socket_ifname=None,
+    )  # fmt: skip
+    fields[field] = value
+    with pytest.raises(DistributedConfigError, match=re.escape(says)):
+        NCCLConfig(**fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("nodes", "says"),
+    [
+        ([], "a process group needs at least one node"),
+        ([("a", 0)], "node a: num_workers=0: a count, 1 or more"),
+        ([("a", 1), ("b", -1)], "node b: num_workers=-1: a count, 1 or more"),
+        ([("a", "2")], "node a: num_workers must be an int, not '2'"),
+    ],
+)
+def test_nodes_without_ranks_make_no_configs(nodes: list[tuple[str, object]], says: str) -> None:
+    # [] and a node of 0 or -1 workers gave fewer configs than nodes, without a word
+    from miniray import DistributedConfigError, create_nccl_configs
+
+    with pytest.raises(DistributedConfigError, match=re.escape(says)):
+        create_nccl_configs("10.0.0.1", nodes)  # type: ignore[arg-type]
+
+
 def test_a_config_survives_the_trip_to_a_worker_and_back() -> None:
     """The original design's round trip: worker.send(config.__dict__) -> NCCLConfig(**recv())."""
     import workfns

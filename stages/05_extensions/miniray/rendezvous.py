@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from .errors import DistributedConfigError
 from .ranks import RankInfo, assign_ranks
+from .settings import check_count
 
 
 # --8<-- [start:config]
@@ -61,6 +62,7 @@ class NCCLConfig:
     socket_ifname: str | None = None
 
     def __post_init__(self) -> None:
+        _check_types(self)  # a config may arrive as a message: NCCLConfig(**handle.recv())
         if not self.master_addr:
             raise DistributedConfigError("master_addr is empty")
         if not 0 < self.master_port < 65536:
@@ -110,6 +112,24 @@ class NCCLConfig:
 # --8<-- [end:config]
 
 
+def _check_types(config: NCCLConfig) -> None:
+    for name in _INT_FIELDS:
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise DistributedConfigError(f"{name} must be an int, not {value!r:.40}")
+    for name in ("master_addr", "host"):
+        value = getattr(config, name)
+        if not isinstance(value, str):
+            raise DistributedConfigError(f"{name} must be a str, not {value!r:.40}")
+    if config.socket_ifname is not None and not isinstance(config.socket_ifname, str):
+        raise DistributedConfigError(
+            f"socket_ifname must be a str or None, not {config.socket_ifname!r:.40}"
+        )
+
+
+_INT_FIELDS = ("master_port", "world_size", "rank", "local_rank", "local_world_size", "group_rank")
+
+
 # --8<-- [start:setup_nccl_env]
 def setup_nccl_env(config: NCCLConfig) -> None:
     """Set this process's environment for ``init_process_group(init_method="env://")``.
@@ -146,7 +166,18 @@ def create_nccl_configs(
 
     Returns:
         ``sum(n for _, n in nodes)`` configs; ``configs[r].rank == r``.
+
+    Raises:
+        DistributedConfigError: No nodes, a node's count that is not an int of 1 or more,
+            or not as many interface names as nodes.
     """
+    if not nodes:
+        raise DistributedConfigError("a process group needs at least one node")
+    for host, count in nodes:
+        try:
+            check_count("num_workers", count)
+        except (TypeError, ValueError) as e:
+            raise DistributedConfigError(f"node {host}: {e}") from None
     if socket_ifnames is not None and len(socket_ifnames) != len(nodes):
         raise DistributedConfigError(
             f"{len(socket_ifnames)} interface names for {len(nodes)} nodes"
