@@ -28,8 +28,9 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from .channel import wait_readable
-from .errors import PreflightError, RemoteError, WorkerDied
+from .errors import DistributedConfigError, PreflightError, RemoteError, WorkerDied
 from .rendezvous import NCCLConfig, setup_nccl_env
+from .timeouts import check_seconds
 
 if TYPE_CHECKING:
     from .channel import Channel
@@ -59,8 +60,11 @@ def preflight(
     Raises:
         PreflightError: A rank failed or did not finish within ``timeout`` seconds; the
             cluster has been stopped.
+        DistributedConfigError: An argument that cannot work (a backend that is none of
+            the three, a negative timeout, not one config per rank); nothing was sent.
     """
     workers = cluster.workers
+    _check_arguments(len(workers), configs, backend, timeout)
     progress = {w.rank: PHASES[0] for w in workers}
     started = time.monotonic()
     deadline = started + timeout
@@ -83,6 +87,24 @@ def preflight(
 
 
 # --8<-- [end:preflight]
+
+
+def _check_arguments(
+    ranks: int, configs: Sequence[NCCLConfig], backend: str, timeout: float
+) -> None:
+    if backend not in ("nccl", "gloo", "auto"):
+        raise DistributedConfigError(
+            f"backend must be 'nccl', 'gloo' or 'auto', not {backend!r:.40}"
+        )
+    check_seconds("timeout", timeout, DistributedConfigError)
+    if len(configs) != ranks:
+        raise DistributedConfigError(f"{len(configs)} configs for {ranks} ranks")
+    for config in configs:
+        if not isinstance(config, NCCLConfig):
+            raise DistributedConfigError(
+                f"configs are NCCLConfigs, not {type(config).__name__}: "
+                "cluster.distributed_configs() makes them"
+            )
 
 
 # --8<-- [start:await_phase]

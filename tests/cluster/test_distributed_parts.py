@@ -596,6 +596,30 @@ def test_preflight_returns_the_backend_every_rank_got(node: Any, tag: str) -> No
     assert wait_for_no_processes(tag, 5.0) == []
 
 
+def test_preflight_arguments_that_cannot_work_are_refused_before_any_rank_hears(
+    node: Any, tag: str
+) -> None:
+    from miniray import Cluster, preflight
+
+    with Cluster([node("localhost", 2)]) as cluster:
+        cluster.start(work_fn="fake_ranks.fake_preflight_ok")
+        configs = cluster.distributed_configs()
+        # Each went out to the ranks first: a bogus backend reached init_process_group, a
+        # negative timeout stopped the whole cluster, one config too few was zip()'s
+        # ValueError after rank 0 had its config
+        bad: list[tuple[dict[str, Any], str]] = [
+            ({"backend": "bogus"}, "backend must be 'nccl', 'gloo' or 'auto', not 'bogus'"),
+            ({"timeout": -1}, "timeout=-1: a finite number of seconds"),
+            ({"configs": configs[:1]}, "1 configs for 2 ranks"),
+            ({"configs": [c.__dict__ for c in configs]}, "configs are NCCLConfigs, not dict"),
+        ]
+        for arguments, says in bad:
+            with pytest.raises(ValueError, match=re.escape(says)):
+                preflight(cluster, **{"configs": configs, **arguments})
+        assert preflight(cluster, configs, timeout=60) == "gloo"  # nothing was sent before
+    assert wait_for_no_processes(tag, 5.0) == []
+
+
 @pytest.mark.ex04_4
 def test_await_phase_returns_the_phase_and_records_every_report(
     scripted: Callable[..., list[ScriptedRank]],
