@@ -530,6 +530,33 @@ def test_train_step_reports_a_dead_rank(node: Any, tag: str) -> None:
     assert wait_for_no_processes(tag, 5.0) == []
 
 
+@pytest.mark.ex04_3
+@pytest.mark.parametrize(
+    ("shards", "timeout", "error", "says"),
+    [
+        (2, 10, ValueError, "2 shards for 3 ranks"),
+        (4, 10, ValueError, "4 shards for 3 ranks"),
+        (3, -1, ValueError, "timeout must be"),
+        (3, "5", TypeError, "timeout must be"),
+    ],
+)
+def test_train_step_refuses_what_cannot_work_before_any_rank_hears(
+    scripted: Callable[..., list[ScriptedRank]],
+    shards: int,
+    timeout: object,
+    error: type[Exception],
+    says: str,
+) -> None:
+    """A step sent to some ranks only leaves them a command ahead of the others: the next
+    step's replies would be this one's."""
+    from miniray import train_step
+
+    ranks = scripted(3)
+    with pytest.raises(error, match=says):
+        train_step(ranks, [{"inputs": [[r]]} for r in range(shards)], timeout=timeout)  # type: ignore[arg-type]
+    assert [rank.sent for rank in ranks] == [[], [], []]
+
+
 # --- the preflight's timeout, with ranks that hang where real ones do ----------------------
 
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .distributed import RankedWorker, gather
 from .errors import ProtocolError
+from .timeouts import check_timeout
 
 if TYPE_CHECKING:
     from .channel import Channel
@@ -91,7 +92,14 @@ def train_step(
         WorkerDied: A rank died (as in `gather`, which names it).
         RemoteError: A rank's step raised.
         TimeoutError: Not every rank answered a phase within ``timeout`` seconds.
+        ValueError, TypeError: Not one shard per rank, or a timeout ``recv`` refuses;
+            nothing was sent.
     """
+    # Before any rank hears a word: a step sent to some ranks only would leave them a
+    # command ahead of the others, and the next step's replies would be this one's.
+    check_timeout(timeout)
+    if len(shards) != len(workers):
+        raise ValueError(f"{len(shards)} shards for {len(workers)} ranks")
     for worker, shard in zip(workers, shards, strict=True):
         worker.send({"cmd": "forward_backward", "batch": shard})
     metrics = gather(workers, timeout)
