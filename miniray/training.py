@@ -115,7 +115,9 @@ def train_step(
 def command(
     workers: Sequence[SendingWorker], msg: dict[str, Any], *, timeout: float | None = None
 ) -> list[Any]:
-    """Send every rank the same command; return the replies in rank order."""
+    """Send every rank the same command; return the replies in rank order (a bad
+    ``timeout`` is refused before any rank hears: see `train_step`)."""
+    check_timeout(timeout)
     for worker in workers:
         worker.send(msg)
     return gather(workers, timeout)

@@ -557,6 +557,17 @@ def test_train_step_refuses_what_cannot_work_before_any_rank_hears(
     assert [rank.sent for rank in ranks] == [[], [], []]
 
 
+def test_a_command_with_a_bad_timeout_reaches_no_rank(
+    scripted: Callable[..., list[ScriptedRank]],
+) -> None:
+    from miniray.training import command
+
+    ranks = scripted(2)
+    with pytest.raises(ValueError, match="timeout must be"):
+        command(ranks, {"cmd": "optim_step"}, timeout=-1)
+    assert [rank.sent for rank in ranks] == [[], []]
+
+
 # --- the preflight's timeout, with ranks that hang where real ones do ----------------------
 
 
