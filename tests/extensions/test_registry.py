@@ -171,6 +171,29 @@ def test_a_call_alone_in_flight_is_read_by_its_caller(ext_connect: Any) -> None:
     assert readers == [threading.current_thread().name] * 20
 
 
+def test_after_a_burst_of_submits_a_call_alone_is_read_by_its_caller_again(
+    ext_connect: Any,
+) -> None:
+    """The reader thread keeps the turn while replies are due, and gives it back with the
+    last one: the caller's next call_remote reads its own reply, with no hand-over."""
+    import threading
+
+    worker = ext_connect(ext_workfns.registry)
+    futures = [worker.submit("add", i, b=1) for i in range(200)]
+    assert [f.result(timeout=10) for f in futures] == list(range(1, 201))
+    readers: list[str] = []
+    recv = worker._channel.recv
+
+    def recording_recv(*args: Any, **kwargs: Any) -> Any:
+        readers.append(threading.current_thread().name)
+        return recv(*args, **kwargs)
+
+    worker._channel.recv = recording_recv
+    for i in range(20):
+        assert worker.call_remote("add", i, b=1) == i + 1
+    assert readers == [threading.current_thread().name] * 20
+
+
 def test_calls_and_submits_mixed_across_threads_each_get_their_own_result(
     ext_connect: Any,
 ) -> None:

@@ -173,6 +173,7 @@ class _CallState:
         self.pending: dict[int, Future[Any] | _OwnReply] = {}
         self.ended: WorkerDied | None = None
         self.reading = False  # a thread is reading the channel (the reader, or a caller)
+        self.reader_reads = False  # ... and it is the reader thread, which keeps the turn
         self.stopping = False  # close(): the reader ends once nothing is pending
         self._channel, self._pid, self._host = channel, pid, host
         self.reader = threading.Thread(target=self._run, name=f"miniray-calls-{pid}", daemon=True)
@@ -210,20 +211,29 @@ class _CallState:
 
         A caller reading its own reply (`read_own_reply`) just reads. The reader thread
         waits until calls are pending and no caller reads; it ends (ChannelClosed) when the
-        calls have ended or are stopped.
+        calls have ended or are stopped. It keeps the turn while more replies are due (a
+        call made meanwhile gets a Future), so a stream of replies costs no wait and no
+        wake-up each; it gives the turn back with the last reply due, before that call's
+        caller hears of it, so that caller's next ``call_remote`` can read its own.
         """
-        if threading.current_thread() is not self.reader:
+        if threading.get_ident() != self.reader.ident:
             return self._channel.recv()
-        with self.turn:
-            while not self.pending or self.reading:
-                if self.ended is not None or (self.stopping and not self.pending):
-                    raise ChannelClosed("the calls have ended")
-                self.turn.wait()
-            self.reading = True
+        if not self.reader_reads:  # (only this thread sets it)
+            with self.turn:
+                while not self.pending or self.reading:
+                    if self.ended is not None or (self.stopping and not self.pending):
+                        raise ChannelClosed("the calls have ended")
+                    self.turn.wait()
+                self.reader_reads = self.reading = True
         try:
-            return self._channel.recv()
-        finally:
+            reply = self._channel.recv()
+        except BaseException:
             self.stop_reading()
+            raise
+        with self.table_lock:
+            if len(self.pending) <= 1:  # this reply is the last one due
+                self.reader_reads = self.reading = False
+        return reply
 
     def read_own_reply(self, own: _OwnReply) -> None:
         """In ``call_remote``'s thread: read replies until its own, ``own``, has arrived."""
@@ -237,7 +247,7 @@ class _CallState:
     def stop_reading(self) -> None:
         """Give up the turn to read; the reader thread reads next if calls are pending."""
         with self.turn:
-            self.reading = False
+            self.reading = self.reader_reads = False
             if self.pending:  # else the reader thread sleeps on: waking it costs a switch
                 self.turn.notify()
 
