@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import shlex
 import subprocess
 from typing import Any
@@ -97,7 +96,7 @@ def options_from(args: argparse.Namespace) -> RunOptions:
         words = shlex.split(launcher)
         node_options["launcher"] = words[0] if len(words) == 1 else words
     if args.slurm:
-        nodes = hosts_from_slurm(os.environ, **node_options)
+        nodes = hosts_from_slurm(**node_options)
     else:
         nodes = hosts_from_option(args.hosts, **node_options)
     if isinstance(given, int):  # said on the command line: it wins over slots and SLURM's counts

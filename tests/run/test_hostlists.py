@@ -259,6 +259,19 @@ def test_slurm_outside_an_allocation_says_so(tmp_path: Path) -> None:
             hosts_from_slurm(environ)
 
 
+def test_slurm_hosts_read_this_process_s_environment_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from miniray import hosts_from_slurm
+
+    # hosts_from_slurm() inside an allocation; it needed os.environ spelt out (None: an
+    # AttributeError)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no scontrol: the parser
+    monkeypatch.setenv("SLURM_JOB_NODELIST", "n[1-2]")
+    monkeypatch.setenv("SLURM_TASKS_PER_NODE", "2(x2)")
+    assert [(n.host, n.num_workers) for n in hosts_from_slurm()] == [("n1", 2), ("n2", 2)]
+
+
 def test_slurm_counts_for_another_number_of_hosts_are_an_error(tmp_path: Path) -> None:
     from miniray import ConfigError, hosts_from_slurm
 

@@ -16,6 +16,7 @@ New in this stage: the whole module.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -86,7 +87,9 @@ def hosts_from_file(path: str | Path, **node_options: Any) -> list[NodeConfig]:
 
 
 # --8<-- [start:hosts_from_slurm]
-def hosts_from_slurm(environ: Mapping[str, str], **node_options: Any) -> list[NodeConfig]:
+def hosts_from_slurm(
+    environ: Mapping[str, str] | None = None, **node_options: Any
+) -> list[NodeConfig]:
     """The hosts of the SLURM allocation this process runs in (``SLURM_JOB_NODELIST``).
 
     The list is expanded by ``scontrol show hostnames`` when ``scontrol`` is on
@@ -95,14 +98,15 @@ def hosts_from_slurm(environ: Mapping[str, str], **node_options: Any) -> list[No
     ``SLURM_JOB_CPUS_PER_NODE``; with neither, ``num_workers`` of ``node_options`` (1).
 
     Args:
-        environ: The environment to read, ``os.environ`` inside an allocation (its PATH
-            and SLURM_CONF are scontrol's too).
+        environ: The environment to read (its PATH and SLURM_CONF are scontrol's too);
+            by default this process's, ``os.environ``.
         **node_options: More `NodeConfig` fields for every host.
 
     Raises:
         ConfigError: Not inside an allocation, a node list or count that cannot be read,
             counts for a different number of hosts, or an ``scontrol`` that fails.
     """
+    environ = os.environ if environ is None else environ
     nodelist = environ.get("SLURM_JOB_NODELIST", "").strip()
     if not nodelist:
         raise ConfigError(
