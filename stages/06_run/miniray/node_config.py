@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import resource
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -117,8 +117,8 @@ class NodeConfig:
 def _launch_problem(node: NodeConfig) -> str | None:
     """What in ``node``'s launch settings would fail, or do something else, once it starts
     (an env value made a str, ssh_options "-v" as "-" and "v"); None if nothing."""
-    if not isinstance(node.env, dict):
-        return f"env must be a dict of str to str, not {node.env!r:.60}"
+    if not isinstance(node.env, Mapping):  # (its value is not shown: it may hold secrets)
+        return f"env must be a dict of str to str, not a {type(node.env).__name__}"
     try:
         check_env(node.env)  # the rule of a local Worker's env
     except (TypeError, ValueError) as e:
