@@ -118,7 +118,7 @@ def test_a_node_s_worker_count_that_is_not_a_count_is_refused_when_it_is_made(
     [
         ("host", 1, "bad host name 1"),
         ("host", "a b", "bad host name 'a b'"),
-        ("env", {"A": 1}, "node h: env: environment names and values are str, not 'A': 1"),
+        ("env", {"A": 1}, "node h: env: environment names and values are str, not 'A': int"),
         ("env", {"A B": "1"}, "node h: env: 'A B' is not a shell name"),
         ("env", {"A": "x\0y"}, "node h: env: the value of A holds a NUL byte"),
         ("env", "A=1", "node h: env must be a dict of str to str, not a str"),

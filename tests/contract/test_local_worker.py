@@ -188,7 +188,7 @@ def test_a_limit_that_is_not_a_size_is_refused_before_the_fork(
     ("env", "error", "says"),
     [
         ({1: "2"}, TypeError, "environment names and values are str"),
-        ({"A": 2}, TypeError, "environment names and values are str"),
+        ({"A": 2}, TypeError, "environment names and values are str, not 'A': int"),
         ({"A=B": "1"}, ValueError, "not an environment variable name"),
         ({"": "1"}, ValueError, "not an environment variable name"),
         ({"A": "x\0y"}, ValueError, "a NUL byte"),

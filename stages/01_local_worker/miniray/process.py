@@ -137,8 +137,9 @@ def check_env(env: Mapping[str, str]) -> None:
     """Refuse, at the call, an environment the child could not set (``os.environ`` would
     raise there, in the child, after the fork)."""
     for name, value in env.items():
-        if not isinstance(name, str) or not isinstance(value, str):
-            raise TypeError(f"environment names and values are str, not {name!r}: {value!r:.50}")
+        if not isinstance(name, str) or not isinstance(value, str):  # (a value may be secret)
+            kind = type(value).__name__
+            raise TypeError(f"environment names and values are str, not {name!r:.50}: {kind}")
         if not name or "=" in name or "\0" in name:
             raise ValueError(f"{name!r} is not an environment variable name")
         if "\0" in value:
