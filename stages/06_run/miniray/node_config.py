@@ -43,7 +43,8 @@ class NodeConfig:
         ssh_options: More ssh arguments, e.g. ``["-F", "my_ssh_config"]``.
         python: The node's Python, by absolute path (default: this interpreter's path).
         cwd: Working directory on the node (default: this process's).
-        env: Environment variables for the server and its workers.
+        env: Environment variables for the server and its workers. They travel on the
+            launch command line, which local users can read (``ps``): no secrets.
         max_frame: This node's ``max_frame``, if not the Cluster's.
         max_buffer_bytes: This node's ``max_buffer_bytes``, if not the Cluster's.
         launcher: How the server is started on the node (see ``launchers``): None (SSH,

@@ -70,7 +70,8 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="set a variable for the nodes' servers and every rank",
+        help="set a variable for the nodes' servers and every rank (no secrets: the "
+        "value shows in the process list, here and on the nodes)",
     )
     p.add_argument("--no-env-check", action="store_true", help="skip the software check")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- python train.py ARGS")
