@@ -164,6 +164,15 @@ def test_an_empty_launcher_is_a_usage_error(capsys: pytest.CaptureFixture[str]) 
     assert "argument --launcher: an empty launcher" in capsys.readouterr().err
 
 
+def test_an_empty_log_dir_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    from miniray.run import main
+
+    with pytest.raises(SystemExit) as exited:  # "$LOGDIR" unset: it ran with no logs, silently
+        main(["--hosts", "localhost", "--log-dir", "", "--", "true"])
+    assert exited.value.code == 2
+    assert "argument --log-dir: an empty folder name" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("option", ["--timeout", "--hang-after", "--stop-grace", "--max-restarts"])
 @pytest.mark.parametrize("value", ["-5", "nan", "inf", "soon"])
 def test_a_time_or_count_that_cannot_work_is_a_usage_error(

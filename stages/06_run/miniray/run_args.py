@@ -38,7 +38,9 @@ def parser() -> argparse.ArgumentParser:
         metavar="N|gpu",
         help="ranks on each host (default: a hostfile's slots=N, SLURM's task counts, or 1)",
     )
-    p.add_argument("--log-dir", help="rankN.out, rankN.err and summary.json go there")
+    p.add_argument(
+        "--log-dir", type=parse_folder, help="rankN.out, rankN.err and summary.json go there"
+    )
     p.add_argument("--ranks", type=parse_ranks, help="only these ranks on the console")
     p.add_argument("--max-restarts", type=parse_count, default=0, metavar="N")
     p.add_argument("--timeout", type=parse_seconds, metavar="SECONDS", help="for the whole run")
@@ -185,6 +187,13 @@ def parse_launcher(value: str) -> str:
     """``--launcher``: a name or a command template; not blank (it read as no option)."""
     if not value.strip():
         raise argparse.ArgumentTypeError("an empty launcher: ssh, local, srun or a template")
+    return value
+
+
+def parse_folder(value: str) -> str:
+    """``--log-dir``: not blank (an unset shell variable would read as no option)."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("an empty folder name")
     return value
 
 
