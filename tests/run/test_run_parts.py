@@ -126,6 +126,8 @@ def test_bad_command_lines_are_clear_errors(
 
     assert main(["--hosts", "localhost"]) == 1
     assert "no command to run" in capsys.readouterr().err
+    assert main(["--hosts", "localhost", "--", "", "train.py"]) == 1  # "$PYTHON" unset
+    assert "ConfigError: an empty program name: miniray run" in capsys.readouterr().err
     assert main(["--hosts", "localhost", "--env", "NOEQUALS", "--", "true"]) == 1
     assert "NAME=VALUE" in capsys.readouterr().err
     not_a_folder = tmp_path / "file"

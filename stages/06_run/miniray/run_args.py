@@ -85,6 +85,8 @@ def options_from(args: argparse.Namespace) -> RunOptions:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         raise ConfigError("no command to run: miniray run [options] -- python train.py ...")
+    if not command[0].strip():  # every rank would fail to start it, with status 126
+        raise ConfigError("an empty program name: miniray run [options] -- python train.py ...")
     env = {}
     for item in args.env:
         name, equals, value = item.partition("=")
