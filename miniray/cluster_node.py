@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from .cluster_stacks import STACKS_PREFIX, NodeStacks  # @6+
 from .errors import ClusterError, MiniRayError
 from .launch import (
+    READ_COMMAND,
     NodeProcess,
     remote_command,
 )
@@ -112,7 +113,7 @@ class Node:
         launcher = config.get_launcher()  # ssh, local, a template... (see launchers)
         args += ["--host", config.address or launcher.bind, *server_args(wire)]
         command = remote_command(config.python, args, cwd=config.cwd, env=config.env)
-        argv = launcher.argv(config, command, start_timeout)
+        argv = launcher.argv(config, READ_COMMAND, start_timeout)  # the command: on stdin
         self.process = process = NodeProcess(
             argv,
             secret,
@@ -120,6 +121,7 @@ class Node:
             self._server_line,
             via_ssh=launcher.via_ssh,
             popen=launcher.popen,
+            command=command,
         )
         ready, rest = process.wait_ready(start_timeout)
         address = ready["host"]  # where the ssh connection arrived, so reachable from here

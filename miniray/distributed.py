@@ -209,7 +209,7 @@ def _probe(node: NodeConfig, args: list[str], timeout: float) -> dict[str, Any]:
     )
     launcher = node.get_launcher()  # on the node: over ssh, srun, a template, a Ray actor
     try:
-        stdout, stderr = launcher.run(launcher.argv(node, command, timeout), timeout)
+        stdout, stderr = launcher.run_command(node, command, timeout)
     except subprocess.TimeoutExpired:
         raise ClusterError(f"node {node.host}: the network probe took over {timeout} s") from None
     for line in stdout.decode(errors="replace").splitlines():

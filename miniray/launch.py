@@ -1,17 +1,20 @@
 # @3+
 """Launching one node's server: the command line, the ssh process, and its ready line.
 
-A node's server is started by one command, run by the node's shell:
+A node's server is started by one command line, run by the node's shell:
 
     cd /work/dir && exec env K=V /usr/bin/python3 -m miniray.cluster_server --work-fn ...
 
-Over SSH, the real ``ssh`` client runs it (so ``~/.ssh/config``, keys, agents, jump hosts
-and ``known_hosts`` work as they do in a terminal); for ``localhost`` the same command runs
-under ``/bin/sh -c``, without SSH.  Either way the server's stdin, stdout and stderr are
-pipes to this process:
+That line is not an argument of ``ssh``: every node runs the same `READ_COMMAND`, a shell
+that reads the line from its stdin and runs it, so neither the line nor the ``env`` values
+in it show in a process list here (``ps`` shows ``ssh``'s arguments to every local user,
+for as long as the cluster runs). Over SSH, the real ``ssh`` client runs that shell (so
+``~/.ssh/config``, keys, agents, jump hosts and ``known_hosts`` work as they do in a
+terminal); for ``localhost`` it runs under ``/bin/sh -c``, without SSH.  Either way the
+server's stdin, stdout and stderr are pipes to this process:
 
-* stdin carries the cluster's secret and a nonce (first line), then control lines, and its
-  end-of-file ends the server's lease;
+* stdin carries the command line, then the cluster's secret and a nonce (the server's first
+  line), then control lines, and its end-of-file ends the server's lease;
 * stdout carries the ``MINIRAY_READY`` line, then the workers' log lines; the ready line
   carries a MAC over the nonce, its address and its port (``ready_mac``), and a line without
   the right one (a login script's) is skipped;
@@ -82,6 +85,23 @@ def remote_command(
 
 
 # --8<-- [end:remote_command]
+
+# What every launcher runs on a node: a POSIX shell that reads one line from its stdin, the
+# command line (`remote_command`), and runs it; the server reads the next line. (``read``
+# takes one byte at a time from a pipe, so it never takes a byte of the lines after.)
+READ_COMMAND = "exec /bin/sh -c 'IFS= read -r command && eval \"$command\"'"
+
+
+def command_line(command: str) -> bytes:
+    """``command`` as `READ_COMMAND` reads it: one line.
+
+    Raises:
+        ConfigError: ``command`` holds a line break (an ``env`` value with one, say): the
+            node would read the part before it only.
+    """
+    if "\n" in command:
+        raise ConfigError(f"a line break cannot travel in a command line: {command[:100]!r}")
+    return command.encode() + b"\n"
 
 
 def is_shell_name(name: str) -> bool:
@@ -185,6 +205,8 @@ class NodeProcess:
             None: unless it is ``/bin/sh -c``.
         popen: Starts ``argv`` (`subprocess.Popen`'s signature): a launcher's own, for
             an engine that relays the server's pipes itself (see ``launchers``).
+        command: The command line that `READ_COMMAND` in ``argv`` reads, written to
+            stdin before the secret; None: ``argv`` runs the server itself.
     """
 
     def __init__(
@@ -196,7 +218,9 @@ class NodeProcess:
         *,
         via_ssh: bool | None = None,
         popen: Callable[..., Any] = subprocess.Popen,
+        command: str | None = None,
     ) -> None:
+        first = b"" if command is None else command_line(command)  # before anything starts
         self.label = label
         self._on_stderr = on_stderr
         self._secret, self._nonce = secret, secrets.token_hex(16)
@@ -221,7 +245,7 @@ class NodeProcess:
         )
         self._stderr_thread.start()
         try:
-            self.proc.stdin.write(f"{secret} {self._nonce}\n".encode())
+            self.proc.stdin.write(first + f"{secret} {self._nonce}\n".encode())
             self.proc.stdin.flush()
         except OSError:
             pass  # it died already; wait_ready says why

@@ -1,11 +1,13 @@
 # @3+
 """Launchers: how a node's server is started on its host, with its stdio attached to us.
 
-A launcher is one small contract: given a node and the shell command that starts its
-server (``launch.remote_command``), the argument list that runs that command on the node
-with the command's stdin, stdout and stderr as pipes to this process. Everything else (the
-secret and nonce on stdin, the ready line and logs on stdout, the stdin lease) travels
-through those pipes, whatever carries them:
+A launcher is one small contract: given a node and a shell command, the argument list that
+runs that command on the node with the command's stdin, stdout and stderr as pipes to this
+process. The command is always ``launch.READ_COMMAND``, a shell that reads the real command
+line (``launch.remote_command``) from stdin: no launcher's arguments hold a path, an
+``env`` value or anything else of the node's. Everything else (the command line, the secret
+and nonce on stdin, the ready line and logs on stdout, the stdin lease) travels through
+those pipes, whatever carries them:
 
 * ``local``: ``/bin/sh -c COMMAND`` here (nodes named ``localhost`` or ``127.0.0.1``);
 * ``ssh``: ``ssh ... HOST COMMAND`` (every other node, unless told otherwise);
@@ -26,7 +28,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from .errors import ConfigError
-from .launch import LOCAL_HOSTS, ssh_command
+from .launch import LOCAL_HOSTS, READ_COMMAND, command_line, ssh_command
 
 
 class LaunchedNode(Protocol):
@@ -68,16 +70,20 @@ class Launcher:
         """Start ``argv`` (`subprocess.Popen`'s arguments); the process, with its pipes."""
         return subprocess.Popen(argv, **options)
 
-    def run(self, argv: list[str], timeout: float) -> tuple[bytes, bytes]:
-        """Run ``argv`` to its end, stdin empty; its stdout and stderr.
+    def run(self, argv: list[str], timeout: float, stdin: bytes = b"") -> tuple[bytes, bytes]:
+        """Run ``argv`` to its end, given ``stdin``; its stdout and stderr.
 
         Raises:
             subprocess.TimeoutExpired: It ran longer than ``timeout`` seconds (killed).
         """
-        done = subprocess.run(
-            argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False
-        )
+        done = subprocess.run(argv, input=stdin, capture_output=True, timeout=timeout, check=False)
         return done.stdout, done.stderr
+
+    def run_command(self, node: LaunchedNode, command: str, timeout: float) -> tuple[bytes, bytes]:
+        """Run the shell ``command`` on ``node`` to its end (as `READ_COMMAND` reads it, so
+        it shows in no process list); its stdout and stderr. Raises as `run` does, and
+        ConfigError for a command of more than one line."""
+        return self.run(self.argv(node, READ_COMMAND, timeout), timeout, command_line(command))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"

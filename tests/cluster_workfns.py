@@ -20,6 +20,12 @@ def echo(handle: Any) -> None:
         handle.send(handle.recv())
 
 
+def echo_env(handle: Any) -> None:
+    """Answer each variable's name with its value in this worker's environment."""
+    while True:
+        handle.send(os.environ.get(handle.recv()))
+
+
 def whoami(handle: Any) -> None:
     """Answer every message with this worker's rank environment, host name and address."""
     while True:

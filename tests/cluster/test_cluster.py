@@ -121,11 +121,13 @@ def test_a_node_s_worker_count_that_is_not_a_count_is_refused_when_it_is_made(
         ("env", {"A": 1}, "node h: env: environment names and values are str, not 'A': int"),
         ("env", {"A B": "1"}, "node h: env: 'A B' is not a shell name"),
         ("env", {"A": "x\0y"}, "node h: env: the value of A holds a NUL byte"),
+        ("env", {"A": "x\ny"}, "node h: env: the value of A holds a line break"),
+        ("cwd", "/a\nb", "node h: cwd must be a path (of one line), not '/a\\nb'"),
         ("env", "A=1", "node h: env must be a dict of str to str, not a str"),
         ("ssh_options", "-v", "node h: ssh_options must be a list of str, not '-v'"),
         ("ssh_options", [1], "node h: ssh_options must be a list of str, not [1]"),
-        ("python", "", "node h: python must be a path, not ''"),
-        ("cwd", None, "node h: cwd must be a path, not None"),
+        ("python", "", "node h: python must be a path (of one line), not ''"),
+        ("cwd", None, "node h: cwd must be a path (of one line), not None"),
         ("user", 7, "node h: user must be a str or None, not 7"),
         ("identity_file", b"k", "node h: identity_file must be a str or None, not b'k'"),
         ("ssh_port", "22", "node h: ssh_port: port must be an int"),
@@ -336,6 +338,33 @@ def test_a_node_over_ssh_runs_its_workers_with_ranks(
         ("sshnode", 1, "last words of rank 1"),
         ("localhost", 2, "err 0 of rank 2"),
     }
+    assert wait_for_no_processes(tag, 5.0) == []
+
+
+def test_env_values_show_in_no_process_list_while_the_cluster_runs(
+    use_ssh_config: SshHosts, node: Any, tag: str
+) -> None:
+    """A token in ``env`` was ssh's (and srun's) last argument for the cluster's lifetime:
+    every local user could read it with ``ps``. The command line travels on the lease."""
+    import os
+    import secrets
+
+    from miniray import Cluster
+
+    token = f"token-{secrets.token_hex(8)}"
+    with Cluster([node("node1", 1, env={"MY_TOKEN": token})], log=lambda line: None) as cluster:
+        (worker,) = cluster.start(work_fn="cluster_workfns.echo_env")
+        worker.send("MY_TOKEN")
+        assert worker.recv(timeout=10) == token  # it did reach the worker
+        shown = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if token.encode() in f.read():
+                        shown.append(pid)
+            except OSError:  # gone meanwhile
+                continue
+        assert shown == [], f"processes showing the token in their arguments: {shown}"
     assert wait_for_no_processes(tag, 5.0) == []
 
 

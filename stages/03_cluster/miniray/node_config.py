@@ -43,8 +43,8 @@ class NodeConfig:
         ssh_options: More ssh arguments, e.g. ``["-F", "my_ssh_config"]``.
         python: The node's Python, by absolute path (default: this interpreter's path).
         cwd: Working directory on the node (default: this process's).
-        env: Environment variables for the server and its workers. They travel on the
-            launch command line, which local users can read (``ps``): no secrets.
+        env: Environment variables for the server and its workers (each value one line:
+            the command line travels on the server's stdin, see ``launch.READ_COMMAND``).
         max_frame: This node's ``max_frame``, if not the Cluster's.
         launcher: How the server is started on the node (see ``launchers``): None (SSH,
             or a local shell for ``localhost``), a name (``"ssh"``, ``"local"``...), a
@@ -121,16 +121,18 @@ def _launch_problem(node: NodeConfig) -> str | None:
         check_env(node.env)  # the rule of a local Worker's env
     except (TypeError, ValueError) as e:
         return f"env: {e}"
-    for name in node.env:
+    for name, value in node.env.items():
         if not is_shell_name(name):  # it is set by the shell's `env` on the node
             return f"env: {name!r} is not a shell name"
+        if "\n" in value:  # the command line travels as one line (launch.READ_COMMAND)
+            return f"env: the value of {name} holds a line break"
     options = node.ssh_options
     if isinstance(options, str) or not isinstance(options, Sequence) or not _all_str(options):
         return f"ssh_options must be a list of str, not {options!r:.60}"
     for name in ("python", "cwd"):
         path = getattr(node, name)
-        if not isinstance(path, str) or not path:
-            return f"{name} must be a path, not {path!r:.60}"
+        if not isinstance(path, str) or not path or "\n" in path:
+            return f"{name} must be a path (of one line), not {path!r:.60}"
     for name in ("user", "identity_file"):
         value = getattr(node, name)
         if value is not None and not isinstance(value, str):

@@ -66,11 +66,11 @@ class _ServerHolder:
         )
         return self._proc.pid
 
-    def run(self, argv: list[str], timeout: float) -> tuple[bytes, bytes] | None:
+    def run(self, argv: list[str], timeout: float, stdin: bytes) -> tuple[bytes, bytes] | None:
         """``Launcher.run`` on this node (a network probe); None if it timed out."""
         try:
             done = subprocess.run(
-                argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False
+                argv, input=stdin, capture_output=True, timeout=timeout, check=False
             )
         except subprocess.TimeoutExpired:
             return None
@@ -183,11 +183,11 @@ class RayLauncher(Launcher):
     def popen(self, argv: list[str], **options: Any) -> Any:
         return _RayProcess(self.actor, argv)
 
-    def run(self, argv: list[str], timeout: float) -> tuple[bytes, bytes]:
+    def run(self, argv: list[str], timeout: float, stdin: bytes = b"") -> tuple[bytes, bytes]:
         import ray
 
         done: tuple[bytes, bytes] | None = ray.get(
-            self.actor.run.remote(argv, timeout), timeout=timeout + 30
+            self.actor.run.remote(argv, timeout, stdin), timeout=timeout + 30
         )
         if done is None:
             raise subprocess.TimeoutExpired(argv, timeout)

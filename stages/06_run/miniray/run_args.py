@@ -72,8 +72,7 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="set a variable for the nodes' servers and every rank (no secrets: the "
-        "value shows in the process list, here and on the nodes)",
+        help="set a variable for the nodes' servers and every rank",
     )
     p.add_argument("--no-env-check", action="store_true", help="skip the software check")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- python train.py ARGS")
@@ -213,7 +212,7 @@ def gpus_on(node: NodeConfig, timeout: float = 30.0) -> int:
     command = remote_command("nvidia-smi", ["-L"], cwd="/", env=node.env)
     launcher = node.get_launcher()  # the way the node's server will start: ssh, srun...
     try:
-        out, err = launcher.run(launcher.argv(node, command, timeout), timeout)
+        out, err = launcher.run_command(node, command, timeout)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise ConfigError(f"no GPU on host {node.host}: nvidia-smi: {e}") from None
     listing, said = out.decode(errors="replace"), err.decode(errors="replace")
