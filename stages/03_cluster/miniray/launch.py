@@ -99,8 +99,11 @@ def command_line(command: str) -> bytes:
         ConfigError: ``command`` holds a line break (an ``env`` value with one, say): the
             node would read the part before it only.
     """
-    if "\n" in command:
-        raise ConfigError(f"a line break cannot travel in a command line: {command[:100]!r}")
+    if "\n" in command:  # (the line is not shown: it holds the env values)
+        raise ConfigError(
+            "a line break cannot travel in a node's command line (in an env value, cwd, "
+            "python or the work function's name)"
+        )
     return command.encode() + b"\n"
 
 
