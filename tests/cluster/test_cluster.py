@@ -371,9 +371,9 @@ def test_env_values_show_in_no_process_list_while_the_cluster_runs(
 def test_a_command_line_that_cannot_travel_is_refused_without_showing_it(node: Any) -> None:
     from miniray import Cluster, ClusterError
 
-    with Cluster([node("localhost", 1, env={"MY_TOKEN": "token-not-to-be-shown"})]) as cluster:
-        with pytest.raises(ClusterError, match="a line break cannot travel") as caught:
-            cluster.start(work_fn="cluster_workfns.echo\nsomething")
+    nodes = [node("localhost", 1, env={"MY_TOKEN": "token-not-to-be-shown"})]
+    with Cluster(nodes) as cluster, pytest.raises(ClusterError, match="cannot travel") as caught:
+        cluster.start(work_fn="cluster_workfns.echo\nsomething")
     assert "token-not-to-be-shown" not in str(caught.value)
 
 
