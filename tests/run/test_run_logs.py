@@ -32,6 +32,21 @@ def test_a_log_dir_holds_each_rank_s_streams_and_the_run_s_summary(
     assert wait_for_no_processes(tag, GONE) == []
 
 
+def test_every_rank_has_its_two_files_though_it_printed_nothing(tag: str, tmp_path: Path) -> None:
+    """A rank that said nothing before the run ended had no file at all: was it never
+    started, or the folder another run's? Each rank's files are made as the run begins."""
+    logs = tmp_path / "logs"
+    command = ["python", "-c", "import os, sys; sys.exit(int(os.environ['RANK']) == 1)"]
+    code, _, _ = run(tag, *LOCAL_2x2, "--log-dir", str(logs), "--", *command)
+    assert code == 1
+    for rank in range(4):
+        assert (logs / f"rank{rank}.out").read_text() == ""
+    assert sorted(p.name for p in logs.iterdir()) == sorted(
+        [f"rank{r}.{s}" for r in range(4) for s in ("out", "err")] + ["summary.json"]
+    )
+    assert wait_for_no_processes(tag, GONE) == []
+
+
 def test_the_next_run_in_a_log_dir_replaces_the_last_run_s_files(tag: str, tmp_path: Path) -> None:
     """They were appended to, and a rank the new run lacks kept its old files beside the new
     summary: two runs' lines in one file, and ranks that seemed to have spoken."""
@@ -46,7 +61,9 @@ def test_the_next_run_in_a_log_dir_replaces_the_last_run_s_files(tag: str, tmp_p
     )
     assert code == 0
     assert (logs / "rank0.out").read_text().splitlines() == ["ready r0 restart 0"]
-    assert sorted(p.name for p in logs.iterdir()) == ["notes.txt", "rank0.out", "summary.json"]
+    assert (logs / "rank0.err").read_text() == ""  # made at the start, as every rank's are
+    names = sorted(p.name for p in logs.iterdir())
+    assert names == ["notes.txt", "rank0.err", "rank0.out", "summary.json"]
     assert json.loads((logs / "summary.json").read_text())["hosts"] == [["localhost", 1]]
     assert keep.read_text() == "mine"
     assert wait_for_no_processes(tag, GONE) == []

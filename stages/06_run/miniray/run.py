@@ -119,7 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         options = options_from(args)
-        logs = RunLogs(args.log_dir, shown_ranks(args.ranks, total_workers(options.nodes)))
+        world_size = total_workers(options.nodes)
+        logs = RunLogs(args.log_dir, shown_ranks(args.ranks, world_size), world_size=world_size)
     except MiniRayError as e:  # nothing has started: said as `logs.say` says things
         print(f"miniray run: {type(e).__name__}: {e}", file=sys.stderr)
         return 1

@@ -7,7 +7,8 @@
 * ``--log-dir DIR``: every line of every rank, as printed, in ``DIR/rankN.out`` and
   ``DIR/rankN.err`` (appended to across restarts), and ``DIR/summary.json`` at the end.
   The folder holds one run: a run begins by removing the last run's files of those names
-  (other files stay), so no line of an earlier run reads as this run's.
+  (other files stay), so no line of an earlier run reads as this run's, and by making each
+  rank's two files, so a rank that printed nothing has empty ones, not none.
 * The last `LAST_LINES` lines of each rank, kept for the report of a failure.
 
 New in this stage: the whole module.
@@ -39,6 +40,8 @@ class RunLogs:
         console_ranks: set[int] | None,
         stdout: IO[str] | None = None,
         stderr: IO[str] | None = None,
+        *,
+        world_size: int = 0,
     ) -> None:
         self.dir = Path(log_dir) if log_dir else None
         if self.dir is not None:
@@ -47,6 +50,9 @@ class RunLogs:
                 for path in self.dir.iterdir():  # the last run's (see the module's docstring)
                     if _RUN_FILE.fullmatch(path.name):
                         path.unlink()
+                for rank in range(world_size):  # (made, not held open: a rank may never print)
+                    for stream in ("out", "err"):
+                        (self.dir / f"rank{rank}.{stream}").touch()
             except OSError as e:  # a file there, no right to make it...: before anything runs
                 raise ConfigError(f"--log-dir {log_dir!r}: {e.strerror}") from None
         self.console_ranks = console_ranks
