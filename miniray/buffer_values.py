@@ -15,13 +15,13 @@ ints. And the quick checks of whether a message holds any buffer at all (`holds_
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from .errors import ProtocolError, Unsendable
+from .wire import compact_json_encoder
 
 PLACEHOLDER = "__buffer__"
 
@@ -203,8 +203,5 @@ def _no_buffer_here(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__qualname__} is not JSON serializable")
 
 
-# JSON's fast encoder, whose hook says "this message holds a buffer" instead of failing.
-# (check_circular=False: see wire.py's encoder.)
-json_probe = json.JSONEncoder(
-    separators=(",", ":"), default=_no_buffer_here, check_circular=False
-).encode
+# JSON's encoder, whose hook says "this message holds a buffer" instead of failing.
+json_probe = compact_json_encoder(_no_buffer_here)

@@ -67,6 +67,42 @@ def test_garbled_json_is_a_protocol_error_and_the_next_frame_still_arrives() -> 
     assert channel.recv(timeout=1) == 42
 
 
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(JSON_VALUES)
+def test_a_message_goes_out_as_compact_json_and_comes_back_equal(value: Any) -> None:
+    """The channel's encoder is made once, from json's parts: byte for byte what json.dumps
+    writes, and json.dumps's own output (spaces, an indent, a newline around) reads back."""
+    channel, peer = adapters.channel_pair()
+    channel.send(value)
+    compact = json.dumps(value, separators=(",", ":")).encode()
+    assert _read_exactly(peer, len(adapters.frame(compact))) == adapters.frame(compact)
+    spaced = json.dumps(value, indent=1).encode()
+    peer.sendall(adapters.frame(b" \n" + spaced + b"\r\n\t"))
+    assert channel.recv(timeout=1) == value
+    peer.sendall(adapters.frame(compact + b" 0"))
+    with pytest.raises(ProtocolError, match="extra data"):
+        channel.recv(timeout=1)
+
+
+def test_the_encoder_is_the_same_without_json_s_c_part(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where json has no C encoder (another Python), the pure-Python one writes the same."""
+    import json.encoder
+
+    from miniray.wire import compact_json_encoder
+
+    value = {"a": [1, 2.5, None, True, "\u00e9\n"], "b": {"c": -0.0}, "": "x"}
+    with_c = compact_json_encoder()(value)
+    monkeypatch.setattr(json.encoder, "c_make_encoder", None)
+    assert compact_json_encoder()(value) == with_c == json.dumps(value, separators=(",", ":"))
+
+
 def test_eof_mid_frame_is_a_protocol_error_and_clean_eof_is_channel_closed() -> None:
     channel, peer = adapters.channel_pair()
     peer.sendall(adapters.frame(b'"whole"') + adapters.frame(b'"cut"')[:-2])
@@ -223,3 +259,10 @@ def test_channel_refuses_a_nan_negative_or_non_number_timeout(bad: Any) -> None:
     peer.setblocking(False)
     with pytest.raises(BlockingIOError):
         peer.recv(100)
+
+
+def _read_exactly(sock: Any, size: int) -> bytes:
+    data = b""
+    while len(data) < size and (chunk := sock.recv(size - len(data))):
+        data += chunk
+    return data

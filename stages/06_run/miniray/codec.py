@@ -20,7 +20,6 @@ so a stranger never reaches the decoder at all.
 
 from __future__ import annotations
 
-import json
 import marshal
 import re
 import struct
@@ -28,7 +27,7 @@ from typing import Any, Protocol
 
 from .decode_limits import MAX_DEPTH, as_marked_lists, check_depth, rebuild_hashed
 from .errors import ProtocolError, Unsendable
-from .wire import encode_message
+from .wire import decode_json, encode_message
 
 MARSHAL_VERSION = 4  # the format of Python 3.4 on; each Python reads the versions it writes
 MAX_WEIGHT = 4  # a marshalled value, references counted out, weighs at most 4x its bytes
@@ -53,14 +52,13 @@ class JsonCodec:
     """JSON: any peer can read it; tuples arrive as lists, dict keys as strings."""
 
     name = "json"
-    _decoder = json.JSONDecoder()
 
     def encode(self, msg: Any) -> bytes:
         return encode_message(msg)  # the frames of stages 1-4 were JSON already
 
     def decode(self, payload: bytes | bytearray) -> Any:
         try:
-            value = self._decoder.decode(payload.decode())
+            value = decode_json(payload.decode())
         except (ValueError, RecursionError) as e:  # bad UTF-8 and bad JSON are ValueErrors
             raise ProtocolError(f"garbled message: {e}") from None
         if payload.count(b"[") + payload.count(b"{") > MAX_DEPTH:  # else it cannot be deeper
