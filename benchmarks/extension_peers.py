@@ -274,20 +274,33 @@ def fresh_copy_rate(size: int) -> Measure:
     return Measure(run)
 
 
-def pipe_roundtrip(codec: str = "pickle") -> Measure:
-    """``multiprocessing.Pipe`` ping-pong, the message made into bytes by ``codec`` on both
-    sides (pickle is what ``Connection.send``/``recv`` do: ``send_bytes(dumps(msg))``)."""
+def pipe_roundtrip(codec: str | None = None) -> Measure:
+    """``multiprocessing.Pipe`` ping-pong. With no ``codec``, as its users use it: the
+    message itself through ``send``/``recv`` (pickled by multiprocessing's ForkingPickler);
+    with one, the message made into bytes by ``codec`` on both sides, through
+    ``send_bytes``/``recv_bytes``."""
     ours, theirs = multiprocessing.Pipe()
     process = multiprocessing.get_context("fork").Process(target=_pipe_echo, args=(theirs, codec))
     process.start()
-    dumps, loads = _PIPE_CODECS[codec]
 
-    def ping() -> None:
-        ours.send_bytes(dumps(SMALL))
-        loads(ours.recv_bytes())
+    if codec is None:
+
+        def ping() -> None:
+            ours.send(SMALL)
+            ours.recv()
+
+    else:
+        dumps, loads = _PIPE_CODECS[codec]
+
+        def ping() -> None:
+            ours.send_bytes(dumps(SMALL))
+            loads(ours.recv_bytes())
 
     def stop() -> None:
-        ours.send_bytes(b"")
+        if codec is None:
+            ours.send(None)
+        else:
+            ours.send_bytes(b"")
         process.join()
 
     return Measure(lambda: _rate(ping, RUN_SECONDS[0]), stop)
@@ -304,7 +317,11 @@ _PIPE_CODECS: dict[str, tuple[Callable[[Any], bytes], Callable[[bytes], Any]]] =
 }
 
 
-def _pipe_echo(conn: Any, codec: str) -> None:
+def _pipe_echo(conn: Any, codec: str | None) -> None:
+    if codec is None:  # objects, through Connection's own pickling; None ends it
+        while (msg := conn.recv()) is not None:
+            conn.send(msg)
+        return
     dumps, loads = _PIPE_CODECS[codec]
     while payload := conn.recv_bytes():
         conn.send_bytes(dumps(loads(payload)))

@@ -15,8 +15,10 @@ CPU even when idle, which on a small machine would slow every other row.
 * calls: ``call_remote`` one at a time vs ``submit`` pipelined, for a local Worker and a
   RemoteWorker, and a Ray actor's calls, one ``ray.get`` each (sync) or all at once (async);
 * codec: encode+decode of a small dict and of 1 MB of floats, JSON vs marshal; small
-  round trips of a Worker with each codec vs ``multiprocessing.Pipe`` (pickle); this
-  stage's Worker vs stage 4's (the same message, no buffers: "no slower than before");
+  round trips of a Worker with each codec vs ``multiprocessing.Pipe`` as it is used
+  (``send``/``recv``: pickle, through multiprocessing's ForkingPickler) and vs ``Pipe``
+  carrying bytes made by ``pickle``, ``json`` or ``marshal`` at both ends; this stage's
+  Worker vs stage 4's (the same message, no buffers: "no slower than before");
 * buffers: a ``--size-mib`` byte buffer handed to a local Worker (received as a copy, or as
   a view) vs ``memcpy`` of the same bytes; the old way (base64 inside JSON); a numpy
   array echoed there and back vs a Ray actor's numpy echo; a RemoteWorker vs raw TCP, and
@@ -148,6 +150,7 @@ def codec_rows() -> list[Row]:
     previous = str(ROOT / "stages" / "04_distributed")
     rows += [
         Row("multiprocessing.Pipe round trip", pipe_roundtrip()),
+        Row("multiprocessing.Pipe round trip, pickle", pipe_roundtrip("pickle")),
         Row("multiprocessing.Pipe round trip, json", pipe_roundtrip("json")),
         Row("multiprocessing.Pipe round trip, marshal", pipe_roundtrip("marshal")),
         Row(
