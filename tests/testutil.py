@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -160,3 +161,13 @@ def secret_env(directory: str, secret: str = "test-secret-0123456789abcdef") -> 
     with os.fdopen(fd, "w") as f:
         f.write(secret)
     return {**os.environ, "MINIRAY_SECRET_FILE": path}
+
+
+def recv_exactly(sock: socket.socket, size: int) -> bytes:
+    """Read exactly ``size`` bytes from ``sock``; the peer hanging up first fails the test."""
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        assert chunk, "hung up"
+        data += chunk
+    return data

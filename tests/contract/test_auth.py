@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from testutil import recv_exactly
 
 pytestmark = pytest.mark.needs("tcp")
 
@@ -59,15 +60,6 @@ def serve_one_handshake(sock: socket.socket, secret: bytes, status: int | None =
         sock.sendall(REJECTION)
         raise
     sock.sendall(session.verdict(ACCEPTED if status is None else status))
-
-
-def recv_exactly(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        assert chunk, "hung up"
-        data += chunk
-    return data
 
 
 def client_against(server: Callable[[socket.socket], None], secret: bytes = b"s" * 32) -> object:

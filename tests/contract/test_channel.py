@@ -15,6 +15,7 @@ import adapters
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from testutil import recv_exactly
 
 from miniray import ChannelClosed, ProtocolError, RemoteError, Unsendable
 
@@ -82,7 +83,7 @@ def test_a_message_goes_out_as_compact_json_and_comes_back_equal(value: Any) -> 
     channel, peer = adapters.channel_pair()
     channel.send(value)
     compact = json.dumps(value, separators=(",", ":")).encode()
-    assert _read_exactly(peer, len(adapters.frame(compact))) == adapters.frame(compact)
+    assert recv_exactly(peer, len(adapters.frame(compact))) == adapters.frame(compact)
     spaced = json.dumps(value, indent=1).encode()
     peer.sendall(adapters.frame(b" \n" + spaced + b"\r\n\t"))
     assert channel.recv(timeout=1) == value
@@ -259,10 +260,3 @@ def test_channel_refuses_a_nan_negative_or_non_number_timeout(bad: Any) -> None:
     peer.setblocking(False)
     with pytest.raises(BlockingIOError):
         peer.recv(100)
-
-
-def _read_exactly(sock: Any, size: int) -> bytes:
-    data = b""
-    while len(data) < size and (chunk := sock.recv(size - len(data))):
-        data += chunk
-    return data
